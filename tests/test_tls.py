@@ -1,0 +1,149 @@
+"""TLS options against a real HTTPS server on 127.0.0.1 with a self-signed (trustme) certificate."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+
+from yeastar_async._http import Transport
+from yeastar_async._models import ApiResponse
+from yeastar_async._tls import TlsPolicy
+from yeastar_async.errors import TransportError
+
+
+class Tokens:
+    async def token(self) -> str:
+        return "t"
+
+    async def expired(self, token: str) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+async def https_server(ca: trustme.CA) -> AsyncIterator[tuple[str, bytes]]:
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+
+    async def info(request: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "errmsg": "SUCCESS"})
+
+    app = web.Application()
+    app.router.add_get("/openapi/v1.0/system/information", info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    port = runner.addresses[0][1]
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    try:
+        yield f"https://127.0.0.1:{port}", hashlib.sha256(der).digest()
+    finally:
+        await runner.cleanup()
+
+
+async def call(base: str, ssl_option: Any) -> ApiResponse:
+    t = Transport(base, ssl=ssl_option, retries=0)
+    t.tokens = Tokens()
+    try:
+        return await t.request("GET", "system/information", response_type=ApiResponse)
+    finally:
+        await t.aclose()
+
+
+async def test_default_verification_rejects_a_self_signed_pbx(
+    https_server: tuple[str, bytes],
+) -> None:
+    base, _ = https_server
+    with pytest.raises(TransportError) as info:
+        await call(base, None)
+    assert info.value.sent, "a TLS failure is not retried as 'never sent'"
+
+
+async def test_ca_file_verifies_the_pbx(
+    https_server: tuple[str, bytes], ca: trustme.CA, tmp_path: Path
+) -> None:
+    base, _ = https_server
+    ca_file = tmp_path / "pbx-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    assert (await call(base, str(ca_file))).errcode == 0
+    assert (await call(base, ca_file)).errcode == 0
+
+
+async def test_ssl_context_is_used_as_given(
+    https_server: tuple[str, bytes], ca: trustme.CA
+) -> None:
+    base, _ = https_server
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    assert (await call(base, ctx)).errcode == 0
+
+
+@pytest.mark.parametrize("style", ["hex", "colons", "prefixed"])
+async def test_sha256_pin_accepts_the_pinned_certificate(
+    https_server: tuple[str, bytes], style: str
+) -> None:
+    base, digest = https_server
+    pin = {
+        "hex": digest.hex(),
+        "colons": digest.hex(":").upper(),
+        "prefixed": "sha256:" + digest.hex(),
+    }[style]
+    assert (await call(base, pin)).errcode == 0
+
+
+async def test_sha256_pin_rejects_another_certificate(https_server: tuple[str, bytes]) -> None:
+    base, _ = https_server
+    with pytest.raises(TransportError, match="pinned"):
+        await call(base, "ab" * 32)
+
+
+async def test_verification_off_works_and_warns(
+    https_server: tuple[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    base, _ = https_server
+    with caplog.at_level(logging.WARNING):
+        assert (await call(base, False)).errcode == 0
+    assert "verification is OFF" in caplog.text
+
+
+def test_websocket_context_checks_the_pin() -> None:
+    class FakeSsl:
+        def __init__(self, der: bytes) -> None:
+            self.der = der
+
+        def getpeercert(self, binary_form: bool = False) -> bytes:
+            return self.der
+
+    policy = TlsPolicy(hashlib.sha256(b"cert").hexdigest())
+    ctx = policy.for_websocket()
+    assert ctx.verify_mode == ssl.CERT_NONE
+    policy.check_peer(FakeSsl(b"cert"))  # type: ignore[arg-type]
+    with pytest.raises(TransportError, match="does not match"):
+        policy.check_peer(FakeSsl(b"other"))  # type: ignore[arg-type]
+    TlsPolicy(None).check_peer(None)  # no pin: nothing to check
+
+
+@pytest.mark.parametrize("bad", ["/no/such/ca.pem", "abcd", "zz" * 32])
+def test_bad_ssl_option_names_the_value(bad: str) -> None:
+    with pytest.raises(ValueError) as info:
+        TlsPolicy(bad)
+    assert repr(bad) in str(info.value)
+
+
+def test_wrong_ssl_type_is_type_error() -> None:
+    with pytest.raises(TypeError, match="not int"):
+        TlsPolicy(3)  # type: ignore[arg-type]

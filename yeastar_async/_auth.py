@@ -1,0 +1,341 @@
+"""Token manager: get, refresh and revoke tokens, single-flight, with a lockout guard.
+
+Access tokens live 30 minutes and refresh tokens 24 hours. The manager refreshes before expiry
+(a margin of 5 minutes, scaled down for short lifetimes); N concurrent callers share one login or
+one refresh; a rejected refresh falls back to one login.
+
+The PBX puts the caller's IP on its block list after 5 consecutive failed logins, so the
+manager never retries a login whose credentials were rejected, and after 3 consecutive
+credential failures it refuses to try again (:class:`~yeastar_async.errors.LockoutGuardError`):
+fix the credentials and create a new client. The token cap (60002 on ``get_token``, about 8 live
+tokens per application) is no credential failure: the manager raises
+:class:`~yeastar_async.errors.LimitExceededError` and waits before the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from ._models import ApiResponse
+from .errors import (
+    AuthenticationError,
+    IPBlockedError,
+    LimitExceededError,
+    LockoutGuardError,
+    TransportError,
+    YeastarError,
+)
+
+__all__ = ["MemoryTokenStore", "TokenManager", "TokenSet", "TokenStore"]
+
+logger = logging.getLogger("yeastar_async.auth")
+
+T = TypeVar("T")
+
+
+class _Sender(Protocol):
+    async def send(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        response_type: type[T],
+        timeout: float | None = None,
+        token: str | None = None,
+    ) -> T: ...
+
+
+class _TokenAnswer(ApiResponse, kw_only=True):
+    access_token: str = ""
+    access_token_expire_time: float = 1800.0
+    refresh_token: str = ""
+    refresh_token_expire_time: float = 86400.0
+
+    def __repr__(self) -> str:
+        return "_TokenAnswer(<tokens hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSet:
+    """An access/refresh token pair with their absolute expiry times (``time.time()`` seconds).
+
+    Its ``repr`` never shows the tokens.
+    """
+
+    access_token: str
+    access_expires_at: float
+    refresh_token: str
+    refresh_expires_at: float
+    #: Lifetime the PBX granted to the access token, used to scale the refresh margin.
+    access_lifetime: float
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenSet(access_expires_at={self.access_expires_at:.0f}, "
+            f"refresh_expires_at={self.refresh_expires_at:.0f})"
+        )
+
+
+class TokenStore(Protocol):
+    """Where the current :class:`TokenSet` lives.
+
+    The default keeps it in memory. Implement this protocol (e.g. over Redis or a file) to share
+    tokens between processes, which keeps the application under the PBX's cap of about 8 live
+    tokens; then pass ``revoke_on_close=False`` so one process closing does not revoke the token
+    the others use.
+    """
+
+    async def load(self) -> TokenSet | None:
+        """The stored token set, or ``None``."""
+        ...
+
+    async def save(self, tokens: TokenSet | None) -> None:
+        """Replace the stored token set (``None`` clears it)."""
+        ...
+
+
+class MemoryTokenStore:
+    """The default :class:`TokenStore`: one token set in memory."""
+
+    def __init__(self) -> None:
+        self._tokens: TokenSet | None = None
+
+    async def load(self) -> TokenSet | None:
+        """The stored token set, or ``None``."""
+        return self._tokens
+
+    async def save(self, tokens: TokenSet | None) -> None:
+        """Replace the stored token set."""
+        self._tokens = tokens
+
+    def __repr__(self) -> str:
+        return f"MemoryTokenStore(has_tokens={self._tokens is not None})"
+
+
+class TokenManager:
+    """Hands out valid access tokens for one application (client ID / secret) on one PBX."""
+
+    def __init__(
+        self,
+        sender: _Sender,
+        client_id: str,
+        client_secret: str,
+        *,
+        store: TokenStore | None = None,
+        refresh_margin: float = 300.0,
+        max_credential_failures: int = 3,
+        limit_retry_after: float = 60.0,
+        revoke_timeout: float = 3.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not client_id or not isinstance(client_id, str):
+            raise ValueError(
+                "client_id must be a non-empty string (Integrations > API > Client ID)"
+            )
+        if not client_secret or not isinstance(client_secret, str):
+            raise ValueError(
+                "client_secret must be a non-empty string (Integrations > API > Client Secret)"
+            )
+        if refresh_margin < 0:
+            raise ValueError(f"refresh_margin must be >= 0, got {refresh_margin!r}")
+        if max_credential_failures < 1:
+            raise ValueError(
+                f"max_credential_failures must be >= 1, got {max_credential_failures!r}"
+            )
+        self._sender = sender
+        self._client_id = client_id
+        self._secret = client_secret
+        self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        self._margin = refresh_margin
+        self._max_failures = max_credential_failures
+        self._limit_retry_after = limit_retry_after
+        self._revoke_timeout = revoke_timeout
+        self._clock = clock
+        self._credential_failures = 0
+        self._login_not_before = 0.0
+        self._pending: asyncio.Future[str] | None = None
+        self._last: TokenSet | None = None
+        self.logins = 0
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenManager(client_id={self._client_id!r}, "
+            f"credential_failures={self._credential_failures})"
+        )
+
+    # -- public ----------------------------------------------------------------------------
+
+    async def token(self) -> str:
+        """A valid access token: the stored one, or a refreshed one, or a new login.
+
+        Concurrent callers share one renewal. Raises :class:`AuthenticationError` for rejected
+        credentials, :class:`LockoutGuardError` once the guard has tripped,
+        :class:`IPBlockedError`, :class:`LimitExceededError` for the token cap, and
+        :class:`TransportError` when the PBX cannot be reached.
+        """
+        current = await self._store.load()
+        if current is not None and self._usable(current):
+            return current.access_token
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.ensure_future(self._renew(current))
+            self._pending.add_done_callback(_consume_exception)
+        # shield: a caller that is cancelled must not cancel the renewal others wait for.
+        return await asyncio.shield(self._pending)
+
+    async def expired(self, token: str) -> None:
+        """The PBX answered 10004 for ``token``: the next :meth:`token` renews it.
+
+        A no-op when that token was already replaced (another caller renewed it meanwhile).
+        """
+        current = await self._store.load()
+        if current is not None and current.access_token == token:
+            await self._store.save(
+                TokenSet(
+                    access_token=current.access_token,
+                    access_expires_at=0.0,
+                    refresh_token=current.refresh_token,
+                    refresh_expires_at=current.refresh_expires_at,
+                    access_lifetime=current.access_lifetime,
+                )
+            )
+
+    def expires_in(self) -> float | None:
+        """Seconds left on the access token cached in memory (``None`` before the first login)."""
+        current = self._last
+        if current is None:
+            return None
+        return max(0.0, current.access_expires_at - self._clock())
+
+    async def revoke(self) -> None:
+        """Revoke the current access token (``del_token``), best effort.
+
+        Shielded from cancellation and bounded by a short timeout; a failure is logged, never
+        raised. The store is cleared either way.
+        """
+        current = await self._store.load()
+        await self._store.save(None)
+        if current is None or current.access_expires_at <= self._clock():
+            return
+        # If the caller is cancelled, the revocation still finishes in the background.
+        await asyncio.shield(asyncio.ensure_future(self._send_revoke(current.access_token)))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _usable(self, tokens: TokenSet) -> bool:
+        # Refresh early: 5 minutes before expiry, but never more than a fifth of the lifetime.
+        margin = min(self._margin, tokens.access_lifetime * 0.2)
+        return tokens.access_expires_at - margin > self._clock()
+
+    async def _renew(self, current: TokenSet | None) -> str:
+        if (
+            current is not None
+            and current.refresh_token
+            and (current.refresh_expires_at > self._clock())
+        ):
+            try:
+                answer = await self._sender.send(
+                    "POST",
+                    "refresh_token",
+                    json={"refresh_token": current.refresh_token},
+                    response_type=_TokenAnswer,
+                )
+            except (TransportError, IPBlockedError):
+                raise
+            except YeastarError as exc:
+                logger.info("refresh_token rejected (%s); logging in again", exc.errcode)
+            else:
+                self.refreshes += 1
+                return await self._keep(answer)
+        return await self._login()
+
+    async def _login(self) -> str:
+        if self._credential_failures >= self._max_failures:
+            raise LockoutGuardError(
+                f"get_token: not logging in again after {self._credential_failures} rejected "
+                "logins in a row; the PBX blocks the IP after 5. Fix the Client ID / Client "
+                "Secret (Integrations > API) and create a new client"
+            )
+        wait = self._login_not_before - self._clock()
+        if wait > 0:
+            raise LimitExceededError(
+                f"get_token: the PBX's token cap was reached; not asking again for {wait:.0f} s. "
+                "Revoke unused tokens (close other clients) or share tokens through a TokenStore",
+                errcode=60002,
+                errmsg="MAX LIMITATION EXCEEDED",
+                endpoint="get_token",
+            )
+        self.logins += 1
+        try:
+            answer = await self._sender.send(
+                "POST",
+                "get_token",
+                json={"username": self._client_id, "password": self._secret},
+                response_type=_TokenAnswer,
+            )
+        except AuthenticationError as exc:
+            self._credential_failures += 1
+            left = self._max_failures - self._credential_failures
+            raise AuthenticationError(
+                f"{exc} (rejected login {self._credential_failures} in a row; this client "
+                f"will try {left} more time(s) before refusing)",
+                errcode=exc.errcode,
+                errmsg=exc.errmsg,
+                endpoint=exc.endpoint,
+                invalid_param_list=exc.invalid_param_list,
+            ) from None
+        except LimitExceededError as exc:
+            self._login_not_before = self._clock() + self._limit_retry_after
+            raise LimitExceededError(
+                f"{exc}: the application holds too many live tokens (about 8 allowed). Close "
+                "other clients (closing revokes their token), share tokens through a TokenStore, "
+                "or wait for tokens to expire; next login attempt in "
+                f"{self._limit_retry_after:.0f} s",
+                errcode=exc.errcode,
+                errmsg=exc.errmsg,
+                endpoint=exc.endpoint,
+            ) from None
+        self._credential_failures = 0
+        return await self._keep(answer)
+
+    async def _keep(self, answer: _TokenAnswer) -> str:
+        if not answer.access_token:
+            raise TransportError("the PBX granted a token but sent none", endpoint="get_token")
+        now = self._clock()
+        tokens = TokenSet(
+            access_token=answer.access_token,
+            access_expires_at=now + answer.access_token_expire_time,
+            refresh_token=answer.refresh_token,
+            refresh_expires_at=now + answer.refresh_token_expire_time,
+            access_lifetime=float(answer.access_token_expire_time),
+        )
+        await self._store.save(tokens)
+        self._last = tokens
+        return tokens.access_token
+
+    async def _send_revoke(self, token: str) -> None:
+        try:
+            await self._sender.send(
+                "GET",
+                "del_token",
+                response_type=ApiResponse,
+                timeout=self._revoke_timeout,
+                token=token,
+            )
+        except (YeastarError, OSError) as exc:
+            logger.warning("could not revoke the access token on close: %s", exc)
+        else:
+            logger.debug("access token revoked")
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    # A renewal whose waiters were all cancelled must not log "exception was never retrieved".
+    if not future.cancelled():
+        future.exception()

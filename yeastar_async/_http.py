@@ -1,0 +1,503 @@
+"""Transport: URL building, User-Agent, TLS, timeouts, retries, envelope -> value or typed error.
+
+Every request goes to ``{base_url}/{api_path}/{endpoint}`` with the access token only in the
+query string. The PBX answers HTTP 200 with ``{"errcode": N, "errmsg": ...}`` for its errors;
+``errcode != 0`` raises the class :data:`yeastar_async.errors.ERROR_TABLE` names. Anything that is
+not a 200 JSON envelope raises :class:`~yeastar_async.errors.TransportError`.
+
+Retries never risk doing a thing twice: a GET is retried on connection errors, timeouts and
+502/503/504; a POST only when the request provably never left (connection refused, DNS failure),
+so ``call/dial`` can never ring a phone twice. A request answered 10004 is replayed once after a
+token refresh (the PBX rejected it before acting, so this is safe for POST too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote, unquote
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from ._tls import SslOption, TlsPolicy
+from .errors import TokenExpiredError, TransportError, error_for
+
+__all__ = ["TokenSource", "Transport", "decode_envelope", "redact"]
+
+logger = logging.getLogger("yeastar_async.http")
+
+T = TypeVar("T")
+
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_EXCERPT = 200
+_SECRET_QUERY = re.compile(r"((?:access_token|refresh_token|password)=)[^&\s\"']+", re.IGNORECASE)
+_SECRET_JSON = re.compile(
+    r"(\"(?:access_token|refresh_token|password)\"\s*:\s*\")[^\"]*", re.IGNORECASE
+)
+
+
+def redact(text: str) -> str:
+    """Mask token and password values in URLs, query strings and JSON text."""
+    return _SECRET_JSON.sub(r"\1***", _SECRET_QUERY.sub(r"\1***", text))
+
+
+class TokenSource(Protocol):
+    """What the transport needs from the token manager."""
+
+    async def token(self) -> str:
+        """A valid access token (logging in or refreshing as needed)."""
+        ...
+
+    async def expired(self, token: str) -> None:
+        """The PBX answered 10004 for ``token``: make the next :meth:`token` renew it."""
+        ...
+
+
+class _Envelope(msgspec.Struct):
+    errcode: int | None = None
+    errmsg: Any = ""
+    invalid_param_list: list[dict[str, Any]] | None = None
+    duplicate_field_list: list[dict[str, Any]] | None = None
+    submsg: Any = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope, strict=False)
+_encoder = msgspec.json.Encoder()
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder_for(response_type: type[T]) -> msgspec.json.Decoder[T]:
+    decoder = _decoders.get(response_type)
+    if decoder is None:
+        # strict=False: a number sent as a string ("60") still decodes into an int field.
+        decoder = _decoders[response_type] = msgspec.json.Decoder(response_type, strict=False)
+    return decoder
+
+
+def _excerpt(body: bytes) -> str:
+    return redact(body[:_EXCERPT].decode("utf-8", "replace"))
+
+
+def _raise_for_envelope(env: _Envelope, endpoint: str) -> None:
+    if env.errcode is None:
+        raise TransportError(f"{endpoint}: the answer has no errcode", endpoint=endpoint)
+    if env.errcode != 0:
+        raise error_for(
+            env.errcode,
+            str(env.errmsg or ""),
+            endpoint=endpoint,
+            invalid_param_list=env.invalid_param_list,
+            duplicate_field_list=env.duplicate_field_list,
+            submsg=str(env.submsg) if env.submsg not in (None, "") else None,
+        )
+
+
+def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
+    """Check the envelope of ``body``, then decode it as ``response_type``.
+
+    Raises the typed error for a non-zero errcode and :class:`TransportError` for a body that is
+    not a JSON object with an ``errcode``.
+    """
+    try:
+        env = _envelope_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise TransportError(
+            f"{endpoint}: the PBX answered something that is not a JSON envelope ({exc})",
+            endpoint=endpoint,
+            status=200,
+            body_excerpt=_excerpt(body),
+        ) from None
+    _raise_for_envelope(env, endpoint)
+    try:
+        return _decoder_for(response_type).decode(body)
+    except msgspec.DecodeError as exc:
+        raise TransportError(
+            f"{endpoint}: the answer does not match {response_type.__name__}: {exc}",
+            endpoint=endpoint,
+            status=200,
+            body_excerpt=_excerpt(body),
+        ) from None
+
+
+def _full_jitter(attempt: int, base: float, cap: float) -> float:
+    return random.uniform(0.0, min(cap, base * (2**attempt)))
+
+
+class Transport:
+    """HTTP access to one PBX: one aiohttp session, a concurrency cap, TLS, retries, decoding.
+
+    Construction does no I/O; the session is created on first use. An injected ``session`` is
+    borrowed and never closed.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_path: str = "openapi/v1.0",
+        user_agent: str = "OpenAPI",
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_concurrency: int = 10,
+        retries: int = 2,
+        retry_backoff: float = 0.5,
+        retry_backoff_max: float = 8.0,
+        ssl: SslOption = None,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        url = URL(base_url.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(
+                f"base_url must look like 'https://pbx.example.com:8088', got {base_url!r}"
+            )
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries!r}")
+        self.base_url = str(url)
+        self.api_path = api_path.strip("/")
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retries = retries
+        # A plain-http PBX has no TLS to configure; the policy is still resolved to validate `ssl`.
+        self.tls = TlsPolicy(ssl if url.scheme == "https" else None)
+        self.tokens: TokenSource | None = None
+        self._url = url
+        self._retry_backoff = retry_backoff
+        self._retry_backoff_max = retry_backoff_max
+        self._sleep = sleep
+        self._session = session
+        self._owns_session = session is None
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self.base_url!r}, api_path={self.api_path!r})"
+
+    # -- session ---------------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_concurrency, ssl=self.tls.for_aiohttp()
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.user_agent}
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the owned session (a borrowed one is left open). Idempotent."""
+        self._closed = True
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    # -- requests --------------------------------------------------------------------------
+
+    def endpoint_url(self, endpoint: str) -> str:
+        """``{base_url}/{api_path}/{endpoint}`` without query string."""
+        return f"{self.base_url}/{self.api_path}/{endpoint.lstrip('/')}"
+
+    async def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        response_type: type[T],
+        timeout: float | None = None,
+    ) -> T:
+        """Call ``endpoint`` with the current access token; replay once after a 10004."""
+        tokens = self._token_source()
+        token = await tokens.token()
+        try:
+            return await self.send(
+                method,
+                endpoint,
+                params=params,
+                json=json,
+                response_type=response_type,
+                timeout=timeout,
+                token=token,
+            )
+        except TokenExpiredError:
+            logger.debug("%s answered 10004; renewing the token and replaying once", endpoint)
+            await tokens.expired(token)
+            token = await tokens.token()
+            return await self.send(
+                method,
+                endpoint,
+                params=params,
+                json=json,
+                response_type=response_type,
+                timeout=timeout,
+                token=token,
+            )
+
+    def _token_source(self) -> TokenSource:
+        if self.tokens is None:
+            raise RuntimeError("Transport.tokens is not set")
+        return self.tokens
+
+    async def send(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        response_type: type[T],
+        timeout: float | None = None,
+        token: str | None = None,
+    ) -> T:
+        """One logical call with retries but no token handling; ``token`` goes into the query."""
+        method = method.upper()
+        query = dict(params or {})
+        if token is not None:
+            query["access_token"] = token
+        data = _encoder.encode(json) if json is not None else None
+        body = await self._send_with_retries(method, endpoint, query, data, timeout)
+        return decode_envelope(body, endpoint, response_type)
+
+    async def _send_with_retries(
+        self,
+        method: str,
+        endpoint: str,
+        query: dict[str, str],
+        data: bytes | None,
+        timeout: float | None,
+    ) -> bytes:
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(method, endpoint, query, data, timeout)
+            except TransportError as exc:
+                transient = exc.status is None or exc.status in _RETRY_STATUSES
+                retryable = not exc.sent or (method == "GET" and transient)
+                if not retryable or attempt >= self.retries:
+                    raise
+                delay = _full_jitter(attempt, self._retry_backoff, self._retry_backoff_max)
+                attempt += 1
+                logger.warning(
+                    "%s %s failed (%s); retry %d of %d in %.2f s",
+                    method,
+                    endpoint,
+                    exc,
+                    attempt,
+                    self.retries,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    async def _send_once(
+        self,
+        method: str,
+        endpoint: str,
+        query: dict[str, str],
+        data: bytes | None,
+        timeout: float | None,
+    ) -> bytes:
+        session = self._get_session()
+        url = self.endpoint_url(endpoint)
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        client_timeout = aiohttp.ClientTimeout(
+            total=timeout if timeout is not None else self.timeout,
+            connect=self.connect_timeout,
+        )
+        started = time.perf_counter()
+        async with self._slots:
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=data,
+                    headers=headers,
+                    timeout=client_timeout,
+                ) as resp:
+                    body = await resp.read()
+                    status = resp.status
+            except aiohttp.ClientConnectorError as exc:
+                # Refused or unresolvable: nothing reached the PBX, so even a POST may be retried.
+                # A TLS failure is a connector error too, but retrying cannot fix it.
+                never_sent = not isinstance(
+                    exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError
+                )
+                raise TransportError(
+                    f"{method} {endpoint}: cannot connect to {self._url.host}:{self._url.port} "
+                    f"({type(exc).__name__}: {redact(str(exc.os_error))})",
+                    endpoint=endpoint,
+                    sent=not never_sent,
+                ) from None
+            except TimeoutError:
+                raise TransportError(
+                    f"{method} {endpoint}: no answer within "
+                    f"{timeout if timeout is not None else self.timeout} s",
+                    endpoint=endpoint,
+                ) from None
+            except aiohttp.ServerFingerprintMismatch:
+                raise TransportError(
+                    f"{method} {endpoint}: the PBX certificate does not match the pinned "
+                    "SHA-256 fingerprint",
+                    endpoint=endpoint,
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise TransportError(
+                    f"{method} {endpoint}: {type(exc).__name__}: {redact(str(exc))}",
+                    endpoint=endpoint,
+                ) from None
+        logger.debug(
+            "%s %s -> HTTP %d, %d bytes in %.1f ms",
+            method,
+            endpoint,
+            status,
+            len(body),
+            (time.perf_counter() - started) * 1000,
+        )
+        if status != 200:
+            raise TransportError(
+                f"{method} {endpoint}: HTTP {status}: {_excerpt(body)!r}",
+                endpoint=endpoint,
+                status=status,
+                body_excerpt=_excerpt(body),
+            )
+        return body
+
+    # -- downloads -------------------------------------------------------------------------
+
+    def download_url(self, resource_url: str) -> URL:
+        """The absolute, percent-encoded URL of a ``download_resource_url`` on this PBX.
+
+        Raises :class:`ValueError` for a URL whose scheme, host or port differ from the PBX's
+        (the token would be sent to someone else).
+        """
+        text = resource_url.strip()
+        if not text:
+            raise ValueError("download_resource_url is empty")
+        if "://" in text or text.startswith("//"):
+            target = URL(text if "://" in text else f"{self._url.scheme}:{text}")
+            if (target.scheme, target.host, target.port) != (
+                self._url.scheme,
+                self._url.host,
+                self._url.port,
+            ):
+                raise ValueError(
+                    f"refusing to download {redact(text)!r}: it is not on the PBX "
+                    f"{self.base_url!r}, and the access token would go with the request"
+                )
+            path = target.raw_path
+        else:
+            path = text if text.startswith("/") else f"/{text}"
+            path = path.split("?", 1)[0]
+        # File names contain '+', spaces and non-ASCII: encode every segment exactly once.
+        encoded = "/".join(quote(unquote(part), safe="") for part in path.split("/"))
+        base = self._url.with_path("", encoded=True)
+        return URL(f"{base}{self._url.raw_path.rstrip('/')}{encoded}", encoded=True)
+
+    async def download(
+        self,
+        resource_url: str,
+        *,
+        timeout: float | None = None,
+        chunk_size: int = 65536,
+    ) -> AsyncIterator[bytes]:
+        """Stream the bytes of a ``download_resource_url`` with the current token.
+
+        The PBX answers HTTP 200 with a JSON errcode body instead of the file when the token
+        expired or the file is not available; that raises the typed error (after one token
+        renewal and replay for 10004) instead of yielding the JSON as file content.
+        """
+        url = self.download_url(resource_url)
+        tokens = self._token_source()
+        session = self._get_session()
+        client_timeout = aiohttp.ClientTimeout(
+            total=timeout if timeout is not None else None,
+            connect=self.connect_timeout,
+            sock_read=timeout if timeout is not None else self.timeout,
+        )
+        for replay in (False, True):
+            token = await tokens.token()
+            try:
+                async with session.get(
+                    url, params={"access_token": token}, timeout=client_timeout
+                ) as resp:
+                    if resp.status != 200:
+                        body = await resp.content.read(_EXCERPT)
+                        raise TransportError(
+                            f"download {url.path}: HTTP {resp.status}: {_excerpt(body)!r}",
+                            endpoint="download",
+                            status=resp.status,
+                            body_excerpt=_excerpt(body),
+                        )
+                    first = await resp.content.read(chunk_size)
+                    if first.lstrip()[:1] == b"{" and (
+                        resp.content_type == "application/json" or b'"errcode"' in first
+                    ):
+                        rest = await resp.content.read(65536)
+                        try:
+                            env = _envelope_decoder.decode(first + rest)
+                        except msgspec.DecodeError:
+                            env = None
+                        if env is not None and env.errcode not in (None, 0):
+                            if env.errcode == 10004 and not replay:
+                                await tokens.expired(token)
+                                continue
+                            _raise_for_envelope(env, "download")
+                        first += rest
+                    if first:
+                        yield first
+                    async for chunk in resp.content.iter_chunked(chunk_size):
+                        yield chunk
+                    return
+            except TimeoutError:
+                raise TransportError(
+                    f"download {url.path}: timed out", endpoint="download"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise TransportError(
+                    f"download {url.path}: {type(exc).__name__}: {redact(str(exc))}",
+                    endpoint="download",
+                ) from None
+        raise TokenExpiredError(errcode=10004, errmsg="TOKEN EXPIRED", endpoint="download")
+
+    # -- WebSocket -------------------------------------------------------------------------
+
+    def ws_url(self, token: str) -> str:
+        """``ws(s)://host/openapi/v1.0/subscribe?access_token=...`` for this PBX."""
+        scheme = "wss" if self._url.scheme == "https" else "ws"
+        base = str(self._url.with_scheme(scheme))
+        return f"{base}/{self.api_path}/subscribe?access_token={quote(token, safe='')}"
+
+    def ws_ssl(self) -> ssl.SSLContext | None:
+        """The TLS context for the WebSocket (``None`` for plain ``ws://``)."""
+        if self._url.scheme != "https":
+            return None
+        context: ssl.SSLContext = self.tls.for_websocket()
+        return context
+
+    def check_peer(self, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> None:
+        """Raise :class:`TransportError` if a pinned certificate does not match the peer."""
+        self.tls.check_peer(ssl_object)
+
+    @staticmethod
+    def redact(text: str) -> str:
+        """Mask token and password values in ``text``."""
+        return redact(text)

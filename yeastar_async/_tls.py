@@ -1,0 +1,117 @@
+"""TLS options shared by REST and the WebSocket: verified by default, CA file, or a SHA-256 pin.
+
+Many PBXes serve a self-signed certificate on port 8088. Rather than telling users to switch
+verification off, the client accepts the PBX's CA file or pins the certificate's SHA-256
+fingerprint (``openssl x509 -noout -fingerprint -sha256 -in pbx.crt`` prints it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import ssl
+from typing import TypeAlias
+
+import aiohttp
+
+from .errors import TransportError
+
+__all__ = ["SslOption", "TlsPolicy"]
+
+logger = logging.getLogger("yeastar_async")
+
+#: What ``YeastarClient(ssl=...)`` accepts.
+SslOption: TypeAlias = "ssl.SSLContext | str | os.PathLike[str] | bool | None"
+
+_HEX_PIN = re.compile(r"^(?:sha256[:/])?((?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2})$")
+
+
+def _parse_pin(text: str) -> bytes | None:
+    match = _HEX_PIN.match(text.strip())
+    if match is None:
+        return None
+    return bytes.fromhex(match.group(1).replace(":", ""))
+
+
+class TlsPolicy:
+    """One resolved TLS choice, turned into what aiohttp and websockets each expect.
+
+    * ``None`` / ``True``: verify against the system trust store (the default).
+    * an ``ssl.SSLContext``: used as given.
+    * a SHA-256 fingerprint (64 hex digits, colons allowed, optional ``sha256:`` prefix): the
+      chain is not verified, but the certificate must match the pin exactly.
+    * a path to a CA file (PEM): verify against that CA.
+    * ``False``: no verification at all (logged as a warning; prefer a pin).
+    """
+
+    def __init__(self, option: SslOption) -> None:
+        self.pin: bytes | None = None
+        self.verify = True
+        self._context: ssl.SSLContext | None = None
+        if option is None or option is True:
+            self._context = ssl.create_default_context()
+        elif isinstance(option, ssl.SSLContext):
+            self._context = option
+        elif option is False:
+            self.verify = False
+            logger.warning(
+                "TLS certificate verification is OFF for this client; anyone on the path can "
+                "read the API credentials. Pin the PBX certificate (ssl='<sha256 fingerprint>') "
+                "or pass its CA file instead."
+            )
+        elif isinstance(option, str | os.PathLike):
+            text = os.fspath(option)
+            pin = _parse_pin(text) if isinstance(option, str) else None
+            if pin is not None:
+                self.pin = pin
+            elif os.path.isfile(text):
+                self._context = ssl.create_default_context(cafile=text)
+            else:
+                raise ValueError(
+                    f"ssl={text!r} is neither a SHA-256 certificate fingerprint (64 hex digits) "
+                    "nor an existing CA file"
+                )
+        else:
+            raise TypeError(
+                "ssl must be an ssl.SSLContext, a CA file path, a SHA-256 fingerprint, "
+                f"True/None or False, not {type(option).__name__}"
+            )
+
+    def for_aiohttp(self) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
+        """The value for aiohttp's ``ssl=`` argument."""
+        if self.pin is not None:
+            return aiohttp.Fingerprint(self.pin)
+        if self._context is not None:
+            return self._context
+        return False
+
+    def for_websocket(self) -> ssl.SSLContext:
+        """The websockets ``SSLContext``; with a pin, :meth:`check_peer` follows the handshake."""
+        if self._context is not None:
+            return self._context
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def check_peer(self, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> None:
+        """Raise :class:`TransportError` when a pinned certificate does not match the peer's."""
+        if self.pin is None:
+            return
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            raise TransportError("TLS certificate pin set, but the peer sent no certificate")
+        got = hashlib.sha256(der).digest()
+        if not hmac.compare_digest(got, self.pin):
+            raise TransportError(
+                f"the PBX certificate's SHA-256 fingerprint {got.hex(':')} does not match the pin "
+                f"{self.pin.hex(':')}"
+            )
+
+    def __repr__(self) -> str:
+        if self.pin is not None:
+            return f"TlsPolicy(pin={self.pin.hex(':')})"
+        return f"TlsPolicy(verify={self.verify})"

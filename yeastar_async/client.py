@@ -1,0 +1,206 @@
+"""YeastarClient: options, lifecycle, one attribute per endpoint group, and the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar, overload
+
+import aiohttp
+
+from ._auth import TokenManager, TokenStore
+from ._http import Transport
+from ._models import ApiResponse
+from ._tls import SslOption
+
+__all__ = ["YeastarClient"]
+
+logger = logging.getLogger("yeastar_async")
+
+T = TypeVar("T", bound=ApiResponse)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+class YeastarClient:
+    """An asyncio client for one Yeastar P-Series PBX.
+
+    Use it as an async context manager (``async with YeastarClient(...) as pbx``) or call
+    :meth:`aclose` when done. Construction does no I/O; the first request logs in.
+
+    Args:
+        base_url: ``https://{pbx}:{port}`` (HTTPS port 8088 by default on the PBX), or
+            ``http://{pbx}:{port}``, or the FQDN ``https://{name}.ras.yeastar.com``.
+        client_id: the Client ID from Integrations > API on the PBX.
+        client_secret: the Client Secret from the same page. Never logged or shown.
+        api_path: the API prefix, ``openapi/v1.0``.
+        user_agent: the ``User-Agent`` header the PBX requires on every request.
+        timeout: total seconds per request attempt (each method also takes ``timeout=``).
+        connect_timeout: seconds to establish a connection.
+        max_concurrency: requests in flight at once (protects a modest PBX).
+        retries: retries of a GET after connection errors, timeouts and 502/503/504 (a POST is
+            retried only when it never left).
+        ssl: TLS verification: ``None`` (system trust store), an ``ssl.SSLContext``, a CA file
+            path, a SHA-256 certificate fingerprint to pin, or ``False`` (no verification;
+            logged as a warning).
+        session: an ``aiohttp.ClientSession`` to borrow (never closed by the client).
+        token_store: where tokens live (default: in memory); share one between processes to
+            stay under the PBX's cap of about 8 live tokens.
+        refresh_margin: refresh the access token this many seconds before it expires.
+        revoke_on_close: revoke the access token (``del_token``) when the client closes.
+        heartbeat_interval, heartbeat_timeout, reconnect_delay_min, reconnect_delay_max,
+        event_queue_size, overflow, handler_timeout, shutdown_timeout: event stream options
+            (see :class:`yeastar_async.events.StreamOptions`).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        api_path: str = "openapi/v1.0",
+        user_agent: str = "OpenAPI",
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_concurrency: int = 10,
+        retries: int = 2,
+        ssl: SslOption = None,
+        session: aiohttp.ClientSession | None = None,
+        token_store: TokenStore | None = None,
+        refresh_margin: float = 300.0,
+        revoke_on_close: bool = True,
+    ) -> None:
+        self._transport = Transport(
+            base_url,
+            api_path=api_path,
+            user_agent=user_agent,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_concurrency=max_concurrency,
+            retries=retries,
+            ssl=ssl,
+            session=session,
+        )
+        self._tokens = TokenManager(
+            self._transport,
+            client_id,
+            client_secret,
+            store=token_store,
+            refresh_margin=refresh_margin,
+        )
+        self._transport.tokens = self._tokens
+        self._client_id = client_id
+        self._revoke_on_close = revoke_on_close
+        self._closed = False
+        self._close_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"YeastarClient(base_url={self.base_url!r}, client_id={self._client_id!r}, {state})"
+
+    @property
+    def base_url(self) -> str:
+        """The PBX address this client talks to."""
+        return self._transport.base_url
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the event stream, revoke the token (best effort) and close the session.
+
+        Idempotent: later calls wait for the first one to finish.
+        """
+        if self._close_task is None:
+            self._closed = True
+            self._close_task = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
+        try:
+            if self._revoke_on_close:
+                await self._tokens.revoke()
+        finally:
+            await self._transport.aclose()
+
+    # -- escape hatch ----------------------------------------------------------------------
+
+    @overload
+    async def request(
+        self,
+        method: Literal["GET", "POST"] | str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        response_type: None = None,
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def request(
+        self,
+        method: Literal["GET", "POST"] | str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        response_type: type[T],
+    ) -> T: ...
+
+    async def request(
+        self,
+        method: Literal["GET", "POST"] | str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        response_type: type[T] | None = None,
+    ) -> dict[str, Any] | T:
+        """Call any endpoint by name: ``await pbx.request("GET", "extension/list", params=...)``.
+
+        The token, retries and errcode checks apply as for the typed methods. Returns the
+        decoded answer as a dict, or as ``response_type`` when given. List values in ``params``
+        are sent comma-separated, as the manual shows.
+        """
+        method = method.upper()
+        if method not in ("GET", "POST"):
+            raise ValueError(f"method must be 'GET' or 'POST', got {method!r}")
+        query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
+        return await self._transport.request(
+            method,
+            endpoint,
+            params=query,
+            json=json,
+            response_type=response_type if response_type is not None else _RAW,
+            timeout=timeout,
+        )
+
+
+_RAW: Any = dict[str, Any]
