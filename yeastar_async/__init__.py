@@ -9,8 +9,19 @@ supervised WebSocket that delivers typed events to your handlers::
         info = await pbx.system.information()
 """
 
-from . import errors
+from . import errors, events
+from ._auth import MemoryTokenStore, TokenSet, TokenStore
 from ._version import __version__
+from .client import YeastarClient
 from .errors import YeastarError
 
-__all__ = ["YeastarError", "__version__", "errors"]
+__all__ = [
+    "MemoryTokenStore",
+    "TokenSet",
+    "TokenStore",
+    "YeastarClient",
+    "YeastarError",
+    "__version__",
+    "errors",
+    "events",
+]

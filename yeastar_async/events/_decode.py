@@ -1,0 +1,244 @@
+"""Turn one WebSocket text frame into a typed event.
+
+The hot path is two msgspec decodes and no dict round-trip: the envelope
+``{"type": int, "sn": str?, "msg": ...}`` is decoded once, with ``msg`` taken as whatever JSON
+value it is (the PBX normally sends a JSON-encoded *string*, which msgspec hands over already
+unescaped); then that string is decoded straight into the topic's payload Struct by a decoder
+built once per topic. A ``msg`` sent as an object is converted from the parsed dict.
+
+Only when that strict-shaped decode fails does the slow *repair* path run: the frame is parsed
+again as plain JSON (floats kept exact as :class:`~decimal.Decimal`), the payload is nudged
+towards the model — numbers become strings where a string is expected (so a call id sent as
+``1702287660.000012`` stays ``"1702287660.000012"``), blank strings and ``null`` fall back to the
+field's default (``"members": null`` gives ``[]``), a single object where a list is expected is
+wrapped, a ``msg`` that was JSON-encoded twice is unwrapped — and converted. A payload that still
+does not fit gives :class:`UnknownEvent` with the raw frame; a frame that is not an event
+envelope at all raises :class:`~yeastar_async.errors.EventDecodeError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+from msgspec import inspect as mi
+
+from yeastar_async.errors import EventDecodeError
+from yeastar_async.events.models import TOPICS, Event, UnknownEvent
+
+__all__ = ["decode"]
+
+# Everything msgspec or the codecs raise on bad input is a ValueError (DecodeError,
+# ValidationError, UnicodeError); deep nesting raises RecursionError.
+_BAD_INPUT: Final = (ValueError, RecursionError)
+_EXCERPT: Final = 80
+_MAX_UNWRAP: Final = 3
+
+
+class _Envelope(msgspec.Struct, gc=False):  # short-lived and acyclic: skip GC tracking
+    type: int
+    sn: str | None = None
+    msg: Any = None
+
+
+_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_PLAIN: Final = msgspec.json.Decoder()
+_EXACT: Final = msgspec.json.Decoder(float_hook=Decimal)
+
+#: What a frame may be: the text of a WebSocket text frame, or its bytes.
+Frame = str | bytes | bytearray | memoryview
+
+#: topic -> (event class, payload decoder), built once at import; and topic -> payload type.
+_FAST: Final[dict[int, tuple[type[Event], Callable[[str], Any]]]] = {}
+_PAYLOAD: Final[dict[int, type[Any]]] = {}
+for _topic, _cls in TOPICS.items():
+    _payload = msgspec.structs.fields(_cls)[-1].type  # `msg` is the last field of every event
+    _PAYLOAD[_topic] = _payload
+    _FAST[_topic] = (_cls, msgspec.json.Decoder(_payload, strict=False).decode)
+del _topic, _cls, _payload
+
+
+def decode(frame: Frame) -> Event | UnknownEvent:
+    """Decode one WebSocket text frame into a typed event.
+
+    Returns the event class of the frame's topic (e.g. :class:`CallStatusChanged` for 30011),
+    or :class:`UnknownEvent` (keeping the raw frame) for a topic without a class or a ``msg``
+    that cannot be read as that topic's payload. ``msg`` may be a JSON-encoded string (usual),
+    an object, or a string holding JSON encoded twice; the frame may be str or bytes-like.
+
+    Raises:
+        EventDecodeError: the frame is not an event envelope at all: not JSON, not a JSON
+            object, or without an integer ``type``. Nothing else is raised for str or bytes.
+        TypeError: ``frame`` is neither str nor a bytes-like object.
+    """
+    try:
+        env = _ENVELOPE.decode(frame)
+    except _BAD_INPUT:
+        # Not the usual shape: a missing/odd `type` or `sn`, or not JSON at all.
+        topic, sn, msg = _envelope_fallback(frame)
+        return _decode_payload(frame, topic, sn, msg)
+    msg = env.msg
+    fast = _FAST.get(env.type)
+    if fast is not None and type(msg) is str:
+        try:
+            return fast[0](env.type, env.sn, fast[1](msg))
+        except _BAD_INPUT as exc:
+            return _repaired(frame, env.type, env.sn, msg, str(exc))
+    return _decode_payload(frame, env.type, env.sn, msg)
+
+
+def _decode_payload(frame: Frame, topic: int, sn: str | None, msg: Any) -> Event | UnknownEvent:
+    """Everything but the usual case: object msg, unknown topic, payload needing repair."""
+    fast = _FAST.get(topic)
+    if fast is None:
+        return _unknown(frame, topic, sn, msg, "unknown topic")
+    cls, decode_payload = fast
+    try:
+        if type(msg) is str:
+            return cls(topic, sn, decode_payload(msg))
+        if type(msg) is dict:
+            return cls(topic, sn, msgspec.convert(msg, _PAYLOAD[topic], strict=False))
+    except _BAD_INPUT as exc:
+        return _repaired(frame, topic, sn, msg, str(exc))
+    return _repaired(frame, topic, sn, msg, f"msg is {type(msg).__name__}, not an object")
+
+
+def _repaired(
+    frame: Frame, topic: int, sn: str | None, msg: Any, error: str
+) -> Event | UnknownEvent:
+    """The typed event from the repair path, or UnknownEvent saying why not."""
+    payload, why = _repair(frame, _PAYLOAD[topic])
+    if payload is None:
+        return _unknown(frame, topic, sn, msg, why or error)
+    return _FAST[topic][0](topic, sn, payload)
+
+
+def _excerpt(frame: Frame) -> str:
+    text = frame if isinstance(frame, str) else bytes(frame).decode("utf-8", "replace")
+    return repr(text[:_EXCERPT]) + ("..." if len(text) > _EXCERPT else "")
+
+
+def _envelope_fallback(frame: Frame) -> tuple[int, str | None, Any]:
+    """Read an envelope the fast decoder refused, or raise EventDecodeError."""
+    try:
+        obj = _PLAIN.decode(frame)
+    except _BAD_INPUT as exc:
+        raise EventDecodeError(f"frame cannot be parsed ({exc}): {_excerpt(frame)}") from None
+    if not isinstance(obj, dict):
+        raise EventDecodeError(f"frame is not a JSON object: {_excerpt(frame)}")
+    topic = obj.get("type")
+    if isinstance(topic, str) and topic.isascii() and topic.strip().isdigit():
+        topic = int(topic)  # "30011": lenient, it still names a topic
+    if type(topic) is not int:
+        raise EventDecodeError(f"frame has no integer 'type': {_excerpt(frame)}")
+    sn = obj.get("sn")
+    if isinstance(sn, (int, float)) and not isinstance(sn, bool):
+        sn = str(sn)
+    elif not isinstance(sn, str):
+        sn = None
+    return topic, sn, obj.get("msg")
+
+
+def _unknown(frame: Frame, topic: int, sn: str | None, msg: Any, reason: str) -> UnknownEvent:
+    if isinstance(msg, str):
+        with contextlib.suppress(*_BAD_INPUT):  # not JSON inside: keep the string as sent
+            msg = _PLAIN.decode(msg)
+    raw = frame if isinstance(frame, (str, bytes)) else bytes(frame)
+    return UnknownEvent(type=topic, sn=sn, msg=msg, raw=raw, reason=reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Repair path (rare): plain JSON -> values nudged towards the model -> msgspec.convert
+# ---------------------------------------------------------------------------------------------
+
+_DROP: Final = object()  # "use the field's default"
+
+
+def _repair(frame: Frame, payload_type: type[Any]) -> tuple[Any, str]:
+    """Decode the payload leniently; return (payload, "") or (None, why it failed)."""
+    try:
+        obj = _EXACT.decode(frame)
+        msg = obj.get("msg") if isinstance(obj, dict) else None
+        for _ in range(_MAX_UNWRAP):
+            if not isinstance(msg, str):
+                break
+            msg = _EXACT.decode(msg)
+        if not isinstance(msg, dict):
+            return None, f"msg is {type(msg).__name__}, not an object"
+        fixed = _coerce(msg, _type_info(payload_type))
+        return msgspec.convert(fixed, payload_type, strict=False), ""
+    except _BAD_INPUT as exc:
+        return None, str(exc)
+
+
+_TYPE_INFO: dict[type[Any], mi.Type] = {}
+_FIELD_TYPES: dict[type[Any], dict[str, mi.Type]] = {}
+
+
+def _type_info(tp: type[Any]) -> mi.Type:
+    info = _TYPE_INFO.get(tp)
+    if info is None:
+        info = _TYPE_INFO[tp] = mi.type_info(tp)
+    return info
+
+
+def _field_types(struct: mi.StructType) -> dict[str, mi.Type]:
+    types = _FIELD_TYPES.get(struct.cls)
+    if types is None:
+        types = _FIELD_TYPES[struct.cls] = {f.encode_name: f.type for f in struct.fields}
+    return types
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def _coerce(value: Any, tp: mi.Type) -> Any:
+    """Return ``value`` adjusted to ``tp`` where that is unambiguous, or _DROP."""
+    if value is None:
+        if isinstance(tp, (mi.NoneType, mi.AnyType)) or (
+            isinstance(tp, mi.UnionType) and any(isinstance(t, mi.NoneType) for t in tp.types)
+        ):
+            return None
+        return _DROP
+    if isinstance(tp, mi.UnionType):
+        others = [t for t in tp.types if not isinstance(t, mi.NoneType)]
+        return _coerce(value, others[0]) if len(others) == 1 else value
+    if isinstance(tp, mi.StrType):
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            return str(value)
+        return value
+    if isinstance(tp, mi.IntType):
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        return _DROP if _blank(value) else value
+    if isinstance(tp, mi.FloatType):
+        if isinstance(value, Decimal):
+            return float(value)
+        return _DROP if _blank(value) else value
+    if isinstance(tp, mi.ListType):
+        if isinstance(value, dict):
+            value = [value]  # one object where the manual says Array
+        if isinstance(value, list):
+            items = (_coerce(item, tp.item_type) for item in value)
+            return [item for item in items if item is not _DROP]
+        return _DROP if _blank(value) else value
+    if isinstance(tp, mi.StructType):
+        if isinstance(value, dict):
+            types = _field_types(tp)
+            out = {}
+            for key, item in value.items():
+                field_type = types.get(key)
+                if field_type is None:
+                    continue  # unknown key: ignored anyway
+                fixed = _coerce(item, field_type)
+                if fixed is not _DROP:
+                    out[key] = fixed
+            return out
+        return _DROP if _blank(value) else value
+    if isinstance(value, Decimal):
+        return float(value)
+    return _DROP if _blank(value) and not isinstance(tp, mi.AnyType) else value
