@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
 import aiohttp
 
@@ -14,12 +14,66 @@ from ._auth import TokenManager, TokenStore
 from ._http import Transport
 from ._models import ApiResponse
 from ._tls import SslOption
+from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
+
+if TYPE_CHECKING:
+    from .resources import (
+        AgentResource,
+        CallReportResource,
+        CallResource,
+        CallScheduleReportResource,
+        CdrResource,
+        CompanyContactResource,
+        ExtensionResource,
+        HotelResource,
+        InboundRouteResource,
+        IvrResource,
+        OrganizationResource,
+        OutboundRouteResource,
+        PhonebookResource,
+        PinListResource,
+        QueuePauseReasonResource,
+        QueueResource,
+        RecordingResource,
+        SystemResource,
+        TrunkResource,
+        UacstaCallResource,
+        WakeupcallResource,
+    )
+    from .resources._base import Resource
 
 __all__ = ["YeastarClient"]
 
 logger = logging.getLogger("yeastar_async")
 
 T = TypeVar("T", bound=ApiResponse)
+R = TypeVar("R", bound="Resource")
+
+
+class _Group(Generic[R]):
+    """``client.<group>``: the group's resource, built (and its module imported) on first use.
+
+    A non-data descriptor: the first access stores the resource in the instance ``__dict__``,
+    so later accesses are plain attribute lookups.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, client: None, owner: type) -> Self: ...
+
+    @overload
+    def __get__(self, client: YeastarClient, owner: type) -> R: ...
+
+    def __get__(self, client: YeastarClient | None, owner: type) -> R | Self:
+        if client is None:
+            return self
+        resource: R = resource_class(self._name)(  # type: ignore[assignment]
+            client._transport, datetime_format=client._datetime_format
+        )
+        client.__dict__[self._name] = resource
+        return resource
 
 
 def _query_value(value: Any) -> str:
@@ -56,6 +110,9 @@ class YeastarClient:
             stay under the PBX's cap of about 8 live tokens.
         refresh_margin: refresh the access token this many seconds before it expires.
         revoke_on_close: revoke the access token (``del_token``) when the client closes.
+        datetime_format: how ``datetime`` parameters of the CDR and report endpoints are sent;
+            it must match the PBX's display format (System > Date and Time), default
+            ``"%m/%d/%Y %H:%M:%S"``.
         heartbeat_interval, heartbeat_timeout, reconnect_delay_min, reconnect_delay_max,
         event_queue_size, overflow, handler_timeout, shutdown_timeout: event stream options
             (see :class:`yeastar_async.events.StreamOptions`).
@@ -78,6 +135,7 @@ class YeastarClient:
         token_store: TokenStore | None = None,
         refresh_margin: float = 300.0,
         revoke_on_close: bool = True,
+        datetime_format: str = DEFAULT_DATETIME_FORMAT,
     ) -> None:
         self._transport = Transport(
             base_url,
@@ -99,9 +157,35 @@ class YeastarClient:
         )
         self._transport.tokens = self._tokens
         self._client_id = client_id
+        self._datetime_format = datetime_format
         self._revoke_on_close = revoke_on_close
+        #: Fetches the files behind the ``*/download`` answers (``save`` / ``iter_bytes``).
+        self.files = Downloader(self._transport)
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
+
+    # One attribute per endpoint group of the manual: ``client.<group>.<action>(...)``.
+    system: _Group[SystemResource] = _Group()
+    extension: _Group[ExtensionResource] = _Group()
+    organization: _Group[OrganizationResource] = _Group()
+    trunk: _Group[TrunkResource] = _Group()
+    company_contact: _Group[CompanyContactResource] = _Group()
+    phonebook: _Group[PhonebookResource] = _Group()
+    inbound_route: _Group[InboundRouteResource] = _Group()
+    outbound_route: _Group[OutboundRouteResource] = _Group()
+    pin_list: _Group[PinListResource] = _Group()
+    ivr: _Group[IvrResource] = _Group()
+    queue: _Group[QueueResource] = _Group()
+    queue_pause_reason: _Group[QueuePauseReasonResource] = _Group()
+    agent: _Group[AgentResource] = _Group()
+    recording: _Group[RecordingResource] = _Group()
+    cdr: _Group[CdrResource] = _Group()
+    call_report: _Group[CallReportResource] = _Group()
+    call_schedule_report: _Group[CallScheduleReportResource] = _Group()
+    wakeupcall: _Group[WakeupcallResource] = _Group()
+    hotel: _Group[HotelResource] = _Group()
+    call: _Group[CallResource] = _Group()
+    uacsta_call: _Group[UacstaCallResource] = _Group()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

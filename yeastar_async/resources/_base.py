@@ -1,0 +1,674 @@
+"""The one mechanism behind every REST endpoint: declarations in, requests out.
+
+A resource module declares each endpoint as a method whose body is ``...``::
+
+    class ExtensionResource(Resource):
+        @endpoint("GET", "extension/get")
+        async def get(self, *, id: int) -> ObjectResponse[ExtDetailInfo]:
+            '''Query the details of one extension (manual line 1927).'''
+
+The decorator replaces the body with a call through :class:`Transport`. On every call it
+
+1. binds the arguments to the declared signature, so a missing required keyword raises
+   :class:`TypeError` at the call, before any I/O;
+2. drops arguments left as ``None`` (``update`` sends only the fields the caller names);
+3. runs the declaration's :class:`Rule` checks (conditionally required parameters, "exactly one
+   of" sets), raising :class:`ValueError` naming the parameters, still before any I/O;
+4. maps Python names to wire names (a trailing underscore is dropped: ``from_`` -> ``from``);
+5. encodes the values: GET parameters go into the query string, POST parameters into the JSON
+   body (see :func:`encode_query` and :func:`encode_body`);
+6. decodes the answer into the return annotation's type (resolved once, lazily, then cached).
+
+``timeout`` is never sent: it is the per-call timeout in seconds handed to the transport.
+
+Paginated endpoints use :func:`paginated` and return a :class:`Paginator` instead of a coroutine.
+
+Time values: the PBX reads date/time filters (``cdr/search``, ``cdr/download``, ``call_report/*``)
+in its own *display format* (System > Date and Time > Display Format on the PBX) and silently
+returns nothing for any other format (manual line 13882). A :class:`~datetime.datetime` is
+therefore formatted with the resource's ``datetime_format`` (default
+:data:`DEFAULT_DATETIME_FORMAT`, ``MM/DD/YYYY HH:mm:ss`` 24-hour, the format of the manual's
+examples); a PBX set to ``YYYY/MM/DD`` with a 12-hour clock needs ``"%Y/%m/%d %I:%M:%S %p"``. A
+:class:`~datetime.date` uses the date part of that format (the part before the first space), a
+:class:`~datetime.time` is sent as ``HH:MM`` (wake-up alarms, manual line 15361). Times are sent as
+given (wall-clock time of the PBX); time zones are not converted.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import typing
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+    Set,
+)
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any, Generic, Literal, Protocol, Required, TypedDict, TypeVar
+
+import msgspec
+
+from yeastar_async._models import ApiResponse
+
+__all__ = [
+    "DEFAULT_DATETIME_FORMAT",
+    "DEFAULT_PAGE_SIZE",
+    "CreatedResponse",
+    "DownloadResponse",
+    "EndpointSpec",
+    "Field",
+    "Flag",
+    "ListResponse",
+    "ObjectOrListResponse",
+    "ObjectResponse",
+    "OrderBy",
+    "PageQuery",
+    "PageResponse",
+    "Paginator",
+    "RequestModel",
+    "Resource",
+    "Rule",
+    "SortedPageQuery",
+    "Transport",
+    "encode_body",
+    "encode_query",
+    "endpoint",
+    "endpoint_spec",
+    "exactly_one",
+    "paginated",
+    "requires",
+]
+
+#: Default ``datetime_format``: the PBX display format of the manual's examples (MM/DD/YYYY, 24 h).
+DEFAULT_DATETIME_FORMAT = "%m/%d/%Y %H:%M:%S"
+#: Page size used while iterating a paginated endpoint when the caller gives none.
+DEFAULT_PAGE_SIZE = 100
+
+T = TypeVar("T", bound=ApiResponse)
+R = TypeVar("R", bound=ApiResponse)
+I = TypeVar("I")  # noqa: E741 - the item type of a page
+D = TypeVar("D")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: A 0/1 switch of the manual; ``True``/``False`` are sent as ``1``/``0``.
+Flag = Literal[0, 1] | bool
+#: Sort direction of list endpoints.
+OrderBy = Literal["asc", "desc"]
+
+
+class PageQuery(TypedDict, total=False):
+    """Paging parameters of list endpoints (keyword arguments).
+
+    Attributes:
+        page: page number, from 1 (default 1).
+        page_size: items per page. Awaiting the call sends only what is given; iterating it
+            uses :data:`DEFAULT_PAGE_SIZE` unless given.
+    """
+
+    page: int | None
+    page_size: int | None
+
+
+class SortedPageQuery(PageQuery, total=False):
+    """Paging and sort direction of list endpoints (keyword arguments).
+
+    Attributes:
+        order_by: sort direction, ``"asc"`` or ``"desc"``.
+    """
+
+    order_by: OrderBy | None
+
+
+class Transport(Protocol):
+    """What resources need from the HTTP layer (implemented by ``yeastar_async._http``)."""
+
+    async def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        response_type: type[T],
+        timeout: float | None = None,
+    ) -> T:
+        """Authorised call of ``{base}/openapi/v1.0/{endpoint}``, decoded into ``response_type``.
+
+        The token goes into the query string, a 10004 is replayed once, and a non-zero
+        ``errcode`` raises the typed :class:`~yeastar_async.errors.YeastarError`.
+        """
+        ...
+
+    def download(
+        self, resource_url: str, *, timeout: float | None = None, chunk_size: int = 65536
+    ) -> AsyncIterator[bytes]:
+        """Stream the bytes behind a ``download_resource_url`` of this PBX, with the token."""
+        ...
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class RequestModel(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Base of nested request objects: fields left as ``None`` are not sent."""
+
+
+class ObjectResponse(ApiResponse, Generic[D], kw_only=True):
+    """An answer whose payload is one object in ``data``."""
+
+    data: D | None = None
+
+
+class ListResponse(ApiResponse, Generic[D], kw_only=True):
+    """An answer whose payload is a list in ``data``."""
+
+    data: list[D] = msgspec.field(default_factory=list)
+
+
+class PageResponse(ApiResponse, Generic[D], kw_only=True):
+    """One page of a list endpoint: ``data`` and the ``total_number`` of matching items."""
+
+    total_number: int | None = None
+    data: list[D] = msgspec.field(default_factory=list)
+
+
+class ObjectOrListResponse(ApiResponse, Generic[D], kw_only=True):
+    """An answer whose ``data`` the manual types one way and prints the other.
+
+    Some endpoints document ``data`` as an array but answer one object (``trunk/get``,
+    ``wakeupcall/get``) or the reverse (``ivr/query``, ``queue/query``). Both decode; read
+    :attr:`items` to get a list either way.
+    """
+
+    data: D | list[D] | None = None
+
+    @property
+    def items(self) -> list[D]:
+        """``data`` as a list (empty when absent, one element when the PBX sent an object)."""
+        if self.data is None:
+            return []
+        if isinstance(self.data, list):
+            return self.data
+        return [self.data]
+
+
+class CreatedResponse(ApiResponse, kw_only=True):
+    """Answer of a ``create`` endpoint: the new item's ``id``."""
+
+    id: int | None = None
+
+
+class DownloadResponse(ApiResponse, kw_only=True):
+    """Answer of a ``*/download`` endpoint: the file name and where to fetch the file.
+
+    ``download_resource_url`` is a server path such as ``/api/download/x.wav`` outside the API
+    prefix; it stays valid for 30 minutes (manual line 13587). Fetch it with
+    :class:`~yeastar_async.resources.Downloader` (``client.files``).
+    """
+
+    file: str | None = None
+    download_resource_url: str | None = None
+
+
+# -- call-time checks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A call-time check of parameters the manual requires only in some cases.
+
+    ``exactly_one`` rules demand exactly one of ``names``; the others demand all of ``names``.
+    With a ``trigger``, the rule only applies when that parameter was given with one of
+    ``values``. Build rules with :func:`requires` and :func:`exactly_one`.
+    """
+
+    names: tuple[str, ...]
+    exactly_one: bool = False
+    trigger: str | None = None
+    values: tuple[object, ...] = ()
+
+    def applies(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether the rule's condition holds for these (given, non-None) arguments."""
+        if self.trigger is None:
+            return True
+        return self.trigger in arguments and arguments[self.trigger] in self.values
+
+    def check(self, where: str, arguments: Mapping[str, Any]) -> None:
+        """Raise :class:`ValueError` when ``arguments`` break the rule."""
+        if not self.applies(arguments):
+            return
+        condition = ""
+        if self.trigger is not None:
+            shown = " or ".join(repr(v) for v in self.values)
+            condition = f" when {self.trigger}={shown}"
+        if self.exactly_one:
+            given = [name for name in self.names if name in arguments]
+            if len(given) != 1:
+                listed = ", ".join(self.names)
+                got = ", ".join(given) if given else "none"
+                raise ValueError(f"{where}: give exactly one of {listed}{condition} (got {got})")
+            return
+        missing = [name for name in self.names if name not in arguments]
+        if missing:
+            raise ValueError(f"{where}: {', '.join(missing)} required{condition}")
+
+
+def _values(equals: object) -> tuple[object, ...]:
+    if isinstance(equals, str) or not isinstance(equals, Collection):
+        return (equals,)
+    return tuple(equals)
+
+
+def requires(*names: str, when: str, equals: object) -> Rule:
+    """``names`` are all required when parameter ``when`` equals ``equals`` (or one of them)."""
+    return Rule(names=names, trigger=when, values=_values(equals))
+
+
+def exactly_one(*names: str, when: str | None = None, equals: object = None) -> Rule:
+    """Exactly one of ``names`` must be given (only when ``when`` equals ``equals``, if set)."""
+    if when is None:
+        return Rule(names=names, exactly_one=True)
+    return Rule(names=names, exactly_one=True, trigger=when, values=_values(equals))
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def wire_name(name: str) -> str:
+    """The manual's name of a Python parameter (``from_`` -> ``from``)."""
+    return name[:-1] if name.endswith("_") else name
+
+
+def _scalar(value: Any, datetime_format: str) -> Any:
+    # datetime is a date subclass: test it first.
+    if isinstance(value, datetime):
+        return value.strftime(datetime_format)
+    if isinstance(value, date):
+        return value.strftime(datetime_format.split(" ", 1)[0])
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence | Set) and not isinstance(value, str | bytes | bytearray)
+
+
+def _query_text(name: str, value: Any, datetime_format: str) -> str:
+    if _is_list(value):
+        # The manual's multi-value query parameters are comma-separated ("ids=1,2,3").
+        return ",".join(_query_text(name, item, datetime_format) for item in value)
+    value = _scalar(value, datetime_format)
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise TypeError(f"parameter {name!r}: a {type(value).__name__} cannot go in a query string")
+
+
+def encode_query(
+    arguments: Mapping[str, Any], *, datetime_format: str = DEFAULT_DATETIME_FORMAT
+) -> dict[str, str]:
+    """Query-string values of a GET call: lists comma-joined, bools as 1/0, times formatted."""
+    return {
+        wire_name(name): _query_text(name, value, datetime_format)
+        for name, value in arguments.items()
+        if value is not None
+    }
+
+
+def _json_value(value: Any, datetime_format: str) -> Any:
+    if isinstance(value, msgspec.Struct):
+        value = msgspec.to_builtins(value)
+    if isinstance(value, Mapping):
+        # None means "not given" everywhere, also inside plain dicts.
+        return {
+            str(key): _json_value(item, datetime_format)
+            for key, item in value.items()
+            if item is not None
+        }
+    if _is_list(value):
+        return [_json_value(item, datetime_format) for item in value]
+    return _scalar(value, datetime_format)
+
+
+def encode_body(
+    arguments: Mapping[str, Any],
+    *,
+    joined: Collection[str] = (),
+    datetime_format: str = DEFAULT_DATETIME_FORMAT,
+) -> dict[str, Any]:
+    """JSON body of a POST call: Structs and dicts as objects, bools as 1/0, times formatted.
+
+    Parameters named in ``joined`` are strings the manual wants comma-separated (e.g. the
+    ``prompt`` files of an IVR); a list given for them is joined with commas.
+    """
+    body: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if value is None:
+            continue
+        if name in joined and _is_list(value):
+            body[wire_name(name)] = _query_text(name, value, datetime_format)
+        else:
+            body[wire_name(name)] = _json_value(value, datetime_format)
+    return body
+
+
+# -- declarations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """One parameter of an endpoint: its Python name, resolved type and whether it is required."""
+
+    name: str
+    annotation: Any
+    required: bool
+
+
+def _unpacked(hint: Any) -> Any:
+    """The TypedDict of a ``**kwargs: Unpack[TD]`` annotation."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is not typing.Unpack or not args:
+        raise TypeError(f"**kwargs of an endpoint must be annotated Unpack[TypedDict], not {hint}")
+    return args[0]
+
+
+@dataclass(eq=False)
+class EndpointSpec:
+    """Everything the mechanism knows about one declared endpoint.
+
+    Parameters are the method's keyword arguments; a declaration may also take
+    ``**kwargs: Unpack[SomeTypedDict]`` to share a parameter set between endpoints (the keys
+    of the TypedDict are then parameters too, checked like the others).
+    """
+
+    method: Literal["GET", "POST"]
+    path: str
+    func: Callable[..., Any]
+    rules: tuple[Rule, ...] = ()
+    joined: frozenset[str] = frozenset()
+    #: For paginated endpoints: the response field holding the items, and whether the
+    #: response carries ``total_number``.
+    items: str | None = None
+    has_total: bool = True
+    signature: inspect.Signature = field(init=False)
+    _var_keyword: str | None = field(default=None, init=False)
+    _fields: dict[str, Field] | None = field(default=None, init=False)
+    _response_type: Any = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.signature = inspect.signature(self.func)
+        for name, parameter in self.signature.parameters.items():
+            if parameter.kind is parameter.VAR_KEYWORD:
+                self._var_keyword = name
+
+    @property
+    def paginated(self) -> bool:
+        """Whether the endpoint returns a :class:`Paginator`."""
+        return self.items is not None
+
+    def fields(self) -> dict[str, Field]:
+        """Every request parameter by Python name (``timeout`` excluded), resolved on first use."""
+        if self._fields is None:
+            hints = typing.get_type_hints(self.func, include_extras=True)
+            found: dict[str, Field] = {}
+            for name, parameter in self.signature.parameters.items():
+                if name in _NOT_SENT:
+                    continue
+                if parameter.kind is not parameter.VAR_KEYWORD:
+                    found[name] = Field(name, hints[name], parameter.default is parameter.empty)
+                    continue
+                shared = _unpacked(hints[name])
+                raw = typing.get_type_hints(shared, include_extras=True)
+                for key, annotation in typing.get_type_hints(shared).items():
+                    # __required_keys__ misses Required[...] under postponed annotations.
+                    required = key in shared.__required_keys__ or (
+                        typing.get_origin(raw[key]) is Required
+                    )
+                    found[key] = Field(key, annotation, required)
+            self._fields = found
+        return self._fields
+
+    def response_type(self) -> Any:
+        """The type answers decode into, read from the return annotation on first use."""
+        if self._response_type is None:
+            hint = typing.get_type_hints(self.func)["return"]
+            if self.paginated:
+                hint = typing.get_args(hint)[0]
+            self._response_type = hint
+        return self._response_type
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Check a call's arguments; return the given ones (``timeout`` included) by name.
+
+        Raises :class:`TypeError` for a call that does not fit the signature and
+        :class:`ValueError` for one that breaks a :class:`Rule`.
+        """
+        where = f"{self.path.replace('/', '.')}()"
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
+        given = dict(bound.arguments)
+        given.pop("self", None)
+        if self._var_keyword is not None:
+            extra = given.pop(self._var_keyword, {})
+            fields = self.fields()
+            unknown = [key for key in extra if key not in fields]
+            if unknown:
+                raise TypeError(f"{where}: unexpected keyword argument {unknown[0]!r}")
+            given.update(extra)
+            missing = [f.name for f in fields.values() if f.required and f.name not in given]
+            if missing:
+                raise TypeError(f"{where}: missing required keyword argument {missing[0]!r}")
+        arguments = {name: value for name, value in given.items() if value is not None}
+        for rule in self.rules:
+            rule.check(where, arguments)
+        return arguments
+
+
+_NOT_SENT = frozenset({"self", "timeout"})
+_SPEC_ATTRIBUTE = "__yeastar_endpoint__"
+
+
+def endpoint_spec(func: Any) -> EndpointSpec | None:
+    """The :class:`EndpointSpec` behind a declared method (bound or not), or ``None``."""
+    spec = getattr(func, _SPEC_ATTRIBUTE, None)
+    return spec if isinstance(spec, EndpointSpec) else None
+
+
+def _install(spec: EndpointSpec) -> Any:
+    @functools.wraps(spec.func)
+    def method(self: Resource, /, *args: Any, **kwargs: Any) -> Any:
+        arguments = spec.bind((self, *args), kwargs)
+        timeout = arguments.pop("timeout", None)
+        if spec.items is None:
+            return self._send(spec, arguments, timeout)
+        return Paginator(
+            functools.partial(self._send, spec, timeout=timeout),
+            arguments,
+            items=spec.items,
+            has_total=spec.has_total,
+        )
+
+    method.__dict__[_SPEC_ATTRIBUTE] = spec
+    if sys.version_info >= (3, 12) and spec.items is None:
+        inspect.markcoroutinefunction(method)
+    return method
+
+
+def endpoint(
+    method: Literal["GET", "POST"],
+    path: str,
+    *,
+    rules: Iterable[Rule] = (),
+    joined: Iterable[str] = (),
+) -> Callable[[F], F]:
+    """Declare an ``async def`` method with body ``...`` as the endpoint ``path``.
+
+    Args:
+        method: ``"GET"`` (parameters in the query string) or ``"POST"`` (JSON body).
+        path: the endpoint id of the manual, e.g. ``"extension/get"``.
+        rules: call-time checks (:func:`requires`, :func:`exactly_one`).
+        joined: POST parameters whose list values are sent as one comma-separated string.
+    """
+
+    def decorate(func: F) -> F:
+        spec = EndpointSpec(method, path, func, tuple(rules), frozenset(joined))
+        return typing.cast(F, _install(spec))
+
+    return decorate
+
+
+def paginated(
+    method: Literal["GET", "POST"],
+    path: str,
+    *,
+    items: str = "data",
+    has_total: bool = True,
+    rules: Iterable[Rule] = (),
+) -> Callable[[F], F]:
+    """Declare a list endpoint; the method (a plain ``def``) returns a :class:`Paginator`.
+
+    Args:
+        method: the HTTP method.
+        path: the endpoint id of the manual.
+        items: the response field that holds a page's items.
+        has_total: whether the response carries ``total_number`` (``organization/list``,
+            ``queue_pause_reason/list`` and ``wakeupcall/list`` take pages but return no total).
+        rules: call-time checks.
+    """
+
+    def decorate(func: F) -> F:
+        spec = EndpointSpec(method, path, func, tuple(rules), items=items, has_total=has_total)
+        return typing.cast(F, _install(spec))
+
+    return decorate
+
+
+class Resource:
+    """Base of the resource classes: one instance per endpoint group, ``client.<group>``.
+
+    Every endpoint method takes ``timeout=`` (seconds to wait for the answer; default: the
+    client's timeout) besides the manual's parameters.
+
+    Args:
+        transport: the HTTP layer (see :class:`Transport`).
+        datetime_format: ``strftime`` format of the PBX's date/time display format, used for
+            :class:`~datetime.datetime` and :class:`~datetime.date` parameter values.
+    """
+
+    #: The endpoint group (the part of the endpoint id before "/").
+    group: typing.ClassVar[str] = ""
+
+    def __init__(
+        self, transport: Transport, *, datetime_format: str = DEFAULT_DATETIME_FORMAT
+    ) -> None:
+        self._transport = transport
+        self._datetime_format = datetime_format
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.group!r}>"
+
+    @classmethod
+    def endpoints(cls) -> dict[str, EndpointSpec]:
+        """The declared endpoints of this group: method name -> :class:`EndpointSpec`."""
+        found: dict[str, EndpointSpec] = {}
+        for name in dir(cls):
+            spec = endpoint_spec(getattr(cls, name))
+            if spec is not None:
+                found[name] = spec
+        return found
+
+    async def _send(
+        self, spec: EndpointSpec, arguments: Mapping[str, Any], timeout: float | None = None
+    ) -> Any:
+        if spec.method == "GET":
+            params = encode_query(arguments, datetime_format=self._datetime_format)
+            return await self._transport.request(
+                "GET",
+                spec.path,
+                params=params,
+                response_type=spec.response_type(),
+                timeout=timeout,
+            )
+        body = encode_body(arguments, joined=spec.joined, datetime_format=self._datetime_format)
+        return await self._transport.request(
+            "POST", spec.path, json=body, response_type=spec.response_type(), timeout=timeout
+        )
+
+
+# -- pagination --------------------------------------------------------------------------------
+
+
+class Paginator(Generic[R, I]):
+    """The result of a paginated endpoint: awaitable for one page, async-iterable for all items.
+
+    ``await pbx.extension.list(page=2, page_size=50)`` fetches exactly that page (the response,
+    with ``.data`` and ``.total_number``). ``async for ext in pbx.extension.list()`` walks every
+    item from ``page`` (default 1) on, ``page_size`` items per request (default
+    :data:`DEFAULT_PAGE_SIZE`). It stops once ``total_number`` items were seen (without an extra
+    request), or at a page shorter than ``page_size`` or empty (the only signal where the
+    endpoint returns no total). :meth:`pages` yields whole responses instead of items.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[dict[str, Any]], Awaitable[R]],
+        arguments: Mapping[str, Any],
+        *,
+        items: str = "data",
+        has_total: bool = True,
+    ) -> None:
+        self._fetch = fetch
+        self._arguments = dict(arguments)
+        self._items = items
+        self._has_total = has_total
+
+    def __repr__(self) -> str:
+        return f"<Paginator {self._arguments!r}>"
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self._fetch(dict(self._arguments)).__await__()
+
+    def __aiter__(self) -> AsyncIterator[I]:
+        return self._iterate_items()
+
+    def items_of(self, page: R) -> list[I]:
+        """The items of one page (an empty list where the PBX sent none)."""
+        found = getattr(page, self._items, None)
+        return list(found) if found else []
+
+    async def pages(self) -> AsyncIterator[R]:
+        """Every page from the starting one, as whole responses."""
+        number = int(self._arguments.get("page", 1))
+        size = int(self._arguments.get("page_size", DEFAULT_PAGE_SIZE))
+        if size < 1:
+            raise ValueError("page_size must be at least 1 to iterate")
+        seen = (number - 1) * size
+        while True:
+            page = await self._fetch({**self._arguments, "page": number, "page_size": size})
+            yield page
+            count = len(self.items_of(page))
+            seen += count
+            if count == 0 or count < size:
+                return
+            total = getattr(page, "total_number", None) if self._has_total else None
+            if isinstance(total, int) and seen >= total:
+                return
+            number += 1
+
+    async def _iterate_items(self) -> AsyncIterator[I]:
+        async for page in self.pages():
+            for item in self.items_of(page):
+                yield item

@@ -1,0 +1,199 @@
+"""Fetching the files of the ``*/download`` endpoints (``client.files``).
+
+Downloads take two steps: ``recording/download``, ``cdr/download``, ``call_report/download`` or
+``call_schedule_report/download`` answer a :class:`~yeastar_async.resources.DownloadResponse`
+(``file`` and ``download_resource_url``, a path such as ``/api/download/x.wav`` valid for 30
+minutes); the file itself is then fetched from that path on the PBX with the current token.
+:class:`Downloader` does the second step: the transport refuses a URL that leaves the PBX's host,
+percent-encodes the path (file names contain ``+``) and raises the typed error when the PBX
+answers HTTP 200 with a JSON errcode body instead of the file (expired token, missing file).
+
+Recordings are often not ready yet when their call's 30012 (new CDR) event arrives. Pass a
+function that asks for the link and a number of ``retries`` to :meth:`Downloader.save`::
+
+    path = await pbx.files.save(
+        lambda: pbx.recording.download(file=cdr.recording), "recordings/", retries=4
+    )
+
+Each retry calls the function again (a new link) after ``retry_delay`` seconds, doubling the wait
+each time (5, 10, 20, 40 s by default), but only for errors :func:`file_not_ready` accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+import anyio
+
+from yeastar_async.errors import (
+    NotFoundError,
+    ProcessingError,
+    RequestFailedError,
+    TransportError,
+)
+from yeastar_async.resources._base import DownloadResponse, Transport
+
+__all__ = ["DownloadSource", "Downloader", "file_not_ready"]
+
+#: What :meth:`Downloader.save` accepts: an answer of a ``*/download`` endpoint, its
+#: ``download_resource_url``, or a function returning a fresh answer (called on every attempt).
+DownloadSource = DownloadResponse | str | Callable[[], Awaitable[DownloadResponse]]
+
+
+def file_not_ready(exc: BaseException) -> bool:
+    """Whether ``exc`` may mean "the file is not there yet" (worth a later retry).
+
+    True for a missing item (:class:`~yeastar_async.errors.NotFoundError`), the PBX's generic
+    failure (-1, :class:`~yeastar_async.errors.RequestFailedError`), "still processing" (2) and
+    an HTTP 404 from the download path. Credential, parameter and network errors are not retried
+    here (the transport already retries network faults).
+    """
+    if isinstance(exc, TransportError):
+        return exc.status == 404
+    return isinstance(exc, NotFoundError | RequestFailedError | ProcessingError)
+
+
+def _url_of(answer: DownloadResponse | str) -> str:
+    if isinstance(answer, str):
+        return answer
+    if not answer.download_resource_url:
+        raise ValueError("the download answer carries no download_resource_url")
+    return answer.download_resource_url
+
+
+def _file_name(answer: DownloadResponse | str) -> str:
+    """A safe local file name: the answer's ``file``, else the last segment of its URL."""
+    candidates = []
+    if isinstance(answer, DownloadResponse) and answer.file:
+        candidates.append(answer.file)
+    candidates.append(unquote(urlsplit(_url_of(answer)).path))
+    for candidate in candidates:
+        # Only the last component: a name from the PBX must not pick the directory.
+        name = PurePosixPath(candidate.replace("\\", "/")).name.strip()
+        if name not in ("", ".", ".."):
+            return name
+    raise ValueError("cannot derive a file name from the download answer; give a file path")
+
+
+class Downloader:
+    """Fetches the files behind ``download_resource_url`` (``client.files``).
+
+    Args:
+        transport: the HTTP layer; its ``download`` does the token, host check and URL encoding.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def __repr__(self) -> str:
+        return "<Downloader>"
+
+    def iter_bytes(
+        self,
+        answer: DownloadResponse | str,
+        *,
+        timeout: float | None = None,
+        chunk_size: int = 65536,
+    ) -> AsyncIterator[bytes]:
+        """Stream a file's bytes.
+
+        Args:
+            answer: the answer of a ``*/download`` endpoint, or its ``download_resource_url``.
+            timeout: seconds allowed for the transfer (default: the client's).
+            chunk_size: bytes per chunk read from the socket.
+
+        Raises:
+            ValueError: the answer has no URL, or the URL leaves the PBX's host.
+            YeastarError: the PBX answered a JSON error body instead of the file.
+        """
+        return self._transport.download(_url_of(answer), timeout=timeout, chunk_size=chunk_size)
+
+    async def save(
+        self,
+        source: DownloadSource,
+        path: str | os.PathLike[str],
+        *,
+        retries: int = 0,
+        retry_delay: float = 5.0,
+        retry_on: Callable[[BaseException], bool] = file_not_ready,
+        progress: Callable[[int], object] | None = None,
+        timeout: float | None = None,
+        chunk_size: int = 65536,
+    ) -> Path:
+        """Download a file to ``path`` and return where it was written.
+
+        The bytes go to a temporary file next to the target, renamed over it only once the
+        transfer is complete, so a failed or cancelled download never leaves a partial file.
+
+        Args:
+            source: an answer of a ``*/download`` endpoint, its ``download_resource_url``, or a
+                function returning a fresh answer (called again before every retry, e.g.
+                ``lambda: pbx.recording.download(file=name)``).
+            path: the target file, or an existing directory to put the file in under the
+                answer's ``file`` name.
+            retries: further attempts after a failure ``retry_on`` accepts (0: none). A call's
+                recording is often not ready when its 30012 event fires; a few retries cover it.
+            retry_delay: seconds before the first retry; doubled before each next one.
+            retry_on: which errors are worth a retry (default :func:`file_not_ready`).
+            progress: called with the number of bytes written so far after every chunk.
+            timeout: seconds allowed for each transfer (default: the client's).
+            chunk_size: bytes per chunk.
+
+        Raises:
+            ValueError: bad arguments, no URL, or a URL that leaves the PBX's host.
+            YeastarError: the last attempt's error (typed from the PBX's errcode body).
+        """
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
+        target = Path(path)
+        delay = retry_delay
+        attempt = 0
+        while True:
+            try:
+                answer = source if isinstance(source, DownloadResponse | str) else await source()
+                is_dir = await anyio.Path(target).is_dir()
+                final = target / _file_name(answer) if is_dir else target
+                await self._write(answer, final, progress, timeout, chunk_size)
+                return final
+            except Exception as exc:
+                if attempt >= retries or not retry_on(exc):
+                    raise
+            attempt += 1
+            await anyio.sleep(delay)
+            delay *= 2
+
+    async def _write(
+        self,
+        answer: DownloadResponse | str,
+        final: Path,
+        progress: Callable[[int], object] | None,
+        timeout: float | None,
+        chunk_size: int,
+    ) -> None:
+        url = _url_of(answer)
+        part = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
+        written = 0
+        try:
+            chunks = self._transport.download(url, timeout=timeout, chunk_size=chunk_size)
+            try:
+                async with await anyio.open_file(part, "wb") as out:
+                    async for chunk in chunks:
+                        await out.write(chunk)
+                        written += len(chunk)
+                        if progress is not None:
+                            progress(written)
+            finally:
+                # Close the HTTP response now, also when writing failed half-way.
+                closer = getattr(chunks, "aclose", None)
+                if closer is not None:
+                    await closer()
+            await anyio.Path(part).replace(final)
+        except BaseException:
+            # Shielded: a cancelled download must still remove its partial file.
+            with anyio.CancelScope(shield=True):
+                await anyio.Path(part).unlink(missing_ok=True)
+            raise
