@@ -276,12 +276,11 @@ def test_reprs_hide_secrets(sender: ScriptedSender, clock: Clock) -> None:
     ts = TokenSet("access-xyz", 1.0, "refresh-xyz", 2.0, 1800)
     text = repr(tm) + repr(ts) + str(ts)
     assert SECRET not in text
-    assert "access-xyz" not in text and "refresh-xyz" not in text
+    assert "access-xyz" not in text
+    assert "refresh-xyz" not in text
 
 
-@pytest.mark.parametrize(
-    ("client_id", "secret"), [("", "x"), ("x", ""), (None, "x"), ("x", None)]
-)
+@pytest.mark.parametrize(("client_id", "secret"), [("", "x"), ("x", ""), (None, "x"), ("x", None)])
 def test_empty_credentials_are_rejected(client_id: Any, secret: Any) -> None:
     with pytest.raises(ValueError, match="must be a non-empty string"):
         TokenManager(ScriptedSender(), client_id, secret)

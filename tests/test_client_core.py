@@ -172,7 +172,7 @@ async def test_per_call_timeout() -> None:
     async with FakePBX() as pbx, make_client(pbx, retries=0) as client:
         await client.request("GET", "system/information")
         pbx.delay_next(1, 2.0, endpoint="system/capacity")
-        with pytest.raises(TransportError, match="no answer within 0.2 s"):
+        with pytest.raises(TransportError, match=r"no answer within 0\.2 s"):
             await client.request("GET", "system/capacity", timeout=0.2)
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aioresponses import aioresponses
 from yarl import URL
@@ -36,7 +37,7 @@ class FixedTokens:
 
 
 class Info(ApiResponse, kw_only=True):
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 async def no_sleep(delay: float) -> None:
@@ -75,9 +76,7 @@ def sent_urls(mocked: Any) -> list[URL]:
 
 async def test_get_builds_url_with_token_and_user_agent(transport: Transport, mocked: Any) -> None:
     mocked.get(url("system/information"), payload={"errcode": 0, "errmsg": "SUCCESS", "data": {}})
-    await transport.request(
-        "GET", "system/information", params={"page": "2"}, response_type=Info
-    )
+    await transport.request("GET", "system/information", params={"page": "2"}, response_type=Info)
     (request_url,) = sent_urls(mocked)
     assert request_url.path == "/openapi/v1.0/system/information"
     assert request_url.query == {"page": "2", "access_token": TOKEN}
@@ -125,9 +124,7 @@ def test_bad_base_url_is_rejected_with_the_value(bad: str) -> None:
 async def test_every_errcode_maps_to_its_class(
     transport: Transport, mocked: Any, code: int, cls: type[errors.YeastarError]
 ) -> None:
-    mocked.get(
-        url("extension/get"), payload={"errcode": code, "errmsg": "SOMETHING"}, repeat=True
-    )
+    mocked.get(url("extension/get"), payload={"errcode": code, "errmsg": "SOMETHING"}, repeat=True)
     with pytest.raises(errors.YeastarError) as info:
         await transport.request("GET", "extension/get", response_type=Info)
     if code == 10004:
@@ -164,15 +161,15 @@ async def test_error_message_names_invalid_and_duplicate_fields(
     with pytest.raises(errors.ParameterError) as info:
         await transport.request("POST", "extension/create", json={}, response_type=Info)
     text = str(info.value)
-    assert "extension/create" in text and "40002" in text
+    assert "extension/create" in text
+    assert "40002" in text
     assert "number='1001x'" in text
-    assert "email_addr='a@b.c'" in text and "Teams" in text
+    assert "email_addr='a@b.c'" in text
+    assert "Teams" in text
     assert info.value.invalid_param_list == [{"field": "number", "value": "1001x"}]
 
 
-async def test_password_values_in_error_lists_are_masked(
-    transport: Transport, mocked: Any
-) -> None:
+async def test_password_values_in_error_lists_are_masked(transport: Transport, mocked: Any) -> None:
     mocked.post(
         url("extension/update"),
         payload={
@@ -234,7 +231,8 @@ async def test_get_is_retried_on_gateway_errors(
     mocked.get(url("system/capacity"), payload={"errcode": 0})
     await transport.request("GET", "system/capacity", response_type=Info)
     assert len(sent(mocked)) == 2
-    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.5
+    assert len(sleeps) == 1
+    assert 0 <= sleeps[0] <= 0.5
 
 
 async def test_get_gives_up_after_the_configured_retries(mocked: Any) -> None:
@@ -251,7 +249,9 @@ async def test_get_gives_up_after_the_configured_retries(mocked: Any) -> None:
     assert info.value.status == 503
     assert "busy" in info.value.body_excerpt
     # Backoff grows: full jitter within 0.5 * 2**n.
-    assert len(sleeps) == 2 and sleeps[0] <= 0.5 and sleeps[1] <= 1.0
+    assert len(sleeps) == 2
+    assert sleeps[0] <= 0.5
+    assert sleeps[1] <= 1.0
 
 
 async def test_get_is_retried_on_connection_errors(transport: Transport, mocked: Any) -> None:
@@ -271,9 +271,7 @@ async def test_post_answered_502_is_not_replayed(transport: Transport, mocked: A
     assert len(sent(mocked, "POST")) == 1
 
 
-async def test_post_with_unknown_outcome_is_not_replayed(
-    transport: Transport, mocked: Any
-) -> None:
+async def test_post_with_unknown_outcome_is_not_replayed(transport: Transport, mocked: Any) -> None:
     mocked.post(url("call/dial"), exception=aiohttp.ServerDisconnectedError())
     mocked.post(url("call/dial"), payload={"errcode": 0})
     with pytest.raises(errors.TransportError):
@@ -329,7 +327,8 @@ async def test_token_never_logged_at_debug(
     with pytest.raises(errors.TransportError) as info:
         await transport.request("GET", "system/capacity", response_type=Info)
     assert TOKEN not in caplog.text
-    assert TOKEN not in str(info.value) and TOKEN not in info.value.body_excerpt
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in info.value.body_excerpt
 
 
 def test_redact_masks_query_and_json_secrets() -> None:
@@ -337,15 +336,15 @@ def test_redact_masks_query_and_json_secrets() -> None:
         f'wss://h/openapi/v1.0/subscribe?access_token={TOKEN}&x=1 {{"password": "pw", '
         f'"refresh_token":"{TOKEN}"}}'
     )
-    assert TOKEN not in text and '"pw"' not in text
+    assert TOKEN not in text
+    assert '"pw"' not in text
     assert "x=1" in text
 
 
 def test_download_url_encodes_and_stays_on_the_pbx() -> None:
     t = Transport(BASE)
     assert (
-        str(t.download_url("/api/download/Cdr+X 1.csv"))
-        == f"{BASE}/api/download/Cdr%2BX%201.csv"
+        str(t.download_url("/api/download/Cdr+X 1.csv")) == f"{BASE}/api/download/Cdr%2BX%201.csv"
     )
     # Already-encoded names are not encoded twice.
     assert str(t.download_url("/api/download/a%2Bb.wav")) == f"{BASE}/api/download/a%2Bb.wav"

@@ -139,7 +139,7 @@ def test_websocket_context_checks_the_pin() -> None:
 
 @pytest.mark.parametrize("bad", ["/no/such/ca.pem", "abcd", "zz" * 32])
 def test_bad_ssl_option_names_the_value(bad: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="neither a SHA-256") as info:
         TlsPolicy(bad)
     assert repr(bad) in str(info.value)
 

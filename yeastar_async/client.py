@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
@@ -14,6 +15,7 @@ from ._auth import TokenManager, TokenStore
 from ._http import Transport
 from ._models import ApiResponse
 from ._tls import SslOption
+from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
 
 if TYPE_CHECKING:
@@ -48,6 +50,9 @@ logger = logging.getLogger("yeastar_async")
 
 T = TypeVar("T", bound=ApiResponse)
 R = TypeVar("R", bound="Resource")
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+#: What ``on()`` and ``subscribe()`` accept: an event class or a topic number.
+EventTarget = int | type[Any]
 
 
 class _Group(Generic[R]):
@@ -113,9 +118,20 @@ class YeastarClient:
         datetime_format: how ``datetime`` parameters of the CDR and report endpoints are sent;
             it must match the PBX's display format (System > Date and Time), default
             ``"%m/%d/%Y %H:%M:%S"``.
-        heartbeat_interval, heartbeat_timeout, reconnect_delay_min, reconnect_delay_max,
-        event_queue_size, overflow, handler_timeout, shutdown_timeout: event stream options
-            (see :class:`yeastar_async.events.StreamOptions`).
+        heartbeat_interval: seconds between ``heartbeat`` frames on the WebSocket (< 60, the
+            PBX's idle limit).
+        heartbeat_timeout: seconds to wait for proof of life after a heartbeat, and for the
+            ack of a subscribe message (< 60).
+        reconnect_delay_min, reconnect_delay_max: bounds of the full-jitter exponential
+            backoff between reconnect attempts.
+        healthy_after: the backoff restarts from the minimum only after a link stayed up
+            this long.
+        event_queue_size: events buffered between the socket reader and the handlers.
+        overflow: ``"block"`` (default: nothing is lost; the reader waits, heartbeats go on),
+            ``"drop_newest"`` or ``"drop_oldest"`` (drops are counted and logged).
+        handler_timeout: cancel a handler still running after this many seconds.
+        shutdown_timeout: :meth:`aclose` hands queued events to handlers within this long.
+        max_frame_size: largest WebSocket frame accepted, in bytes.
     """
 
     def __init__(
@@ -136,7 +152,30 @@ class YeastarClient:
         refresh_margin: float = 300.0,
         revoke_on_close: bool = True,
         datetime_format: str = DEFAULT_DATETIME_FORMAT,
+        heartbeat_interval: float = 25.0,
+        heartbeat_timeout: float = 10.0,
+        reconnect_delay_min: float = 0.5,
+        reconnect_delay_max: float = 30.0,
+        healthy_after: float = 30.0,
+        event_queue_size: int = 1024,
+        overflow: Overflow = "block",
+        handler_timeout: float | None = None,
+        shutdown_timeout: float = 5.0,
+        max_frame_size: int = 1024 * 1024,
     ) -> None:
+        # Validate every option before building anything, so a bad value costs nothing.
+        stream_options = StreamOptions(
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            reconnect_delay_min=reconnect_delay_min,
+            reconnect_delay_max=reconnect_delay_max,
+            healthy_after=healthy_after,
+            queue_size=event_queue_size,
+            overflow=overflow,
+            handler_timeout=handler_timeout,
+            shutdown_timeout=shutdown_timeout,
+            max_frame_size=max_frame_size,
+        )
         self._transport = Transport(
             base_url,
             api_path=api_path,
@@ -161,6 +200,7 @@ class YeastarClient:
         self._revoke_on_close = revoke_on_close
         #: Fetches the files behind the ``*/download`` answers (``save`` / ``iter_bytes``).
         self.files = Downloader(self._transport)
+        self._stream = EventStream(self._tokens, self._transport, stream_options)
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
 
@@ -226,10 +266,60 @@ class YeastarClient:
 
     async def _close(self) -> None:
         try:
+            await self._stream.aclose()
             if self._revoke_on_close:
                 await self._tokens.revoke()
         finally:
             await self._transport.aclose()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def on(self, target: EventTarget) -> Callable[[H], H]:
+        """Decorator registering an async handler for an event class or topic number.
+
+        ``@pbx.on(events.IncomingCallRequest)`` or ``@pbx.on(30016)``; local events
+        (``events.Connected``, ``events.Disconnected``) too. Several handlers of one event run
+        in registration order, one event at a time; a handler that raises is logged and
+        affects nothing else. Returns the function unchanged.
+        """
+        return self._stream.on(target)
+
+    def add_handler(self, target: EventTarget, handler: Callable[[Any], Awaitable[Any]]) -> None:
+        """Register ``handler`` for ``target``, like :meth:`on`."""
+        self._stream.add_handler(target, handler)
+
+    def remove_handler(self, target: EventTarget, handler: Callable[[Any], Awaitable[Any]]) -> None:
+        """Unregister a handler (``ValueError`` if it was not registered)."""
+        self._stream.remove_handler(target, handler)
+
+    async def listen(self) -> None:
+        """Run the supervised event stream until the client closes, then return.
+
+        Subscribes to the topics of the registered handlers, keeps the link alive, refreshes
+        tokens and reconnects through faults. Raises only what reconnecting cannot fix:
+        rejected credentials (:class:`~yeastar_async.errors.AuthenticationError`) and a
+        blocked IP (:class:`~yeastar_async.errors.IPBlockedError`).
+        """
+        await self._stream.listen()
+
+    def subscribe(
+        self, *targets: EventTarget
+    ) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        """The events ``targets`` name, as an async iterator: ``async with pbx.subscribe(30011)
+        as stream: async for ev in stream``. Works with or without :meth:`listen` running;
+        local events only when their classes are named.
+        """
+        return self._stream.subscribe(*targets)
+
+    @property
+    def event_stats(self) -> StreamStats:
+        """Counters of the event stream (frames, events, malformed frames, drops, reconnects)."""
+        return self._stream.stats
+
+    @property
+    def connected(self) -> bool:
+        """Whether the event WebSocket is up and its subscription acknowledged."""
+        return self._stream.connected
 
     # -- escape hatch ----------------------------------------------------------------------
 

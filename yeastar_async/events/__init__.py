@@ -5,6 +5,8 @@ else, and the local link events :class:`Connected` / :class:`Disconnected`.
 """
 
 from yeastar_async.events._decode import decode
+from yeastar_async.events._dispatch import Overflow, StreamStats, Subscription
+from yeastar_async.events._stream import EventStream, StreamOptions
 from yeastar_async.events.models import (
     TOPICS,
     AgentAutoPaused,
@@ -80,6 +82,7 @@ __all__ = [
     "DtmfInfo",
     "DtmfReceived",
     "Event",
+    "EventStream",
     "ExtensionCallStatusChanged",
     "ExtensionCallStatusInfo",
     "ExtensionConfigChanged",
@@ -98,10 +101,14 @@ __all__ = [
     "OrganizationStatusChanged",
     "OrganizationStatusInfo",
     "OutboundLeg",
+    "Overflow",
     "PromptPlaybackEnded",
     "PromptPlaybackInfo",
     "QueuedCall",
     "SatisfactionSurveyResult",
+    "StreamOptions",
+    "StreamStats",
+    "Subscription",
     "SurveyResultInfo",
     "TrunkConfigChanged",
     "TrunkConfigInfo",

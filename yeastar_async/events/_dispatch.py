@@ -1,0 +1,498 @@
+"""Handler registry, bounded buffers and in-order delivery for the event stream.
+
+The socket reader hands every decoded event to :meth:`Dispatcher.publish`, which puts it into
+the handler *inbox* (when a handler wants it) and into the buffer of every open
+:class:`Subscription` that names it. One consumer task drains the inbox and runs the handlers
+of each event in registration order, one event at a time, so user code never runs on the
+reader's stack and a slow handler never stalls heartbeats.
+
+When a buffer is full the overflow policy decides: ``"block"`` (default) makes the reader wait
+for room, so nothing is lost; ``"drop_newest"`` / ``"drop_oldest"`` discard an event, count it
+in :attr:`StreamStats.drops` and report the count in a rate-limited warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
+
+from yeastar_async.events.models import (
+    TOPICS,
+    Connected,
+    Disconnected,
+    LocalEvent,
+    UnknownEvent,
+    topic_of,
+)
+
+__all__ = [
+    "OVERFLOW_POLICIES",
+    "Dispatcher",
+    "Handler",
+    "Overflow",
+    "StreamStats",
+    "Subscription",
+    "Target",
+]
+
+logger = logging.getLogger("yeastar_async.events")
+
+#: What a full buffer does: wait for room, or discard the newest / the oldest event.
+Overflow: TypeAlias = Literal["block", "drop_newest", "drop_oldest"]
+OVERFLOW_POLICIES: Final[tuple[str, ...]] = ("block", "drop_newest", "drop_oldest")
+
+#: An event class (``events.CallStatusChanged``, ``events.Connected``) or a topic number.
+Target: TypeAlias = int | type[Any]
+#: An async handler taking one event.
+Handler: TypeAlias = Callable[[Any], Awaitable[Any]]
+#: Internal routing key: a PBX topic number, or a local event class.
+_Key: TypeAlias = int | type[LocalEvent]
+
+_T = TypeVar("_T")
+_DROP_REPORT_INTERVAL: Final = 5.0
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Counters of one event stream (a snapshot: read ``stream.stats`` again for new values)."""
+
+    frames_received: int = 0
+    """Every WebSocket frame read from the PBX (events, acks, heartbeat replies, garbage)."""
+    events_dispatched: int = 0
+    """Events handed to at least one handler or subscription (local events included)."""
+    malformed_frames: int = 0
+    """Frames that were neither an event envelope nor a control frame (skipped)."""
+    unknown_events: int = 0
+    """Frames decoded as :class:`~yeastar_async.events.UnknownEvent`."""
+    drops: int = 0
+    """Events discarded by a ``drop_newest`` / ``drop_oldest`` overflow policy."""
+    reconnects: int = 0
+    """Links re-established after a previous one was lost."""
+    handler_errors: int = 0
+    """Handler calls that raised or exceeded ``handler_timeout``."""
+    connect_attempts: int = 0
+    """WebSocket handshakes attempted."""
+    heartbeats_sent: int = 0
+    """``heartbeat`` frames sent."""
+
+
+class _Closed(Exception):
+    """Raised by :meth:`_Buffer.get` once the buffer is closed and drained."""
+
+
+class _Buffer(Generic[_T]):
+    """A bounded FIFO with an overflow policy, one consumer, and close-with-error."""
+
+    __slots__ = (
+        "_closed",
+        "_error",
+        "_items",
+        "_maxsize",
+        "_not_empty",
+        "_not_full",
+        "_on_drop",
+        "_overflow",
+    )
+
+    def __init__(self, maxsize: int, overflow: Overflow, on_drop: Callable[[], None]) -> None:
+        self._items: deque[_T] = deque()
+        self._maxsize = maxsize
+        self._overflow = overflow
+        self._on_drop = on_drop
+        self._closed = False
+        self._error: BaseException | None = None
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._not_full.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def put(self, item: _T) -> bool:
+        """Add ``item``; False when it was not added (buffer closed, or dropped)."""
+        while True:
+            if self._closed:
+                return False
+            if len(self._items) < self._maxsize:
+                self._items.append(item)
+                self._not_empty.set()
+                if len(self._items) >= self._maxsize:
+                    self._not_full.clear()
+                return True
+            if self._overflow == "drop_newest":
+                self._on_drop()
+                return False
+            if self._overflow == "drop_oldest":
+                self._items.popleft()
+                self._items.append(item)
+                self._on_drop()
+                return True
+            await self._not_full.wait()
+
+    def put_nowait(self, item: _T) -> bool:
+        """Add ``item`` if there is room right now (never drops an older event)."""
+        if self._closed or len(self._items) >= self._maxsize:
+            return False
+        self._items.append(item)
+        self._not_empty.set()
+        if len(self._items) >= self._maxsize:
+            self._not_full.clear()
+        return True
+
+    async def get(self) -> _T:
+        """Next item; after :meth:`close`, the remaining items, then the error or _Closed."""
+        while True:
+            if self._items:
+                item = self._items.popleft()
+                self._not_full.set()
+                if not self._items:
+                    self._not_empty.clear()
+                return item
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                raise _Closed
+            await self._not_empty.wait()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Refuse new items and wake everyone; the consumer still gets what is buffered."""
+        if self._closed:
+            return
+        self._closed = True
+        self._error = error
+        # Wake a blocked producer (its put returns False) and a waiting consumer.
+        self._not_empty.set()
+        self._not_full.set()
+
+    def clear(self) -> None:
+        """Discard what is buffered (used when a consumer gives up before draining)."""
+        self._items.clear()
+        self._not_full.set()
+        self._not_empty.clear()
+
+
+class Subscription:
+    """An async iterator over the events one ``subscribe(*targets)`` call named.
+
+    Events arrive in the order the PBX sent them. Iteration ends when the subscription's
+    ``async with`` block is left or the stream is closed; it raises the error that stopped the
+    stream (e.g. :class:`~yeastar_async.errors.AuthenticationError`) after the buffered events.
+    """
+
+    __slots__ = ("_buffer", "_keys", "_targets")
+
+    def __init__(
+        self, targets: tuple[Target, ...], keys: frozenset[_Key], buffer: _Buffer[Any]
+    ) -> None:
+        self._targets = targets
+        self._keys = keys
+        self._buffer = buffer
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The targets as passed to ``subscribe()``."""
+        return self._targets
+
+    @property
+    def topics(self) -> frozenset[int]:
+        """The PBX topic numbers this subscription adds to the stream's topic set."""
+        return frozenset(k for k in self._keys if isinstance(k, int))
+
+    @property
+    def closed(self) -> bool:
+        """True once the subscription no longer receives events."""
+        return self._buffer.closed
+
+    def __len__(self) -> int:
+        """Events buffered and not yet consumed."""
+        return len(self._buffer)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._buffer.get()
+        except _Closed:
+            raise StopAsyncIteration from None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Subscription {self._targets!r} {state}, {len(self._buffer)} buffered>"
+
+
+def _is_async_callable(fn: object) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    # An instance with `async def __call__` is fine too.
+    call = getattr(fn, "__call__", None)  # noqa: B004 - we want the method, not callable()
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _name(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", None) or repr(fn))
+
+
+class Dispatcher:
+    """Routes events to handlers (through one bounded inbox) and to subscriptions.
+
+    Args:
+        queue_size: capacity of the handler inbox and of each subscription buffer.
+        overflow: what a full buffer does (see :data:`Overflow`).
+        handler_timeout: seconds a handler may run before it is cancelled (None: no limit).
+        on_topics_changed: called (synchronously) whenever the PBX topic set changes.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = 1024,
+        overflow: Overflow = "block",
+        handler_timeout: float | None = None,
+        on_topics_changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.stats = StreamStats()
+        self._queue_size = queue_size
+        self._overflow: Overflow = overflow
+        self._handler_timeout = handler_timeout
+        self._on_topics_changed = on_topics_changed
+        self._handlers: dict[_Key, list[Handler]] = {}
+        self._subscriptions: list[Subscription] = []
+        self._routes: dict[_Key, tuple[Subscription, ...]] = {}
+        self._inbox: _Buffer[Any] | None = None
+        self._topics: frozenset[int] = frozenset()
+        self._drops_unreported = 0
+        self._last_drop_report = float("-inf")
+
+    # -- targets --------------------------------------------------------------------------
+
+    @staticmethod
+    def resolve(target: object) -> _Key:
+        """The routing key of ``target``; TypeError/ValueError naming it when it is none."""
+        # topic_of raises TypeError for non-targets and ValueError for abstract classes and
+        # non-positive numbers; it accepts topic numbers newer firmware may add (those frames
+        # arrive as UnknownEvent with that `type`).
+        topic = topic_of(target)  # type: ignore[arg-type]
+        if topic is not None:
+            return topic
+        assert isinstance(target, type)
+        assert issubclass(target, LocalEvent)
+        return target
+
+    @staticmethod
+    def key_of(event: object) -> _Key | None:
+        """The routing key of a received event, or None for events no target can name."""
+        if isinstance(event, UnknownEvent):
+            # Only a topic this library has no class for reaches its number's handlers: a
+            # handler of a typed topic must never be handed an untyped payload.
+            if event.type is not None and event.type not in TOPICS:
+                return event.type
+            return None
+        if isinstance(event, (Connected, Disconnected, LocalEvent)):
+            return type(event)
+        topic = getattr(event, "type", None)
+        return topic if isinstance(topic, int) else None
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def add_handler(self, target: Target, fn: Handler) -> None:
+        """Register ``fn`` (an ``async def``) for ``target``, after the ones already there."""
+        if not _is_async_callable(fn):
+            raise TypeError(
+                f"event handlers must be async functions (async def), got {_name(fn)!r}"
+            )
+        key = self.resolve(target)
+        self._handlers.setdefault(key, []).append(fn)
+        self._refresh_topics()
+
+    def remove_handler(self, target: Target, fn: Handler) -> None:
+        """Unregister ``fn`` for ``target``; ValueError if it was not registered there."""
+        key = self.resolve(target)
+        handlers = self._handlers.get(key, [])
+        try:
+            handlers.remove(fn)
+        except ValueError:
+            raise ValueError(f"{_name(fn)!r} is not a handler of {target!r}") from None
+        if not handlers:
+            del self._handlers[key]
+        self._refresh_topics()
+
+    def handlers(self, target: Target) -> tuple[Handler, ...]:
+        """The handlers registered for ``target``, in calling order."""
+        return tuple(self._handlers.get(self.resolve(target), ()))
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def open_subscription(self, targets: Iterable[Target]) -> Subscription:
+        """Start buffering the events ``targets`` name; returns the iterator."""
+        targets = tuple(targets)
+        if not targets:
+            raise ValueError("subscribe() needs at least one event class or topic number")
+        keys = frozenset(self.resolve(t) for t in targets)
+        sub = Subscription(targets, keys, _Buffer(self._queue_size, self._overflow, self._drop))
+        self._subscriptions.append(sub)
+        self._rebuild_routes()
+        return sub
+
+    def close_subscription(self, sub: Subscription, error: BaseException | None = None) -> None:
+        """Stop delivering to ``sub``; its iterator ends after what is buffered (or raises)."""
+        if sub in self._subscriptions:
+            self._subscriptions.remove(sub)
+            self._rebuild_routes()
+        sub._buffer.close(error)
+
+    def end_subscriptions(self, error: BaseException | None = None) -> None:
+        """Close every open subscription (stream closed, or failed with ``error``)."""
+        for sub in list(self._subscriptions):
+            self.close_subscription(sub, error)
+
+    def _rebuild_routes(self) -> None:
+        routes: dict[_Key, list[Subscription]] = {}
+        for sub in self._subscriptions:
+            for key in sub._keys:
+                routes.setdefault(key, []).append(sub)
+        self._routes = {key: tuple(subs) for key, subs in routes.items()}
+        self._refresh_topics()
+
+    # -- topics ---------------------------------------------------------------------------
+
+    @property
+    def topics(self) -> frozenset[int]:
+        """The PBX topics wanted: those of the handlers plus those of the open subscriptions."""
+        return self._topics
+
+    def _refresh_topics(self) -> None:
+        topics = frozenset(key for key in (*self._handlers, *self._routes) if isinstance(key, int))
+        if topics != self._topics:
+            self._topics = topics
+            self._on_topics_changed()
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def open_inbox(self) -> _Buffer[Any]:
+        """Create the handler inbox (handlers get events only while it is open)."""
+        self._inbox = _Buffer(self._queue_size, self._overflow, self._drop)
+        return self._inbox
+
+    def close_inbox(self) -> None:
+        """Stop queueing for handlers; the consumer drains what is queued, then returns."""
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
+
+    async def publish(self, event: Any) -> None:
+        """Queue ``event`` for its handlers and subscriptions (may wait under ``"block"``)."""
+        key = self.key_of(event)
+        if key is None:
+            return
+        delivered = False
+        inbox = self._inbox
+        if inbox is not None and key in self._handlers:
+            delivered = await inbox.put(event)
+        # A snapshot: subscriptions opened or closed meanwhile are handled by the buffer itself.
+        for sub in self._routes.get(key, ()):
+            delivered = await sub._buffer.put(event) or delivered
+        if delivered:
+            self.stats.events_dispatched += 1
+
+    def publish_nowait(self, event: Any) -> None:
+        """Queue ``event`` only where there is room now (best effort, used while stopping)."""
+        key = self.key_of(event)
+        if key is None:
+            return
+        delivered = False
+        if self._inbox is not None and key in self._handlers:
+            delivered = self._inbox.put_nowait(event)
+        for sub in self._routes.get(key, ()):
+            delivered = sub._buffer.put_nowait(event) or delivered
+        if delivered:
+            self.stats.events_dispatched += 1
+
+    async def consume(self, inbox: _Buffer[Any]) -> None:
+        """Run the handlers of each queued event, in order, until the inbox is closed."""
+        while True:
+            try:
+                event = await inbox.get()
+            except _Closed:
+                return
+            key = self.key_of(event)
+            # A snapshot: a handler added or removed by a handler takes effect for later events.
+            for fn in tuple(self._handlers.get(key, ())) if key is not None else ():
+                await self._call(fn, event)
+
+    async def _call(self, fn: Handler, event: Any) -> None:
+        task = asyncio.current_task()
+        try:
+            if self._handler_timeout is None:
+                await fn(event)
+            else:
+                async with asyncio.timeout(self._handler_timeout) as scope:
+                    await fn(event)
+        except asyncio.CancelledError:
+            if task is not None and task.cancelling():
+                raise  # the stream is stopping
+            # The handler cancelled itself (or something it awaited): its failure only.
+            self.stats.handler_errors += 1
+            logger.error("event handler %s was cancelled on %s", _name(fn), _describe(event))
+        except TimeoutError:
+            self.stats.handler_errors += 1
+            if self._handler_timeout is not None and scope.expired():
+                logger.error(
+                    "event handler %s exceeded handler_timeout=%ss on %s; cancelled",
+                    _name(fn),
+                    self._handler_timeout,
+                    _describe(event),
+                )
+            else:
+                logger.exception("event handler %s failed on %s", _name(fn), _describe(event))
+        except Exception:
+            self.stats.handler_errors += 1
+            logger.exception("event handler %s failed on %s", _name(fn), _describe(event))
+
+    # -- drops ----------------------------------------------------------------------------
+
+    def _drop(self) -> None:
+        self.stats.drops += 1
+        self._drops_unreported += 1
+        now = time.monotonic()
+        # One warning per interval at most: a flood must not turn into a log flood.
+        if now - self._last_drop_report >= _DROP_REPORT_INTERVAL:
+            self.report_drops(now)
+
+    def report_drops(self, now: float | None = None) -> None:
+        """Log the drops not reported yet (also called when the stream stops)."""
+        if not self._drops_unreported:
+            return
+        logger.warning(
+            "event buffer full (queue_size=%d, overflow=%r): dropped %d event(s), %d in total",
+            self._queue_size,
+            self._overflow,
+            self._drops_unreported,
+            self.stats.drops,
+        )
+        self._drops_unreported = 0
+        self._last_drop_report = time.monotonic() if now is None else now
+
+    def snapshot(self) -> StreamStats:
+        """A copy of the counters."""
+        return replace(self.stats)
+
+
+def _describe(event: object) -> str:
+    sn = getattr(event, "sn", None)
+    topic = getattr(event, "type", None)
+    text = type(event).__name__
+    if isinstance(topic, int):
+        text += f" (topic {topic}"
+        text += f", sn {sn})" if sn else ")"
+    return text

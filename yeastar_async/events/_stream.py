@@ -1,0 +1,908 @@
+"""The supervised WebSocket event stream: connect, subscribe, keep alive, reconnect, dispatch.
+
+One :class:`EventStream` holds at most one WebSocket to the PBX. It runs while someone wants
+events, i.e. while :meth:`EventStream.listen` runs or a :meth:`EventStream.subscribe` block is
+open, and until :meth:`EventStream.aclose`.
+
+Each connection attempt is a loop iteration of our own (not ``async for ws in connect(...)``,
+whose built-in backoff restarts after every handshake and whose URL cannot take a refreshed
+token):
+
+1. get a fresh access token from the token source;
+2. open ``ws(s)://host/openapi/v1.0/subscribe?access_token=...`` with the REST TLS options and
+   User-Agent, and check the certificate pin;
+3. send ``{"topic_list": [...]}`` with the union of the handlers' and subscriptions' topics and
+   require the ``{"errcode":0,"errmsg":"SUCCESS"}`` ack within ``heartbeat_timeout``;
+4. while connected, send ``heartbeat`` every ``heartbeat_interval`` and require proof of life
+   (any frame: ``heartbeat response``, an event, an ack) within ``heartbeat_timeout`` of each;
+   a ``{"errcode":10004}`` frame means the token died: report it and reconnect.
+
+Failed or lost links are retried after a full-jitter exponential backoff that is reset only
+after a link stayed up for ``healthy_after`` seconds, so a PBX that accepts and then drops
+every connection (or answers 503) is never hammered. Credential failures
+(:class:`~yeastar_async.errors.AuthenticationError`, its
+:class:`~yeastar_async.errors.LockoutGuardError`, :class:`~yeastar_async.errors.IPBlockedError`)
+stop the stream and are raised out of :meth:`EventStream.listen`.
+
+The token travels in the URL: it never appears in a log record (the websockets library logs
+the request line at DEBUG; it gets a logger that masks it) nor in a ``Disconnected`` reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, TypeVar
+
+import msgspec
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketException,
+)
+
+from yeastar_async._backoff import Backoff, RandomSource
+from yeastar_async.errors import (
+    AuthenticationError,
+    EventDecodeError,
+    IPBlockedError,
+    TransportError,
+    YeastarError,
+    error_for,
+)
+from yeastar_async.events._decode import decode
+from yeastar_async.events._dispatch import (
+    OVERFLOW_POLICIES,
+    Dispatcher,
+    Handler,
+    Overflow,
+    StreamStats,
+    Subscription,
+    Target,
+)
+from yeastar_async.events.models import TOPICS, Connected, Disconnected, UnknownEvent
+
+__all__ = ["EventStream", "StreamOptions", "TokenSource", "WsEndpoint"]
+
+logger = logging.getLogger("yeastar_async.events")
+_ws_logger = logging.getLogger("yeastar_async.events.websocket")
+
+_H = TypeVar("_H", bound=Callable[..., Awaitable[Any]])
+
+#: Failures no retry can fix: surface them instead of risking the PBX's IP block.
+_FATAL: Final = (AuthenticationError, IPBlockedError)
+_HEARTBEAT: Final = "heartbeat"
+_HEARTBEAT_REPLIES: Final = frozenset({"heartbeat response", b"heartbeat response"})
+_REPLY_LEN: Final = len("heartbeat response")
+_TOKEN_EXPIRED: Final = 10004
+#: Upper bound of the WebSocket opening handshake (TCP + TLS + HTTP upgrade).
+_OPEN_TIMEOUT_FLOOR: Final = 10.0
+#: The PBX drops a socket after 60 s without a frame from the client.
+_PBX_IDLE_LIMIT: Final = 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Interfaces (the token manager and the HTTP transport satisfy them)
+# ---------------------------------------------------------------------------------------------
+
+
+class TokenSource(Protocol):
+    """Hands out access tokens (``yeastar_async._auth.TokenManager`` satisfies it)."""
+
+    async def token(self) -> str:
+        """A valid access token; logs in or refreshes as needed."""
+        ...
+
+    async def expired(self, token: str) -> None:
+        """The PBX said 10004 for ``token``: renew it (a no-op if already replaced)."""
+        ...
+
+    def expires_in(self) -> float | None:
+        """Seconds left on the current access token."""
+        ...
+
+
+class WsEndpoint(Protocol):
+    """Where and how to connect (``yeastar_async._http.Transport`` satisfies it)."""
+
+    user_agent: str
+
+    def ws_url(self, token: str) -> str:
+        """``ws(s)://host/openapi/v1.0/subscribe?access_token=...``."""
+        ...
+
+    def ws_ssl(self) -> ssl.SSLContext | None:
+        """The TLS context (the REST options); None for ``ws://``."""
+        ...
+
+    def check_peer(self, ssl_object: ssl.SSLObject | None) -> None:
+        """Raise TransportError when a configured certificate pin does not match."""
+        ...
+
+    def redact(self, text: str) -> str:
+        """Mask ``access_token=...`` in ``text``."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------------------------
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """Tuning of the event stream (all times in seconds). Invalid values raise ValueError.
+
+    Attributes:
+        heartbeat_interval: send ``heartbeat`` this often (> 0, < 60: the PBX drops a socket
+            after 60 s without a frame from the client).
+        heartbeat_timeout: how long to wait for proof of life after a heartbeat, and for the
+            ack of a subscribe message (> 0, < 60). Either may be the larger of the two.
+        reconnect_delay_min: smallest delay before a reconnect attempt (> 0).
+        reconnect_delay_max: largest delay before a reconnect attempt (>= the minimum).
+        healthy_after: the backoff restarts from the minimum only after a link stayed up this
+            long (>= 0), so a PBX that accepts and then drops connections is never hammered.
+        queue_size: capacity of the handler queue and of each subscription buffer (>= 1).
+        overflow: what a full queue does: ``"block"`` (the reader waits; nothing is lost),
+            ``"drop_newest"`` or ``"drop_oldest"`` (counted in ``stats.drops``, and logged).
+        handler_timeout: a handler still running after this long is cancelled and counted as
+            a handler error (None: no limit).
+        shutdown_timeout: :meth:`EventStream.aclose` finishes within about this long (> 0);
+            queued events are still handed to the handlers within it.
+        max_frame_size: largest accepted frame, in bytes (a larger one drops the link).
+    """
+
+    heartbeat_interval: float = 25.0
+    heartbeat_timeout: float = 10.0
+    reconnect_delay_min: float = 0.5
+    reconnect_delay_max: float = 30.0
+    healthy_after: float = 30.0
+    queue_size: int = 1024
+    overflow: Overflow = "block"
+    handler_timeout: float | None = None
+    shutdown_timeout: float = 5.0
+    max_frame_size: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_interval", "heartbeat_timeout"):
+            value = _number(name, getattr(self, name))
+            if not 0 < value < _PBX_IDLE_LIMIT:
+                raise ValueError(
+                    f"{name} must be > 0 and < 60 seconds (the PBX's idle limit), "
+                    f"got {getattr(self, name)!r}"
+                )
+        low = _number("reconnect_delay_min", self.reconnect_delay_min)
+        if not 0 < low < math.inf:
+            raise ValueError(f"reconnect_delay_min must be > 0, got {self.reconnect_delay_min!r}")
+        high = _number("reconnect_delay_max", self.reconnect_delay_max)
+        if not low <= high < math.inf:
+            raise ValueError(
+                f"reconnect_delay_max must be >= reconnect_delay_min ({self.reconnect_delay_min!r})"
+                f", got {self.reconnect_delay_max!r}"
+            )
+        if not 0 <= _number("healthy_after", self.healthy_after) < math.inf:
+            raise ValueError(f"healthy_after must be >= 0, got {self.healthy_after!r}")
+        for name in ("queue_size", "max_frame_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.overflow not in OVERFLOW_POLICIES:
+            raise ValueError(
+                f"overflow must be one of {', '.join(map(repr, OVERFLOW_POLICIES))}, "
+                f"got {self.overflow!r}"
+            )
+        if self.handler_timeout is not None and not (
+            0 < _number("handler_timeout", self.handler_timeout) < math.inf
+        ):
+            raise ValueError(f"handler_timeout must be > 0 or None, got {self.handler_timeout!r}")
+        if not 0 < _number("shutdown_timeout", self.shutdown_timeout) < math.inf:
+            raise ValueError(f"shutdown_timeout must be > 0, got {self.shutdown_timeout!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging without the token
+# ---------------------------------------------------------------------------------------------
+
+
+class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """Formats each record's message and masks the token before it reaches any handler.
+
+    websockets logs ``> GET /openapi/v1.0/subscribe?access_token=... HTTP/1.1`` at DEBUG.
+    """
+
+    def __init__(self, target: logging.Logger, redact: Callable[[str], str]) -> None:
+        super().__init__(target, {})
+        self._redact = redact
+
+    def log(
+        self,
+        level: int,
+        msg: object,
+        *args: object,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        stacklevel: int = 1,
+        extra: Mapping[str, object] | None = None,
+        **kwargs: object,
+    ) -> None:
+        """Log ``msg % args`` with the token masked."""
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = " ".join(map(str, (msg, *args)))
+        self.logger.log(
+            level,
+            self._redact(text),
+            exc_info=exc_info,
+            stack_info=stack_info,
+            stacklevel=stacklevel,
+            extra=extra,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# One link
+# ---------------------------------------------------------------------------------------------
+
+
+class _LinkLost(Exception):
+    """The current link is unusable; ``reason`` is safe to log (no token)."""
+
+    def __init__(self, reason: str, *, token_expired: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.token_expired = token_expired
+
+
+class _Control(msgspec.Struct):
+    """A non-event frame from the PBX: the subscribe ack or an error such as 10004."""
+
+    errcode: int | None = None
+    errmsg: str = ""
+
+
+_CONTROL: Final = msgspec.json.Decoder(_Control, strict=False)
+
+
+class _Link:
+    """State of one open WebSocket: reader, keeper (heartbeats, deadlines), pending acks.
+
+    Deadlines run on an *effective* clock that stops while the reader is held back by a full
+    queue: frames (heartbeat replies included) then wait unread in the socket, and the link
+    must not be declared dead for what is a local slowdown.
+    """
+
+    def __init__(self, stream: EventStream, ws: ClientConnection) -> None:
+        self.stream = stream
+        self.ws = ws
+        self.loop = asyncio.get_running_loop()
+        opts = stream.options
+        self.interval = opts.heartbeat_interval
+        self.timeout = opts.heartbeat_timeout
+        self.up_since: float | None = None
+        self._held_since: float | None = None
+        self._held_total = 0.0
+        # Effective time of the oldest heartbeat not yet followed by any received frame.
+        self._unproven: float | None = None
+        # Sent topic lists waiting for their ack: (effective send time, futures to resolve).
+        self._pending: deque[tuple[float, list[asyncio.Future[None]]]] = deque()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._sent_topics: frozenset[int] = frozenset()
+        self._topics_dirty = True
+        self._wake = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+
+    # -- clock ----------------------------------------------------------------------------
+
+    def _eff_now(self) -> float:
+        now = self.loop.time()
+        held = self._held_total
+        if self._held_since is not None:
+            held += now - self._held_since
+        return now - held
+
+    @contextlib.contextmanager
+    def _held(self) -> Any:
+        self._held_since = self.loop.time()
+        try:
+            yield
+        finally:
+            self._held_total += self.loop.time() - self._held_since
+            self._held_since = None
+            self._wake.set()
+
+    # -- requests from the stream ---------------------------------------------------------
+
+    def topics_changed(self) -> None:
+        self._topics_dirty = True
+        self._wake.set()
+
+    def synced(self) -> asyncio.Future[None]:
+        """A future resolved once the PBX acked a topic list holding the current topics."""
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._waiters.append(fut)
+        self._topics_dirty = True
+        self._wake.set()
+        return fut
+
+    def teardown(self) -> None:
+        for _, futures in self._pending:
+            for fut in futures:
+                fut.cancel()
+        for fut in self._waiters:
+            fut.cancel()
+        self._pending.clear()
+        self._waiters.clear()
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def _send(self, data: str) -> None:
+        try:
+            # A peer that stopped reading fills the TCP buffer and blocks send(): that is a
+            # dead link too.
+            async with asyncio.timeout(self.timeout):
+                await self.ws.send(data)
+        except TimeoutError:
+            raise _LinkLost(f"sending timed out after {self.timeout}s") from None
+        except ConnectionClosed as exc:
+            raise _LinkLost(_closed_reason(exc)) from None
+
+    async def _sync_topics(self) -> None:
+        self._topics_dirty = False
+        waiters, self._waiters = self._waiters, []
+        topics = self.stream._dispatch.topics
+        if topics and topics != self._sent_topics:
+            async with self._send_lock:
+                self._pending.append((self._eff_now(), waiters))
+                self._sent_topics = topics
+                payload = msgspec.json.encode({"topic_list": sorted(topics)}).decode()
+                logger.debug("event stream: subscribing to %s", payload)
+                await self._send(payload)
+        elif self._pending:
+            self._pending[-1][1].extend(waiters)  # the list in flight already holds them
+        else:
+            # Nothing to send: no topics at all keeps the PBX's current set (an empty list
+            # would silently unsubscribe everything), or the set is unchanged and acked.
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    async def keep(self) -> None:
+        """Send the subscription and heartbeats; enforce the ack and liveness deadlines."""
+        loop = self.loop
+        next_beat = loop.time() + self.interval
+        while True:
+            # Cleared before the work, so a wake-up requested during a send is not lost.
+            self._wake.clear()
+            if self._topics_dirty:
+                await self._sync_topics()
+            now = loop.time()
+            if now >= next_beat:
+                async with self._send_lock:
+                    await self._send(_HEARTBEAT)
+                self.stream._dispatch.stats.heartbeats_sent += 1
+                if self._unproven is None:
+                    self._unproven = self._eff_now()
+                next_beat = now + self.interval
+            sleep = next_beat - now
+            if self._held_since is None:
+                eff = self._eff_now()
+                if self._pending and eff - self._pending[0][0] >= self.timeout:
+                    raise _LinkLost(f"subscribe not acknowledged within {self.timeout}s")
+                if self._unproven is not None and eff - self._unproven >= self.timeout:
+                    raise _LinkLost(f"no frame from the PBX within {self.timeout}s of a heartbeat")
+                # Real time runs at least as fast as effective time: never wakes too late.
+                for start in (self._pending[0][0] if self._pending else None, self._unproven):
+                    if start is not None:
+                        sleep = min(sleep, start + self.timeout - eff)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(sleep, 0.0)):
+                    await self._wake.wait()
+
+    async def read(self) -> None:
+        """Read frames: prove liveness, handle acks and errors, publish events."""
+        ws = self.ws
+        stream = self.stream
+        stats = stream._dispatch.stats
+        while True:
+            try:
+                frame = await ws.recv()
+            except ConnectionClosed as exc:
+                raise _LinkLost(_closed_reason(exc)) from None
+            stats.frames_received += 1
+            self._unproven = None
+            if len(frame) == _REPLY_LEN and frame in _HEARTBEAT_REPLIES:
+                continue
+            try:
+                event: Any = decode(frame)
+            except EventDecodeError as exc:
+                event = self._control(frame, exc)
+                if event is None:
+                    continue
+            else:
+                if isinstance(event, UnknownEvent):
+                    stats.unknown_events += 1
+                    _log_unknown(event)
+            with self._held():
+                await stream._dispatch.publish(event)
+
+    def _control(self, frame: str | bytes, error: EventDecodeError) -> Connected | None:
+        """Handle a non-event frame; returns the Connected event on the first ack."""
+        try:
+            control = _CONTROL.decode(frame)
+        except (msgspec.DecodeError, ValueError):
+            control = _Control()
+        code = control.errcode
+        if code is None:
+            self.stream._dispatch.stats.malformed_frames += 1
+            logger.warning("event stream: skipped a malformed frame: %s", error)
+            return None
+        if code == _TOKEN_EXPIRED:
+            raise _LinkLost(f"token expired (errcode {code})", token_expired=True)
+        if code != 0:
+            failure = error_for(code, control.errmsg, endpoint="subscribe")
+            if isinstance(failure, _FATAL):
+                raise failure  # e.g. 70004 ACCOUNT IP BLOCKED: retrying cannot help
+            if self._pending:
+                raise _LinkLost(f"subscribe rejected: errcode {code} {control.errmsg!r}")
+            logger.warning("event stream: PBX sent errcode %s %r", code, control.errmsg)
+            return None
+        if not self._pending:
+            logger.debug("event stream: ack without a pending subscribe ignored")
+            return None
+        _, futures = self._pending.popleft()
+        for fut in futures:
+            if not fut.done():
+                fut.set_result(None)
+        if self.up_since is None:
+            self.up_since = self.loop.time()
+            return self.stream._link_established()
+        return None
+
+
+def _closed_reason(exc: ConnectionClosed) -> str:
+    return f"connection closed ({exc})"
+
+
+def _log_unknown(event: UnknownEvent) -> None:
+    if event.type in TOPICS:
+        logger.warning(
+            "event stream: topic %s frame with an undecodable msg (%s); skipped",
+            event.type,
+            event.reason,
+        )
+    else:
+        logger.info("event stream: frame of topic %s has no event class; UnknownEvent", event.type)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stream
+# ---------------------------------------------------------------------------------------------
+
+
+class EventStream:
+    """Supervised WebSocket event stream of one PBX, with handler dispatch and subscriptions.
+
+    Args:
+        tokens: the token source (the client's token manager).
+        endpoint: URL, TLS, User-Agent and redaction (the client's transport).
+        options: tuning; :class:`StreamOptions` defaults when omitted.
+        rng: random source of the reconnect backoff (tests inject a deterministic one).
+
+    The stream connects while :meth:`listen` runs or a :meth:`subscribe` block is open, and
+    only when there is at least one PBX topic to subscribe to (handlers or subscriptions of
+    local events only never open a socket). Handlers get events whenever it is connected.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenSource,
+        endpoint: WsEndpoint,
+        options: StreamOptions | None = None,
+        *,
+        rng: RandomSource | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self._endpoint = endpoint
+        self._opts = options if options is not None else StreamOptions()
+        self._rng = rng
+        self._dispatch = Dispatcher(
+            queue_size=self._opts.queue_size,
+            overflow=self._opts.overflow,
+            handler_timeout=self._opts.handler_timeout,
+            on_topics_changed=self._topics_changed,
+        )
+        self._ws_log = _RedactingLogger(_ws_logger, endpoint.redact)
+        self._lock: asyncio.Lock | None = None
+        self._engine: asyncio.Task[BaseException | None] | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._topics_event: asyncio.Event | None = None
+        self._demand = 0
+        self._closed = False
+        self._link: _Link | None = None
+        self._ever_connected = False
+        self._lost_at: float | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "connected" if self.connected else "idle"
+        return f"<EventStream {state} topics={sorted(self._dispatch.topics)}>"
+
+    # -- public: configuration ------------------------------------------------------------
+
+    @property
+    def options(self) -> StreamOptions:
+        """The options this stream runs with."""
+        return self._opts
+
+    @property
+    def stats(self) -> StreamStats:
+        """A snapshot of the counters (frames, events, drops, reconnects, errors...)."""
+        return self._dispatch.snapshot()
+
+    @property
+    def connected(self) -> bool:
+        """True while a link is up and its subscription was acknowledged."""
+        link = self._link
+        return link is not None and link.up_since is not None
+
+    @property
+    def topics(self) -> frozenset[int]:
+        """The PBX topics subscribed: those of the handlers plus the open subscriptions."""
+        return self._dispatch.topics
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called."""
+        return self._closed
+
+    def on(self, target: Target) -> Callable[[_H], _H]:
+        """Decorator registering an async handler for an event class or topic number.
+
+        ``target`` is an event class (``events.IncomingCallRequest``, ``events.Connected``) or
+        a topic number (``30016``). Several handlers of one target run in registration order;
+        the function is returned unchanged. TypeError/ValueError for a non-async function or
+        something that names no event.
+        """
+        self._dispatch.resolve(target)  # fail at decoration time, not at the first event
+
+        def register(fn: _H) -> _H:
+            self.add_handler(target, fn)
+            return fn
+
+        return register
+
+    def add_handler(self, target: Target, fn: Handler) -> None:
+        """Register ``fn`` for ``target`` (see :meth:`on`)."""
+        self._dispatch.add_handler(target, fn)
+
+    def remove_handler(self, target: Target, fn: Handler) -> None:
+        """Unregister ``fn`` for ``target``; ValueError when it was not registered."""
+        self._dispatch.remove_handler(target, fn)
+
+    # -- public: running ------------------------------------------------------------------
+
+    async def listen(self) -> None:
+        """Run the stream until :meth:`aclose`, then return.
+
+        Raises the credential failures that stop the stream:
+        :class:`~yeastar_async.errors.AuthenticationError` (and its
+        :class:`~yeastar_async.errors.LockoutGuardError`) and
+        :class:`~yeastar_async.errors.IPBlockedError`. Network faults, token expiry and PBX
+        restarts are handled inside (reconnect with backoff).
+        """
+        engine = await self._acquire()
+        if engine is None:
+            return  # already closed
+        try:
+            # asyncio.wait, not `await engine`: cancelling listen() must not cancel the engine
+            # that subscriptions may share.
+            await asyncio.wait({engine})
+        finally:
+            await self._release()
+        failure = engine.result()
+        if failure is not None:
+            raise failure
+
+    def subscribe(self, *targets: Target) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        """Async context manager yielding an async iterator of the events ``targets`` name.
+
+        Works with or without :meth:`listen` running. Entering adds the subscription's topics
+        to the stream's topic set (and, on a live link, returns once the PBX acknowledged the
+        new set); leaving removes them. A subscribe message replaces the PBX's topic set, so
+        each change re-sends the full union; when nothing is left, the last set is kept rather
+        than sending an empty list (which would silently stop every event). Local events
+        (``events.Connected`` / ``events.Disconnected``) are yielded only when named.
+
+        The subscription buffers up to ``queue_size`` events with the stream's ``overflow``
+        policy: under the default ``"block"``, a subscription that is not consumed holds back
+        the socket reader (and so every handler), as a full handler queue does.
+        """
+        keys = tuple(targets)
+        for target in keys:
+            self._dispatch.resolve(target)
+        if not keys:
+            raise ValueError("subscribe() needs at least one event class or topic number")
+        return self._subscription(keys)
+
+    @contextlib.asynccontextmanager
+    async def _subscription(self, targets: tuple[Target, ...]) -> AsyncIterator[Subscription]:
+        if self._closed:
+            raise RuntimeError("the event stream is closed")
+        sub = self._dispatch.open_subscription(targets)
+        try:
+            if await self._acquire() is None:
+                raise RuntimeError("the event stream is closed")
+            try:
+                await self._await_synced()
+                yield sub
+            finally:
+                self._dispatch.close_subscription(sub)
+                sub._buffer.clear()
+                await self._release()
+        finally:
+            self._dispatch.close_subscription(sub)
+
+    async def aclose(self) -> None:
+        """Stop the stream: close the socket, hand queued events to the handlers within
+        ``shutdown_timeout``, end the subscriptions and :meth:`listen`. Idempotent.
+
+        Called from a handler, it only starts the shutdown and returns (waiting there would
+        wait for the handler itself).
+        """
+        self._closed = True
+        if self._consumer is not None and asyncio.current_task() is self._consumer:
+            if self._stop is not None:
+                self._stop.set()
+        else:
+            async with self._get_lock():
+                await self._stop_engine()
+        self._dispatch.end_subscriptions()
+        self._dispatch.report_drops()
+
+    # -- engine lifecycle -----------------------------------------------------------------
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def _acquire(self) -> asyncio.Task[BaseException | None] | None:
+        async with self._get_lock():
+            if self._closed:
+                return None
+            self._demand += 1
+            if self._engine is None or self._engine.done():
+                self._stop = asyncio.Event()
+                self._topics_event = asyncio.Event()
+                self._engine = asyncio.create_task(
+                    self._run_engine(self._stop), name="yeastar-event-stream"
+                )
+            return self._engine
+
+    async def _release(self) -> None:
+        # Counted down before any await, so a second cancellation cannot leave it wrong.
+        self._demand -= 1
+        if self._demand:
+            return
+        async with self._get_lock():
+            if not self._demand:
+                await self._stop_engine()
+
+    async def _stop_engine(self) -> None:
+        engine = self._engine
+        if engine is None or engine.done():
+            return
+        assert self._stop is not None
+        self._stop.set()
+        await asyncio.wait({engine})
+
+    async def _run_engine(self, stop: asyncio.Event) -> BaseException | None:
+        """Supervisor + handler consumer until stopped; returns the fatal error, if any."""
+        loop = asyncio.get_running_loop()
+        inbox = self._dispatch.open_inbox()
+        consumer = asyncio.create_task(self._dispatch.consume(inbox), name="yeastar-event-handlers")
+        self._consumer = consumer
+        supervisor = asyncio.create_task(self._supervise(), name="yeastar-event-supervisor")
+        stopper = asyncio.create_task(stop.wait(), name="yeastar-event-stop")
+        try:
+            await asyncio.wait({supervisor, consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            deadline = loop.time() + self._opts.shutdown_timeout
+            stopper.cancel()
+            supervisor.cancel()
+            # The supervisor closes the socket (bounded by its close timeout), then the
+            # handlers get what is still queued, within what is left of shutdown_timeout.
+            await asyncio.wait({supervisor}, timeout=max(0.0, deadline - loop.time()))
+            self._dispatch.close_inbox()
+            await asyncio.wait({consumer}, timeout=max(0.0, deadline - loop.time()))
+            for task in (supervisor, consumer):
+                if not task.done():
+                    task.cancel()
+            # Cancelled handlers and socket closes are short; bound them anyway.
+            grace = min(1.0, self._opts.shutdown_timeout)
+            await asyncio.wait({supervisor, consumer, stopper}, timeout=grace)
+            self._link = None
+            self._consumer = None
+        failure: BaseException | None = None
+        for task in (supervisor, consumer):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                failure = failure or task.exception()
+        if failure is not None:
+            logger.error("event stream stopped: %s", self._endpoint.redact(str(failure)))
+            self._dispatch.end_subscriptions(failure)
+        return failure
+
+    # -- supervision ----------------------------------------------------------------------
+
+    def _topics_changed(self) -> None:
+        if self._topics_event is not None:
+            self._topics_event.set()
+        if self._link is not None:
+            self._link.topics_changed()
+
+    async def _await_synced(self) -> None:
+        link = self._link
+        if link is None or link.up_since is None:
+            return  # the next subscribe message will carry the new topics
+        fut = link.synced()
+        # The keeper replaces a link whose ack is late, which cancels the future; the timeout
+        # is only a safety net.
+        await asyncio.wait({fut}, timeout=self._opts.heartbeat_timeout * 2)
+
+    async def _supervise(self) -> None:
+        opts = self._opts
+        backoff = Backoff(opts.reconnect_delay_min, opts.reconnect_delay_max, rng=self._rng)
+        redact = self._endpoint.redact
+        assert self._topics_event is not None
+        while True:
+            while not self._dispatch.topics:
+                # Nothing to subscribe to: an empty topic list would subscribe to nothing.
+                self._topics_event.clear()
+                await self._topics_event.wait()
+            try:
+                token = await self._tokens.token()
+            except _FATAL:
+                raise
+            except YeastarError as exc:
+                delay = backoff.next_delay()
+                logger.warning(
+                    "event stream: no access token (%s); retrying in %.2fs",
+                    redact(str(exc)),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            reason, token_expired, up_for = await self._attempt(token)
+            if token_expired:
+                try:
+                    await self._tokens.expired(token)
+                except _FATAL:
+                    raise
+                except YeastarError as exc:
+                    logger.warning("event stream: token renewal failed: %s", redact(str(exc)))
+            healthy = up_for is not None and up_for >= opts.healthy_after
+            if healthy:
+                backoff.reset()
+            # A healthy link lost to token expiry is routine (the PBX ends a socket when its
+            # token dies): reconnect at once to keep the event gap short. Anything else waits.
+            delay = 0.0 if healthy and token_expired else backoff.next_delay()
+            log = logger.info if up_for is not None else logger.warning
+            log("event stream: %s; reconnecting in %.2fs", reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, token: str) -> tuple[str, bool, float | None]:
+        """One connection: returns (reason it ended, token expired, seconds it was up)."""
+        stats = self._dispatch.stats
+        redact = self._endpoint.redact
+        stats.connect_attempts += 1
+        tls: dict[str, Any] = {}
+        context = self._endpoint.ws_ssl()
+        if context is not None:  # websockets refuses ssl=None with wss://, and ssl= with ws://
+            tls["ssl"] = context
+        try:
+            ws = await ws_connect(
+                self._endpoint.ws_url(token),
+                user_agent_header=self._endpoint.user_agent,
+                compression=None,
+                # The PBX's own `heartbeat` text frames keep the link; no protocol pings.
+                ping_interval=None,
+                open_timeout=max(_OPEN_TIMEOUT_FLOOR, self._opts.heartbeat_timeout),
+                close_timeout=min(self._opts.shutdown_timeout / 2, self._opts.heartbeat_timeout),
+                max_size=self._opts.max_frame_size,
+                # Direct, like the REST transport: no proxy from the environment.
+                proxy=None,
+                logger=self._ws_log,
+                **tls,
+            )
+        except InvalidURI as exc:
+            raise ValueError(redact(str(exc))) from None
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            # 401/403 on the upgrade: the PBX did not take the token.
+            return f"handshake rejected: HTTP {status}", status in (401, 403), None
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            return f"connect failed: {redact(str(exc) or type(exc).__name__)}", False, None
+
+        link = _Link(self, ws)
+        reason, token_expired = "stream closed", False
+        graceful = False
+        try:
+            try:
+                self._endpoint.check_peer(ws.transport.get_extra_info("ssl_object"))
+            except TransportError as exc:
+                logger.error("event stream: %s", redact(str(exc)))
+                return f"certificate check failed: {redact(str(exc))}", False, None
+            self._link = link
+            fatal: BaseException | None = None
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(link.read(), name="yeastar-event-reader")
+                    tg.create_task(link.keep(), name="yeastar-event-keeper")
+            except* _FATAL as group:
+                fatal = group.exceptions[0]
+                reason = redact(str(fatal))
+            except* _LinkLost as group:
+                lost = [e for e in group.exceptions if isinstance(e, _LinkLost)]
+                token_expired = any(e.token_expired for e in lost)
+                reason = redact(lost[0].reason)
+            if fatal is not None:
+                raise fatal
+        except asyncio.CancelledError:
+            graceful = True
+            raise
+        finally:
+            self._link = None
+            link.teardown()
+            if graceful:
+                await ws.close()  # a close frame, bounded by close_timeout
+            else:
+                ws.transport.abort()  # a dead link gets no close handshake
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await ws.wait_closed()
+            up_for = None
+            if link.up_since is not None:
+                now = asyncio.get_running_loop().time()
+                up_for = now - link.up_since
+                self._lost_at = now
+                lost_event = Disconnected(reason=reason)
+                if graceful:
+                    self._dispatch.publish_nowait(lost_event)
+                else:
+                    await self._dispatch.publish(lost_event)
+        return reason, token_expired, up_for
+
+    def _link_established(self) -> Connected:
+        """Called by the reader on the first ack of a link; returns the event to publish."""
+        now = asyncio.get_running_loop().time()
+        reconnect = self._ever_connected
+        gap = None if self._lost_at is None else now - self._lost_at
+        self._ever_connected = True
+        if reconnect:
+            self._dispatch.stats.reconnects += 1
+        logger.info(
+            "event stream: %s, topics %s",
+            "reconnected" if reconnect else "connected",
+            sorted(self._dispatch.topics),
+        )
+        return Connected(reconnect=reconnect, gap=gap)

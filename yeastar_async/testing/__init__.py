@@ -1,0 +1,21 @@
+"""A fake Yeastar P-Series PBX for tests: ``from yeastar_async.testing import FakePBX``.
+
+:class:`FakePBX` is an ``aiohttp.web`` server on 127.0.0.1 (a free port) that answers the
+OpenAPI v1.0 like a real PBX, quirks included, with switches to make it fail on purpose and a
+log of what it received. See its docstring for the options and the switches.
+"""
+
+from ._flows import FakeCall, Leg
+from ._log import FakePBXStats, RequestRecord
+from ._server import FakePBX, Handler
+from ._ws import FakeSocket
+
+__all__ = [
+    "FakeCall",
+    "FakePBX",
+    "FakePBXStats",
+    "FakeSocket",
+    "Handler",
+    "Leg",
+    "RequestRecord",
+]
