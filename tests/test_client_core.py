@@ -41,6 +41,23 @@ async def test_25_concurrent_calls_cause_one_login() -> None:
         assert pbx.count("system/information") == 25
 
 
+async def test_system_endpoints_return_typed_structs() -> None:
+    async with FakePBX() as pbx, make_client(pbx) as client:
+        info = await client.system.information()
+        assert info.data is not None
+        assert info.data.firmware_version == "X.7.0.16"
+        assert isinstance(info.data.up_time, int)
+        capacity = await client.system.capacity()
+        assert capacity.errcode == 0
+        assert capacity.data is not None
+        options = await client.system.get_menuoptions(menu="extension")
+        assert options.errcode == 0
+        record = pbx.requests_for("system/get_menuoptions")[-1]
+        assert record.query["menu"] == "extension"
+        with pytest.raises(TypeError):
+            await client.system.get_menuoptions()  # type: ignore[call-arg]
+
+
 async def test_every_request_carries_the_user_agent_and_token_in_query() -> None:
     async with FakePBX() as pbx:
         async with make_client(pbx, user_agent="Bot/2") as client:

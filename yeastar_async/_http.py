@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import ssl
 import time
@@ -27,6 +26,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._backoff import Backoff
 from ._tls import SslOption, TlsPolicy
 from .errors import TokenExpiredError, TransportError, error_for
 
@@ -127,10 +127,6 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
         ) from None
 
 
-def _full_jitter(attempt: int, base: float, cap: float) -> float:
-    return random.uniform(0.0, min(cap, base * (2**attempt)))
-
-
 class Transport:
     """HTTP access to one PBX: one aiohttp session, a concurrency cap, TLS, retries, decoding.
 
@@ -148,7 +144,7 @@ class Transport:
         connect_timeout: float = 10.0,
         max_concurrency: int = 10,
         retries: int = 2,
-        retry_backoff: float = 0.5,
+        retry_backoff: float = 0.25,
         retry_backoff_max: float = 8.0,
         ssl: SslOption = None,
         session: aiohttp.ClientSession | None = None,
@@ -176,6 +172,7 @@ class Transport:
         self.tls = TlsPolicy(ssl if url.scheme == "https" else None)
         self.tokens: TokenSource | None = None
         self._url = url
+        Backoff(retry_backoff, retry_backoff_max)  # validate the bounds now, not at a retry
         self._retry_backoff = retry_backoff
         self._retry_backoff_max = retry_backoff_max
         self._sleep = sleep
@@ -285,23 +282,22 @@ class Transport:
         data: bytes | None,
         timeout: float | None,
     ) -> bytes:
-        attempt = 0
+        backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
         while True:
             try:
                 return await self._send_once(method, endpoint, query, data, timeout)
             except TransportError as exc:
                 transient = exc.status is None or exc.status in _RETRY_STATUSES
                 retryable = not exc.sent or (method == "GET" and transient)
-                if not retryable or attempt >= self.retries:
+                if not retryable or backoff.attempt >= self.retries:
                     raise
-                delay = _full_jitter(attempt, self._retry_backoff, self._retry_backoff_max)
-                attempt += 1
+                delay = backoff.next_delay()
                 logger.warning(
                     "%s %s failed (%s); retry %d of %d in %.2f s",
                     method,
                     endpoint,
                     exc,
-                    attempt,
+                    backoff.attempt,
                     self.retries,
                     delay,
                 )
