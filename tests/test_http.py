@@ -375,3 +375,37 @@ def test_option_validation_names_the_value() -> None:
         Transport(BASE, max_concurrency=0)
     with pytest.raises(ValueError, match="retries must be >= 0, got -1"):
         Transport(BASE, retries=-1)
+
+
+class Item(msgspec.Struct, kw_only=True):
+    id: str = ""
+    number: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class Page(ApiResponse, kw_only=True):
+    data: list[Item] = msgspec.field(default_factory=list)
+    total_number: int = 0
+
+
+class Strict(ApiResponse, kw_only=True):
+    data: list[int] = msgspec.field(default_factory=list)
+
+
+async def test_drifting_answers_are_decoded_leniently(transport: Transport, mocked: Any) -> None:
+    # id as a number (manual: String), a 12-digit float id kept exact, tags null, data an
+    # object where the manual says Array, total_number blank.
+    body = (
+        b'{"errcode":0,"errmsg":"SUCCESS","total_number":" ","data":'
+        b'{"id":60,"number":1702287660.000012,"tags":null}}'
+    )
+    mocked.get(url("extension/list"), body=body)
+    page = await transport.request("GET", "extension/list", response_type=Page)
+    assert page.data == [Item(id="60", number="1702287660.000012", tags=[])]
+    assert page.total_number == 0
+
+
+async def test_answer_that_cannot_fit_is_transport_error(transport: Transport, mocked: Any) -> None:
+    mocked.get(url("extension/list"), body=b'{"errcode":0,"data":["a","b"]}')
+    with pytest.raises(errors.TransportError, match="does not match Strict"):
+        await transport.request("GET", "extension/list", response_type=Strict)

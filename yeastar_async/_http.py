@@ -27,6 +27,7 @@ import msgspec
 from yarl import URL
 
 from ._backoff import Backoff
+from ._lenient import EXACT_JSON, convert
 from ._tls import SslOption, TlsPolicy
 from .errors import TokenExpiredError, TransportError, error_for
 
@@ -118,13 +119,21 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
     _raise_for_envelope(env, endpoint)
     try:
         return _decoder_for(response_type).decode(body)
-    except msgspec.DecodeError as exc:
+    except msgspec.ValidationError as exc:
+        first_error = exc
+    # Firmware drifts from the manual (a number where it documents a string, null for a list):
+    # retry leniently before giving up on an answer the PBX marked as a success.
+    try:
+        answer = convert(EXACT_JSON.decode(body), response_type)
+    except (msgspec.ValidationError, msgspec.DecodeError):
         raise TransportError(
-            f"{endpoint}: the answer does not match {response_type.__name__}: {exc}",
+            f"{endpoint}: the answer does not match {response_type.__name__}: {first_error}",
             endpoint=endpoint,
             status=200,
             body_excerpt=_excerpt(body),
         ) from None
+    logger.debug("%s: answer decoded leniently (%s)", endpoint, first_error)
+    return answer
 
 
 class Transport:
