@@ -537,6 +537,9 @@ class EventStream:
         self._consumer: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._topics_event: asyncio.Event | None = None
+        # Set when a connection attempt settles (acknowledged, or failed); subscribe() waits
+        # on it when no link is up, so that it returns once its topics are live if they can be.
+        self._settled: asyncio.Event | None = None
         self._demand = 0
         self._closed = False
         self._link: _Link | None = None
@@ -694,6 +697,7 @@ class EventStream:
             if self._engine is None or self._engine.done():
                 self._stop = asyncio.Event()
                 self._topics_event = asyncio.Event()
+                self._settled = asyncio.Event()
                 self._engine = asyncio.create_task(
                     self._run_engine(self._stop), name="yeastar-event-stream"
                 )
@@ -763,7 +767,24 @@ class EventStream:
     async def _await_synced(self) -> None:
         link = self._link
         if link is None or link.up_since is None:
-            return  # the next subscribe message will carry the new topics
+            # No live link yet: the next subscribe message carries the new topics. Wait until a
+            # connection attempt settles (acked: events right after entering subscribe() are
+            # not missed; failed: don't hold the caller through the backoff), bounded, and
+            # ended early by a fatal engine failure.
+            settled, engine = self._settled, self._engine
+            if settled is None or engine is None or engine.done():
+                return
+            settled.clear()
+            waiter = asyncio.ensure_future(settled.wait())
+            bound = max(_OPEN_TIMEOUT_FLOOR, self._opts.heartbeat_timeout)
+            bound += 2 * self._opts.heartbeat_timeout
+            try:
+                await asyncio.wait(
+                    {waiter, engine}, timeout=bound, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waiter.cancel()
+            return
         fut = link.synced()
         # The keeper replaces a link whose ack is late, which cancels the future; the timeout
         # is only a safety net.
@@ -784,6 +805,7 @@ class EventStream:
             except _FATAL:
                 raise
             except YeastarError as exc:
+                self._attempt_settled()
                 delay = backoff.next_delay()
                 logger.warning(
                     "event stream: no access token (%s); retrying in %.2fs",
@@ -793,6 +815,7 @@ class EventStream:
                 await asyncio.sleep(delay)
                 continue
             reason, token_expired, up_for = await self._attempt(token)
+            self._attempt_settled()
             if token_expired:
                 try:
                     await self._tokens.expired(token)
@@ -892,12 +915,17 @@ class EventStream:
                     await self._dispatch.publish(lost_event)
         return reason, token_expired, up_for
 
+    def _attempt_settled(self) -> None:
+        if self._settled is not None:
+            self._settled.set()
+
     def _link_established(self) -> Connected:
         """Called by the reader on the first ack of a link; returns the event to publish."""
         now = asyncio.get_running_loop().time()
         reconnect = self._ever_connected
         gap = None if self._lost_at is None else now - self._lost_at
         self._ever_connected = True
+        self._attempt_settled()
         if reconnect:
             self._dispatch.stats.reconnects += 1
         logger.info(

@@ -618,8 +618,10 @@ class Paginator(Generic[R, I]):
     with ``.data`` and ``.total_number``). ``async for ext in pbx.extension.list()`` walks every
     item from ``page`` (default 1) on, ``page_size`` items per request (default
     :data:`DEFAULT_PAGE_SIZE`). It stops once ``total_number`` items were seen (without an extra
-    request), or at a page shorter than ``page_size`` or empty (the only signal where the
-    endpoint returns no total). :meth:`pages` yields whole responses instead of items.
+    request) or at an empty page. Where the endpoint returns no total, a page shorter than
+    ``page_size`` ends it too; with a total, a short page does not, because a PBX caps
+    ``page_size`` (at 10000, manual line 6187) and sends full pages of that smaller size.
+    :meth:`pages` yields whole responses instead of items.
     """
 
     def __init__(
@@ -661,10 +663,13 @@ class Paginator(Generic[R, I]):
             yield page
             count = len(self.items_of(page))
             seen += count
-            if count == 0 or count < size:
+            if count == 0:
                 return
             total = getattr(page, "total_number", None) if self._has_total else None
-            if isinstance(total, int) and seen >= total:
+            if isinstance(total, int):
+                if seen >= total:
+                    return
+            elif count < size:
                 return
             number += 1
 

@@ -166,6 +166,7 @@ class FakePBX:
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._connections: set[Any] = set()
         self.store: Stores | None = None
         self._flows: CallFlows | None = None
         if stores:
@@ -187,6 +188,7 @@ class FakePBX:
         # access_log=None: aiohttp's access log would print request lines, tokens included.
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
+        self._track_connections(runner)
         site = web.TCPSite(runner, self.host, self._port)
         await site.start()
         self._runner = runner
@@ -203,6 +205,38 @@ class FakePBX:
             await self._flows.close()
         await self._ws.close_all()
         await runner.cleanup()
+
+    def _track_connections(self, runner: web.AppRunner) -> None:
+        # aiohttp's Server forgets a connection only once its handler task ends; a test wants
+        # to know when the TCP link itself is gone (the client closed it), and to be woken then.
+        server = runner.server
+        assert server is not None
+        made, lost = server.connection_made, server.connection_lost
+        conns = self._connections = set()
+
+        def connection_made(handler: Any, transport: Any) -> None:
+            made(handler, transport)
+            conns.add(handler)
+            self._notify()
+
+        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
+            lost(handler, exc)
+            conns.discard(handler)
+            self._notify()
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections (REST and WebSocket) the fake holds open right now."""
+        return len(self._connections)
+
+    async def wait_for_no_connections(self, timeout: float = 5.0) -> None:
+        """Wait until no TCP connection to the fake is open (every client closed its sockets)."""
+        await self.wait_until(
+            lambda: not self._connections, timeout, "close of every TCP connection"
+        )
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -488,6 +522,14 @@ class FakePBX:
         """Send ``frame`` to every open socket, then close them (e.g. the 10004 frame)."""
         return await self._ws.push_and_close(frame, code)
 
+    async def push_frame(self, data: bytes, *, binary: bool = True) -> int:
+        """Send ``data`` as one frame to every open socket; returns how many got it.
+
+        A binary frame by default; ``binary=False`` sends a *text* frame whose payload is not
+        checked, so a test can send what no PBX should: invalid UTF-8 in a text frame.
+        """
+        return await self._ws.push_frame(data, binary=binary)
+
     def drop_connections(self) -> int:
         """Abort every WebSocket's TCP connection, without a close frame; returns how many."""
         return self._ws.drop()
@@ -745,7 +787,7 @@ class FakePBX:
             return self._answer(record, await _call(handler, record))
         if spec.download:
             return self._answer(record, self._download_answer(spec, record))
-        return self._answer(record, spec.example(record.params))
+        return self._answer(record, _paged(spec, record, spec.example(record.params)))
 
     @staticmethod
     def _missing(spec: EndpointSpec, record: RequestRecord) -> list[str]:
@@ -854,6 +896,35 @@ class FakePBX:
 
 # Fixed types for what a PBX serves, so the answer does not depend on the host's mime.types.
 _CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "gsm": "audio/gsm", "csv": "text/csv"}
+
+
+def _paged(spec: EndpointSpec, record: RequestRecord, body: dict[str, Any]) -> dict[str, Any]:
+    """Serve the items of a list endpoint's example page by page.
+
+    The example's list is taken as the first items of the whole list: ``page`` and
+    ``page_size`` select a slice of it (without ``page_size``, the example is page 1), so a
+    client walking pages gets each example item once, then an empty page, never the same page
+    again. ``total_number`` stays as printed (the manual's examples often show more than they
+    list).
+    """
+    if "page" not in spec.params:
+        return body
+    params = record.params
+    page = max(_positive(params.get("page")) or 1, 1)
+    size = _positive(params.get("page_size"))
+    for key, value in body.items():
+        if isinstance(value, list):
+            step = size or max(len(value), 1)
+            body[key] = value[(page - 1) * step : page * step]
+    return body
+
+
+def _positive(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 def _example_of(spec: EndpointSpec) -> Callable[[RequestRecord], dict[str, Any]]:
