@@ -1,0 +1,626 @@
+"""The ``yeastar-async`` command line, run in-process (``amain`` / ``main``) against a FakePBX.
+
+Commands that run until Ctrl-C (``demo --forever``, ``fake-pbx``) and ``python -m yeastar_async``
+itself are also run as subprocesses, interrupted with SIGINT. HTTPS cases put a small TLS
+front (a trustme certificate) before the FakePBX, all on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import ssl
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from yeastar_async import YeastarClient, cli, events
+from yeastar_async.testing import FakePBX
+
+ROOT = Path(__file__).resolve().parents[1]
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[FakePBX]:
+    async with FakePBX(ring_time=0.01, talk_time=0.01) as fake:
+        yield fake
+
+
+def flags(pbx: FakePBX, *, secret: str | None = None) -> list[str]:
+    return [
+        "--base-url",
+        pbx.base_url,
+        "--client-id",
+        pbx.client_id,
+        "--client-secret",
+        pbx.client_secret if secret is None else secret,
+    ]
+
+
+@pytest.fixture
+def env(pbx: FakePBX, monkeypatch: pytest.MonkeyPatch) -> FakePBX:
+    """The PBX settings in the environment, as a user would set them."""
+    monkeypatch.setenv(cli.ENV_BASE_URL, pbx.base_url)
+    monkeypatch.setenv(cli.ENV_CLIENT_ID, pbx.client_id)
+    monkeypatch.setenv(cli.ENV_CLIENT_SECRET, pbx.client_secret)
+    return pbx
+
+
+async def run(*argv: str, timeout: float = 20.0) -> int:
+    async with asyncio.timeout(timeout):
+        return await cli.amain(list(argv))
+
+
+# -- TLS front ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def tls_front(pbx: FakePBX, ca: trustme.CA) -> AsyncIterator[tuple[str, str]]:
+    """An HTTPS (and WSS) address in front of ``pbx``; yields (base_url, SHA-256 fingerprint)."""
+    cert = ca.issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", pbx.port)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # shutting down; asyncio 3.11's server callback chokes on cancelled tasks
+        finally:
+            writer.close()
+            tasks.discard(task)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    fingerprint = hashlib.sha256(der).digest().hex(":").upper()
+    try:
+        yield f"https://127.0.0.1:{port}", fingerprint
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+# -- python -m, help, usage -----------------------------------------------------------------------
+
+
+def test_python_m_help_runs_in_a_subprocess() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "yeastar_async", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: yeastar-async")
+    for command in ("demo", "events", "doctor", "call", "recording", "fake-pbx"):
+        assert command in done.stdout
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2  # no command
+    assert cli.main(["events", "--topics", "30011,abc"]) == 2
+    assert "not a topic number: 'abc'" in capsys.readouterr().err
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("yeastar-async ")
+
+
+async def test_missing_settings_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in (cli.ENV_BASE_URL, cli.ENV_CLIENT_ID, cli.ENV_CLIENT_SECRET):
+        monkeypatch.delenv(name, raising=False)
+    assert await run("doctor") == 2
+    assert "missing --base-url (or set YEASTAR_BASE_URL)" in capsys.readouterr().err
+
+
+async def test_bad_tls_flags_exit_2(env: FakePBX, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run("doctor", "--pin", "not-a-fingerprint") == 2
+    assert "--pin takes a SHA-256 certificate fingerprint" in capsys.readouterr().err
+    assert await run("doctor", "--ca-file", "/nonexistent/ca.pem") == 2
+    assert "--ca-file: no such file" in capsys.readouterr().err
+    assert cli.main(["doctor", "--pin", "AA" * 32, "--insecure"]) == 2  # mutually exclusive
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+async def test_demo_runs_the_screening_bot_and_prints_events(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await run("demo") == 0
+    out = capsys.readouterr().out
+    assert "FakePBX listening on http://127.0.0.1:" in out
+    assert f"bot: accepted {cli.DEMO_ALLOWED} (allow list)" in out
+    assert f"bot: refused {cli.DEMO_BLOCKED} (block list)" in out
+    # One line per event as it arrives: 30016 before the bot's decision, then the call.
+    lines = out.splitlines()
+    first_incoming = next(i for i, line in enumerate(lines) if " 30016 incoming " in line)
+    assert "bot: accepted" in lines[first_incoming + 1]
+    for text in (" 30011 call status ", " 30012 new CDR ", " 30017 DTMF ", " 30009 presence "):
+        assert text in out
+    assert "key 1 pressed" in out
+    assert "extension 2001 is now lunch" in out
+    assert "Summary: 2 inbound calls screened (1 accepted, 1 refused)" in out
+    assert "3 CDRs" in out
+
+
+@posix_only
+async def test_demo_forever_stops_cleanly_on_ctrl_c() -> None:
+    proc = await _spawn("demo", "--forever")
+    try:
+        lines = await _read_until(proc, "press Ctrl-C")
+        assert any("client secret" in line for line in lines)  # the fake's: meant to be shown
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        await _reap(proc)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    assert err.decode().strip().endswith("stopped")
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+async def test_events_prints_lines_and_reports_reconnects(
+    env: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pbx = env
+    task = asyncio.create_task(run("events", "--topics", "30009,30011", "--count", "3"))
+    await pbx.wait_for_subscription([30009, 30011])
+    await pbx.set_presence("2000", "away")
+
+    assert pbx.drop_connections() == 1
+    await pbx.wait_until(lambda: len(pbx.stats.subscriptions) >= 2, 10, "a resubscription")
+    await pbx.set_presence("2001", "lunch")
+    await pbx.set_presence("2002", "off_work")
+
+    assert await task == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 3
+    assert "30009 presence" in lines[0]
+    assert "extension 2000 is now away" in lines[0]
+    assert "extension 2001 is now lunch" in lines[1]
+    assert "extension 2002 is now off_work" in lines[2]
+    err = captured.err
+    assert f"[status] connected to {pbx.base_url}, 2 topic(s)" in err
+    assert "[status] disconnected (" in err
+    assert "[status] reconnected after a " in err
+    assert err.index("disconnected") < err.index("reconnected")
+    assert pbx.client_secret not in captured.out + err
+
+
+async def test_events_json_lines_and_default_topics(
+    env: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pbx = env
+    task = asyncio.create_task(run("events", "--json", "--count", "2"))
+    socket = await pbx.wait_for_subscription([30005])
+    assert socket.topics == set(cli.ALL_TOPICS)
+    assert len(cli.ALL_TOPICS) == 21
+    assert 30021 not in socket.topics  # no such topic in the manual
+    await pbx.set_presence("2000", "away")
+    await pbx.emit(30026, {"queue_number": "6402", "agent_number": "2001", "caller_number": "5"})
+    await pbx.set_presence("2001", "away")  # one more than --count: not printed
+    assert await task == 0
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert first == {
+        "type": 30009,
+        "sn": "3631A2124XXX",
+        "msg": {"extension": "2000", "status": "away"},
+    }
+    assert second["type"] == 30026
+    assert second["sn"] is None
+    assert second["msg"]["agent_number"] == "2001"
+
+
+async def test_events_with_a_wrong_secret_fails_after_one_login(
+    pbx: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("events", *flags(pbx, secret="wrong-secret")) == 1
+    err = capsys.readouterr().err
+    assert "error: " in err
+    assert "errcode -1" in err
+    assert "Traceback" not in err
+    assert "wrong-secret" not in err
+    assert pbx.stats.login_attempts == 1
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+
+
+async def test_doctor_all_green_over_http(env: FakePBX, capsys: pytest.CaptureFixture[str]) -> None:
+    pbx = env
+    assert await run("doctor") == 0
+    out = capsys.readouterr().out
+    assert "✓ reachability" in out
+    assert "! TLS           not used (http://)" in out
+    assert "✓ login" in out
+    assert "✓ API access" in out
+    assert "firmware " in out
+    assert "✓ capacity      extensions " in out
+    assert "✓ WebSocket     subscribed (" in out
+    assert "heartbeat answered" in out
+    assert '"Inbound Call Control"' in out  # the prerequisites the API cannot check
+    assert "Presence Status Monitoring" in out
+    assert out.rstrip().endswith("All checks passed.")
+    assert pbx.stats.login_attempts == 1
+    assert pbx.stats.heartbeats == 1
+    assert pbx.stats.subscriptions == [[30011]]
+    assert pbx.live_tokens() == 0  # revoked on close
+
+
+async def test_doctor_wrong_secret_logs_in_once_and_prints_the_fix(
+    pbx: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("doctor", *flags(pbx, secret="wrong-secret")) == 1
+    out = capsys.readouterr().out
+    assert "✗ login" in out
+    assert "fix: Copy the Client ID and Client Secret again from Integrations > API" in out
+    assert "doctor tried once only" in out
+    assert "- API access    skipped: needs a login (not retried)" in out
+    assert "- WebSocket     skipped" in out
+    assert "1 check(s) failed: login." in out
+    assert "wrong-secret" not in out
+    assert pbx.stats.login_attempts == 1  # the lockout guard: never a second attempt
+    assert pbx.count("system/information") == 0
+
+
+@pytest.mark.parametrize(
+    ("errcode", "fix"),
+    [
+        (70004, "Security > Security Rules > IP Blocklist"),
+        (70087, "not on the API's IP allow list"),
+        (10001, "Enable the API under Integrations > API"),
+        (60002, "too many live tokens"),
+    ],
+)
+async def test_doctor_login_failures_name_their_fix(
+    env: FakePBX, capsys: pytest.CaptureFixture[str], errcode: int, fix: str
+) -> None:
+    env.fail_next_errcode(1, errcode, endpoint="get_token")
+    assert await run("doctor") == 1
+    out = capsys.readouterr().out
+    assert "✗ login" in out
+    assert str(errcode) in out
+    assert fix in out
+    assert env.count("get_token") == 1
+
+
+async def test_doctor_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    async with FakePBX() as gone:
+        url, cid, secret = gone.base_url, gone.client_id, gone.client_secret
+    # The port was just released: nothing listens there now.
+    argv = ["--base-url", url, "--client-id", cid, "--client-secret", secret]
+    assert await run("doctor", *argv) == 1
+    out = capsys.readouterr().out
+    assert "✗ reachability" in out
+    assert "HTTPS 8088 by default" in out
+    assert "- login         skipped" in out
+
+
+async def test_doctor_websocket_failures(env: FakePBX, capsys: pytest.CaptureFixture[str]) -> None:
+    env.reject_handshake(503, count=1)
+    assert await run("doctor") == 1
+    out = capsys.readouterr().out
+    assert "✓ API access" in out
+    assert "✗ WebSocket     WebSocket upgrade refused: HTTP 503" in out
+    assert "must pass WebSocket upgrades" in out
+
+    env.stop_heartbeat_replies()
+    assert await run("doctor", "--timeout", "0.5") == 1
+    assert "subscribed, but no 'heartbeat response' within" in capsys.readouterr().out
+
+
+async def test_doctor_self_signed_certificate_suggests_a_pin(
+    pbx: FakePBX, ca: trustme.CA, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with tls_front(pbx, ca) as (url, fingerprint):
+        argv = ["doctor", "--base-url", url, "--client-id", pbx.client_id]
+        argv += ["--client-secret", pbx.client_secret]
+        assert await run(*argv) == 1
+        out = capsys.readouterr().out
+        assert "✗ TLS           certificate not trusted" in out
+        assert f"--pin {fingerprint}" in out
+        assert "openssl x509 -noout -fingerprint -sha256" in out
+        assert "--ca-file PATH" in out
+        assert "- login         skipped" in out
+        assert pbx.stats.login_attempts == 0
+
+        # With the pin, every check passes over https / wss.
+        assert await run(*argv, "--pin", fingerprint) == 0
+        out = capsys.readouterr().out
+        assert "certificate matches the pin" in out
+        assert "✓ WebSocket" in out
+        assert "All checks passed." in out
+
+        assert await run(*argv, "--pin", "AB:" * 31 + "AB") == 1
+        out = capsys.readouterr().out
+        assert "✗ TLS" in out
+        assert "does not match" in out
+        assert f"It now presents {fingerprint}." in out
+
+
+async def test_doctor_with_a_ca_file_and_insecure(
+    pbx: FakePBX, ca: trustme.CA, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    async with tls_front(pbx, ca) as (url, fingerprint):
+        argv = ["doctor", "--base-url", url, "--client-id", pbx.client_id]
+        argv += ["--client-secret", pbx.client_secret]
+        assert await run(*argv, "--ca-file", str(ca_file)) == 0
+        assert "✓ TLS           TLSv1.3, certificate verified" in capsys.readouterr().out
+
+        assert await run(*argv, "--insecure") == 0  # a warning, not a failure
+        captured = capsys.readouterr()
+        assert "! TLS" in captured.out
+        assert "certificate NOT verified (--insecure)" in captured.out
+        assert f"--pin {fingerprint}" in captured.out
+        assert "TLS certificate verification is OFF" in captured.err  # the library's warning
+
+
+# -- call, recording ----------------------------------------------------------------------------
+
+
+async def test_call_dial_and_hangup(env: FakePBX, capsys: pytest.CaptureFixture[str]) -> None:
+    pbx = env
+    assert await run("call", "dial", "2000", "5503302", "--auto-answer") == 0
+    out = capsys.readouterr().out
+    call_id = out.split("call id ")[1].strip()
+    assert out.startswith("dialling 2000 → 5503302: call id ")
+    assert call_id in pbx.calls
+    assert pbx.requests_for("call/dial")[-1].params == {
+        "caller": "2000",
+        "callee": "5503302",
+        "auto_answer": "yes",
+    }
+
+    live = pbx.simulate_dial("2000", "2001", talk_time=None)
+    assert await run("call", "hangup", live.channel_id) == 0
+    assert f"hung up {live.channel_id} (call id {live.call_id})" in capsys.readouterr().out
+    cdr = await live.finished(timeout=5)
+    assert cdr["call_id"] == live.call_id
+
+
+async def test_call_hangup_of_an_unknown_channel_is_one_line(
+    env: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("call", "hangup", "PJSIP/9999-00000001") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: call/hangup: PBX answered errcode 70130")
+
+
+def test_main_runs_a_command_in_its_own_loop(
+    env: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The console-script path: main() runs its own event loop, so it runs in a worker thread
+    # while the FakePBX is served by this test's loop.
+    async def scenario() -> int:
+        async with FakePBX() as fake:
+            return await asyncio.to_thread(cli.main, ["call", "dial", "2000", "2001", *flags(fake)])
+
+    assert asyncio.run(scenario()) == 0
+    assert "dialling 2000 → 2001: call id " in capsys.readouterr().out
+
+
+async def test_recording_download_with_progress(
+    env: FakePBX, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pbx = env
+    data = os.urandom(300_000)
+    pbx.add_file("20240101-2000-2001.wav", data, endpoint="recording/download")
+
+    assert await run("recording", "download", "614", "--out", str(tmp_path)) == 0
+    saved = tmp_path / "20240101-2000-2001.wav"
+    assert saved.read_bytes() == data
+    captured = capsys.readouterr()
+    assert f"saved {saved} (300000 bytes)" in captured.out
+    assert "recording 614 [" in captured.err  # the final progress line
+    assert "293.0 KiB in " in captured.err
+    assert pbx.requests_for("recording/download")[-1].params == {"id": "614"}
+
+    pbx.add_file("x.wav", data)  # by file name, the fake serves that file
+    target = tmp_path / "named.wav"
+    assert await run("recording", "download", "x.wav", "--out", str(target)) == 0
+    assert target.read_bytes() == data
+    assert pbx.requests_for("recording/download")[-1].params == {"file": "x.wav"}
+
+
+async def test_recording_download_error_leaves_no_file(
+    env: FakePBX, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.fail_next_errcode(1, 60001, endpoint="recording/download")
+    target = tmp_path / "r.wav"
+    assert await run("recording", "download", "1", "--out", str(target)) == 1
+    assert "error: recording/download: PBX answered errcode 60001" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []  # not even a partial file
+
+
+def test_progress_line_redraws_in_place_on_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    progress = cli.Progress("recording 7", live=True, fps=1e9)
+    for written in (1000, 2000, 3000):
+        progress.update(written)
+    progress.done()
+    err = capsys.readouterr().err
+    assert err.count("\r") == 4  # three redraws and the final line
+    assert "####" in err
+    assert err.endswith("] 2.9 KiB in " + err.rsplit(" in ", 1)[1])
+
+    quiet = cli.Progress("recording 7", live=False)
+    quiet.update(10)
+    assert capsys.readouterr().err == ""
+
+
+# -- fake-pbx -------------------------------------------------------------------------------------
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("stop", "traffic"), [(signal.SIGINT, False), (signal.SIGTERM, True)], ids=["int", "term"]
+)
+async def test_fake_pbx_command_serves_until_stopped(stop: signal.Signals, traffic: bool) -> None:
+    argv = ["fake-pbx", "--port", "0", "--client-id", "manual-tester"]
+    proc = await _spawn(*argv, *(["--traffic", "0.05"] if traffic else []))
+    try:
+        lines = await _read_until(proc, "client secret")
+        base_url = next(line for line in lines if "base_url" in line).split()[-1]
+        secret = lines[-1].split()[-1]
+        assert base_url.startswith("http://127.0.0.1:")
+        async with YeastarClient(base_url, "manual-tester", secret) as client:
+            info = await client.system.information()
+            assert info.data is not None
+            async with client.subscribe(events.Connected, events.CallStatusChanged) as stream:
+                assert isinstance(await anext(stream), events.Connected)
+                if traffic:  # the simulator places calls on its own
+                    status = await anext(stream)
+                    assert status.msg.call_id
+                else:
+                    dialled = await client.call.dial(caller="2000", callee="2001")
+                    status = await anext(stream)
+                    assert status.msg.call_id == dialled.call_id
+        proc.send_signal(stop)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        await _reap(proc)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+
+
+# -- event lines ----------------------------------------------------------------------------------
+
+
+def test_every_topic_has_a_line_format() -> None:
+    for topic, cls in events.TOPICS.items():
+        line = cli.format_event(cls(), clock=lambda: 0.25)
+        assert f"  {topic} " in line
+        assert ".250  " in line
+        assert "{" not in line  # every placeholder was filled
+
+    unknown = events.UnknownEvent(type=30034, raw='{"type":30034,"msg":"{}"}')
+    assert cli.format_event(unknown).endswith('30034 unknown       {"type":30034,"msg":"{}"}')
+
+
+def test_call_members_are_readable() -> None:
+    frame = json.dumps(
+        {
+            "type": 30011,
+            "sn": "x",
+            "msg": json.dumps(
+                {
+                    "call_id": "1.2",
+                    "members": [
+                        {"inbound": {"from": "55", "to": "2000", "trunk_name": "sip1",
+                                     "channel_id": "c1", "member_status": "ALERT"}},
+                        {"extension": {"number": "2000", "channel_id": "c2",
+                                       "member_status": "RING"}},
+                    ],
+                }
+            ),
+        }
+    )  # fmt: skip
+    event = events.decode(frame)
+    line = cli.format_event(event)
+    assert line.endswith("call status   call 1.2: in 55 via sip1 ALERT, ext 2000 RING")
+    # JSON lines leave out absent legs and the emptied wire aliases.
+    doc = json.loads(cli._event_json(event))
+    assert doc["msg"]["members"][0] == {
+        "inbound": {
+            "from": "55",
+            "to": "2000",
+            "trunk_name": "sip1",
+            "channel_id": "c1",
+            "member_status": "ALERT",
+            "call_path": "",
+        }
+    }
+
+
+# -- subprocess helpers ---------------------------------------------------------------------------
+
+
+async def _spawn(*argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "yeastar_async",
+        *argv,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _read_until(proc: asyncio.subprocess.Process, marker: str) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(30):
+        while True:
+            raw = await proc.stdout.readline()
+            if not raw:
+                raise AssertionError(f"exited before {marker!r}: {lines}")
+            lines.append(raw.decode().rstrip("\n"))
+            if marker in lines[-1]:
+                return lines
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
+def test_symbols_fall_back_to_ascii_on_a_legacy_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    raw = io.BytesIO()
+    console = io.TextIOWrapper(raw, encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", console)
+    cli._out("✓ login → ok, ✗ TLS, 30011 ×2")
+    console.flush()
+    assert raw.getvalue() == b"OK login -> ok, XX TLS, 30011 x2\n"
