@@ -214,3 +214,14 @@ async def test_secrets_never_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFi
     haystack = caplog.text + "".join(texts)
     for secret in secrets:
         assert secret not in haystack
+
+
+async def test_login_checks_credentials_up_front() -> None:
+    async with FakePBX() as pbx:
+        async with make_client(pbx) as client:
+            await client.login()
+            await client.login()  # the token is still valid: no second login
+            assert pbx.count("get_token") == 1
+        async with YeastarClient(pbx.base_url, pbx.client_id, "wrong") as bad:
+            with pytest.raises(AuthenticationError):
+                await bad.login()

@@ -272,6 +272,17 @@ class YeastarClient:
         finally:
             await self._transport.aclose()
 
+    async def login(self) -> None:
+        """Log in now rather than at the first request (a no-op while a token is valid).
+
+        Useful to check the credentials at start-up. Raises
+        :class:`~yeastar_async.errors.AuthenticationError` for rejected credentials (never
+        retried; the lockout guard applies), :class:`~yeastar_async.errors.IPBlockedError`,
+        :class:`~yeastar_async.errors.LimitExceededError` (token cap) and
+        :class:`~yeastar_async.errors.TransportError`.
+        """
+        await self._tokens.token()
+
     # -- events ----------------------------------------------------------------------------
 
     def on(self, target: EventTarget) -> Callable[[H], H]:
