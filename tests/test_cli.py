@@ -23,6 +23,7 @@ import pytest
 import trustme
 
 from yeastar_async import YeastarClient, cli, events
+from yeastar_async.cli import _commands, _connect, _demo, _events, _format, _output
 from yeastar_async.testing import FakePBX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +50,9 @@ def flags(pbx: FakePBX, *, secret: str | None = None) -> list[str]:
 @pytest.fixture
 def env(pbx: FakePBX, monkeypatch: pytest.MonkeyPatch) -> FakePBX:
     """The PBX settings in the environment, as a user would set them."""
-    monkeypatch.setenv(cli.ENV_BASE_URL, pbx.base_url)
-    monkeypatch.setenv(cli.ENV_CLIENT_ID, pbx.client_id)
-    monkeypatch.setenv(cli.ENV_CLIENT_SECRET, pbx.client_secret)
+    monkeypatch.setenv(_connect.ENV_BASE_URL, pbx.base_url)
+    monkeypatch.setenv(_connect.ENV_CLIENT_ID, pbx.client_id)
+    monkeypatch.setenv(_connect.ENV_CLIENT_SECRET, pbx.client_secret)
     return pbx
 
 
@@ -147,7 +148,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_missing_settings_exit_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in (cli.ENV_BASE_URL, cli.ENV_CLIENT_ID, cli.ENV_CLIENT_SECRET):
+    for name in (_connect.ENV_BASE_URL, _connect.ENV_CLIENT_ID, _connect.ENV_CLIENT_SECRET):
         monkeypatch.delenv(name, raising=False)
     assert await run("doctor") == 2
     assert "missing --base-url (or set YEASTAR_BASE_URL)" in capsys.readouterr().err
@@ -171,8 +172,8 @@ async def test_demo_runs_the_screening_bot_and_prints_events(
     assert await run("demo") == 0
     out = capsys.readouterr().out
     assert "FakePBX listening on http://127.0.0.1:" in out
-    assert f"bot: accepted {cli.DEMO_ALLOWED} (allow list)" in out
-    assert f"bot: refused {cli.DEMO_BLOCKED} (block list)" in out
+    assert f"bot: accepted {_demo.DEMO_ALLOWED} (allow list)" in out
+    assert f"bot: refused {_demo.DEMO_BLOCKED} (block list)" in out
     # One line per event as it arrives: 30016 before the bot's decision, then the call.
     lines = out.splitlines()
     first_incoming = next(i for i, line in enumerate(lines) if " 30016 incoming " in line)
@@ -238,8 +239,8 @@ async def test_events_json_lines_and_default_topics(
     pbx = env
     task = asyncio.create_task(run("events", "--json", "--count", "2"))
     socket = await pbx.wait_for_subscription([30005])
-    assert socket.topics == set(cli.ALL_TOPICS)
-    assert len(cli.ALL_TOPICS) == 21
+    assert socket.topics == set(_events.ALL_TOPICS)
+    assert len(_events.ALL_TOPICS) == 21
     assert 30021 not in socket.topics  # no such topic in the manual
     await pbx.set_presence("2000", "away")
     await pbx.emit(30026, {"queue_number": "6402", "agent_number": "2001", "caller_number": "5"})
@@ -483,7 +484,7 @@ async def test_recording_download_error_leaves_no_file(
 def test_progress_line_redraws_in_place_on_a_terminal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    progress = cli.Progress("recording 7", live=True, fps=1e9)
+    progress = _commands.Progress("recording 7", live=True, fps=1e9)
     for written in (1000, 2000, 3000):
         progress.update(written)
     progress.done()
@@ -492,7 +493,7 @@ def test_progress_line_redraws_in_place_on_a_terminal(
     assert "####" in err
     assert err.endswith("] 2.9 KiB in " + err.rsplit(" in ", 1)[1])
 
-    quiet = cli.Progress("recording 7", live=False)
+    quiet = _commands.Progress("recording 7", live=False)
     quiet.update(10)
     assert capsys.readouterr().err == ""
 
@@ -568,7 +569,7 @@ def test_call_members_are_readable() -> None:
     line = cli.format_event(event)
     assert line.endswith("call status   call 1.2: in 55 via sip1 ALERT, ext 2000 RING")
     # JSON lines leave out absent legs and the emptied wire aliases.
-    doc = json.loads(cli._event_json(event))
+    doc = json.loads(_format.event_json(event))
     assert doc["msg"]["members"][0] == {
         "inbound": {
             "from": "55",
@@ -621,6 +622,6 @@ def test_symbols_fall_back_to_ascii_on_a_legacy_console(monkeypatch: pytest.Monk
     raw = io.BytesIO()
     console = io.TextIOWrapper(raw, encoding="cp1252")
     monkeypatch.setattr(sys, "stdout", console)
-    cli._out("✓ login → ok, ✗ TLS, 30011 ×2")
+    _output.out("✓ login → ok, ✗ TLS, 30011 ×2")
     console.flush()
     assert raw.getvalue() == b"OK login -> ok, XX TLS, 30011 x2\n"

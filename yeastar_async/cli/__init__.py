@@ -1,0 +1,37 @@
+"""The ``yeastar-async`` command line (also ``python -m yeastar_async``).
+
+Commands::
+
+    yeastar-async demo [--forever]          the fake PBX, the screening bot and a few calls
+    yeastar-async events [--topics 30011,30012] [--json] [--count N]
+    yeastar-async doctor                    checklist: reachability, TLS, login, API, WebSocket
+    yeastar-async call dial CALLER CALLEE
+    yeastar-async call hangup CHANNEL_ID
+    yeastar-async recording download ID --out PATH
+    yeastar-async fake-pbx [--port N] [--host 127.0.0.1]
+
+Commands that talk to a PBX take its address and API credentials from ``--base-url``,
+``--client-id``, ``--client-secret`` or the environment variables ``YEASTAR_BASE_URL``,
+``YEASTAR_CLIENT_ID``, ``YEASTAR_CLIENT_SECRET`` (prefer the variable for the secret: command
+lines are visible to other users). TLS: ``--ca-file PATH``, ``--pin SHA256`` or ``--insecure``.
+
+Exit codes: 0 success, 1 a failed check or a PBX/network error (one line, no traceback),
+2 bad usage, 130 interrupted (the commands that run until stopped exit 0 on Ctrl-C or SIGTERM).
+
+The modules, in the one direction the data flows (each imports only those above it)::
+
+    _output     stdout/stderr lines, library logs to stderr, UsageError
+    _format     event lines and JSON lines
+    _connect    connection flags and the YeastarClient they describe
+    _fake       fake-pbx (and how to connect to it, also shown by the demo)
+    _commands   call dial / hangup, recording download
+    _events     events
+    _demo       demo
+    _doctor     doctor
+    _parser     the argument parser, dispatch, main / amain
+"""
+
+from ._format import format_event
+from ._parser import amain, build_parser, main
+
+__all__ = ["amain", "build_parser", "format_event", "main"]

@@ -1,0 +1,117 @@
+"""The PBX connection flags (address, credentials, TLS) and the client they describe."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from typing import Any, Final
+
+from ..client import YeastarClient
+from ._output import UsageError
+
+ENV_BASE_URL: Final = "YEASTAR_BASE_URL"
+ENV_CLIENT_ID: Final = "YEASTAR_CLIENT_ID"
+ENV_CLIENT_SECRET: Final = "YEASTAR_CLIENT_SECRET"
+
+_PIN: Final = re.compile(r"^(?:sha256[:/])?(?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
+
+
+def connection_parent() -> argparse.ArgumentParser:
+    """The PBX address, credentials and TLS flags shared by every command that talks to a PBX.
+
+    Defaults are SUPPRESS so the flags work before or after the command name.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("PBX connection (flags override the environment)")
+    hide = argparse.SUPPRESS
+    group.add_argument(
+        "--base-url",
+        default=hide,
+        metavar="URL",
+        help=f"https://pbx.example.com:8088 (env {ENV_BASE_URL})",
+    )
+    group.add_argument(
+        "--client-id", default=hide, metavar="ID", help=f"API client ID (env {ENV_CLIENT_ID})"
+    )
+    group.add_argument(
+        "--client-secret",
+        default=hide,
+        metavar="SECRET",
+        help=f"API client secret; prefer env {ENV_CLIENT_SECRET} (never printed)",
+    )
+    group.add_argument(
+        "--timeout", default=hide, type=positive_float, metavar="S", help="request timeout"
+    )
+    tls = group.add_mutually_exclusive_group()
+    tls.add_argument("--ca-file", default=hide, metavar="PATH", help="verify against this CA")
+    tls.add_argument(
+        "--pin",
+        default=hide,
+        metavar="SHA256",
+        help="trust exactly the certificate with this SHA-256 fingerprint (self-signed PBX)",
+    )
+    tls.add_argument(
+        "--insecure",
+        default=hide,
+        action="store_true",
+        help="no certificate verification (avoid: use --pin)",
+    )
+    return parent
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def opt(args: argparse.Namespace, name: str) -> Any:
+    """The value of a connection flag, None when not given (its default is SUPPRESS)."""
+    return getattr(args, name, None)
+
+
+def _ssl_option(args: argparse.Namespace) -> str | bool | None:
+    if opt(args, "insecure"):
+        return False
+    pin = opt(args, "pin")
+    if pin is not None:
+        if not _PIN.match(pin.strip()):
+            raise UsageError(
+                "--pin takes a SHA-256 certificate fingerprint: 64 hex digits, colons allowed "
+                "(yeastar-async doctor prints the PBX's)"
+            )
+        return str(pin).strip()
+    ca_file = opt(args, "ca_file")
+    if ca_file is not None:
+        if not os.path.isfile(ca_file):
+            raise UsageError(f"--ca-file: no such file: {ca_file}")
+        return str(ca_file)
+    return None
+
+
+def _setting(args: argparse.Namespace, name: str, env: str, flag: str) -> str:
+    value = opt(args, name) or os.environ.get(env, "")
+    if not value:
+        raise UsageError(f"missing {flag} (or set {env})")
+    return str(value)
+
+
+def make_client(args: argparse.Namespace, **options: Any) -> YeastarClient:
+    """A client for the PBX the flags / environment name; UsageError when something is missing."""
+    base_url = _setting(args, "base_url", ENV_BASE_URL, "--base-url")
+    client_id = _setting(args, "client_id", ENV_CLIENT_ID, "--client-id")
+    secret = _setting(args, "client_secret", ENV_CLIENT_SECRET, "--client-secret")
+    timeout = opt(args, "timeout")
+    if timeout is not None:
+        options.setdefault("timeout", timeout)
+        options.setdefault("connect_timeout", min(timeout, 10.0))
+    try:
+        return YeastarClient(base_url, client_id, secret, ssl=_ssl_option(args), **options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
