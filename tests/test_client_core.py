@@ -225,3 +225,14 @@ async def test_login_checks_credentials_up_front() -> None:
         async with YeastarClient(pbx.base_url, pbx.client_id, "wrong") as bad:
             with pytest.raises(AuthenticationError):
                 await bad.login()
+
+
+async def test_revocation_on_close_is_bounded() -> None:
+    async with FakePBX() as pbx:
+        client = make_client(pbx)
+        client._tokens._revoke_timeout = 0.2
+        await client.request("GET", "system/information")
+        pbx.delay_next(5, 5.0, endpoint="del_token")
+        async with asyncio.timeout(2):
+            await client.aclose()
+        assert client.closed

@@ -322,15 +322,20 @@ class TokenManager:
 
     async def _send_revoke(self, token: str) -> None:
         try:
-            await self._sender.send(
-                "GET",
-                "del_token",
-                response_type=ApiResponse,
-                timeout=self._revoke_timeout,
-                token=token,
+            # One bound for the whole revocation, retries included: closing must stay quick.
+            async with asyncio.timeout(self._revoke_timeout):
+                await self._sender.send(
+                    "GET",
+                    "del_token",
+                    response_type=ApiResponse,
+                    timeout=self._revoke_timeout,
+                    token=token,
+                )
+        except (YeastarError, OSError, TimeoutError) as exc:
+            logger.warning(
+                "could not revoke the access token on close: %s",
+                exc or f"no answer within {self._revoke_timeout} s",
             )
-        except (YeastarError, OSError) as exc:
-            logger.warning("could not revoke the access token on close: %s", exc)
         else:
             logger.debug("access token revoked")
 
