@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import csv
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -96,22 +95,6 @@ class CdrWriter:
             )
 
 
-def _client_from_env() -> YeastarClient:
-    missing = [
-        name
-        for name in ("YEASTAR_BASE_URL", "YEASTAR_CLIENT_ID", "YEASTAR_CLIENT_SECRET")
-        if not os.environ.get(name)
-    ]
-    if missing:
-        raise SystemExit(f"set {', '.join(missing)} (see the module docstring)")
-    return YeastarClient(
-        os.environ["YEASTAR_BASE_URL"],
-        os.environ["YEASTAR_CLIENT_ID"],
-        os.environ["YEASTAR_CLIENT_SECRET"],
-        ssl=os.environ.get("YEASTAR_PIN") or None,
-    )
-
-
 async def main(argv: list[str] | None = None) -> int:
     """Write CDRs until interrupted (or until ``--limit`` rows were written)."""
     parser = argparse.ArgumentParser(description="Append each new CDR (event 30012) to a CSV.")
@@ -121,7 +104,7 @@ async def main(argv: list[str] | None = None) -> int:
 
     writer = CdrWriter(args.out)
     enough = asyncio.Event()
-    async with _client_from_env() as client:
+    async with YeastarClient.from_env() as client:
         client.add_handler(events.NewCdr, writer.on_cdr)
         client.add_handler(events.Connected, writer.on_connected)
 

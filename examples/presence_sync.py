@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Iterable
 from typing import Any, cast, get_args
@@ -125,22 +124,6 @@ def _pair(text: str) -> tuple[str, str]:
     return a, b
 
 
-def _client_from_env() -> YeastarClient:
-    missing = [
-        name
-        for name in ("YEASTAR_BASE_URL", "YEASTAR_CLIENT_ID", "YEASTAR_CLIENT_SECRET")
-        if not os.environ.get(name)
-    ]
-    if missing:
-        raise SystemExit(f"set {', '.join(missing)} (see the module docstring)")
-    return YeastarClient(
-        os.environ["YEASTAR_BASE_URL"],
-        os.environ["YEASTAR_CLIENT_ID"],
-        os.environ["YEASTAR_CLIENT_SECRET"],
-        ssl=os.environ.get("YEASTAR_PIN") or None,
-    )
-
-
 async def main(argv: list[str] | None = None) -> int:
     """Sync presence until interrupted (or until ``--limit`` updates were made)."""
     parser = argparse.ArgumentParser(description="Mirror presence between paired extensions.")
@@ -151,7 +134,7 @@ async def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     enough = asyncio.Event()
-    async with _client_from_env() as client:
+    async with YeastarClient.from_env() as client:
         sync = PresenceSync(client, args.pair)
         sync.install()
 

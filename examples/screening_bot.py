@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -156,22 +155,6 @@ class ScreeningBot:
             logger.info("%s %s (%s)", decision, result.caller, reason)
 
 
-def _client_from_env() -> YeastarClient:
-    missing = [
-        name
-        for name in ("YEASTAR_BASE_URL", "YEASTAR_CLIENT_ID", "YEASTAR_CLIENT_SECRET")
-        if not os.environ.get(name)
-    ]
-    if missing:
-        raise SystemExit(f"set {', '.join(missing)} (see the module docstring)")
-    return YeastarClient(
-        os.environ["YEASTAR_BASE_URL"],
-        os.environ["YEASTAR_CLIENT_ID"],
-        os.environ["YEASTAR_CLIENT_SECRET"],
-        ssl=os.environ.get("YEASTAR_PIN") or None,
-    )
-
-
 def _print_decision(result: Screening) -> None:
     verb = {"accept": "accepted", "refuse": "refused", "ignore": "left to the PBX"}[result.decision]
     failed = "" if result.ok else " (request failed)"
@@ -193,7 +176,7 @@ async def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     enough = asyncio.Event()
-    async with _client_from_env() as client:
+    async with YeastarClient.from_env() as client:
         bot = ScreeningBot(
             client,
             allow=args.allow,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
 from typing import Any, get_args
@@ -142,26 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client_from_env() -> YeastarClient:
-    missing = [
-        name
-        for name in ("YEASTAR_BASE_URL", "YEASTAR_CLIENT_ID", "YEASTAR_CLIENT_SECRET")
-        if not os.environ.get(name)
-    ]
-    if missing:
-        raise SystemExit(f"set {', '.join(missing)} (see the module docstring)")
-    return YeastarClient(
-        os.environ["YEASTAR_BASE_URL"],
-        os.environ["YEASTAR_CLIENT_ID"],
-        os.environ["YEASTAR_CLIENT_SECRET"],
-        ssl=os.environ.get("YEASTAR_PIN") or None,
-    )
-
-
 async def main(argv: list[str] | None = None) -> int:
     """Run one command; 1 (with a one-line message) when the PBX refuses it."""
     args = _parser().parse_args(argv)
-    async with _client_from_env() as client:
+    async with YeastarClient.from_env() as client:
         try:
             await args.run(client, args)
         except (YeastarError, RoomNotFound) as exc:

@@ -236,3 +236,18 @@ async def test_revocation_on_close_is_bounded() -> None:
         async with asyncio.timeout(2):
             await client.aclose()
         assert client.closed
+
+
+def test_from_env_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YEASTAR_BASE_URL", "https://pbx.example.com:8088")
+    monkeypatch.setenv("YEASTAR_CLIENT_ID", "id-1")
+    monkeypatch.setenv("YEASTAR_CLIENT_SECRET", "secret-1")
+    monkeypatch.setenv("YEASTAR_PIN", "ab" * 32)
+    client = YeastarClient.from_env(timeout=5)
+    assert client.base_url == "https://pbx.example.com:8088"
+    assert client._transport.tls.pin == bytes.fromhex("ab" * 32)
+    assert "secret-1" not in repr(client)
+    monkeypatch.delenv("YEASTAR_CLIENT_ID")
+    monkeypatch.delenv("YEASTAR_CLIENT_SECRET")
+    with pytest.raises(ValueError, match="YEASTAR_CLIENT_ID, YEASTAR_CLIENT_SECRET"):
+        YeastarClient.from_env()

@@ -242,5 +242,5 @@ def test_wakeup_calls_rejects_a_bad_time() -> None:
 
 async def test_examples_need_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("YEASTAR_BASE_URL", raising=False)
-    with pytest.raises(SystemExit, match="YEASTAR_BASE_URL"):
+    with pytest.raises(ValueError, match="YEASTAR_BASE_URL"):
         await wakeup_calls.main(["list"])

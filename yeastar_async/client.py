@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
@@ -203,6 +204,25 @@ class YeastarClient:
         self._stream = EventStream(self._tokens, self._transport, stream_options)
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_env(cls, **options: Any) -> YeastarClient:
+        """A client configured by the environment, as the ``yeastar-async`` command is.
+
+        Reads ``YEASTAR_BASE_URL``, ``YEASTAR_CLIENT_ID`` and ``YEASTAR_CLIENT_SECRET``, and for
+        TLS ``YEASTAR_PIN`` (a SHA-256 certificate fingerprint) or ``YEASTAR_CA_FILE``. Other
+        keyword arguments go to the constructor (an explicit ``ssl=`` wins over the
+        environment). Raises :class:`ValueError` naming every variable that is missing.
+        """
+        names = ("YEASTAR_BASE_URL", "YEASTAR_CLIENT_ID", "YEASTAR_CLIENT_SECRET")
+        missing = [name for name in names if not os.environ.get(name)]
+        if missing:
+            raise ValueError(f"set the environment variable(s) {', '.join(missing)}")
+        tls = os.environ.get("YEASTAR_PIN") or os.environ.get("YEASTAR_CA_FILE")
+        if tls:
+            options.setdefault("ssl", tls)
+        base_url, client_id, secret = (os.environ[name] for name in names)
+        return cls(base_url, client_id, secret, **options)
 
     # One attribute per endpoint group of the manual: ``client.<group>.<action>(...)``.
     system: _Group[SystemResource] = _Group()
