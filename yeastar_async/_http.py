@@ -233,30 +233,24 @@ class Transport:
     ) -> T:
         """Call ``endpoint`` with the current access token; replay once after a 10004."""
         tokens = self._token_source()
-        token = await tokens.token()
-        try:
-            return await self.send(
-                method,
-                endpoint,
-                params=params,
-                json=json,
-                response_type=response_type,
-                timeout=timeout,
-                token=token,
-            )
-        except TokenExpiredError:
-            logger.debug("%s answered 10004; renewing the token and replaying once", endpoint)
-            await tokens.expired(token)
+        for replay in (False, True):
             token = await tokens.token()
-            return await self.send(
-                method,
-                endpoint,
-                params=params,
-                json=json,
-                response_type=response_type,
-                timeout=timeout,
-                token=token,
-            )
+            try:
+                return await self.send(
+                    method,
+                    endpoint,
+                    params=params,
+                    json=json,
+                    response_type=response_type,
+                    timeout=timeout,
+                    token=token,
+                )
+            except TokenExpiredError:
+                if replay:
+                    raise
+                logger.debug("%s answered 10004; renewing the token and replaying once", endpoint)
+                await tokens.expired(token)
+        raise AssertionError("unreachable: the replay either returns or raises")
 
     def _token_source(self) -> TokenSource:
         if self.tokens is None:
