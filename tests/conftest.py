@@ -9,10 +9,13 @@ passes a stand-in with ``output_size = 0``. Remove it once aioresponses releases
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+
+from tests._secrets import SecretWatch
 
 
 def _install_aioresponses_shim() -> None:
@@ -50,3 +53,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "soak" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def secrets_never_logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretWatch]:
+    """Every test: no log record at any level holds a client secret or a token a fake issued."""
+    watch = SecretWatch(monkeypatch)
+    watch.install()
+    try:
+        yield watch
+    finally:
+        watch.uninstall()
+    watch.check()

@@ -105,11 +105,12 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
     """Check the envelope of ``body``, then decode it as ``response_type``.
 
     Raises the typed error for a non-zero errcode and :class:`TransportError` for a body that is
-    not a JSON object with an ``errcode``.
+    not a JSON object with an ``errcode``, or whose payload cannot fit ``response_type`` even
+    leniently (values nested too deep included).
     """
     try:
         env = _envelope_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise TransportError(
             f"{endpoint}: the PBX answered something that is not a JSON envelope ({exc})",
             endpoint=endpoint,
@@ -119,13 +120,13 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
     _raise_for_envelope(env, endpoint)
     try:
         return _decoder_for(response_type).decode(body)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:
         first_error = exc
     # Firmware drifts from the manual (a number where it documents a string, null for a list):
     # retry leniently before giving up on an answer the PBX marked as a success.
     try:
         answer = convert(EXACT_JSON.decode(body), response_type)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.DecodeError, RecursionError):
         raise TransportError(
             f"{endpoint}: the answer does not match {response_type.__name__}: {first_error}",
             endpoint=endpoint,

@@ -108,6 +108,8 @@ class YeastarClient:
         max_concurrency: requests in flight at once (protects a modest PBX).
         retries: retries of a GET after connection errors, timeouts and 502/503/504 (a POST is
             retried only when it never left).
+        retry_backoff, retry_backoff_max: bounds of the full-jitter exponential backoff between
+            those retries, in seconds.
         ssl: TLS verification: ``None`` (system trust store), an ``ssl.SSLContext``, a CA file
             path, a SHA-256 certificate fingerprint to pin, or ``False`` (no verification;
             logged as a warning).
@@ -147,6 +149,8 @@ class YeastarClient:
         connect_timeout: float = 10.0,
         max_concurrency: int = 10,
         retries: int = 2,
+        retry_backoff: float = 0.25,
+        retry_backoff_max: float = 8.0,
         ssl: SslOption = None,
         session: aiohttp.ClientSession | None = None,
         token_store: TokenStore | None = None,
@@ -185,6 +189,8 @@ class YeastarClient:
             connect_timeout=connect_timeout,
             max_concurrency=max_concurrency,
             retries=retries,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
             ssl=ssl,
             session=session,
         )

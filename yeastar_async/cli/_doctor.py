@@ -27,6 +27,7 @@ from ..errors import (
     TransportError,
     YeastarError,
 )
+from ..events._stream import _RedactingLogger, _ws_logger
 from ._connect import make_client, opt
 from ._output import PROG, out
 
@@ -373,6 +374,8 @@ class _Doctor:
                 ping_interval=None,
                 compression=None,
                 proxy=None,
+                # websockets logs the request line, token included, at DEBUG: redact it.
+                logger=_RedactingLogger(_ws_logger, transport.redact),
                 **tls,
             ) as ws:
                 try:

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
-from msgspec import inspect as mi
 
 from yeastar_async.errors import EventDecodeError
 from yeastar_async.events.models import TOPICS, Event, UnknownEvent
@@ -46,19 +44,28 @@ class _Envelope(msgspec.Struct, gc=False):  # short-lived and acyclic: skip GC t
 
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
 _PLAIN: Final = msgspec.json.Decoder()
-_EXACT: Final = msgspec.json.Decoder(float_hook=Decimal)
 
 #: What a frame may be: the text of a WebSocket text frame, or its bytes.
 Frame = str | bytes | bytearray | memoryview
 
-#: topic -> (event class, payload decoder), built once at import; and topic -> payload type.
+#: topic -> (event class, payload decoder). Filled on a topic's first frame, not at import: a
+#: decoder costs a fraction of a millisecond to build, and most applications see a few topics.
 _FAST: Final[dict[int, tuple[type[Event], Callable[[str], Any]]]] = {}
-_PAYLOAD: Final[dict[int, type[Any]]] = {}
-for _topic, _cls in TOPICS.items():
-    _payload = msgspec.structs.fields(_cls)[-1].type  # `msg` is the last field of every event
-    _PAYLOAD[_topic] = _payload
-    _FAST[_topic] = (_cls, msgspec.json.Decoder(_payload, strict=False).decode)
-del _topic, _cls, _payload
+
+
+def _payload_type(cls: type[Event]) -> Any:
+    return msgspec.structs.fields(cls)[-1].type  # `msg` is the last field of every event
+
+
+def _fast_for(topic: int) -> tuple[type[Event], Callable[[str], Any]] | None:
+    """The event class and payload decoder of ``topic`` (built once), or None if unknown."""
+    fast = _FAST.get(topic)
+    if fast is None:
+        cls = TOPICS.get(topic)
+        if cls is None:
+            return None
+        fast = _FAST[topic] = (cls, msgspec.json.Decoder(_payload_type(cls), strict=False).decode)
+    return fast
 
 
 def decode(frame: Frame) -> Event | UnknownEvent:
@@ -91,8 +98,9 @@ def decode(frame: Frame) -> Event | UnknownEvent:
 
 
 def _decode_payload(frame: Frame, topic: int, sn: str | None, msg: Any) -> Event | UnknownEvent:
-    """Everything but the usual case: object msg, unknown topic, payload needing repair."""
-    fast = _FAST.get(topic)
+    """Everything but the usual case: first frame of a topic, object msg, unknown topic,
+    payload needing repair."""
+    fast = _fast_for(topic)
     if fast is None:
         return _unknown(frame, topic, sn, msg, "unknown topic")
     cls, decode_payload = fast
@@ -100,7 +108,7 @@ def _decode_payload(frame: Frame, topic: int, sn: str | None, msg: Any) -> Event
         if type(msg) is str:
             return cls(topic, sn, decode_payload(msg))
         if type(msg) is dict:
-            return cls(topic, sn, msgspec.convert(msg, _PAYLOAD[topic], strict=False))
+            return cls(topic, sn, msgspec.convert(msg, _payload_type(cls), strict=False))
     except _BAD_INPUT as exc:
         return _repaired(frame, topic, sn, msg, str(exc))
     return _repaired(frame, topic, sn, msg, f"msg is {type(msg).__name__}, not an object")
@@ -110,10 +118,11 @@ def _repaired(
     frame: Frame, topic: int, sn: str | None, msg: Any, error: str
 ) -> Event | UnknownEvent:
     """The typed event from the repair path, or UnknownEvent saying why not."""
-    payload, why = _repair(frame, _PAYLOAD[topic])
+    cls = TOPICS[topic]
+    payload, why = _repair(frame, _payload_type(cls))
     if payload is None:
         return _unknown(frame, topic, sn, msg, why or error)
-    return _FAST[topic][0](topic, sn, payload)
+    return cls(topic, sn, payload)
 
 
 def _excerpt(frame: Frame) -> str:
@@ -150,95 +159,24 @@ def _unknown(frame: Frame, topic: int, sn: str | None, msg: Any, reason: str) ->
     return UnknownEvent(type=topic, sn=sn, msg=msg, raw=raw, reason=reason)
 
 
-# ---------------------------------------------------------------------------------------------
-# Repair path (rare): plain JSON -> values nudged towards the model -> msgspec.convert
-# ---------------------------------------------------------------------------------------------
+def _repair(frame: Frame, payload_type: Any) -> tuple[Any, str]:
+    """Decode the payload leniently; return (payload, "") or (None, why it failed).
 
-_DROP: Final = object()  # "use the field's default"
+    The rare slow path: the frame is parsed again as plain JSON with exact decimals and the
+    payload is nudged towards the model by :mod:`yeastar_async._lenient` (imported here, on
+    first use, so that ``import yeastar_async`` does not pay for it).
+    """
+    from yeastar_async._lenient import EXACT_JSON, convert
 
-
-def _repair(frame: Frame, payload_type: type[Any]) -> tuple[Any, str]:
-    """Decode the payload leniently; return (payload, "") or (None, why it failed)."""
     try:
-        obj = _EXACT.decode(frame)
+        obj = EXACT_JSON.decode(frame)
         msg = obj.get("msg") if isinstance(obj, dict) else None
         for _ in range(_MAX_UNWRAP):
             if not isinstance(msg, str):
                 break
-            msg = _EXACT.decode(msg)
+            msg = EXACT_JSON.decode(msg)
         if not isinstance(msg, dict):
             return None, f"msg is {type(msg).__name__}, not an object"
-        fixed = _coerce(msg, _type_info(payload_type))
-        return msgspec.convert(fixed, payload_type, strict=False), ""
+        return convert(msg, payload_type), ""
     except _BAD_INPUT as exc:
         return None, str(exc)
-
-
-_TYPE_INFO: dict[type[Any], mi.Type] = {}
-_FIELD_TYPES: dict[type[Any], dict[str, mi.Type]] = {}
-
-
-def _type_info(tp: type[Any]) -> mi.Type:
-    info = _TYPE_INFO.get(tp)
-    if info is None:
-        info = _TYPE_INFO[tp] = mi.type_info(tp)
-    return info
-
-
-def _field_types(struct: mi.StructType) -> dict[str, mi.Type]:
-    types = _FIELD_TYPES.get(struct.cls)
-    if types is None:
-        types = _FIELD_TYPES[struct.cls] = {f.encode_name: f.type for f in struct.fields}
-    return types
-
-
-def _blank(value: Any) -> bool:
-    return isinstance(value, str) and not value.strip()
-
-
-def _coerce(value: Any, tp: mi.Type) -> Any:
-    """Return ``value`` adjusted to ``tp`` where that is unambiguous, or _DROP."""
-    if value is None:
-        if isinstance(tp, (mi.NoneType, mi.AnyType)) or (
-            isinstance(tp, mi.UnionType) and any(isinstance(t, mi.NoneType) for t in tp.types)
-        ):
-            return None
-        return _DROP
-    if isinstance(tp, mi.UnionType):
-        others = [t for t in tp.types if not isinstance(t, mi.NoneType)]
-        return _coerce(value, others[0]) if len(others) == 1 else value
-    if isinstance(tp, mi.StrType):
-        if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-            return str(value)
-        return value
-    if isinstance(tp, mi.IntType):
-        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-            return int(value)
-        return _DROP if _blank(value) else value
-    if isinstance(tp, mi.FloatType):
-        if isinstance(value, Decimal):
-            return float(value)
-        return _DROP if _blank(value) else value
-    if isinstance(tp, mi.ListType):
-        if isinstance(value, dict):
-            value = [value]  # one object where the manual says Array
-        if isinstance(value, list):
-            items = (_coerce(item, tp.item_type) for item in value)
-            return [item for item in items if item is not _DROP]
-        return _DROP if _blank(value) else value
-    if isinstance(tp, mi.StructType):
-        if isinstance(value, dict):
-            types = _field_types(tp)
-            out = {}
-            for key, item in value.items():
-                field_type = types.get(key)
-                if field_type is None:
-                    continue  # unknown key: ignored anyway
-                fixed = _coerce(item, field_type)
-                if fixed is not _DROP:
-                    out[key] = fixed
-            return out
-        return _DROP if _blank(value) else value
-    if isinstance(value, Decimal):
-        return float(value)
-    return _DROP if _blank(value) and not isinstance(tp, mi.AnyType) else value

@@ -67,7 +67,8 @@ class StreamStats:
     events_dispatched: int = 0
     """Events handed to at least one handler or subscription (local events included)."""
     malformed_frames: int = 0
-    """Frames that were neither an event envelope nor a control frame (skipped)."""
+    """Frames that were neither an event envelope nor a control frame (skipped), including
+    one over ``max_frame_size`` or a text frame that is not UTF-8 (those end the link)."""
     unknown_events: int = 0
     """Frames decoded as :class:`~yeastar_async.events.UnknownEvent`."""
     drops: int = 0
@@ -143,6 +144,26 @@ class _Buffer(Generic[_T]):
         """Add ``item`` if there is room right now (never drops an older event)."""
         if self._closed or len(self._items) >= self._maxsize:
             return False
+        self._items.append(item)
+        self._not_empty.set()
+        if len(self._items) >= self._maxsize:
+            self._not_full.clear()
+        return True
+
+    def put_at_once(self, item: _T) -> bool:
+        """Add ``item`` without waiting: a full buffer applies its drop policy, and under
+        ``"block"`` takes the item over capacity (for the rare link events). False when the
+        item was not added.
+        """
+        if self._closed:
+            return False
+        if len(self._items) >= self._maxsize:
+            if self._overflow == "drop_newest":
+                self._on_drop()
+                return False
+            if self._overflow == "drop_oldest":
+                self._items.popleft()
+                self._on_drop()
         self._items.append(item)
         self._not_empty.set()
         if len(self._items) >= self._maxsize:
@@ -415,6 +436,24 @@ class Dispatcher:
             delivered = self._inbox.put_nowait(event)
         for sub in self._routes.get(key, ()):
             delivered = sub._buffer.put_nowait(event) or delivered
+        if delivered:
+            self.stats.events_dispatched += 1
+
+    def publish_link_event(self, event: LocalEvent) -> None:
+        """Queue a local link event without waiting for room.
+
+        The supervisor publishes ``Disconnected`` this way: waiting for room would make the
+        reconnect wait for a slow handler. Under ``"block"`` a full buffer takes it over
+        capacity (at most one per lost link); a drop policy applies as for any event.
+        """
+        key = self.key_of(event)
+        if key is None:
+            return
+        delivered = False
+        if self._inbox is not None and key in self._handlers:
+            delivered = self._inbox.put_at_once(event)
+        for sub in self._routes.get(key, ()):
+            delivered = sub._buffer.put_at_once(event) or delivered
         if delivered:
             self.stats.events_dispatched += 1
 

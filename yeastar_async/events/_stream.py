@@ -35,6 +35,7 @@ import contextlib
 import logging
 import math
 import ssl
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -88,6 +89,8 @@ _TOKEN_EXPIRED: Final = 10004
 _OPEN_TIMEOUT_FLOOR: Final = 10.0
 #: The PBX drops a socket after 60 s without a frame from the client.
 _PBX_IDLE_LIMIT: Final = 60.0
+#: At most one warning per this many seconds about skipped frames (a garbage storm).
+_BAD_FRAME_LOG_INTERVAL: Final = 5.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +167,8 @@ class StreamOptions:
             a handler error (None: no limit).
         shutdown_timeout: :meth:`EventStream.aclose` finishes within about this long (> 0);
             queued events are still handed to the handlers within it.
-        max_frame_size: largest accepted frame, in bytes (a larger one drops the link).
+        max_frame_size: largest accepted frame, in bytes (a larger one drops the link and
+            counts in ``stats.malformed_frames``).
     """
 
     heartbeat_interval: float = 25.0
@@ -361,8 +365,13 @@ class _Link:
                 await self.ws.send(data)
         except TimeoutError:
             raise _LinkLost(f"sending timed out after {self.timeout}s") from None
-        except ConnectionClosed as exc:
-            raise _LinkLost(_closed_reason(exc)) from None
+        except ConnectionClosed:
+            # The socket is closed, but frames received before the close may still wait in
+            # the websockets buffer (the reader is held back by a full queue, or has not run
+            # yet): events the PBX sent on a live link. The reader hands them on, then ends
+            # the link itself when it meets the close; until then the keeper has nothing to do.
+            await self.loop.create_future()
+            raise AssertionError("unreachable: the reader ends the link") from None
 
     async def _sync_topics(self) -> None:
         self._topics_dirty = False
@@ -427,6 +436,7 @@ class _Link:
             try:
                 frame = await ws.recv()
             except ConnectionClosed as exc:
+                _count_protocol_violation(exc, stats)
                 raise _LinkLost(_closed_reason(exc)) from None
             stats.frames_received += 1
             self._unproven = None
@@ -438,10 +448,16 @@ class _Link:
                 event = self._control(frame, exc)
                 if event is None:
                     continue
+            except Exception:
+                # decode() promises EventDecodeError for bad input; should a frame still find
+                # a bug in it, one frame must not end the stream.
+                stats.malformed_frames += 1
+                logger.exception("event stream: a frame could not be decoded; skipped")
+                continue
             else:
                 if isinstance(event, UnknownEvent):
                     stats.unknown_events += 1
-                    _log_unknown(event)
+                    _log_unknown(event, stream._bad_payloads)
             with self._held():
                 await stream._dispatch.publish(event)
 
@@ -449,12 +465,13 @@ class _Link:
         """Handle a non-event frame; returns the Connected event on the first ack."""
         try:
             control = _CONTROL.decode(frame)
-        except (msgspec.DecodeError, ValueError):
+        except (ValueError, RecursionError):  # DecodeError is a ValueError; deep nesting recurses
             control = _Control()
         code = control.errcode
         if code is None:
             self.stream._dispatch.stats.malformed_frames += 1
-            logger.warning("event stream: skipped a malformed frame: %s", error)
+            level, more = self.stream._bad_frames.level()
+            logger.log(level, "event stream: skipped a malformed frame: %s%s", error, more)
             return None
         if code == _TOKEN_EXPIRED:
             raise _LinkLost(f"token expired (errcode {code})", token_expired=True)
@@ -479,16 +496,62 @@ class _Link:
         return None
 
 
+#: Close codes the client sends when the PBX broke the WebSocket protocol with one frame:
+#: 1007 (a text frame that is not UTF-8) and 1009 (a frame over ``max_frame_size``). The
+#: RFC requires closing the link; the frame still counts as a malformed one.
+_BAD_FRAME_CLOSE_CODES: Final = frozenset({1007, 1009})
+
+
+def _count_protocol_violation(exc: ConnectionClosed, stats: StreamStats) -> None:
+    sent = exc.sent
+    # Our close frame first (not an echo of the PBX's): we refused one of its frames.
+    if sent is not None and not exc.rcvd_then_sent and sent.code in _BAD_FRAME_CLOSE_CODES:
+        stats.malformed_frames += 1
+        logger.warning(
+            "event stream: the PBX sent a frame the WebSocket protocol forbids (%s); "
+            "skipped, the link is replaced",
+            sent.reason or sent.code,
+        )
+
+
 def _closed_reason(exc: ConnectionClosed) -> str:
     return f"connection closed ({exc})"
 
 
-def _log_unknown(event: UnknownEvent) -> None:
+class _Throttle:
+    """Keeps a flood of bad frames from becoming a flood of warnings.
+
+    At most one WARNING per interval; the others go to DEBUG and are counted in the next
+    WARNING. (``StreamStats`` counts every one of them.)
+    """
+
+    __slots__ = ("_held", "_interval", "_next")
+
+    def __init__(self, interval: float = _BAD_FRAME_LOG_INTERVAL) -> None:
+        self._interval = interval
+        self._next = -math.inf
+        self._held = 0
+
+    def level(self) -> tuple[int, str]:
+        """The level to log the next bad frame at, and a suffix naming the ones held back."""
+        now = time.monotonic()
+        if now < self._next:
+            self._held += 1
+            return logging.DEBUG, ""
+        self._next = now + self._interval
+        held, self._held = self._held, 0
+        return logging.WARNING, f" ({held} more since the last warning)" if held else ""
+
+
+def _log_unknown(event: UnknownEvent, throttle: _Throttle) -> None:
     if event.type in TOPICS:
-        logger.warning(
-            "event stream: topic %s frame with an undecodable msg (%s); skipped",
+        level, more = throttle.level()
+        logger.log(
+            level,
+            "event stream: topic %s frame with an undecodable msg (%s); skipped%s",
             event.type,
             event.reason,
+            more,
         )
     else:
         logger.info("event stream: frame of topic %s has no event class; UnknownEvent", event.type)
@@ -532,6 +595,9 @@ class EventStream:
             on_topics_changed=self._topics_changed,
         )
         self._ws_log = _RedactingLogger(_ws_logger, endpoint.redact)
+        # Separate budgets: a storm of one kind must not hide the first warning of the other.
+        self._bad_frames = _Throttle()
+        self._bad_payloads = _Throttle()
         self._lock: asyncio.Lock | None = None
         self._engine: asyncio.Task[BaseException | None] | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -912,7 +978,8 @@ class EventStream:
                 if graceful:
                     self._dispatch.publish_nowait(lost_event)
                 else:
-                    await self._dispatch.publish(lost_event)
+                    # Never waits for room: a slow handler must not hold back the reconnect.
+                    self._dispatch.publish_link_event(lost_event)
         return reason, token_expired, up_for
 
     def _attempt_settled(self) -> None:

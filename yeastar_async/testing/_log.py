@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class RequestRecord:
         remote: the client's IP address.
         status: the HTTP status answered (101 for an accepted WebSocket upgrade).
         errcode: the ``errcode`` answered in a JSON body, when there was one.
+        received_at: ``time.monotonic()`` when the request arrived (to check the spacing of
+            retries and reconnect attempts).
 
     The ``repr`` masks tokens and passwords, so a failing assertion never prints them.
     """
@@ -51,6 +54,7 @@ class RequestRecord:
     remote: str
     status: int | None = None
     errcode: int | None = None
+    received_at: float = field(default_factory=time.monotonic, repr=False)
 
     @property
     def user_agent(self) -> str | None:

@@ -73,6 +73,7 @@ class FakeSocket:
     heartbeats: int = 0
     subscribe_messages: list[list[int]] = field(default_factory=list)
     closed: bool = False
+    closing: bool = field(default=False, repr=False)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     idle_handle: asyncio.TimerHandle | None = field(default=None, repr=False)
     expiry_handle: asyncio.TimerHandle | None = field(default=None, repr=False)
@@ -194,7 +195,7 @@ class WsHub:
             return
         if text == "heartbeat":
             if self.heartbeat_replies:
-                await self._send(conn, "heartbeat response")
+                await self._reply(conn, "heartbeat response")
             return
         try:
             doc = json.loads(text)
@@ -209,7 +210,7 @@ class WsHub:
         conn.subscribe_messages.append(topics)
         self._stats.subscriptions.append(topics)
         if self.ack:
-            await self._send(conn, _ACK)
+            await self._reply(conn, _ACK)
         self._notify()
 
     def _forget(self, conn: FakeSocket) -> None:
@@ -263,8 +264,10 @@ class WsHub:
                 self._spawn(self._send_and_close(conn, _TOKEN_EXPIRED))
 
     # -- sending ---------------------------------------------------------------------------------
-    async def _send(self, conn: FakeSocket, text: str) -> bool:
-        if self.black_holed or conn.closed or conn.ws.closed:
+    async def _send(self, conn: FakeSocket, text: str, *, last: bool = False) -> bool:
+        # Nothing follows a socket's last frame (a 10004 before the close, the close itself):
+        # the PBX closes right after it, so an event emitted meanwhile never leaves.
+        if self.black_holed or conn.closed or conn.ws.closed or (conn.closing and not last):
             return False
         async with conn.send_lock:
             try:
@@ -273,7 +276,19 @@ class WsHub:
                 return False
         return True
 
+    async def _reply(self, conn: FakeSocket, text: str) -> None:
+        """Answer a client frame without making the socket's reader wait for the send.
+
+        A send waits while the client is not reading (a full TCP window). Sending inline would
+        stop this reader too: heartbeats would go uncounted and the idle timer would fire,
+        which a PBX, reading and writing independently, does not do. The task is started
+        before anything else can run, so it takes the (FIFO) send lock before any event
+        emitted after this frame: the ack still precedes the events it enables.
+        """
+        self._spawn(self._send(conn, text))
+
     async def _close(self, conn: FakeSocket, code: int = 1000, message: bytes = b"") -> None:
+        conn.closing = True
         if conn.ws.closed:
             return
         try:
@@ -281,9 +296,15 @@ class WsHub:
         except (TimeoutError, ConnectionError, RuntimeError):
             self._abort(conn)
 
-    async def _send_and_close(self, conn: FakeSocket, text: str) -> None:
-        await self._send(conn, text)
-        await self._close(conn)
+    async def _send_and_close(self, conn: FakeSocket, text: str, code: int = 1000) -> bool:
+        if self.black_holed or conn.closing:
+            # A black hole sends nothing, not even a close; a closing socket already had its
+            # last frame (e.g. two 10004 for one socket).
+            return False
+        conn.closing = True
+        sent = await self._send(conn, text, last=True)
+        await self._close(conn, code=code)
+        return sent
 
     @staticmethod
     def _abort(conn: FakeSocket) -> None:
@@ -334,15 +355,28 @@ class WsHub:
         results = [await self._send(conn, text) for conn in self.open_sockets()]
         return sum(results)
 
+    async def push_frame(self, data: bytes, *, binary: bool) -> int:
+        """Send ``data`` as one binary (or unchecked text) frame to every open socket."""
+        opcode = WSMsgType.BINARY if binary else WSMsgType.TEXT
+        sent = 0
+        for conn in self.open_sockets():
+            if self.black_holed or conn.closed or conn.ws.closed:
+                continue
+            async with conn.send_lock:
+                try:
+                    await conn.ws.send_frame(bytes(data), opcode)
+                except (ConnectionError, RuntimeError):
+                    continue
+            sent += 1
+        return sent
+
     async def push_and_close(self, frame: str | bytes, code: int = 1000) -> int:
         """Send ``frame`` to every open socket, then close each; how many got the frame."""
         text = frame.decode() if isinstance(frame, bytes) else frame
         sent = 0
         for conn in self.open_sockets():
-            if await self._send(conn, text):
+            if await self._send_and_close(conn, text, code):
                 sent += 1
-            if not self.black_holed:
-                await self._close(conn, code=code)
         return sent
 
     def drop(self) -> int:
