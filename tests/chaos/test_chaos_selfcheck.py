@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
-from tests.chaos._rig import Rig
 from tests._secrets import SecretWatch
+from tests.chaos._rig import Rig
 from yeastar_async.events import Connected
 from yeastar_async.testing import FakePBX
 
