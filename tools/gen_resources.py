@@ -261,6 +261,14 @@ SHARED_SETS = {
     ("uacsta_call/accept", "uacsta_call/refuse", "uacsta_call/hangup"): "UacstaCallTarget",
 }
 
+#: Parameter lists (Python name, type, required) declared in one line by a factory of _base.
+ONE_LINE_SHAPES = {
+    (): "no_params",
+    (("id", "int", True),): "by_id",
+    (("ids", "str | Sequence[int]", True),): "by_ids",
+    (("channel_id", "str", True),): "by_channel",
+}
+
 #: Time-valued parameters and the Python types accepted besides the string.
 TIME_PARAMS = {
     "start_time": "datetime",
@@ -464,6 +472,12 @@ class Module:
     page_sets: dict[Any, SharedSet] = field(default_factory=dict)
     rule_constants: dict[str, str] = field(default_factory=dict)
     rule_first: dict[str, str] = field(default_factory=dict)
+    #: Base structs of fields several response structs share: (class, docstring title).
+    base_structs: list[tuple[NestedType, str]] = field(default_factory=list)
+    #: Docstring paragraphs of one-line declarations -> module constant name.
+    note_constants: dict[str, str] = field(default_factory=dict)
+    #: Shared parameter sets some full declaration takes as ``**kwargs: Unpack[...]``.
+    unpacked: set[str] = field(default_factory=set)
 
 
 class Generator:
@@ -473,6 +487,12 @@ class Generator:
         for ep in self.catalog:
             groups.setdefault(ep["id"].split("/", 1)[0], []).append(ep)
         self.modules = [Module(g, eps) for g, eps in groups.items()]
+        #: Field lines of each nested response struct: (group, class name) -> lines.
+        self.struct_keys: dict[tuple[str, str], tuple[str, ...]] = {}
+        #: (field name, declaration line, description) of each struct, in order.
+        self.struct_fields: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        #: Structs declared once in _shared.py: field lines -> (class name, rendered class).
+        self.shared_structs: dict[tuple[str, ...], tuple[str, str]] = {}
 
     # -- response types ------------------------------------------------------------------------
 
@@ -599,13 +619,43 @@ class Generator:
         parts = [f"list[{x}]" for x in lists] + structs + scalars
         return f"{' | '.join(parts)} | None = None"
 
-    def render_nested_response(self, mod: Module, nt: NestedType) -> str:
+    def render_nested_response(
+        self,
+        mod: Module,
+        nt: NestedType,
+        base: tuple[str, list[str]] | None = None,
+        title: str | None = None,
+    ) -> str:
+        """One response struct; with ``base`` (class name, its fields) it extends that class
+        and declares only the other fields; ``title`` replaces the docstring's first line."""
         mod.uses_msgspec = True
         where = ", ".join(f"``{e}``" for e in nt.endpoints)
-        lines = [f"class {nt.name}(msgspec.Struct, kw_only=True):"]
-        lines += wrap(
-            f"``{nt.table}`` of {where} (manual line {nt.first_line}).", "    ", '"""', hang=False
-        )
+        full = base is None and title is None
+        inherited = set(base[1]) if base else set()
+        fields = {n: i for n, i in nt.fields.items() if n not in inherited}
+        parent = base[0] if base else "msgspec.Struct"
+        lines = [f"class {nt.name}({parent}, kw_only=True):"]
+        title = title or f"``{nt.table}`` of {where} (manual line {nt.first_line})."
+        lines += wrap(title, "    ", '"""', hang=False)
+        if base:
+            lines.append("")
+            lines += wrap(f"Also the fields of :class:`{base[0]}`.", "    ", hang=False)
+        # Fields the module's create/update parameters document with the same words are
+        # documented there only.
+        options = next((o for o in mod.shared_sets if o.name.endswith("Options")), None)
+        known = {p.name: p.doc for p in options.params} if options else {}
+        own = [
+            (py_name(n), i.get("template"), i["desc"])
+            for n, i in fields.items()
+            if not known.get(n, "\0").startswith(i["desc"])
+        ]
+        if options and len(own) < len(fields):
+            lines.append("")
+            lines += wrap(
+                f"Fields not listed here mean what they mean in :class:`{options.name}`.",
+                "    ",
+                hang=False,
+            )
         lines.append("")
         lines.append("    Attributes:")
         body: list[str] = []
@@ -614,15 +664,62 @@ class Generator:
             for (g, tb, f), t in RESPONSE_FIELD_TYPES.items()
             if g == mod.group and tb == nt.table
         }
-        lines += doc_lines(
-            ((py_name(n), i.get("template"), i["desc"]) for n, i in nt.fields.items()), " " * 8
-        )
-        for name, info in nt.fields.items():
+        lines += doc_lines(own, " " * 8)
+        described = []
+        for name, info in fields.items():
             typ = overrides.get(name) or self.response_field_type(mod, info["types"])
             body.append(self.field_line(mod, name, typ))
+            described.append((name, body[-1], info["desc"]))
         lines.append('    """')
         lines.append("")
+        if full:
+            self.struct_keys[(mod.group, nt.name)] = tuple(body)
+            self.struct_fields[(mod.group, nt.name)] = described
         return "\n".join(lines + body) + "\n"
+
+    def plan_bases(
+        self, mod: Module, structs: list[NestedType]
+    ) -> dict[str, tuple[str, list[str]]]:
+        """Runs of fields (same declaration, same description) that several structs of the
+        module share become a base struct they extend: struct name -> (base name, fields).
+
+        The base classes are added to ``mod.base_structs`` as (name, NestedType, title).
+        """
+        rows = {nt.name: self.struct_fields[(mod.group, nt.name)] for nt in structs}
+        bases: dict[str, tuple[str, list[str]]] = {}
+
+        def longest_run(a: list[Any], b: list[Any]) -> tuple[int, int]:
+            """(length, start in a) of the longest common contiguous run."""
+            best = (0, 0)
+            for i in range(len(a)):
+                for j in range(len(b)):
+                    k = 0
+                    while i + k < len(a) and j + k < len(b) and a[i + k] == b[j + k]:
+                        k += 1
+                    best = max(best, (k, i))
+            return best
+
+        def contains(row: list[Any], run: list[Any]) -> bool:
+            return any(row[i : i + len(run)] == run for i in range(len(row) - len(run) + 1))
+
+        pairs = []
+        for i, a in enumerate(structs):
+            for b in structs[i + 1 :]:
+                length, start = longest_run(rows[a.name], rows[b.name])
+                if length >= MIN_BASE_FIELDS:
+                    pairs.append((length, a, b, rows[a.name][start : start + length]))
+        for _length, a, b, run in sorted(pairs, key=lambda p: -p[0]):
+            if a.name in bases or b.name in bases:
+                continue
+            users = [nt for nt in structs if nt.name not in bases and contains(rows[nt.name], run)]
+            names = [f for f, _, _ in run]
+            base_name = f"_{a.name}Fields"
+            base = NestedType(a.table, base_name, a.first_line, [], {n: a.fields[n] for n in names})
+            shown = ", ".join(f":class:`{u.name}`" for u in users)
+            mod.base_structs.append((base, f"Fields shared by {shown}."))
+            for user in users:
+                bases[user.name] = (base_name, names)
+        return bases
 
     def field_line(self, mod: Module, name: str, typ: str) -> str:
         attr = py_name(name)
@@ -1045,6 +1142,26 @@ class Generator:
                 m.same_as = (first.ep["id"].split("/", 1)[1], {p.name: p.doc for p in first.params})
 
     def render_shared_set(self, mod: Module, shared: SharedSet) -> str:
+        if (
+            shared.base == "SortedPageQuery"
+            and [p.name for p in shared.params] == ["sort_by"]
+            and shared.name not in mod.unpacked
+        ):
+            # Only a name now (list/search are ListEndpoint declarations): one generic alias.
+            mod.imports_base.add("SortedQuery")
+            where = ", ".join(f"``{e}``" for e in shared.endpoints)
+            doc = wrap(
+                f"Parameters of {where}: paging, ``order_by`` and ``sort_by``.",
+                "    ",
+                '"""',
+                hang=False,
+            )
+            if len(doc) > 1:
+                doc.append('    """')
+            else:
+                doc[-1] += '"""'
+            head = f"class {shared.name}(SortedQuery[{shared.params[0].typ}], total=False):"
+            return "\n".join([head, *doc]) + "\n"
         mod.imports_typing.add("TypedDict")
         bases = shared.base or "TypedDict"
         where = ", ".join(f"``{e}``" for e in shared.endpoints)
@@ -1068,7 +1185,66 @@ class Generator:
         lines.append("")
         return "\n".join(lines + body) + "\n"
 
+    def render_one_line(self, mod: Module, plan: EndpointPlan) -> str | None:
+        """A one-line declaration (``by_id`` ...) where the endpoint has one of the common
+        shapes; ``None`` where it needs a full ``@endpoint`` method."""
+        ep = plan.ep
+        if plan.items_field is not None:
+            return self.render_one_line_list(mod, plan)
+        if plan.rules or plan.shared is not None:
+            return None
+        if any(p.joined for p in plan.params):
+            return None
+        notes = self.notes(ep)
+        if ep["id"] in DATA_OBJECT_OR_LIST:
+            notes = notes[1:]  # _base adds it for ObjectOrListResponse
+        shape = tuple((p.py, p.typ, p.required) for p in plan.params)
+        factory = ONE_LINE_SHAPES.get(shape)
+        if factory is None or (notes and factory != "by_channel") or len(notes) > 1:
+            return None
+        mod.imports_base.add(factory)
+        action = ep["id"].split("/", 1)[1]
+        title = (ep.get("title_en") or ep["id"]).rstrip(".") + "."
+        args = [json.dumps(ep["method"]), json.dumps(ep["id"]), plan.ret, json.dumps(title)]
+        args.append(str(ep["manual_line"]))
+        args += [json.dumps(p.doc) for p in plan.params]
+        for note in notes:
+            # A docstring paragraph: a module constant (several endpoints may share it).
+            name = mod.note_constants.setdefault(note, f"_{action.upper()}_NOTE")
+            args.append(f"note={name}")
+        return f"    {action} = {factory}({', '.join(args)})\n"
+
+    def render_one_line_list(self, mod: Module, plan: EndpointPlan) -> str | None:
+        """``ListEndpoint[...]``/``SearchEndpoint[...]`` for the usual list and search shape:
+        paging, order_by, sort_by (and search_value)."""
+        ep, shared = plan.ep, plan.shared
+        if plan.rules or shared is None or shared.base != "SortedPageQuery":
+            return None
+        if [(p.name, p.required) for p in shared.params] != [("sort_by", False)]:
+            return None
+        own = [(p.name, p.typ, p.required) for p in plan.params]
+        if own == [("search_value", "str", False)]:
+            factory = "SearchEndpoint"
+        elif not own:
+            factory = "ListEndpoint"
+        else:
+            return None
+        mod.imports_base.add(factory)
+        action = ep["id"].split("/", 1)[1]
+        title = (ep.get("title_en") or ep["id"]).rstrip(".") + "."
+        types = f"{plan.ret}, {plan.item_type}, {shared.params[0].typ}"
+        args = [json.dumps(ep["method"]), json.dumps(ep["id"]), json.dumps(title)]
+        args.append(str(ep["manual_line"]))
+        if plan.items_field != "data":
+            args.append(f'items="{plan.items_field}"')
+        if ep["id"] in PAGINATED_WITHOUT_TOTAL:
+            args.append("has_total=False")
+        return f"    {action} = {factory}[{types}]({', '.join(args)})\n"
+
     def render_method(self, mod: Module, plan: EndpointPlan) -> str:
+        one_line = self.render_one_line(mod, plan)
+        if one_line is not None:
+            return one_line
         ep = plan.ep
         action = ep["id"].split("/", 1)[1]
         is_paginated = plan.items_field is not None
@@ -1089,6 +1265,7 @@ class Generator:
         sig.append("timeout: float | None = None")
         if plan.shared is not None:
             mod.imports_typing.add("Unpack")
+            mod.unpacked.add(plan.shared.name)
             sig.append(f"**{plan.var_keyword}: Unpack[{plan.shared.name}]")
         decorator_args = [json.dumps(ep["method"]), json.dumps(ep["id"])]
         ret = plan.ret
@@ -1205,8 +1382,32 @@ class Generator:
             lines.append("")
             lines += [f"    {fname}: {typ}" for fname, typ, _ in fields]
             extra_classes.append("\n".join(lines) + "\n")
-        response_types = [
-            self.render_nested_response(mod, nt) for nt in mod.response_types.values()
+        # A struct whose fields another one already has (in this module, or in _shared.py for
+        # shapes several modules answer) is declared once; the other names are aliases.
+        response_types = []
+        struct_aliases: list[str] = []
+        shared_imports: set[str] = set()
+        local: dict[tuple[str, ...], str] = {}
+        declared: list[NestedType] = []
+        for nt in mod.response_types.values():
+            self.render_nested_response(mod, nt)
+            key = self.struct_keys[(mod.group, nt.name)]
+            where = f"``{nt.table}`` of {', '.join(f'``{e}``' for e in nt.endpoints)}"
+            target = self.shared_structs[key][0] if key in self.shared_structs else local.get(key)
+            if key in self.shared_structs:
+                shared_imports.add(target)  # type: ignore[arg-type]
+            if target is None:
+                local[key] = nt.name
+                declared.append(nt)
+            elif target != nt.name:
+                struct_aliases.append(f"#: {where}: the fields of :class:`{target}`.")
+                struct_aliases.append(f"{nt.name} = {target}")
+        bases = self.plan_bases(mod, declared)
+        response_types += [
+            self.render_nested_response(mod, b, None, t) for b, t in mod.base_structs
+        ]
+        response_types += [
+            self.render_nested_response(mod, nt, bases.get(nt.name)) for nt in declared
         ]
         first, last = mod.endpoints[0]["manual_line"], mod.endpoints[-1]["manual_line"]
         lines_text = f"line {first}" if first == last else f"lines {first}-{last}"
@@ -1244,6 +1445,9 @@ class Generator:
             out.append(f"from {EXTERNAL_MODULE} import {', '.join(sorted(mod.imports_external))}")
         base = sorted(mod.imports_base | {"Resource"}, key=lambda s: (s[0].islower(), s))
         out.append(f"from yeastar_async.resources._base import {', '.join(base)}")
+        if shared_imports:
+            names = ", ".join(sorted(shared_imports))
+            out.append(f"from yeastar_async.resources._shared import {names}")
         out.append("")
         public = [cls]
         public += [a[0] for a in mod.aliases.values()]
@@ -1269,6 +1473,8 @@ class Generator:
             out.append("")
             out.append("")
         out += [t + "\n" for t in response_types]
+        if struct_aliases:
+            out += [*struct_aliases, "", ""]
         out += [t + "\n" for t in extra_classes]
         for text, name in mod.rule_constants.items():
             users = ", ".join(uses[text])
@@ -1277,6 +1483,13 @@ class Generator:
             out.append("")
         if mod.rule_constants:
             out.append("")
+        for text, name in mod.note_constants.items():
+            out.append(f"#: Docstring note of {name[1:-5].lower()} and the others using it.")
+            out.append(f"{name} = (")
+            out += [
+                f"    {json.dumps(part)}" for part in textwrap.wrap(text, 88, drop_whitespace=False)
+            ]
+            out += [")", "", ""]
         out.append(f"class {cls}(Resource):")
         titles = ", ".join(f"``{e['id'].split('/', 1)[1]}``" for e in mod.endpoints)
         out += wrap(f"``client.{mod.group}``: {titles}.", "    ", '"""', 96, hang=False)
@@ -1363,18 +1576,79 @@ class Generator:
         return "\n".join(out) + "\n"
 
 
+#: Fewest fields (same declaration and description) several structs share to get a base struct.
+MIN_BASE_FIELDS = 5
+
+#: Identifiers a struct may use to be declared in _shared.py (no module-local types).
+PORTABLE = {"str", "int", "float", "dict", "list", "Any", "None"}
+
+
+def shared_structs(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[Any, Any]:
+    """Field lines answered by several modules, plain enough to share -> (name, class text)."""
+    groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for (group, name), key in gen.struct_keys.items():
+        groups.setdefault(key, []).append((group, name))
+    found: dict[tuple[str, ...], tuple[str, str]] = {}
+    taken: set[str] = set()
+    for key, users in groups.items():
+        if len({g for g, _ in users}) < 2:
+            continue
+        annotations = " ".join(line.split(":", 1)[1].split(" = ")[0] for line in key)
+        if not set(re.findall(r"[A-Za-z_]\w*", annotations)) <= PORTABLE:
+            continue
+        name = users[0][1]
+        assert name not in taken, name
+        taken.add(name)
+        found[key] = (name, texts[users[0]])
+    return found
+
+
+def render_shared(found: dict[Any, Any]) -> str:
+    """``_shared.py``: the response structs several group modules answer."""
+    out = [
+        '"""Response structs several endpoint groups answer (generated by tools/gen_resources.py).',
+        "",
+        "Each group module imports the ones it uses (and names them as its tables do).",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from typing import Any",
+        "",
+        "import msgspec",
+        "",
+        "__all__ = [",
+        *[f'    "{name}",' for name, _ in sorted(found.values())],
+        "]",
+        "",
+        "",
+    ]
+    out += [text + "\n" for _, text in found.values()]
+    return "\n".join(out).rstrip() + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    gen = Generator(json.loads(args.catalog.read_text(encoding="utf-8")))
+    catalog = json.loads(args.catalog.read_text(encoding="utf-8"))
+    # First pass: which struct shapes several modules share (they go to _shared.py).
+    first = Generator(catalog)
+    texts: dict[tuple[str, str], str] = {}
+    for mod in first.modules:
+        first.render_module(mod)
+        for nt in mod.response_types.values():
+            texts[(mod.group, nt.name)] = first.render_nested_response(mod, nt)
+    gen = Generator(catalog)
+    gen.shared_structs = shared_structs(first, texts)
     for mod in gen.modules:
         (args.out / f"{mod.group}.py").write_text(gen.render_module(mod), encoding="utf-8")
+    (args.out / "_shared.py").write_text(render_shared(gen.shared_structs), encoding="utf-8")
     (args.out / "__init__.py").write_text(gen.render_init(), encoding="utf-8")
     print(f"wrote {len(gen.modules)} modules for {len(gen.catalog)} endpoints to {args.out}")
     written = [str(args.out / f"{m.group}.py") for m in gen.modules]
-    written.append(str(args.out / "__init__.py"))
+    written += [str(args.out / "__init__.py"), str(args.out / "_shared.py")]
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         print("ruff not found: run `ruff format` and `ruff check --fix` on the output")

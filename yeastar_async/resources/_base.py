@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import types
 import typing
 from collections.abc import (
     AsyncIterator,
@@ -53,7 +54,16 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any, Generic, Literal, Protocol, Required, TypedDict, TypeVar
+from typing import (
+    Any,
+    Generic,
+    Literal,
+    Protocol,
+    Required,
+    TypedDict,
+    TypeVar,
+    overload,
+)
 
 import msgspec
 
@@ -62,12 +72,19 @@ from yeastar_async._models import ApiResponse
 __all__ = [
     "DEFAULT_DATETIME_FORMAT",
     "DEFAULT_PAGE_SIZE",
+    "ByChannel",
+    "ById",
+    "ByIds",
     "CreatedResponse",
+    "Declared",
     "DownloadResponse",
     "EndpointSpec",
     "Field",
     "Flag",
+    "ListCall",
+    "ListEndpoint",
     "ListResponse",
+    "NoParams",
     "ObjectOrListResponse",
     "ObjectResponse",
     "OrderBy",
@@ -77,13 +94,20 @@ __all__ = [
     "RequestModel",
     "Resource",
     "Rule",
+    "SearchCall",
+    "SearchEndpoint",
     "SortedPageQuery",
+    "SortedQuery",
     "Transport",
+    "by_channel",
+    "by_id",
+    "by_ids",
     "encode_body",
     "encode_query",
     "endpoint",
     "endpoint_spec",
     "exactly_one",
+    "no_params",
     "paginated",
     "requires",
 ]
@@ -98,6 +122,10 @@ R = TypeVar("R", bound=ApiResponse)
 I = TypeVar("I")  # noqa: E741 - the item type of a page
 D = TypeVar("D")
 F = TypeVar("F", bound=Callable[..., Any])
+R_co = TypeVar("R_co", covariant=True)
+C_co = TypeVar("C_co", covariant=True)
+S = TypeVar("S")  # the sort_by values of a list endpoint
+C = TypeVar("C")  # the type of a bound one-line declaration
 
 #: A 0/1 switch of the manual; ``True``/``False`` are sent as ``1``/``0``.
 Flag = Literal[0, 1] | bool
@@ -126,6 +154,18 @@ class SortedPageQuery(PageQuery, total=False):
     """
 
     order_by: OrderBy | None
+
+
+class SortedQuery(SortedPageQuery, Generic[S], total=False):
+    """Paging, sort direction and ``sort_by`` of a list endpoint (keyword arguments).
+
+    ``S`` is the group's choice of ``sort_by`` values: ``SortedQuery[ExtensionSortBy]``.
+
+    Attributes:
+        sort_by: field to sort by.
+    """
+
+    sort_by: S | None
 
 
 class Transport(Protocol):
@@ -664,6 +704,267 @@ class Resource:
         return self._transport.request(
             "POST", spec.path, json=body, response_type=spec.response_type(), timeout=timeout
         )
+
+
+# -- one-line declarations -----------------------------------------------------------------------
+#
+# Most endpoints of the CRUD groups differ only in their path and response type (``get(id)``,
+# ``query(ids)``, ``delete(id)``; the call actions on one ``channel_id``). Instead of a method
+# body per group, a group declares them in one line, e.g.
+# ``get = by_id("GET", "extension/get", ObjectResponse[ExtDetailInfo], "Query one ...", 1927,
+# "Unique ID of the extension.")``. The result is the same function ``@endpoint`` makes (same
+# spec, same call path, ``help()`` shows the title and manual line); its static type is a
+# descriptor whose bound form is a Protocol with the exact keyword signature, so mypy still
+# checks ``client.extension.get(id=1)`` and knows its return type.
+
+
+class ById(Protocol[R_co]):
+    """A bound endpoint method taking one ``id``."""
+
+    async def __call__(self, *, id: int, timeout: float | None = None) -> R_co:
+        """Call the endpoint for the item ``id``."""
+        ...
+
+
+class ByIds(Protocol[R_co]):
+    """A bound endpoint method taking ``ids`` (a list is sent comma-separated)."""
+
+    async def __call__(self, *, ids: str | Sequence[int], timeout: float | None = None) -> R_co:
+        """Call the endpoint for the items ``ids``."""
+        ...
+
+
+class ByChannel(Protocol[R_co]):
+    """A bound endpoint method taking one ``channel_id``."""
+
+    async def __call__(self, *, channel_id: str, timeout: float | None = None) -> R_co:
+        """Call the endpoint for the call channel ``channel_id``."""
+        ...
+
+
+class NoParams(Protocol[R_co]):
+    """A bound endpoint method without parameters."""
+
+    async def __call__(self, *, timeout: float | None = None) -> R_co:
+        """Call the endpoint."""
+        ...
+
+
+class Declared(Protocol[C_co]):
+    """Static type of a one-line declaration: a method whose bound form is ``C_co``."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any], /) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, instance: Resource, owner: type[Any], /) -> C_co: ...
+
+
+_OBJECT_OR_LIST_NOTE = (
+    "The manual types ``data`` one way and prints the other; read ``.items`` for a list either way."
+)
+
+
+def _declare(
+    template: Callable[..., Any],
+    method: Literal["GET", "POST"],
+    path: str,
+    response: Any,
+    title: str,
+    line: int,
+    args: Iterable[tuple[str, str]] = (),
+    *,
+    annotations: Mapping[str, Any] | None = None,
+    items: str | None = None,
+    has_total: bool = True,
+    note: str = "",
+) -> Any:
+    """The installed endpoint function of a one-line declaration (see :func:`by_id`).
+
+    ``template`` (the ``__call__`` of the static type: its body never runs, ``_install``
+    replaces it as for ``@endpoint``) gives the signature; ``annotations`` replace some of its
+    annotations (they end up in :meth:`EndpointSpec.fields`); ``args`` document the parameters.
+    """
+    name = path.split("/", 1)[1]
+    func = types.FunctionType(template.__code__, template.__globals__, name)
+    func.__kwdefaults__ = dict(template.__kwdefaults__ or {})
+    func.__annotations__ = {**template.__annotations__, **(annotations or {})}
+    func.__annotations__["return"] = Paginator[response, Any] if items else response
+    func.__qualname__ = name
+    doc = f"{title}\n\n``{method} {path}``, manual line {line}."
+    if typing.get_origin(response) is ObjectOrListResponse:
+        doc += f"\n\n{_OBJECT_OR_LIST_NOTE}"
+    if note:
+        doc += f"\n\n{note}"
+    documented = "".join(f"\n    {arg}: {text}" for arg, text in args)
+    if documented:
+        doc += f"\n\nArgs:{documented}"
+    func.__doc__ = doc
+    spec = EndpointSpec(method, path, func, items=items, has_total=has_total)
+    # The response type is given, not annotated: set it as response_type() would cache it.
+    spec._response_type = response
+    return _install(spec)
+
+
+def by_id(
+    method: Literal["GET", "POST"], path: str, response: type[R], title: str, line: int, id: str
+) -> Declared[ById[R]]:
+    """Declare the endpoint ``path`` taking one ``id: int``, answering ``response``.
+
+    ``title`` and ``line`` (the manual's line) make the docstring; ``id`` documents the id.
+    """
+    func = _declare(ById.__call__, method, path, response, title, line, [("id", id)])
+    return typing.cast(Declared[ById[R]], func)
+
+
+def by_ids(
+    method: Literal["GET", "POST"], path: str, response: type[R], title: str, line: int, ids: str
+) -> Declared[ByIds[R]]:
+    """Declare the endpoint ``path`` taking ``ids`` (comma-separated), answering ``response``."""
+    func = _declare(ByIds.__call__, method, path, response, title, line, [("ids", ids)])
+    return typing.cast(Declared[ByIds[R]], func)
+
+
+def by_channel(
+    method: Literal["GET", "POST"],
+    path: str,
+    response: type[R],
+    title: str,
+    line: int,
+    channel_id: str,
+    *,
+    note: str = "",
+) -> Declared[ByChannel[R]]:
+    """Declare the endpoint ``path`` taking one ``channel_id: str``, answering ``response``.
+
+    ``note`` is a paragraph added to the docstring.
+    """
+    args = [("channel_id", channel_id)]
+    func = _declare(ByChannel.__call__, method, path, response, title, line, args, note=note)
+    return typing.cast(Declared[ByChannel[R]], func)
+
+
+def no_params(
+    method: Literal["GET", "POST"], path: str, response: type[R], title: str, line: int
+) -> Declared[NoParams[R]]:
+    """Declare the endpoint ``path`` that takes no parameters, answering ``response``."""
+    func = _declare(NoParams.__call__, method, path, response, title, line)
+    return typing.cast(Declared[NoParams[R]], func)
+
+
+# The list endpoints of the CRUD groups (``list`` and ``search``: paging, order_by and a sort_by
+# whose values differ by group) are declared in one line too, with the types given by explicit
+# type application, e.g. ``list = ListEndpoint[PageResponse[ExtBasicinfo], ExtBasicinfo,
+# ExtensionSortBy]("GET", "extension/list", "Query extension list.", 1537)``: mypy reads the
+# bound signature from ListCall/SearchCall, the runtime reads the types from ``__orig_class__``.
+
+_PAGE_ARGS = (
+    ("sort_by", "Field to sort by."),
+    ("page", "Page number, from 1 (iterating starts there)."),
+    ("page_size", "Items per page (iterating uses DEFAULT_PAGE_SIZE unless given)."),
+    ("order_by", 'Sort direction, "asc" or "desc".'),
+)
+
+
+class ListCall(Generic[R, I, S]):
+    """Static type of a bound ``list`` method declared with :class:`ListEndpoint`."""
+
+    def __call__(
+        self,
+        *,
+        sort_by: S | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        order_by: OrderBy | None = None,
+        timeout: float | None = None,
+    ) -> Paginator[R, I]:
+        """One page when awaited, every item when iterated (see :class:`Paginator`)."""
+        raise NotImplementedError  # only a type: the runtime object is the bound endpoint
+
+
+class SearchCall(Generic[R, I, S]):
+    """Static type of a bound ``search`` method declared with :class:`SearchEndpoint`."""
+
+    def __call__(
+        self,
+        *,
+        search_value: str | None = None,
+        sort_by: S | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        order_by: OrderBy | None = None,
+        timeout: float | None = None,
+    ) -> Paginator[R, I]:
+        """One page when awaited, every item when iterated (see :class:`Paginator`)."""
+        raise NotImplementedError  # only a type: the runtime object is the bound endpoint
+
+
+class _PagedEndpoint(Generic[C]):
+    """A paginated endpoint declared in one line; ``C`` is the type of its bound method.
+
+    The subclasses are subscripted with (response, item, sort_by) where they are declared.
+    """
+
+    _template: typing.ClassVar[Callable[..., Any]]
+    _search: typing.ClassVar[bool] = False
+
+    def __init__(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        title: str,
+        line: int,
+        *,
+        items: str = "data",
+        has_total: bool = True,
+    ) -> None:
+        self._declaration = (method, path, title, line)
+        self._items = items
+        self._has_total = has_total
+        self._function: Any = None
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        # Set by the subscripted class on the instance, before the owner class calls this.
+        alias = getattr(self, "__orig_class__", None)
+        if alias is None:
+            raise TypeError(f"{name}: give the types, e.g. {type(self).__name__}[R, I, S](...)")
+        response, _item, sort = typing.get_args(alias)
+        method, path, title, line = self._declaration
+        args = (("search_value", "Search keyword."),) * self._search + _PAGE_ARGS
+        self._function = _declare(
+            type(self)._template,
+            method,
+            path,
+            response,
+            title,
+            line,
+            args,
+            annotations={"sort_by": sort | None},
+            items=self._items,
+            has_total=self._has_total,
+        )
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any], /) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, instance: Resource, owner: type[Any], /) -> C: ...
+    def __get__(self, instance: Resource | None, owner: type[Any], /) -> Any:
+        """The declared function (on the class) or the bound method (on an instance)."""
+        if instance is None:
+            return self._function
+        return types.MethodType(self._function, instance)
+
+
+class ListEndpoint(_PagedEndpoint[ListCall[R, I, S]], Generic[R, I, S]):
+    """``list = ListEndpoint[Response, Item, SortBy](method, path, title, manual_line)``."""
+
+    _template = ListCall.__call__
+
+
+class SearchEndpoint(_PagedEndpoint[SearchCall[R, I, S]], Generic[R, I, S]):
+    """``search = SearchEndpoint[Response, Item, SortBy](method, path, title, manual_line)``."""
+
+    _template = SearchCall.__call__
+    _search = True
 
 
 # -- pagination --------------------------------------------------------------------------------

@@ -13,7 +13,15 @@ import msgspec
 
 from yeastar_async._models import ApiResponse
 from yeastar_async.events.models import CallMember
-from yeastar_async.resources._base import ListResponse, Resource, endpoint, exactly_one, requires
+from yeastar_async.resources._base import (
+    ListResponse,
+    Resource,
+    by_channel,
+    endpoint,
+    exactly_one,
+    no_params,
+    requires,
+)
 
 __all__ = [
     "CallAttendedOperate",
@@ -79,6 +87,13 @@ class ParkInfos(msgspec.Struct, kw_only=True):
     channel_id: str | None = None
 
 
+#: Docstring note of accept_inbound and the others using it.
+_ACCEPT_INBOUND_NOTE = (
+    "Only effective within 10 seconds of the 30016 event; after that the PBX routes the call "
+    "by its inbound route."
+)
+
+
 class CallResource(Resource):
     """``client.call``: ``query``, ``dial``, ``accept_inbound``, ``refuse_inbound``, ``listen``,
     ``hold``, ``unhold``, ``mute``, ``unmute``, ``park``, ``park_status``, ``transfer``,
@@ -132,35 +147,25 @@ class CallResource(Resource):
             auto_answer: If caller is an extension, make its phone auto-answer (no ringing).
         """
 
-    @endpoint("POST", "call/accept_inbound")
-    async def accept_inbound(
-        self, *, channel_id: str, timeout: float | None = None
-    ) -> CallIdResponse:
-        """Accept an inbound call (inbound call control).
+    accept_inbound = by_channel(
+        "POST",
+        "call/accept_inbound",
+        CallIdResponse,
+        "Accept an inbound call (inbound call control).",
+        15850,
+        "Channel ID of the inbound external call.",
+        note=_ACCEPT_INBOUND_NOTE,
+    )
 
-        ``POST call/accept_inbound``, manual line 15850.
-
-        Only effective within 10 seconds of the 30016 event; after that the PBX routes the call
-        by its inbound route.
-
-        Args:
-            channel_id: Channel ID of the inbound external call.
-        """
-
-    @endpoint("POST", "call/refuse_inbound")
-    async def refuse_inbound(
-        self, *, channel_id: str, timeout: float | None = None
-    ) -> CallIdResponse:
-        """Refuse an inbound call (inbound call control).
-
-        ``POST call/refuse_inbound``, manual line 15918.
-
-        Only effective within 10 seconds of the 30016 event; after that the PBX routes the call
-        by its inbound route.
-
-        Args:
-            channel_id: Channel ID of the inbound external call.
-        """
+    refuse_inbound = by_channel(
+        "POST",
+        "call/refuse_inbound",
+        CallIdResponse,
+        "Refuse an inbound call (inbound call control).",
+        15918,
+        "Channel ID of the inbound external call.",
+        note=_ACCEPT_INBOUND_NOTE,
+    )
 
     @endpoint("POST", "call/listen")
     async def listen(
@@ -181,45 +186,41 @@ class CallResource(Resource):
             type: Monitoring mode.
         """
 
-    @endpoint("POST", "call/hold")
-    async def hold(self, *, channel_id: str, timeout: float | None = None) -> CallIdResponse:
-        """Hold a call.
+    hold = by_channel(
+        "POST",
+        "call/hold",
+        CallIdResponse,
+        "Hold a call.",
+        16056,
+        "Channel ID of the call member to put on hold.",
+    )
 
-        ``POST call/hold``, manual line 16056.
+    unhold = by_channel(
+        "POST",
+        "call/unhold",
+        CallIdResponse,
+        "Resume (unhold) a call.",
+        16109,
+        "Channel ID of the call member that was put on hold.",
+    )
 
-        Args:
-            channel_id: Channel ID of the call member to put on hold.
-        """
+    mute = by_channel(
+        "POST",
+        "call/mute",
+        CallIdResponse,
+        "Mute a call member.",
+        16163,
+        "Channel ID of the call member to mute.",
+    )
 
-    @endpoint("POST", "call/unhold")
-    async def unhold(self, *, channel_id: str, timeout: float | None = None) -> CallIdResponse:
-        """Resume (unhold) a call.
-
-        ``POST call/unhold``, manual line 16109.
-
-        Args:
-            channel_id: Channel ID of the call member that was put on hold.
-        """
-
-    @endpoint("POST", "call/mute")
-    async def mute(self, *, channel_id: str, timeout: float | None = None) -> CallIdResponse:
-        """Mute a call member.
-
-        ``POST call/mute``, manual line 16163.
-
-        Args:
-            channel_id: Channel ID of the call member to mute.
-        """
-
-    @endpoint("POST", "call/unmute")
-    async def unmute(self, *, channel_id: str, timeout: float | None = None) -> CallIdResponse:
-        """Unmute a call member.
-
-        ``POST call/unmute``, manual line 16218.
-
-        Args:
-            channel_id: Channel ID of the muted call member.
-        """
+    unmute = by_channel(
+        "POST",
+        "call/unmute",
+        CallIdResponse,
+        "Unmute a call member.",
+        16218,
+        "Channel ID of the muted call member.",
+    )
 
     @endpoint("POST", "call/park")
     async def park(
@@ -234,12 +235,9 @@ class CallResource(Resource):
             parking_slot: Parking slot (park number) to park the call on.
         """
 
-    @endpoint("GET", "call/park_status")
-    async def park_status(self, *, timeout: float | None = None) -> ListResponse[ParkInfos]:
-        """Query parked calls.
-
-        ``GET call/park_status``, manual line 16334.
-        """
+    park_status = no_params(
+        "GET", "call/park_status", ListResponse[ParkInfos], "Query parked calls.", 16334
+    )
 
     @endpoint(
         "POST",
@@ -343,38 +341,29 @@ class CallResource(Resource):
             paging_number: Paging group number to hang up.
         """
 
-    @endpoint("POST", "call/record_start")
-    async def record_start(
-        self, *, channel_id: str, timeout: float | None = None
-    ) -> CallIdResponse:
-        """Start call recording.
+    record_start = by_channel(
+        "POST",
+        "call/record_start",
+        CallIdResponse,
+        "Start call recording.",
+        16714,
+        "Channel ID of the member whose call is to be recorded.",
+    )
 
-        ``POST call/record_start``, manual line 16714.
+    record_pause = by_channel(
+        "POST",
+        "call/record_pause",
+        CallIdResponse,
+        "Pause call recording.",
+        16765,
+        "Channel ID of the member whose recording is to be paused.",
+    )
 
-        Args:
-            channel_id: Channel ID of the member whose call is to be recorded.
-        """
-
-    @endpoint("POST", "call/record_pause")
-    async def record_pause(
-        self, *, channel_id: str, timeout: float | None = None
-    ) -> CallIdResponse:
-        """Pause call recording.
-
-        ``POST call/record_pause``, manual line 16765.
-
-        Args:
-            channel_id: Channel ID of the member whose recording is to be paused.
-        """
-
-    @endpoint("POST", "call/record_unpause")
-    async def record_unpause(
-        self, *, channel_id: str, timeout: float | None = None
-    ) -> CallIdResponse:
-        """Resume call recording.
-
-        ``POST call/record_unpause``, manual line 16818.
-
-        Args:
-            channel_id: Channel ID of the member whose recording is to be resumed.
-        """
+    record_unpause = by_channel(
+        "POST",
+        "call/record_unpause",
+        CallIdResponse,
+        "Resume call recording.",
+        16818,
+        "Channel ID of the member whose recording is to be resumed.",
+    )

@@ -223,54 +223,84 @@ class CallReportListResponse(ApiResponse, kw_only=True):
     callback_result: str | None = None
 
 
-class ExtCallStatisticsList(msgspec.Struct, kw_only=True):
+class _QueuePerformanceListFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`QueuePerformanceList`, :class:`QueueAgentPerformanceList`.
+
+    Attributes:
+        queue: Queue name.
+        total_calls: Total calls received by the queue.
+        answered_calls: Number of calls answered by the queue.
+        missed_calls: Number of calls missed by the queue.
+        abandoned_calls: Number of calls abandoned by callers before an agent answered.
+        average_waiting_time: Average wait time of answered calls before an agent picked up.
+        average_talking_time: Average talk time between agents and callers.
+        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
+        answered_rate: Answered calls as a percentage of all calls.
+        missed_rate: Missed calls as a percentage of all calls.
+        abandoned_rate: Abandoned calls as a percentage of all calls.
+        sla: Service level of the queue over a period.
+    """
+
+    queue: str | None = None
+    total_calls: int | None = None
+    answered_calls: int | None = None
+    missed_calls: int | None = None
+    abandoned_calls: int | None = None
+    average_waiting_time: int | None = None
+    average_talking_time: int | None = None
+    max_waiting_time: int | None = None
+    answered_rate: float | None = None
+    missed_rate: float | None = None
+    abandoned_rate: float | None = None
+    sla: float | None = None
+
+
+class _ExtCallStatisticsListFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`ExtCallStatisticsList`, :class:`ExtCallActivityList`.
+
+    Attributes:
+        answered_calls: Number of calls answered by the extension.
+        no_answer_calls: Number of calls the extension did not answer.
+        busy_calls: Number of calls received while the extension was busy.
+        failed_calls: Number of failed outgoing calls of the extension.
+        voicemail_calls: Number of voicemails received by the extension.
+        total_holding_time: Total time from call arrival until answer.
+        total_talking_time: Total time from answer to end of call.
+    """
+
+    answered_calls: int | None = None
+    no_answer_calls: int | None = None
+    busy_calls: int | None = None
+    failed_calls: int | None = None
+    voicemail_calls: int | None = None
+    total_holding_time: int | None = None
+    total_talking_time: int | None = None
+
+
+class ExtCallStatisticsList(_ExtCallStatisticsListFields, kw_only=True):
     """``ext_call_statistics_list`` of ``call_report/list`` (manual line 14171).
+
+    Also the fields of :class:`_ExtCallStatisticsListFields`.
 
     Attributes:
         ext_num: Extension number.
         ext_name: Extension name.
-        answered_calls: Number of calls answered by the extension.
-        no_answer_calls: Number of calls the extension did not answer.
-        busy_calls: Number of calls received while the extension was busy.
-        failed_calls: Number of failed outgoing calls of the extension.
-        voicemail_calls: Number of voicemails received by the extension.
-        total_holding_time: Total time from call arrival until answer.
-        total_talking_time: Total time from answer to end of call.
     """
 
     ext_num: str | None = None
     ext_name: str | None = None
-    answered_calls: int | None = None
-    no_answer_calls: int | None = None
-    busy_calls: int | None = None
-    failed_calls: int | None = None
-    voicemail_calls: int | None = None
-    total_holding_time: int | None = None
-    total_talking_time: int | None = None
 
 
-class ExtCallActivityList(msgspec.Struct, kw_only=True):
+class ExtCallActivityList(_ExtCallStatisticsListFields, kw_only=True):
     """``ext_call_activity_list`` of ``call_report/list`` (manual line 14186).
+
+    Also the fields of :class:`_ExtCallStatisticsListFields`.
 
     Attributes:
         time: Time bucket of the report (hour of day, day of month or month of year).
-        answered_calls: Number of calls answered by the extension.
-        no_answer_calls: Number of calls the extension did not answer.
-        busy_calls: Number of calls received while the extension was busy.
-        failed_calls: Number of failed outgoing calls of the extension.
-        voicemail_calls: Number of voicemails received by the extension.
-        total_holding_time: Total time from call arrival until answer.
-        total_talking_time: Total time from answer to end of call.
     """
 
     time: int | None = None
-    answered_calls: int | None = None
-    no_answer_calls: int | None = None
-    busy_calls: int | None = None
-    failed_calls: int | None = None
-    voicemail_calls: int | None = None
-    total_holding_time: int | None = None
-    total_talking_time: int | None = None
 
 
 class TrunkActivityList(msgspec.Struct, kw_only=True):
@@ -408,22 +438,12 @@ class QueueAvgWaitTalkTimeList(msgspec.Struct, kw_only=True):
     total_talking_time: int | None = None
 
 
-class QueuePerformanceList(msgspec.Struct, kw_only=True):
+class QueuePerformanceList(_QueuePerformanceListFields, kw_only=True):
     """``queue_performance_list`` of ``call_report/list`` (manual line 14298).
 
+    Also the fields of :class:`_QueuePerformanceListFields`.
+
     Attributes:
-        queue: Queue name.
-        total_calls: Total calls received by the queue.
-        answered_calls: Number of calls answered by the queue.
-        missed_calls: Number of calls missed by the queue.
-        abandoned_calls: Number of calls abandoned by callers before an agent answered.
-        average_waiting_time: Average wait time of answered calls before an agent picked up.
-        average_talking_time: Average talk time between agents and callers.
-        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
-        answered_rate: Answered calls as a percentage of all calls.
-        missed_rate: Missed calls as a percentage of all calls.
-        abandoned_rate: Abandoned calls as a percentage of all calls.
-        sla: Service level of the queue over a period.
         average_handle_time: Average time agents spent handling answered calls.
         all_call_average_waiting_time: Average time all queue calls (answered and missed) waited
             in the queue.
@@ -434,18 +454,6 @@ class QueuePerformanceList(msgspec.Struct, kw_only=True):
         queue_num: Queue number.
     """
 
-    queue: str | None = None
-    total_calls: int | None = None
-    answered_calls: int | None = None
-    missed_calls: int | None = None
-    abandoned_calls: int | None = None
-    average_waiting_time: int | None = None
-    average_talking_time: int | None = None
-    max_waiting_time: int | None = None
-    answered_rate: float | None = None
-    missed_rate: float | None = None
-    abandoned_rate: float | None = None
-    sla: float | None = None
     average_handle_time: int | None = None
     all_call_average_waiting_time: int | None = None
     detail: list[CallDetail] = []
@@ -739,22 +747,12 @@ class QueueAgentMissCallsList(msgspec.Struct, kw_only=True):
     calls: int | None = None
 
 
-class QueueAgentPerformanceList(msgspec.Struct, kw_only=True):
+class QueueAgentPerformanceList(_QueuePerformanceListFields, kw_only=True):
     """``queue_agent_performance_list`` of ``call_report/list`` (manual line 14512).
 
+    Also the fields of :class:`_QueuePerformanceListFields`.
+
     Attributes:
-        queue: Queue name.
-        total_calls: Total calls received by the queue.
-        answered_calls: Number of calls answered by the queue.
-        missed_calls: Number of calls missed by the queue.
-        abandoned_calls: Number of calls abandoned by callers before an agent answered.
-        average_waiting_time: Average wait time of answered calls before an agent picked up.
-        average_talking_time: Average talk time between agents and callers.
-        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
-        answered_rate: Answered calls as a percentage of all calls.
-        missed_rate: Missed calls as a percentage of all calls.
-        abandoned_rate: Abandoned calls as a percentage of all calls.
-        sla: Service level of the queue over a period.
         answered_waiting_time: Total wait time of answered calls.
         total_talking_time: Total talk time of all answered queue calls.
         average_handle_time: Average time agents spent handling answered calls.
@@ -767,18 +765,6 @@ class QueueAgentPerformanceList(msgspec.Struct, kw_only=True):
         queue_num: Queue number.
     """
 
-    queue: str | None = None
-    total_calls: int | None = None
-    answered_calls: int | None = None
-    missed_calls: int | None = None
-    abandoned_calls: int | None = None
-    average_waiting_time: int | None = None
-    average_talking_time: int | None = None
-    max_waiting_time: int | None = None
-    answered_rate: float | None = None
-    missed_rate: float | None = None
-    abandoned_rate: float | None = None
-    sla: float | None = None
     answered_waiting_time: int | None = None
     total_talking_time: int | None = None
     average_handle_time: int | None = None

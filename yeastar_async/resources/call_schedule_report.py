@@ -3,18 +3,17 @@ tools/gen_resources.py)."""
 
 from __future__ import annotations
 
-from typing import Literal, Unpack
+from typing import Literal
 
 import msgspec
 
 from yeastar_async.resources._base import (
     DownloadResponse,
+    ListEndpoint,
     PageResponse,
-    Paginator,
     Resource,
-    SortedPageQuery,
+    SortedQuery,
     endpoint,
-    paginated,
 )
 
 __all__ = [
@@ -24,14 +23,8 @@ __all__ = [
 ]
 
 
-class CallScheduleReportListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``call_schedule_report/list`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-    """
-
-    sort_by: Literal["id", "name"] | None
+class CallScheduleReportListQuery(SortedQuery[Literal["id", "name"]], total=False):
+    """Parameters of ``call_schedule_report/list``: paging, ``order_by`` and ``sort_by``."""
 
 
 class ScheduledReports(msgspec.Struct, kw_only=True):
@@ -55,15 +48,9 @@ class CallScheduleReportResource(Resource):
 
     group = "call_schedule_report"
 
-    @paginated("GET", "call_schedule_report/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[CallScheduleReportListQuery]
-    ) -> Paginator[PageResponse[ScheduledReports], ScheduledReports]:
-        """Query scheduled call report list.
-
-        ``GET call_schedule_report/list``, manual line 14839. Parameters:
-        :class:`CallScheduleReportListQuery`.
-        """
+    list = ListEndpoint[PageResponse[ScheduledReports], ScheduledReports, Literal["id", "name"]](
+        "GET", "call_schedule_report/list", "Query scheduled call report list.", 14839
+    )
 
     @endpoint("GET", "call_schedule_report/download")
     async def download(self, *, id: int, timeout: float | None = None) -> DownloadResponse:

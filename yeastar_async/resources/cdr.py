@@ -16,12 +16,11 @@ import msgspec
 from yeastar_async.resources._base import (
     DownloadResponse,
     Flag,
+    ListEndpoint,
     PageResponse,
-    Paginator,
     Resource,
-    SortedPageQuery,
+    SortedQuery,
     endpoint,
-    paginated,
 )
 
 __all__ = [
@@ -51,14 +50,8 @@ CdrSortBy = Literal[
 CdrStatus = Literal["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "VOICEMAIL"]
 
 
-class CdrListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``cdr/list`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-    """
-
-    sort_by: CdrSortBy | None
+class CdrListQuery(SortedQuery[CdrSortBy], total=False):
+    """Parameters of ``cdr/list``: paging, ``order_by`` and ``sort_by``."""
 
 
 class CdrFilters(TypedDict, total=False):
@@ -130,14 +123,9 @@ class CdrResource(Resource):
 
     group = "cdr"
 
-    @paginated("GET", "cdr/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[CdrListQuery]
-    ) -> Paginator[PageResponse[CDRDetails], CDRDetails]:
-        """Query CDR list.
-
-        ``GET cdr/list``, manual line 13636. Parameters: :class:`CdrListQuery`.
-        """
+    list = ListEndpoint[PageResponse[CDRDetails], CDRDetails, CdrSortBy](
+        "GET", "cdr/list", "Query CDR list.", 13636
+    )
 
     @endpoint("GET", "cdr/search")
     async def search(

@@ -11,15 +11,17 @@ import msgspec
 from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
+    ListEndpoint,
     ListResponse,
     ObjectResponse,
     PageResponse,
-    Paginator,
     RequestModel,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
 )
 
 __all__ = [
@@ -63,15 +65,10 @@ class NumberListParam(RequestModel, kw_only=True):
     number: str | None = None
 
 
-class CompanyContactListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``company_contact/list``, ``company_contact/search`` (keyword
-    arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
+class CompanyContactListQuery(SortedQuery[CompanyContactSortBy], total=False):
+    """Parameters of ``company_contact/list``, ``company_contact/search``: paging, ``order_by``
+    and ``sort_by``.
     """
-
-    sort_by: CompanyContactSortBy | None
 
 
 class CompanyContactOptions(TypedDict, total=False):
@@ -107,13 +104,12 @@ class ContactInfo(msgspec.Struct, kw_only=True):
     """``Contact_Info`` of ``company_contact/list``, ``company_contact/search`` (manual line
     6211).
 
+    Fields not listed here mean what they mean in :class:`CompanyContactOptions`.
+
     Attributes:
         id: Unique ID of the company contact.
         contact_name: Company contact name.
-        company: Company.
-        email: Email.
         phonebook_list: Phonebooks the contact belongs to.
-        remark: Remark.
         business: Business number.
         business2: Business number 2.
         mobile: Mobile number.
@@ -159,20 +155,13 @@ class ContactDetailInfo(msgspec.Struct, kw_only=True):
     """``Contact_DetailInfo`` of ``company_contact/get``, ``company_contact/query`` (manual line
     6464).
 
+    Fields not listed here mean what they mean in :class:`CompanyContactOptions`.
+
     Attributes:
         id: Unique ID of the company contact.
         first_name: First name.
-        last_name: Last name.
-        company: Company.
-        email: Email.
         phonebook_list: Phonebooks the contact belongs to.
-        remark: Remark.
         number_list: Contact's number list.
-        zip_code: ZIP / postal code.
-        street: Street.
-        city: City.
-        state: State / province.
-        country: Country.
     """
 
     id: int | None = None
@@ -209,56 +198,31 @@ class CompanyContactResource(Resource):
 
     group = "company_contact"
 
-    @paginated("GET", "company_contact/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[CompanyContactListQuery]
-    ) -> Paginator[PageResponse[ContactInfo], ContactInfo]:
-        """Query company contact list.
+    list = ListEndpoint[PageResponse[ContactInfo], ContactInfo, CompanyContactSortBy](
+        "GET", "company_contact/list", "Query company contact list.", 6171
+    )
 
-        ``GET company_contact/list``, manual line 6171. Parameters:
-        :class:`CompanyContactListQuery`.
-        """
+    search = SearchEndpoint[PageResponse[ContactInfo], ContactInfo, CompanyContactSortBy](
+        "GET", "company_contact/search", "Search company contacts.", 6316
+    )
 
-    @paginated("GET", "company_contact/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[CompanyContactListQuery],
-    ) -> Paginator[PageResponse[ContactInfo], ContactInfo]:
-        """Search company contacts.
+    get = by_id(
+        "GET",
+        "company_contact/get",
+        ObjectResponse[ContactDetailInfo],
+        "Query one company contact.",
+        6426,
+        "Unique ID of the company contact.",
+    )
 
-        ``GET company_contact/search``, manual line 6316. More parameters:
-        :class:`CompanyContactListQuery`.
-
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "company_contact/get")
-    async def get(
-        self, *, id: int, timeout: float | None = None
-    ) -> ObjectResponse[ContactDetailInfo]:
-        """Query one company contact.
-
-        ``GET company_contact/get``, manual line 6426.
-
-        Args:
-            id: Unique ID of the company contact.
-        """
-
-    @endpoint("GET", "company_contact/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[ContactDetailInfo]:
-        """Query multiple company contacts.
-
-        ``GET company_contact/query``, manual line 6562.
-
-        Args:
-            ids: Unique IDs of the company contacts. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "company_contact/query",
+        ListResponse[ContactDetailInfo],
+        "Query multiple company contacts.",
+        6562,
+        "Unique IDs of the company contacts. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "company_contact/create")
     async def create(
@@ -299,12 +263,11 @@ class CompanyContactResource(Resource):
             first_name, number_list: as for :meth:`create`.
         """
 
-    @endpoint("GET", "company_contact/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete a company contact.
-
-        ``GET company_contact/delete``, manual line 6938.
-
-        Args:
-            id: Unique ID of the company contact.
-        """
+    delete = by_id(
+        "GET",
+        "company_contact/delete",
+        ApiResponse,
+        "Delete a company contact.",
+        6938,
+        "Unique ID of the company contact.",
+    )

@@ -11,16 +11,19 @@ from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
     Flag,
+    ListEndpoint,
     ListResponse,
     ObjectResponse,
     PageResponse,
-    Paginator,
     RequestModel,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
 )
+from yeastar_async.resources._shared import SubOrg
 
 __all__ = [
     "ExtBasicinfo",
@@ -133,14 +136,10 @@ class PresenceSettingParam(RequestModel, kw_only=True):
     enb_ring_mobile: Flag | None = None
 
 
-class ExtensionListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``extension/list``, ``extension/search`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
+class ExtensionListQuery(SortedQuery[ExtensionSortBy], total=False):
+    """Parameters of ``extension/list``, ``extension/search``: paging, ``order_by`` and
+    ``sort_by``.
     """
-
-    sort_by: ExtensionSortBy | None
 
 
 class ExtensionOptions(TypedDict, total=False):
@@ -222,6 +221,8 @@ class ExtensionOptions(TypedDict, total=False):
 class ExtBasicinfo(msgspec.Struct, kw_only=True):
     """``Ext_Basicinfo`` of ``extension/list``, ``extension/search`` (manual line 1578).
 
+    Fields not listed here mean what they mean in :class:`ExtensionOptions`.
+
     Attributes:
         id: Unique ID of the extension.
         online_status: Online status of the extension's endpoints, covering the following
@@ -230,8 +231,6 @@ class ExtBasicinfo(msgspec.Struct, kw_only=True):
         number: Extension number.
         caller_id_name: User name.
         role_name: User role.
-        email_addr: Email address.
-        mobile_number: Mobile number.
         presence_status: Extension presence status.
     """
 
@@ -277,50 +276,30 @@ class StatusList(msgspec.Struct, kw_only=True):
 class ExtDetailInfo(msgspec.Struct, kw_only=True):
     """``Ext_DetailInfo`` of ``extension/get``, ``extension/query`` (manual line 1958).
 
+    Fields not listed here mean what they mean in :class:`ExtensionOptions`.
+
     Attributes:
         id: Unique ID of the extension.
         type: Extension type.
-        first_name: First name.
-        last_name: Last name.
-        email_addr: Email address.
-        mobile_number: Mobile number.
-        organization_list: Departments the extension belongs to.
-        role_id: Unique ID of the extension user's role.
-        title: Job title of the extension user.
         number: Extension number.
-        caller_id: Caller ID number.
         reg_name: Authentication (registration) name.
         reg_password: Registration password.
         concurrent_registrations: Number of concurrent SIP endpoint registrations.
         presence_status: Current presence status of the extension.
-        presence_list: Presence status settings.
-        agent_id: Agent ID announced to callers when the extension answers a queue call as an
-            agent.
         enb_vm: Whether voicemail is enabled.
         enb_vm_pin: Whether voicemail PIN authentication is enabled.
-        vm_pin: PIN for accessing voicemail.
-        new_vm_notification: Whether and how to notify the extension of new voicemail.
-        vm_after_notification: What to do with voicemail after the notification email is sent.
         enb_all_reject_mode_for_endpoints: Whether the other endpoints stop ringing after a call
             is rejected on one of the extension's endpoints.
-        dtmf_mode: DTMF mode.
-        transport: Transport protocol.
         enb_qualify: Whether Qualify is enabled.
         enb_t38_support: Whether T.38 support is enabled.
         enb_nat: Whether NAT is enabled.
         enb_srtp: Whether voice encryption (SRTP) is enabled.
         allow_reg_remotely: Whether remote registration is allowed.
-        disable_outb_call: Whether outbound (external) calls are blocked.
-        disable_outb_call_outside_business_hours: Whether outbound calls outside business hours
-            are blocked.
-        disable_international_call: Whether international calls are blocked.
-        outbound_route_permission: Unique IDs of the outbound routes the extension may use.
         enb_mobile_client: Whether Linkus Mobile client is enabled.
         enb_web_client: Whether Linkus Web client is enabled.
         enb_desktop_client: Whether Linkus Desktop client is enabled.
         enb_pad_client: Whether Linkus Pad (SDK) client is enabled.
         enb_internal_client: Whether Linkus calling is enabled.
-        linkus_mobile_codec: Codec for the Linkus Mobile client.
         enb_ice: Whether ICE (Interactive Connectivity Establishment) is enabled for Linkus
             Mobile.
         user_password: User password.
@@ -370,20 +349,10 @@ class ExtDetailInfo(msgspec.Struct, kw_only=True):
     user_password: str | None = None
 
 
-class OrganizationInfo(msgspec.Struct, kw_only=True):
-    """``Organization_Info`` of ``extension/get`` (manual line 2013).
-
-    Attributes:
-        text: Name of the department the extension belongs to.
-        value: Unique ID of the department.
-    """
-
-    text: str | None = None
-    value: str | None = None
-
-
 class PresenceSetting(msgspec.Struct, kw_only=True):
     """``Presence_Setting`` of ``extension/get``, ``extension/query`` (manual line 2019).
+
+    Fields not listed here mean what they mean in :class:`ExtensionOptions`.
 
     Attributes:
         status: Extension presence status.
@@ -439,7 +408,6 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
         enb_ring_mobile: Whether the mobile number rings simultaneously when the extension
             rings.
         mobile_prefix: Dial prefix for the "ring mobile simultaneously" feature.
-        mobile_number: Mobile number.
         in_always_forward_destination: Spelling variant of in_always_forward_dest.
     """
 
@@ -481,6 +449,10 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
     in_always_forward_destination: str | None = None
 
 
+#: ``Organization_Info`` of ``extension/get``: the fields of :class:`SubOrg`.
+OrganizationInfo = SubOrg
+
+
 class OnlineStatusByEndpoint(msgspec.Struct, kw_only=True):
     """Online status of an extension per endpoint kind (manual line 1579).
 
@@ -504,53 +476,31 @@ class ExtensionResource(Resource):
 
     group = "extension"
 
-    @paginated("GET", "extension/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[ExtensionListQuery]
-    ) -> Paginator[PageResponse[ExtBasicinfo], ExtBasicinfo]:
-        """Query extension list.
+    list = ListEndpoint[PageResponse[ExtBasicinfo], ExtBasicinfo, ExtensionSortBy](
+        "GET", "extension/list", "Query extension list.", 1538
+    )
 
-        ``GET extension/list``, manual line 1538. Parameters: :class:`ExtensionListQuery`.
-        """
+    search = SearchEndpoint[PageResponse[ExtBasicinfo], ExtBasicinfo, ExtensionSortBy](
+        "GET", "extension/search", "Search extensions.", 1774
+    )
 
-    @paginated("GET", "extension/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[ExtensionListQuery],
-    ) -> Paginator[PageResponse[ExtBasicinfo], ExtBasicinfo]:
-        """Search extensions.
+    get = by_id(
+        "GET",
+        "extension/get",
+        ObjectResponse[ExtDetailInfo],
+        "Query one extension.",
+        1927,
+        "Unique ID of the extension.",
+    )
 
-        ``GET extension/search``, manual line 1774. More parameters:
-        :class:`ExtensionListQuery`.
-
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "extension/get")
-    async def get(self, *, id: int, timeout: float | None = None) -> ObjectResponse[ExtDetailInfo]:
-        """Query one extension.
-
-        ``GET extension/get``, manual line 1927.
-
-        Args:
-            id: Unique ID of the extension.
-        """
-
-    @endpoint("GET", "extension/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[ExtDetailInfo]:
-        """Query multiple extensions.
-
-        ``GET extension/query``, manual line 2386.
-
-        Args:
-            ids: Unique IDs of the extensions. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "extension/query",
+        ListResponse[ExtDetailInfo],
+        "Query multiple extensions.",
+        2386,
+        "Unique IDs of the extensions. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "extension/create")
     async def create(
@@ -616,12 +566,11 @@ class ExtensionResource(Resource):
                 :meth:`create`.
         """
 
-    @endpoint("GET", "extension/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete an extension.
-
-        ``GET extension/delete``, manual line 3888.
-
-        Args:
-            id: Unique ID of the extension.
-        """
+    delete = by_id(
+        "GET",
+        "extension/delete",
+        ApiResponse,
+        "Delete an extension.",
+        3888,
+        "Unique ID of the extension.",
+    )

@@ -10,16 +10,19 @@ import msgspec
 from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
+    ListEndpoint,
     ListResponse,
     ObjectResponse,
-    Paginator,
     RequestModel,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
     requires,
 )
+from yeastar_async.resources._shared import TrunkList
 
 __all__ = [
     "CIDPatternList",
@@ -128,15 +131,10 @@ class ExtListParam(RequestModel, kw_only=True):
     type: Literal["extension", "ext_group"] | None = None
 
 
-class InboundRouteListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``inbound_route/list``, ``inbound_route/search`` (keyword
-    arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
+class InboundRouteListQuery(SortedQuery[Literal["id", "pos", "name"]], total=False):
+    """Parameters of ``inbound_route/list``, ``inbound_route/search``: paging, ``order_by`` and
+    ``sort_by``.
     """
-
-    sort_by: Literal["id", "pos", "name"] | None
 
 
 class InboundRouteOptions(TypedDict, total=False):
@@ -248,11 +246,11 @@ class TimeConditionInfo(msgspec.Struct, kw_only=True):
 class InrouteDetails(msgspec.Struct, kw_only=True):
     """``Inroute_Details`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8037).
 
+    Fields not listed here mean what they mean in :class:`InboundRouteOptions`.
+
     Attributes:
         id: Unique ID of the inbound route.
         name: Inbound route name.
-        alert_info: Inbound route distinctive ring (Alert-Info).
-        did_option: DID matching mode.
         did_pattern_list: DID pattern list (when did_option is patterns).
         did_pattern_to_ext: DID pattern mapped to extensions (when did_option is
             pattern_to_ext).
@@ -260,13 +258,11 @@ class InrouteDetails(msgspec.Struct, kw_only=True):
         did_to_ext_end: End number of the DID range (when did_option is range_to_ext).
         did_pattern_to_ext_list: DIDs and their extensions (when did_option is
             pattern_to_ext_list).
-        cid_option: Caller ID matching mode.
         cid_pattern_list: Caller ID pattern list (when cid_option is patterns).
         cid_to_phonebook: Unique ID of the phonebook callers are matched against (when
             cid_option is phonebook).
         trunk_list: Trunks selected in the inbound route.
         def_dest: Default destination of the inbound route.
-        def_dest_prefix: Prefix / play count whose meaning depends on def_dest.
         def_dest_value: Value of the default destination; meaning depends on def_dest (e.g.
             external number, prompt file name, or destination ID).
         def_dest_ext_list: Extensions / extension groups to match (when def_dest is
@@ -332,20 +328,6 @@ class CIDPatternList(msgspec.Struct, kw_only=True):
     cid_pattern: str | None = None
 
 
-class TrunkList(msgspec.Struct, kw_only=True):
-    """``Trunk_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8088).
-
-    Attributes:
-        id: Unique ID of the trunk.
-        name: Trunk name.
-        type: Trunk type.
-    """
-
-    id: int | None = None
-    name: str | None = None
-    type: str | None = None
-
-
 class ExtList(msgspec.Struct, kw_only=True):
     """``Ext_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8097).
 
@@ -381,54 +363,31 @@ class InboundRouteResource(Resource):
 
     group = "inbound_route"
 
-    @paginated("GET", "inbound_route/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[InboundRouteListQuery]
-    ) -> Paginator[InboundRouteListResponse, InrouteInfo]:
-        """Query inbound route list.
+    list = ListEndpoint[InboundRouteListResponse, InrouteInfo, Literal["id", "pos", "name"]](
+        "GET", "inbound_route/list", "Query inbound route list.", 7689
+    )
 
-        ``GET inbound_route/list``, manual line 7689. Parameters:
-        :class:`InboundRouteListQuery`.
-        """
+    search = SearchEndpoint[InboundRouteListResponse, InrouteInfo, Literal["id", "pos", "name"]](
+        "GET", "inbound_route/search", "Search inbound routes.", 7884
+    )
 
-    @paginated("GET", "inbound_route/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[InboundRouteListQuery],
-    ) -> Paginator[InboundRouteListResponse, InrouteInfo]:
-        """Search inbound routes.
+    get = by_id(
+        "GET",
+        "inbound_route/get",
+        ObjectResponse[InrouteDetails],
+        "Query one inbound route.",
+        8005,
+        "Unique ID of the inbound route.",
+    )
 
-        ``GET inbound_route/search``, manual line 7884. More parameters:
-        :class:`InboundRouteListQuery`.
-
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "inbound_route/get")
-    async def get(self, *, id: int, timeout: float | None = None) -> ObjectResponse[InrouteDetails]:
-        """Query one inbound route.
-
-        ``GET inbound_route/get``, manual line 8005.
-
-        Args:
-            id: Unique ID of the inbound route.
-        """
-
-    @endpoint("GET", "inbound_route/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[InrouteDetails]:
-        """Query multiple inbound routes.
-
-        ``GET inbound_route/query``, manual line 8146.
-
-        Args:
-            ids: Unique IDs of the inbound routes. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "inbound_route/query",
+        ListResponse[InrouteDetails],
+        "Query multiple inbound routes.",
+        8146,
+        "Unique IDs of the inbound routes. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "inbound_route/create", rules=_CREATE_RULES)
     async def create(
@@ -482,12 +441,11 @@ class InboundRouteResource(Resource):
             name, trunk_list, def_dest: as for :meth:`create`.
         """
 
-    @endpoint("GET", "inbound_route/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete an inbound route.
-
-        ``GET inbound_route/delete``, manual line 8619.
-
-        Args:
-            id: Unique ID of the inbound route.
-        """
+    delete = by_id(
+        "GET",
+        "inbound_route/delete",
+        ApiResponse,
+        "Delete an inbound route.",
+        8619,
+        "Unique ID of the inbound route.",
+    )

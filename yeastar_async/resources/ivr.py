@@ -11,17 +11,20 @@ from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
     Flag,
+    ListEndpoint,
     ObjectOrListResponse,
     ObjectResponse,
     PageResponse,
-    Paginator,
     RequestModel,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
     requires,
 )
+from yeastar_async.resources._shared import SubOrg
 
 __all__ = [
     "AllowRouteList",
@@ -76,14 +79,8 @@ class AllowRouteListParam(RequestModel, kw_only=True):
     value: str
 
 
-class IvrListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``ivr/list``, ``ivr/search`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-    """
-
-    sort_by: Literal["id", "number", "name"] | None
+class IvrListQuery(SortedQuery[Literal["id", "number", "name"]], total=False):
+    """Parameters of ``ivr/list``, ``ivr/search``: paging, ``order_by`` and ``sort_by``."""
 
 
 class IvrOptions(TypedDict, total=False):
@@ -203,13 +200,13 @@ class IvrOptions(TypedDict, total=False):
 class IVRList(msgspec.Struct, kw_only=True):
     """``IVR_List`` of ``ivr/list``, ``ivr/search`` (manual line 10098).
 
+    Fields not listed here mean what they mean in :class:`IvrOptions`.
+
     Attributes:
         id: Unique ID of the IVR.
         number: IVR number.
         name: IVR name.
         dial_ext_option: Whether callers may dial extensions through this IVR.
-        enb_dial_outb_routes: Whether callers may use outbound routes from the IVR to call
-            external numbers.
     """
 
     id: int | None = None
@@ -222,6 +219,8 @@ class IVRList(msgspec.Struct, kw_only=True):
 class IVRDetailInfo(msgspec.Struct, kw_only=True):
     """``IVR_DetailInfo`` of ``ivr/get``, ``ivr/query`` (manual line 10265).
 
+    Fields not listed here mean what they mean in :class:`IvrOptions`.
+
     Attributes:
         id: Unique ID of the IVR.
         number: IVR number.
@@ -232,47 +231,16 @@ class IVRDetailInfo(msgspec.Struct, kw_only=True):
             finishes.
         digit_timeout: Timeout between two consecutive key presses of the caller.
         dial_ext_option: Whether callers may dial extensions through this IVR.
-        enb_dial_outb_routes: Whether callers may use outbound routes from the IVR to call
-            external numbers.
-        enb_dial_check_vm: Whether callers may check voicemail through the IVR.
-        press{x}_dest (x = 0-9): Destination type of key x (x = 0-9).
         press{x}_dest_prefix (x = 0-9): Prefix / play count for key x; meaning depends on
             pressx_dest.
-        press{x}_dest_value (x = 0-9): Destination of key x.
-        allow_out_record{x} (x = 0-9): Stop recording the call after it is routed to the
-            destination of key x.
-        press_hash_dest: Destination type of key #.
         press_hash_dest_prefix: Prefix / play count for key #; meaning depends on its
             destination type.
-        press_hash_dest_value: Destination of key #.
-        allow_out_record_hash: Stop recording the call after it is routed to the destination of
-            key #.
-        press_star_dest: Destination type of key *.
         press_star_dest_prefix: Prefix / play count for key *; meaning depends on its
             destination type.
-        press_star_dest_value: Destination of key *.
-        allow_out_record_star: Stop recording the call after it is routed to the destination of
-            key *.
-        timeout_dest: Destination type on response timeout.
         timeout_dest_prefix: Prefix / play count for the timeout destination; meaning depends on
             its type.
-        timeout_dest_value: Destination on response timeout.
-        allow_out_record_timeout: Stop recording the call after it is routed to the timeout
-            destination.
-        invalid_dest: Destination type for invalid input.
         invalid_dest_prefix: Prefix / play count for the invalid-input destination; meaning
             depends on its type.
-        invalid_dest_value: Destination for invalid input.
-        allow_out_record_invalid: Stop recording the call after it is routed to the
-            invalid-input destination.
-        dial_ext_list: Extensions or extension groups callers may dial from the IVR.
-        restrict_dial_ext_list: Extensions or extension groups callers may not dial from the
-            IVR.
-        dial_outb_route_list: Outbound routes callers may use from the IVR.
-        alert_info: Value of the "info" tag in the Alert-Info header of the INVITE, used to
-            trigger distinctive ringing.
-        prompt_manger_enb: Whether callers may dial feature code #9 to change IVR prompts.
-        prompt_manger_password: Password for changing IVR prompts.
         prompt_manager_enb: Spelling variant of prompt_manger_enb.
         prompt_manager_password: Spelling variant of prompt_manger_password.
     """
@@ -369,16 +337,8 @@ class DialExtension(msgspec.Struct, kw_only=True):
     type: str | None = None
 
 
-class AllowRouteList(msgspec.Struct, kw_only=True):
-    """``Allow_Route_List`` of ``ivr/get``, ``ivr/query`` (manual line 10339).
-
-    Attributes:
-        text: Name of the outbound route callers may use.
-        value: ID of the outbound route callers may use.
-    """
-
-    text: str | None = None
-    value: str | None = None
+#: ``Allow_Route_List`` of ``ivr/get``, ``ivr/query``: the fields of :class:`SubOrg`.
+AllowRouteList = SubOrg
 
 
 class IvrResource(Resource):
@@ -388,55 +348,31 @@ class IvrResource(Resource):
 
     group = "ivr"
 
-    @paginated("GET", "ivr/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[IvrListQuery]
-    ) -> Paginator[PageResponse[IVRList], IVRList]:
-        """Query IVR list.
+    list = ListEndpoint[PageResponse[IVRList], IVRList, Literal["id", "number", "name"]](
+        "GET", "ivr/list", "Query IVR list.", 10066
+    )
 
-        ``GET ivr/list``, manual line 10066. Parameters: :class:`IvrListQuery`.
-        """
+    search = SearchEndpoint[PageResponse[IVRList], IVRList, Literal["id", "number", "name"]](
+        "GET", "ivr/search", "Search IVRs.", 10167
+    )
 
-    @paginated("GET", "ivr/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[IvrListQuery],
-    ) -> Paginator[PageResponse[IVRList], IVRList]:
-        """Search IVRs.
+    get = by_id(
+        "GET",
+        "ivr/get",
+        ObjectResponse[IVRDetailInfo],
+        "Query one IVR.",
+        10235,
+        "Unique ID of the IVR.",
+    )
 
-        ``GET ivr/search``, manual line 10167. More parameters: :class:`IvrListQuery`.
-
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "ivr/get")
-    async def get(self, *, id: int, timeout: float | None = None) -> ObjectResponse[IVRDetailInfo]:
-        """Query one IVR.
-
-        ``GET ivr/get``, manual line 10235.
-
-        Args:
-            id: Unique ID of the IVR.
-        """
-
-    @endpoint("GET", "ivr/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ObjectOrListResponse[IVRDetailInfo]:
-        """Query multiple IVRs.
-
-        ``GET ivr/query``, manual line 10466.
-
-        The manual types ``data`` one way and prints the other; read ``.items`` for a list
-        either way.
-
-        Args:
-            ids: Unique IDs of the IVRs. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "ivr/query",
+        ObjectOrListResponse[IVRDetailInfo],
+        "Query multiple IVRs.",
+        10466,
+        "Unique IDs of the IVRs. A list is sent comma-separated.",
+    )
 
     @endpoint(
         "POST",
@@ -531,12 +467,6 @@ class IvrResource(Resource):
                 as for :meth:`create`.
         """
 
-    @endpoint("GET", "ivr/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete an IVR.
-
-        ``GET ivr/delete``, manual line 11102.
-
-        Args:
-            id: Unique ID of the IVR.
-        """
+    delete = by_id(
+        "GET", "ivr/delete", ApiResponse, "Delete an IVR.", 11102, "Unique ID of the IVR."
+    )

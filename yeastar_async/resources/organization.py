@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal, Unpack
 
 import msgspec
@@ -14,6 +13,8 @@ from yeastar_async.resources._base import (
     Paginator,
     Resource,
     SortedPageQuery,
+    by_id,
+    by_ids,
     endpoint,
     paginated,
 )
@@ -132,27 +133,23 @@ class OrganizationResource(Resource):
             search_value: Search keyword.
         """
 
-    @endpoint("GET", "organization/get")
-    async def get(self, *, id: int, timeout: float | None = None) -> OrganizationGetResponse:
-        """Query one organization.
+    get = by_id(
+        "GET",
+        "organization/get",
+        OrganizationGetResponse,
+        "Query one organization.",
+        4352,
+        "Unique ID of the department.",
+    )
 
-        ``GET organization/get``, manual line 4352.
-
-        Args:
-            id: Unique ID of the department.
-        """
-
-    @endpoint("GET", "organization/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[OrganizationInfo]:
-        """Query multiple organizations.
-
-        ``GET organization/query``, manual line 4415.
-
-        Args:
-            ids: Unique IDs of the departments. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "organization/query",
+        ListResponse[OrganizationInfo],
+        "Query multiple organizations.",
+        4415,
+        "Unique IDs of the departments. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "organization/create")
     async def create(
@@ -186,12 +183,11 @@ class OrganizationResource(Resource):
             parent_id: Unique ID of the parent department.
         """
 
-    @endpoint("GET", "organization/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete an organization.
-
-        ``GET organization/delete``, manual line 4610.
-
-        Args:
-            id: Unique ID of the department.
-        """
+    delete = by_id(
+        "GET",
+        "organization/delete",
+        ApiResponse,
+        "Delete an organization.",
+        4610,
+        "Unique ID of the department.",
+    )

@@ -10,16 +10,19 @@ import msgspec
 from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
+    ListEndpoint,
     ListResponse,
     ObjectResponse,
-    Paginator,
     RequestModel,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
     requires,
 )
+from yeastar_async.resources._shared import TrunkList
 
 __all__ = [
     "DialPatternListParam",
@@ -84,15 +87,10 @@ class ExtListParam(RequestModel, kw_only=True):
     type: Literal["extension", "ext_group", "organization"]
 
 
-class OutboundRouteListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``outbound_route/list``, ``outbound_route/search`` (keyword
-    arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
+class OutboundRouteListQuery(SortedQuery[OutboundRouteSortBy], total=False):
+    """Parameters of ``outbound_route/list``, ``outbound_route/search``: paging, ``order_by``
+    and ``sort_by``.
     """
-
-    sort_by: OutboundRouteSortBy | None
 
 
 class OutboundRouteOptions(TypedDict, total=False):
@@ -149,29 +147,15 @@ class OutrouteInfo(msgspec.Struct, kw_only=True):
     pos: int | None = None
 
 
-class TrunkList(msgspec.Struct, kw_only=True):
-    """``Trunk_List`` of ``outbound_route/list``, ``outbound_route/search``,
-    ``outbound_route/get``, ``outbound_route/query`` (manual line 8724).
-
-    Attributes:
-        id: Unique ID of the trunk.
-        name: Trunk name.
-        type: Trunk type.
-    """
-
-    id: int | None = None
-    name: str | None = None
-    type: str | None = None
-
-
 class OutrouteDetails(msgspec.Struct, kw_only=True):
     """``Outroute_Details`` of ``outbound_route/get``, ``outbound_route/query`` (manual line
     8960).
 
+    Fields not listed here mean what they mean in :class:`OutboundRouteOptions`.
+
     Attributes:
         id: Unique ID of the outbound route.
         name: Outbound route name.
-        outbound_cid: Outbound caller ID of the route.
         dial_pattern_list: Dial pattern list.
         trunk_list: Trunks of the outbound route.
         ext_list: Extensions of the outbound route.
@@ -240,56 +224,31 @@ class OutboundRouteResource(Resource):
 
     group = "outbound_route"
 
-    @paginated("GET", "outbound_route/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[OutboundRouteListQuery]
-    ) -> Paginator[OutboundRouteListResponse, OutrouteInfo]:
-        """Query outbound route list.
+    list = ListEndpoint[OutboundRouteListResponse, OutrouteInfo, OutboundRouteSortBy](
+        "GET", "outbound_route/list", "Query outbound route list.", 8672
+    )
 
-        ``GET outbound_route/list``, manual line 8672. Parameters:
-        :class:`OutboundRouteListQuery`.
-        """
+    search = SearchEndpoint[OutboundRouteListResponse, OutrouteInfo, OutboundRouteSortBy](
+        "GET", "outbound_route/search", "Search outbound routes.", 8818
+    )
 
-    @paginated("GET", "outbound_route/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[OutboundRouteListQuery],
-    ) -> Paginator[OutboundRouteListResponse, OutrouteInfo]:
-        """Search outbound routes.
+    get = by_id(
+        "GET",
+        "outbound_route/get",
+        ObjectResponse[OutrouteDetails],
+        "Query one outbound route.",
+        8923,
+        "Unique ID of the outbound route.",
+    )
 
-        ``GET outbound_route/search``, manual line 8818. More parameters:
-        :class:`OutboundRouteListQuery`.
-
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "outbound_route/get")
-    async def get(
-        self, *, id: int, timeout: float | None = None
-    ) -> ObjectResponse[OutrouteDetails]:
-        """Query one outbound route.
-
-        ``GET outbound_route/get``, manual line 8923.
-
-        Args:
-            id: Unique ID of the outbound route.
-        """
-
-    @endpoint("GET", "outbound_route/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[OutrouteDetails]:
-        """Query multiple outbound routes.
-
-        ``GET outbound_route/query``, manual line 9061.
-
-        Args:
-            ids: Unique IDs of the outbound routes. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "outbound_route/query",
+        ListResponse[OutrouteDetails],
+        "Query multiple outbound routes.",
+        9061,
+        "Unique IDs of the outbound routes. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "outbound_route/create", rules=_CREATE_RULES)
     async def create(
@@ -335,12 +294,11 @@ class OutboundRouteResource(Resource):
             name, pin_protect: as for :meth:`create`.
         """
 
-    @endpoint("GET", "outbound_route/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete an outbound route.
-
-        ``GET outbound_route/delete``, manual line 9544.
-
-        Args:
-            id: Unique ID of the outbound route.
-        """
+    delete = by_id(
+        "GET",
+        "outbound_route/delete",
+        ApiResponse,
+        "Delete an outbound route.",
+        9544,
+        "Unique ID of the outbound route.",
+    )

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Unpack
+from typing import Literal
 
 import msgspec
 
 from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
+    ListEndpoint,
     ListResponse,
     ObjectResponse,
     PageResponse,
-    Paginator,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
 )
 
 __all__ = [
@@ -29,14 +31,10 @@ __all__ = [
 ]
 
 
-class PhonebookListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``phonebook/list``, ``phonebook/search`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
+class PhonebookListQuery(SortedQuery[Literal["name", "total", "id"]], total=False):
+    """Parameters of ``phonebook/list``, ``phonebook/search``: paging, ``order_by`` and
+    ``sort_by``.
     """
-
-    sort_by: Literal["name", "total", "id"] | None
 
 
 class PhonebookInfo(msgspec.Struct, kw_only=True):
@@ -116,55 +114,31 @@ class PhonebookResource(Resource):
 
     group = "phonebook"
 
-    @paginated("GET", "phonebook/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[PhonebookListQuery]
-    ) -> Paginator[PageResponse[PhonebookInfo], PhonebookInfo]:
-        """Query phonebook list.
+    list = ListEndpoint[PageResponse[PhonebookInfo], PhonebookInfo, Literal["name", "total", "id"]](
+        "GET", "phonebook/list", "Query phonebook list.", 6990
+    )
 
-        ``GET phonebook/list``, manual line 6990. Parameters: :class:`PhonebookListQuery`.
-        """
+    search = SearchEndpoint[
+        PageResponse[PhonebookInfo], PhonebookInfo, Literal["name", "total", "id"]
+    ]("GET", "phonebook/search", "Search phonebooks.", 7075)
 
-    @paginated("GET", "phonebook/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[PhonebookListQuery],
-    ) -> Paginator[PageResponse[PhonebookInfo], PhonebookInfo]:
-        """Search phonebooks.
+    get = by_id(
+        "GET",
+        "phonebook/get",
+        ObjectResponse[PhonebookDetailInfo],
+        "Query one phonebook.",
+        7156,
+        "Unique ID of the phonebook.",
+    )
 
-        ``GET phonebook/search``, manual line 7075. More parameters:
-        :class:`PhonebookListQuery`.
-
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "phonebook/get")
-    async def get(
-        self, *, id: int, timeout: float | None = None
-    ) -> ObjectResponse[PhonebookDetailInfo]:
-        """Query one phonebook.
-
-        ``GET phonebook/get``, manual line 7156.
-
-        Args:
-            id: Unique ID of the phonebook.
-        """
-
-    @endpoint("GET", "phonebook/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[PhonebookDetailInfo]:
-        """Query multiple phonebooks.
-
-        ``GET phonebook/query``, manual line 7322.
-
-        Args:
-            ids: Unique IDs of the phonebooks. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "phonebook/query",
+        ListResponse[PhonebookDetailInfo],
+        "Query multiple phonebooks.",
+        7322,
+        "Unique IDs of the phonebooks. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "phonebook/create")
     async def create(
@@ -208,12 +182,11 @@ class PhonebookResource(Resource):
             del_contacts_id_list: Unique IDs of company contacts to remove.
         """
 
-    @endpoint("GET", "phonebook/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete a phonebook.
-
-        ``GET phonebook/delete``, manual line 7634.
-
-        Args:
-            id: Unique ID of the phonebook.
-        """
+    delete = by_id(
+        "GET",
+        "phonebook/delete",
+        ApiResponse,
+        "Delete a phonebook.",
+        7634,
+        "Unique ID of the phonebook.",
+    )

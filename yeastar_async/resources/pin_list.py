@@ -17,7 +17,10 @@ from yeastar_async.resources._base import (
     PageResponse,
     Paginator,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
     paginated,
 )
@@ -29,14 +32,8 @@ __all__ = [
 ]
 
 
-class PinListSearchQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``pin_list/search`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-    """
-
-    sort_by: Literal["id", "name"] | None
+class PinListSearchQuery(SortedQuery[Literal["id", "name"]], total=False):
+    """Parameters of ``pin_list/search``: paging, ``order_by`` and ``sort_by``."""
 
 
 class PINListInfo(msgspec.Struct, kw_only=True):
@@ -72,43 +69,27 @@ class PinListResource(Resource):
         ``GET pin_list/list``, manual line 9602. Parameters: :class:`PageQuery`.
         """
 
-    @paginated("GET", "pin_list/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[PinListSearchQuery],
-    ) -> Paginator[PageResponse[PINListInfo], PINListInfo]:
-        """Search PIN lists.
+    search = SearchEndpoint[PageResponse[PINListInfo], PINListInfo, Literal["id", "name"]](
+        "GET", "pin_list/search", "Search PIN lists.", 9676
+    )
 
-        ``GET pin_list/search``, manual line 9676. More parameters: :class:`PinListSearchQuery`.
+    get = by_id(
+        "GET",
+        "pin_list/get",
+        ObjectResponse[PINListInfo],
+        "Query one PIN list.",
+        9749,
+        "Unique ID of the PIN list.",
+    )
 
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "pin_list/get")
-    async def get(self, *, id: int, timeout: float | None = None) -> ObjectResponse[PINListInfo]:
-        """Query one PIN list.
-
-        ``GET pin_list/get``, manual line 9749.
-
-        Args:
-            id: Unique ID of the PIN list.
-        """
-
-    @endpoint("GET", "pin_list/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[PINListInfo]:
-        """Query multiple PIN lists.
-
-        ``GET pin_list/query``, manual line 9818.
-
-        Args:
-            ids: Unique IDs of the PIN lists. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "pin_list/query",
+        ListResponse[PINListInfo],
+        "Query multiple PIN lists.",
+        9818,
+        "Unique IDs of the PIN lists. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "pin_list/create", joined=("pin_list",))
     async def create(
@@ -150,12 +131,11 @@ class PinListResource(Resource):
             enb_record_cdr: Whether PIN usage is recorded in the CDR.
         """
 
-    @endpoint("GET", "pin_list/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete a PIN list.
-
-        ``GET pin_list/delete``, manual line 10013.
-
-        Args:
-            id: Unique ID of the PIN list.
-        """
+    delete = by_id(
+        "GET",
+        "pin_list/delete",
+        ApiResponse,
+        "Delete a PIN list.",
+        10013,
+        "Unique ID of the PIN list.",
+    )

@@ -11,15 +11,17 @@ from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
     Flag,
+    ListEndpoint,
     ObjectOrListResponse,
     ObjectResponse,
     PageResponse,
-    Paginator,
     RequestModel,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
     requires,
 )
 
@@ -91,14 +93,8 @@ class SatisfactionSurveyPointListParam(RequestModel, kw_only=True):
     p: int
 
 
-class QueueListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``queue/list``, ``queue/search`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-    """
-
-    sort_by: QueueSortBy | None
+class QueueListQuery(SortedQuery[QueueSortBy], total=False):
+    """Parameters of ``queue/list``, ``queue/search``: paging, ``order_by`` and ``sort_by``."""
 
 
 class QueueOptions(TypedDict, total=False):
@@ -262,14 +258,13 @@ class QueueCallStatusResponse(ApiResponse, kw_only=True):
 class QueueList(msgspec.Struct, kw_only=True):
     """``Queue_List`` of ``queue/list``, ``queue/search`` (manual line 11184).
 
+    Fields not listed here mean what they mean in :class:`QueueOptions`.
+
     Attributes:
         id: Unique ID of the queue.
         number: Queue number.
         name: Queue name.
         ring_strategy: Ring strategy of the queue.
-        dynamic_agent_list: Dynamic agents.
-        static_agent_list: Static agents.
-        manager_list: Queue managers.
     """
 
     id: int | None = None
@@ -303,76 +298,21 @@ class QueueMember(msgspec.Struct, kw_only=True):
 class QueueDetailInfo(msgspec.Struct, kw_only=True):
     """``Queue_DetailInfo`` of ``queue/get``, ``queue/query`` (manual line 11538).
 
+    Fields not listed here mean what they mean in :class:`QueueOptions`.
+
     Attributes:
         id: Unique ID of the queue.
         number: Queue number.
         name: Queue name.
         ring_strategy: Ring strategy of the queue.
         moh: Music on hold played to callers waiting in the queue.
-        max_wait_time: Maximum wait time in the queue before the call fails over.
         fail_dest: Failover destination type of the queue.
-        fail_dest_prefix: Prefix / play count for the failover destination; depends on
-            fail_dest.
-        fail_dest_value: Failover destination of the queue.
-        agent_timeout: Agent ring timeout.
-        retry_time: Interval before ringing the next agent after an agent's ring timeout.
-        wrap_up_time: Agent wrap-up time after a call.
-        enb_ring_in_use: Whether queue calls may be offered to agents already on a call.
         agent_prompt: Prompt played to the agent when answering a queue call.
-        enb_auto_pause: Auto-pause an agent (and email them) when consecutive missed queue calls
-            reach the threshold.
         max_pause_miss_call: Threshold of consecutive missed calls for agent auto-pause.
-        enb_email_miss_call: Email the managers when the queue has a missed call.
-        enb_email_abandon_call: Email the managers when a caller abandons the queue.
-        enb_email_sla_alarm: Email the managers when the queue SLA falls below the alarm
-            threshold.
-        callback_enb_request_email: Email the queue managers when a caller successfully requests
-            a callback.
-        callback_enb_failed_email: Email the queue managers when a caller's callback request
-            fails.
-        max_calls: Maximum number of calls allowed to wait in the queue.
-        alert_info: Value of the "info" tag in the Alert-Info header of the INVITE, used to
-            trigger distinctive ringing.
-        enb_leave_empty: When the queue has no agents, send callers to the failover destination
-            (fail_dest).
-        empty_defined_for_leave_empty: Conditions treated as 'no agents' that force waiting
-            callers to leave the queue.
-        enb_disallow_to_join_when_empty: When the queue has no agents, do not let callers join.
-        empty_defined_for_disallow_to_join_when_empty: Conditions treated as 'no agents' under
-            which callers may not join the queue.
-        enb_callback: Whether queue callback is enabled.
-        callback_timeout: Type of timeout for keeping callback requests.
-        callback_timeout_num: Timeout for keeping callback requests.
-        callback_method: How a caller triggers a callback request when the queue is busy.
         callback_press_key: Key the caller presses to request a callback (when callback_method
             is digit).
-        callback_outbound_prefix: Outbound route prefix used for callbacks.
         callback_trigger_timeout: Timeout that triggers a callback (when callback_method is
             timeout).
-        sla_time: Service level agreement (SLA) time.
-        sla_interval: SLA evaluation interval.
-        sla_alarm_threshold: Queue SLA alarm threshold.
-        join_prompt: Prompt played when a caller joins the queue.
-        enb_announce_agent_id: Announce the agent ID to the caller.
-        enb_announce_default_prompt: Periodically play the "thank you for waiting" prompt.
-        enb_announce_pos: Periodically announce the caller's position in the queue.
-        enb_announce_hold_time: Periodically announce the estimated wait time.
-        caller_announce_freq: Interval for announcing the caller's position.
-        sys_announce_prompt: Queue announcement prompt played periodically after the caller
-            joins.
-        sys_announce_freq: Interval for playing the queue announcement.
-        satisfa_survey_prompt: Satisfaction survey prompt played to the caller after the agent
-            hangs up.
-        satisfa_survey_end_prompt: Prompt played after the caller presses a satisfaction survey
-            key.
-        press_key: Key that triggers the key-press event.
-        key_dest: Destination type of the key press.
-        key_dest_prefix: Prefix / play count for the key-press destination; depends on key_dest.
-        key_dest_value: Destination of the key press.
-        dynamic_agent_list: Dynamic agents.
-        static_agent_list: Static agents.
-        manager_list: Queue managers.
-        satisfaction_survey_point_list: Satisfaction survey score settings (key -> points).
         satisfy_survey_prompt: Spelling variant of satisfa_survey_prompt.
     """
 
@@ -470,46 +410,6 @@ class WaitingList(msgspec.Struct, kw_only=True):
     duration: int | None = None
 
 
-class ActiveList(msgspec.Struct, kw_only=True):
-    """``Active_List`` of ``queue/call_status`` (manual line 12864).
-
-    Attributes:
-        call_id: Unique ID of the call.
-        caller_number: Caller number.
-        caller_display_name: Caller name.
-        callee_number: Extension number of the agent who answered.
-        callee_display_name: Name of the agent who answered.
-        duration: Call duration.
-    """
-
-    call_id: str | None = None
-    caller_number: str | None = None
-    caller_display_name: str | None = None
-    callee_number: str | None = None
-    callee_display_name: str | None = None
-    duration: int | None = None
-
-
-class RingingList(msgspec.Struct, kw_only=True):
-    """``Ringin List`` of ``queue/call_status`` (manual line 12874).
-
-    Attributes:
-        call_id: Unique ID of the call.
-        caller_number: Caller number.
-        caller_display_name: Caller name.
-        callee_number: Extension number of the ringing agent.
-        callee_display_name: Name of the ringing agent.
-        duration: How long the agent has been ringing.
-    """
-
-    call_id: str | None = None
-    caller_number: str | None = None
-    caller_display_name: str | None = None
-    callee_number: str | None = None
-    callee_display_name: str | None = None
-    duration: int | None = None
-
-
 class AgentList(msgspec.Struct, kw_only=True):
     """``Agent_List`` of ``queue/agent_status`` (manual line 12982).
 
@@ -532,6 +432,12 @@ class AgentList(msgspec.Struct, kw_only=True):
     agent_type: str | None = None
 
 
+#: ``Active_List`` of ``queue/call_status``: the fields of :class:`WaitingList`.
+ActiveList = WaitingList
+#: ``Ringin List`` of ``queue/call_status``: the fields of :class:`WaitingList`.
+RingingList = WaitingList
+
+
 #: Call-time checks of queue/create, queue/update.
 _CREATE_RULES = (
     requires("max_pause_miss_call", when="enb_auto_pause", equals=1),
@@ -548,57 +454,31 @@ class QueueResource(Resource):
 
     group = "queue"
 
-    @paginated("GET", "queue/list", items="queue_list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[QueueListQuery]
-    ) -> Paginator[QueueListResponse, QueueList]:
-        """Query queue list.
+    list = ListEndpoint[QueueListResponse, QueueList, QueueSortBy](
+        "GET", "queue/list", "Query queue list.", 11153, items="queue_list"
+    )
 
-        ``GET queue/list``, manual line 11153. Parameters: :class:`QueueListQuery`.
-        """
+    search = SearchEndpoint[QueueListResponse, QueueList, QueueSortBy](
+        "GET", "queue/search", "Search queues.", 11365, items="queue_list"
+    )
 
-    @paginated("GET", "queue/search", items="queue_list")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[QueueListQuery],
-    ) -> Paginator[QueueListResponse, QueueList]:
-        """Search queues.
+    get = by_id(
+        "GET",
+        "queue/get",
+        ObjectResponse[QueueDetailInfo],
+        "Query one queue.",
+        11512,
+        "Unique ID of the queue.",
+    )
 
-        ``GET queue/search``, manual line 11365. More parameters: :class:`QueueListQuery`.
-
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "queue/get")
-    async def get(
-        self, *, id: int, timeout: float | None = None
-    ) -> ObjectResponse[QueueDetailInfo]:
-        """Query one queue.
-
-        ``GET queue/get``, manual line 11512.
-
-        Args:
-            id: Unique ID of the queue.
-        """
-
-    @endpoint("GET", "queue/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ObjectOrListResponse[QueueDetailInfo]:
-        """Query multiple queues.
-
-        ``GET queue/query``, manual line 11839.
-
-        The manual types ``data`` one way and prints the other; read ``.items`` for a list
-        either way.
-
-        Args:
-            ids: Unique IDs of the queues. A list is sent comma-separated.
-        """
+    query = by_ids(
+        "GET",
+        "queue/query",
+        ObjectOrListResponse[QueueDetailInfo],
+        "Query multiple queues.",
+        11839,
+        "Unique IDs of the queues. A list is sent comma-separated.",
+    )
 
     @endpoint("POST", "queue/create", rules=_CREATE_RULES)
     async def create(
@@ -653,39 +533,27 @@ class QueueResource(Resource):
             number, name, ring_strategy, fail_dest, callback_press_key: as for :meth:`create`.
         """
 
-    @endpoint("GET", "queue/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete a queue.
+    delete = by_id(
+        "GET", "queue/delete", ApiResponse, "Delete a queue.", 12779, "Unique ID of the queue."
+    )
 
-        ``GET queue/delete``, manual line 12779.
+    call_status = by_id(
+        "GET",
+        "queue/call_status",
+        QueueCallStatusResponse,
+        "Query a queue's call status.",
+        12824,
+        "Unique ID of the queue.",
+    )
 
-        Args:
-            id: Unique ID of the queue.
-        """
-
-    @endpoint("GET", "queue/call_status")
-    async def call_status(
-        self, *, id: int, timeout: float | None = None
-    ) -> QueueCallStatusResponse:
-        """Query a queue's call status.
-
-        ``GET queue/call_status``, manual line 12824.
-
-        Args:
-            id: Unique ID of the queue.
-        """
-
-    @endpoint("GET", "queue/agent_status")
-    async def agent_status(
-        self, *, id: int, timeout: float | None = None
-    ) -> PageResponse[AgentList]:
-        """Query a queue's agent status.
-
-        ``GET queue/agent_status``, manual line 12953.
-
-        Args:
-            id: Unique ID of the queue.
-        """
+    agent_status = by_id(
+        "GET",
+        "queue/agent_status",
+        PageResponse[AgentList],
+        "Query a queue's agent status.",
+        12953,
+        "Unique ID of the queue.",
+    )
 
     @endpoint("GET", "queue/agent_login")
     async def agent_login(

@@ -6,19 +6,18 @@ A call's recording is often not ready yet when its 30012 (new CDR) event arrives
 
 from __future__ import annotations
 
-from typing import Literal, Unpack
+from typing import Literal
 
 import msgspec
 
 from yeastar_async.resources._base import (
     DownloadResponse,
+    ListEndpoint,
     PageResponse,
-    Paginator,
     Resource,
-    SortedPageQuery,
+    SortedQuery,
     endpoint,
     exactly_one,
-    paginated,
 )
 
 __all__ = [
@@ -28,14 +27,8 @@ __all__ = [
 ]
 
 
-class RecordingListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``recording/list`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-    """
-
-    sort_by: Literal["id", "time"] | None
+class RecordingListQuery(SortedQuery[Literal["id", "time"]], total=False):
+    """Parameters of ``recording/list``: paging, ``order_by`` and ``sort_by``."""
 
 
 class RecordingDetails(msgspec.Struct, kw_only=True):
@@ -69,14 +62,9 @@ class RecordingResource(Resource):
 
     group = "recording"
 
-    @paginated("GET", "recording/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[RecordingListQuery]
-    ) -> Paginator[PageResponse[RecordingDetails], RecordingDetails]:
-        """Query recording list.
-
-        ``GET recording/list``, manual line 13437. Parameters: :class:`RecordingListQuery`.
-        """
+    list = ListEndpoint[PageResponse[RecordingDetails], RecordingDetails, Literal["id", "time"]](
+        "GET", "recording/list", "Query recording list.", 13437
+    )
 
     @endpoint("GET", "recording/download", rules=(exactly_one("id", "file"),))
     async def download(

@@ -6,7 +6,15 @@ from typing import Literal
 
 import msgspec
 
-from yeastar_async.resources._base import ListResponse, ObjectResponse, Resource, endpoint, requires
+from yeastar_async.resources._base import (
+    ListResponse,
+    ObjectResponse,
+    Resource,
+    endpoint,
+    no_params,
+    requires,
+)
+from yeastar_async.resources._shared import SubOrg
 
 __all__ = [
     "DeviceCapacity",
@@ -86,36 +94,18 @@ class Options(msgspec.Struct, kw_only=True):
     item: list[SubOrg] = []
 
 
-class SubOrg(msgspec.Struct, kw_only=True):
-    """``Sub_Org`` of ``system/get_menuoptions`` (manual line 1428).
-
-    Attributes:
-        text: Sub-department name.
-        value: Sub-department ID.
-    """
-
-    text: str | None = None
-    value: str | None = None
-
-
 class SystemResource(Resource):
     """``client.system``: ``information``, ``capacity``, ``get_menuoptions``."""
 
     group = "system"
 
-    @endpoint("GET", "system/information")
-    async def information(self, *, timeout: float | None = None) -> ObjectResponse[DeviceInfo]:
-        """Query PBX information.
+    information = no_params(
+        "GET", "system/information", ObjectResponse[DeviceInfo], "Query PBX information.", 1255
+    )
 
-        ``GET system/information``, manual line 1255.
-        """
-
-    @endpoint("GET", "system/capacity")
-    async def capacity(self, *, timeout: float | None = None) -> ObjectResponse[DeviceCapacity]:
-        """Query PBX capacity.
-
-        ``GET system/capacity``, manual line 1318.
-        """
+    capacity = no_params(
+        "GET", "system/capacity", ObjectResponse[DeviceCapacity], "Query PBX capacity.", 1318
+    )
 
     @endpoint(
         "GET", "system/get_menuoptions", rules=(requires("id", when="menu", equals="queue_agent"),)

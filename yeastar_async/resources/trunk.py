@@ -11,15 +11,18 @@ from yeastar_async._models import ApiResponse
 from yeastar_async.resources._base import (
     CreatedResponse,
     Flag,
+    ListEndpoint,
     ListResponse,
     ObjectOrListResponse,
     PageResponse,
-    Paginator,
     RequestModel,
     Resource,
-    SortedPageQuery,
+    SearchEndpoint,
+    SortedQuery,
+    by_id,
+    by_ids,
     endpoint,
-    paginated,
+    no_params,
     requires,
 )
 
@@ -103,14 +106,8 @@ class DIDListParam(RequestModel, kw_only=True):
     did_name: str | None = None
 
 
-class TrunkListQuery(SortedPageQuery, total=False):
-    """Parameters shared by ``trunk/list``, ``trunk/search`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-    """
-
-    sort_by: TrunkSortBy | None
+class TrunkListQuery(SortedQuery[TrunkSortBy], total=False):
+    """Parameters of ``trunk/list``, ``trunk/search``: paging, ``order_by`` and ``sort_by``."""
 
 
 class TrunkOptions(TypedDict, total=False):
@@ -157,6 +154,8 @@ class TrunkInfo(msgspec.Struct, kw_only=True):
     """``Trunk_Info`` of ``trunk/list``, ``trunk/search``, ``trunk/get``, ``trunk/query``
     (manual line 4700).
 
+    Fields not listed here mean what they mean in :class:`TrunkOptions`.
+
     Attributes:
         id: Unique ID of the trunk.
         status: Trunk status (see the Trunk status table).
@@ -169,17 +168,8 @@ class TrunkInfo(msgspec.Struct, kw_only=True):
         country: Country of the SIP provider (ITSP).
         itsp: SIP provider (ITSP).
         transport: Transport protocol.
-        hostname: Domain / IP address of the ITSP.
-        port: Registration port of the SIP trunk.
-        domain: Domain / IP address of the ITSP.
-        password: Password of the SIP account provided by the ITSP.
-        auth_name: Authentication name provided by the ITSP.
         enb_outbound_proxy: Whether an outbound proxy server is enabled.
-        outbound_proxy_server: Domain / IP address of the outbound proxy server.
-        outbound_proxy_port: Port of the outbound proxy server.
         codec_sel: Codec settings of the trunk.
-        def_outbound_cid_name: Default outbound caller ID name.
-        outbound_cid_list: Custom outbound caller IDs for extensions.
         did_list: DIDs bound to the trunk.
     """
 
@@ -280,64 +270,35 @@ class TrunkResource(Resource):
 
     group = "trunk"
 
-    @paginated("GET", "trunk/list")
-    def list(
-        self, *, timeout: float | None = None, **query: Unpack[TrunkListQuery]
-    ) -> Paginator[PageResponse[TrunkInfo], TrunkInfo]:
-        """Query trunk list.
+    list = ListEndpoint[PageResponse[TrunkInfo], TrunkInfo, TrunkSortBy](
+        "GET", "trunk/list", "Query trunk list.", 4660
+    )
 
-        ``GET trunk/list``, manual line 4660. Parameters: :class:`TrunkListQuery`.
-        """
+    search = SearchEndpoint[PageResponse[TrunkInfo], TrunkInfo, TrunkSortBy](
+        "GET", "trunk/search", "Search trunks.", 4779
+    )
 
-    @paginated("GET", "trunk/search")
-    def search(
-        self,
-        *,
-        search_value: str | None = None,
-        timeout: float | None = None,
-        **query: Unpack[TrunkListQuery],
-    ) -> Paginator[PageResponse[TrunkInfo], TrunkInfo]:
-        """Search trunks.
+    get = by_id(
+        "GET",
+        "trunk/get",
+        ObjectOrListResponse[TrunkInfo],
+        "Query one trunk.",
+        4876,
+        "Unique ID of the trunk.",
+    )
 
-        ``GET trunk/search``, manual line 4779. More parameters: :class:`TrunkListQuery`.
+    query = by_ids(
+        "GET",
+        "trunk/query",
+        ListResponse[TrunkInfo],
+        "Query multiple trunks.",
+        5168,
+        "Unique IDs of the trunks. A list is sent comma-separated.",
+    )
 
-        Args:
-            search_value: Search keyword.
-        """
-
-    @endpoint("GET", "trunk/get")
-    async def get(
-        self, *, id: int, timeout: float | None = None
-    ) -> ObjectOrListResponse[TrunkInfo]:
-        """Query one trunk.
-
-        ``GET trunk/get``, manual line 4876.
-
-        The manual types ``data`` one way and prints the other; read ``.items`` for a list
-        either way.
-
-        Args:
-            id: Unique ID of the trunk.
-        """
-
-    @endpoint("GET", "trunk/query")
-    async def query(
-        self, *, ids: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[TrunkInfo]:
-        """Query multiple trunks.
-
-        ``GET trunk/query``, manual line 5168.
-
-        Args:
-            ids: Unique IDs of the trunks. A list is sent comma-separated.
-        """
-
-    @endpoint("GET", "trunk/itsp_list")
-    async def itsp_list(self, *, timeout: float | None = None) -> PageResponse[ITSPInfo]:
-        """Query SIP trunk providers (ITSPs).
-
-        ``GET trunk/itsp_list``, manual line 5513.
-        """
+    itsp_list = no_params(
+        "GET", "trunk/itsp_list", PageResponse[ITSPInfo], "Query SIP trunk providers (ITSPs).", 5513
+    )
 
     @endpoint(
         "POST",
@@ -411,12 +372,6 @@ class TrunkResource(Resource):
             name, transport, codec_sel: as for :meth:`create`.
         """
 
-    @endpoint("GET", "trunk/delete")
-    async def delete(self, *, id: int, timeout: float | None = None) -> ApiResponse:
-        """Delete a SIP trunk.
-
-        ``GET trunk/delete``, manual line 6121.
-
-        Args:
-            id: Unique ID of the trunk.
-        """
+    delete = by_id(
+        "GET", "trunk/delete", ApiResponse, "Delete a SIP trunk.", 6121, "Unique ID of the trunk."
+    )

@@ -75,11 +75,11 @@ class ExtensionWakeup(msgspec.Struct, kw_only=True):
     """``Extension_Wakeup`` of ``wakeupcall/list``, ``wakeupcall/get``, ``wakeupcall/query``
     (manual line 15063).
 
+    Fields not listed here mean what they mean in :class:`WakeupcallOptions`.
+
     Attributes:
         id: Unique ID of the wake-up call.
         alarm_time: Alarm (ring) time of the wake-up call.
-        repeat_type: Repeat frequency of the wake-up call.
-        number_of_snoozes: Number of snoozes (repeat rings) of the wake-up call.
         snooze_duration: Snooze interval of the wake-up call.
         alarm_prompt: Wake-up call prompt.
     """
