@@ -189,6 +189,7 @@ class Transport:
         self._session = session
         self._owns_session = session is None
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._default_timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max_concurrency = max_concurrency
         self._closed = False
 
@@ -286,13 +287,17 @@ class Transport:
         data: bytes | None,
         timeout: float | None,
     ) -> bytes:
-        backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
+        # Built at the first failure only: a Backoff seeds its own random.Random, which costs
+        # more than the rest of a successful request's bookkeeping.
+        backoff: Backoff | None = None
         while True:
             try:
                 return await self._send_once(method, endpoint, query, data, timeout)
             except TransportError as exc:
                 transient = exc.status is None or exc.status in _RETRY_STATUSES
                 retryable = not exc.sent or (method == "GET" and transient)
+                if backoff is None:
+                    backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
                 if not retryable or backoff.attempt >= self.retries:
                     raise
                 delay = backoff.next_delay()
@@ -318,9 +323,10 @@ class Transport:
         session = self._get_session()
         url = self.endpoint_url(endpoint)
         headers = {"Content-Type": "application/json"} if data is not None else None
-        client_timeout = aiohttp.ClientTimeout(
-            total=timeout if timeout is not None else self.timeout,
-            connect=self.connect_timeout,
+        client_timeout = (
+            self._default_timeout
+            if timeout is None
+            else aiohttp.ClientTimeout(total=timeout, connect=self.connect_timeout)
         )
         started = time.perf_counter()
         async with self._slots:
