@@ -87,6 +87,10 @@ class _Closed(Exception):
     """Raised by :meth:`_Buffer.get` once the buffer is closed and drained."""
 
 
+#: What :meth:`_Buffer.get_nowait` returns when nothing is buffered.
+_EMPTY: Final = object()
+
+
 class _Buffer(Generic[_T]):
     """A bounded FIFO with an overflow policy, one consumer, and close-with-error."""
 
@@ -142,11 +146,14 @@ class _Buffer(Generic[_T]):
 
     def put_nowait(self, item: _T) -> bool:
         """Add ``item`` if there is room right now (never drops an older event)."""
-        if self._closed or len(self._items) >= self._maxsize:
+        items = self._items
+        size = len(items)
+        if self._closed or size >= self._maxsize:
             return False
-        self._items.append(item)
-        self._not_empty.set()
-        if len(self._items) >= self._maxsize:
+        items.append(item)
+        if not size:  # the event stays set while anything is buffered: set it on 0 -> 1 only
+            self._not_empty.set()
+        if size + 1 >= self._maxsize:
             self._not_full.clear()
         return True
 
@@ -170,14 +177,24 @@ class _Buffer(Generic[_T]):
             self._not_full.clear()
         return True
 
+    def get_nowait(self) -> Any:
+        """Next item, or :data:`_EMPTY` when nothing is buffered (closed or not)."""
+        items = self._items
+        if not items:
+            return _EMPTY
+        item = items.popleft()
+        size = len(items)
+        if size == self._maxsize - 1:  # was full: wake a blocked producer
+            self._not_full.set()
+        if not size:
+            self._not_empty.clear()
+        return item
+
     async def get(self) -> _T:
         """Next item; after :meth:`close`, the remaining items, then the error or _Closed."""
         while True:
             if self._items:
-                item = self._items.popleft()
-                self._not_full.set()
-                if not self._items:
-                    self._not_empty.clear()
+                item: _T = self.get_nowait()
                 return item
             if self._closed:
                 if self._error is not None:
@@ -287,7 +304,9 @@ class Dispatcher:
         self._overflow: Overflow = overflow
         self._handler_timeout = handler_timeout
         self._on_topics_changed = on_topics_changed
-        self._handlers: dict[_Key, list[Handler]] = {}
+        # Tuples, replaced on every change: the consumer iterates them as they are, and a
+        # handler that adds or removes handlers never changes the tuple being iterated.
+        self._handlers: dict[_Key, tuple[Handler, ...]] = {}
         self._subscriptions: list[Subscription] = []
         self._routes: dict[_Key, tuple[Subscription, ...]] = {}
         self._inbox: _Buffer[Any] | None = None
@@ -313,6 +332,9 @@ class Dispatcher:
     @staticmethod
     def key_of(event: object) -> _Key | None:
         """The routing key of a received event, or None for events no target can name."""
+        key = _CLASS_KEYS.get(type(event))
+        if key is not None:
+            return key
         if isinstance(event, UnknownEvent):
             # Only a topic this library has no class for reaches its number's handlers: a
             # handler of a typed topic must never be handed an untyped payload.
@@ -333,24 +355,26 @@ class Dispatcher:
                 f"event handlers must be async functions (async def), got {_name(fn)!r}"
             )
         key = self.resolve(target)
-        self._handlers.setdefault(key, []).append(fn)
+        self._handlers[key] = (*self._handlers.get(key, ()), fn)
         self._refresh_topics()
 
     def remove_handler(self, target: Target, fn: Handler) -> None:
         """Unregister ``fn`` for ``target``; ValueError if it was not registered there."""
         key = self.resolve(target)
-        handlers = self._handlers.get(key, [])
+        handlers = list(self._handlers.get(key, ()))
         try:
             handlers.remove(fn)
         except ValueError:
             raise ValueError(f"{_name(fn)!r} is not a handler of {target!r}") from None
-        if not handlers:
+        if handlers:
+            self._handlers[key] = tuple(handlers)
+        else:
             del self._handlers[key]
         self._refresh_topics()
 
     def handlers(self, target: Target) -> tuple[Handler, ...]:
         """The handlers registered for ``target``, in calling order."""
-        return tuple(self._handlers.get(self.resolve(target), ()))
+        return self._handlers.get(self.resolve(target), ())
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -426,6 +450,24 @@ class Dispatcher:
         if delivered:
             self.stats.events_dispatched += 1
 
+    def offer(self, event: Any) -> bool:
+        """Queue ``event`` for its handlers if that needs no waiting; True when done.
+
+        The reader's fast path: a typed event, no subscription that names it, room in the
+        inbox. False means "call :meth:`publish`" (subscriptions, a full inbox, the rarer
+        events), which then does all of it.
+        """
+        key = _CLASS_KEYS.get(type(event))
+        if key is None or key in self._routes:
+            return False
+        inbox = self._inbox
+        if inbox is None or key not in self._handlers:
+            return True  # nobody wants it: what publish() would do too
+        if inbox.put_nowait(event):
+            self.stats.events_dispatched += 1
+            return True
+        return False
+
     def publish_nowait(self, event: Any) -> None:
         """Queue ``event`` only where there is room now (best effort, used while stopping)."""
         key = self.key_of(event)
@@ -459,18 +501,43 @@ class Dispatcher:
 
     async def consume(self, inbox: _Buffer[Any]) -> None:
         """Run the handlers of each queued event, in order, until the inbox is closed."""
+        handlers = self._handlers
+        timeout = self._handler_timeout
         while True:
-            try:
-                event = await inbox.get()
-            except _Closed:
-                return
-            key = self.key_of(event)
-            # A snapshot: a handler added or removed by a handler takes effect for later events.
-            for fn in tuple(self._handlers.get(key, ())) if key is not None else ():
-                await self._call(fn, event)
+            # Hot path: take what is buffered without a coroutine per event.
+            event = inbox.get_nowait()
+            if event is _EMPTY:
+                try:
+                    event = await inbox.get()
+                except _Closed:
+                    return
+            key = _CLASS_KEYS.get(type(event)) or self.key_of(event)
+            fns = handlers.get(key) if key is not None else None
+            if not fns:
+                continue
+            # fns is a snapshot (a tuple): handlers added or removed meanwhile take effect for
+            # later events.
+            for fn in fns:
+                if timeout is not None:
+                    await self._call(fn, event)
+                    continue
+                # Inlined _call without a timeout: one coroutine frame less per event.
+                try:
+                    await fn(event)
+                except asyncio.CancelledError:
+                    if _stopping():
+                        raise
+                    self._cancelled(fn, event)
+                except Exception:
+                    self.stats.handler_errors += 1
+                    logger.exception("event handler %s failed on %s", _name(fn), _describe(event))
+
+    def _cancelled(self, fn: Handler, event: Any) -> None:
+        """A handler cancelled itself (or something it awaited): its failure only."""
+        self.stats.handler_errors += 1
+        logger.error("event handler %s was cancelled on %s", _name(fn), _describe(event))
 
     async def _call(self, fn: Handler, event: Any) -> None:
-        task = asyncio.current_task()
         try:
             if self._handler_timeout is None:
                 await fn(event)
@@ -478,11 +545,9 @@ class Dispatcher:
                 async with asyncio.timeout(self._handler_timeout) as scope:
                     await fn(event)
         except asyncio.CancelledError:
-            if task is not None and task.cancelling():
-                raise  # the stream is stopping
-            # The handler cancelled itself (or something it awaited): its failure only.
-            self.stats.handler_errors += 1
-            logger.error("event handler %s was cancelled on %s", _name(fn), _describe(event))
+            if _stopping():
+                raise
+            self._cancelled(fn, event)
         except TimeoutError:
             self.stats.handler_errors += 1
             if self._handler_timeout is not None and scope.expired():
@@ -525,6 +590,19 @@ class Dispatcher:
     def snapshot(self) -> StreamStats:
         """A copy of the counters."""
         return replace(self.stats)
+
+
+#: Event class -> routing key, for the classes the stream delivers most (a dict lookup is the
+#: hot path of key_of; UnknownEvent and other classes take the isinstance checks).
+_CLASS_KEYS: Final[dict[type, _Key]] = {cls: topic for topic, cls in TOPICS.items()}
+_CLASS_KEYS[Connected] = Connected
+_CLASS_KEYS[Disconnected] = Disconnected
+
+
+def _stopping() -> bool:
+    """Whether the current task is being cancelled (the stream is stopping)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _describe(event: object) -> str:

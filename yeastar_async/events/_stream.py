@@ -39,17 +39,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import msgspec
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidStatus,
-    InvalidURI,
-    WebSocketException,
-)
+
+if TYPE_CHECKING:
+    # websockets.asyncio.client and .exceptions cost about as much to import as the rest of
+    # the package: they are imported where a link is opened or read, not at `import`.
+    from websockets.asyncio.client import ClientConnection
+    from websockets.exceptions import ConnectionClosed
 
 from yeastar_async._backoff import Backoff, RandomSource
 from yeastar_async.errors import (
@@ -358,6 +356,8 @@ class _Link:
     # -- sending --------------------------------------------------------------------------
 
     async def _send(self, data: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         try:
             # A peer that stopped reading fills the TCP buffer and blocks send(): that is a
             # dead link too.
@@ -429,9 +429,13 @@ class _Link:
 
     async def read(self) -> None:
         """Read frames: prove liveness, handle acks and errors, publish events."""
+        from websockets.exceptions import ConnectionClosed
+
         ws = self.ws
         stream = self.stream
-        stats = stream._dispatch.stats
+        dispatch = stream._dispatch
+        stats = dispatch.stats
+        offer = dispatch.offer
         while True:
             try:
                 frame = await ws.recv()
@@ -455,11 +459,14 @@ class _Link:
                 logger.exception("event stream: a frame could not be decoded; skipped")
                 continue
             else:
-                if isinstance(event, UnknownEvent):
+                if type(event) is UnknownEvent:
                     stats.unknown_events += 1
                     _log_unknown(event, stream._bad_payloads)
-            with self._held():
-                await stream._dispatch.publish(event)
+            # Fast path: queued at once. Otherwise publish() may wait for room, and the
+            # liveness clock stops while it does (see _held).
+            if not offer(event):
+                with self._held():
+                    await dispatch.publish(event)
 
     def _control(self, frame: str | bytes, error: EventDecodeError) -> Connected | None:
         """Handle a non-event frame; returns the Connected event on the first ack."""
@@ -901,6 +908,9 @@ class EventStream:
 
     async def _attempt(self, token: str) -> tuple[str, bool, float | None]:
         """One connection: returns (reason it ended, token expired, seconds it was up)."""
+        from websockets.asyncio.client import connect as ws_connect
+        from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
+
         stats = self._dispatch.stats
         redact = self._endpoint.redact
         stats.connect_attempts += 1
