@@ -323,12 +323,14 @@ class TokenManager:
     async def _send_revoke(self, token: str) -> None:
         try:
             # One bound for the whole revocation, retries included: closing must stay quick.
+            # Each attempt gets half of it, so an attempt's own timer never fires together with
+            # the outer one (aiohttp would turn that cancellation into its own timeout error).
             async with asyncio.timeout(self._revoke_timeout):
                 await self._sender.send(
                     "GET",
                     "del_token",
                     response_type=ApiResponse,
-                    timeout=self._revoke_timeout,
+                    timeout=self._revoke_timeout / 2,
                     token=token,
                 )
         except (YeastarError, OSError, TimeoutError) as exc:
