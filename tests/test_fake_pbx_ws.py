@@ -274,6 +274,7 @@ async def test_black_hole_is_silent_until_lifted(session: aiohttp.ClientSession)
         assert await silent(ws, 0.3)  # no reply, no event, and no idle drop either
         assert pbx.stats.heartbeats == 1
         assert len(pbx.sockets) == 1
+        pbx.idle_timeout = 30  # the short timer proved its point; no race with the reply now
         pbx.black_hole(False)
         await ws.send_str("heartbeat")
         assert await text(ws) == "heartbeat response"
@@ -468,3 +469,16 @@ async def test_close_ends_open_sockets_quickly(session: aiohttp.ClientSession) -
     msg = await closed(ws)
     assert msg.data == 1001
     await ws.close()
+
+
+async def test_idle_timeout_can_be_changed_on_open_sockets(session: aiohttp.ClientSession) -> None:
+    async with FakePBX() as pbx:
+        ws = await open_ws(pbx, session)
+        await subscribe(ws, 30011)
+        assert pbx.idle_timeout == 60.0
+        pbx.idle_timeout = 0.05  # re-arms the open socket's timer with the new limit
+        msg = await closed(ws)
+        assert msg.extra == "idle timeout"
+        with pytest.raises(ValueError, match="got 0"):
+            pbx.idle_timeout = 0
+        await ws.close()

@@ -322,10 +322,10 @@ async def test_a_handler_exception_is_isolated(
 
 async def test_a_slow_handler_does_not_stall_heartbeats() -> None:
     # Scaled down from "a 3-second handler with a 1-second idle timer": handlers of 0.3 s, an
-    # idle limit of 0.1 s, and a queue of 1 so the reader itself is held back for long spells.
+    # idle limit of 0.2 s, and a queue of 1 so the reader itself is held back for long spells.
     async with (
-        FakePBX(idle_timeout=0.1) as pbx,
-        Harness(pbx, heartbeat_interval=0.02, heartbeat_timeout=0.15, queue_size=1) as h,
+        FakePBX(idle_timeout=0.2) as pbx,
+        Harness(pbx, heartbeat_interval=0.02, heartbeat_timeout=0.3, queue_size=1) as h,
     ):
         done: list[str] = []
         finished = asyncio.Event()

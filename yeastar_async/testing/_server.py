@@ -539,10 +539,25 @@ class FakePBX:
 
         No subscribe ack, no ``heartbeat response``, no events, no idle drop, no close frame.
         New handshakes still complete, then the socket stays silent. ``black_hole(False)``
-        resumes normal service on the sockets still open.
+        resumes normal service on the sockets still open, each with a fresh idle window
+        (the idle timer went unheard during the black hole, so its deadline restarts).
         """
         self._ws.black_holed = on
+        if not on:
+            self._ws.rearm_idle()
         self._notify()
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds without a client frame before a WebSocket is dropped (PBX: 60)."""
+        return self._ws.idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"idle_timeout must be a positive number of seconds, got {seconds!r}")
+        self._ws.idle_timeout = seconds
+        self._ws.rearm_idle()
 
     def stop_heartbeat_replies(self, on: bool = True) -> None:
         """Stop (or with False resume) answering ``heartbeat``; acks and events still flow."""

@@ -229,6 +229,11 @@ class WsHub:
         loop = asyncio.get_running_loop()
         conn.idle_handle = loop.call_later(self.idle_timeout, self._idle_expired, conn)
 
+    def rearm_idle(self) -> None:
+        """Give every open socket a fresh idle window (after a setting or fault change)."""
+        for conn in self.open_sockets():
+            self._arm_idle(conn)
+
     def _idle_expired(self, conn: FakeSocket) -> None:
         if conn.closed:
             return
