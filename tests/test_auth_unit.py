@@ -284,3 +284,31 @@ def test_reprs_hide_secrets(sender: ScriptedSender, clock: Clock) -> None:
 def test_empty_credentials_are_rejected(client_id: Any, secret: Any) -> None:
     with pytest.raises(ValueError, match="must be a non-empty string"):
         TokenManager(ScriptedSender(), client_id, secret)
+
+
+async def test_current_reads_the_memory_store_without_awaiting(
+    sender: ScriptedSender, clock: Clock
+) -> None:
+    tm = manager(sender, clock)
+    assert tm.current() is None  # nothing yet: the caller must await token()
+    assert await tm.token() == "access-1"
+    assert tm.current() == "access-1"
+    clock.now += 1800 - 299  # inside the refresh margin: due for renewal, so not handed out
+    assert tm.current() is None
+    assert await tm.token() == "access-2"
+    assert tm.current() == "access-2"
+    await tm.expired("access-2")  # a 10004 for it: never handed out again
+    assert tm.current() is None
+
+
+async def test_current_defers_to_token_with_a_custom_store(
+    sender: ScriptedSender, clock: Clock
+) -> None:
+    class SharedStore(MemoryTokenStore):
+        """Stands in for a store shared between processes: it must always be awaited."""
+
+    tm = manager(sender, clock, store=SharedStore())
+    assert await tm.token() == "access-1"
+    assert tm.current() is None
+    assert await tm.token() == "access-1"
+    assert sender.count("get_token") == 1

@@ -33,6 +33,9 @@ def write(path: Path, data: bytes) -> None:
 
 
 class Tokens:
+    def current(self) -> str | None:
+        return TOKEN
+
     async def token(self) -> str:
         return TOKEN
 

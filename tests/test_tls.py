@@ -20,6 +20,9 @@ from yeastar_async.errors import TransportError
 
 
 class Tokens:
+    def current(self) -> str | None:
+        return "t"
+
     async def token(self) -> str:
         return "t"
 

@@ -107,6 +107,11 @@ class MemoryTokenStore:
     def __init__(self) -> None:
         self._tokens: TokenSet | None = None
 
+    @property
+    def tokens(self) -> TokenSet | None:
+        """The stored token set, or ``None`` (what :meth:`load` returns, without awaiting)."""
+        return self._tokens
+
     async def load(self) -> TokenSet | None:
         """The stored token set, or ``None``."""
         return self._tokens
@@ -153,6 +158,8 @@ class TokenManager:
         self._client_id = client_id
         self._secret = client_secret
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        # The built-in store is in this process: current() may read it without awaiting.
+        self._memory = self._store if type(self._store) is MemoryTokenStore else None
         self._margin = refresh_margin
         self._max_failures = max_credential_failures
         self._limit_retry_after = limit_retry_after
@@ -172,6 +179,17 @@ class TokenManager:
         )
 
     # -- public ----------------------------------------------------------------------------
+
+    def current(self) -> str | None:
+        """The access token when it is usable and readable without I/O, else ``None``.
+
+        Only the built-in :class:`MemoryTokenStore` can be read that way; with another store,
+        or a token due for renewal, this is ``None`` and :meth:`token` does the work.
+        """
+        tokens = self._memory.tokens if self._memory is not None else None
+        if tokens is not None and self._usable(tokens):
+            return tokens.access_token
+        return None
 
     async def token(self) -> str:
         """A valid access token: the stored one, or a refreshed one, or a new login.

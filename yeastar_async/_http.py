@@ -18,8 +18,9 @@ import logging
 import re
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote, unquote
 
 import aiohttp
@@ -28,6 +29,7 @@ from yarl import URL
 
 from ._backoff import Backoff
 from ._lenient import EXACT_JSON, convert
+from ._models import ApiResponse
 from ._tls import SslOption, TlsPolicy
 from .errors import TokenExpiredError, TransportError, error_for
 
@@ -53,6 +55,10 @@ def redact(text: str) -> str:
 class TokenSource(Protocol):
     """What the transport needs from the token manager."""
 
+    def current(self) -> str | None:
+        """A usable access token known without any I/O, else ``None`` (then :meth:`token`)."""
+        ...
+
     async def token(self) -> str:
         """A valid access token (logging in or refreshing as needed)."""
         ...
@@ -74,12 +80,25 @@ _envelope_decoder = msgspec.json.Decoder(_Envelope, strict=False)
 _encoder = msgspec.json.Encoder()
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
+#: id(response type) -> (the type, its decoder): the per-request lookup. Keyed by identity
+#: because hashing a generic alias such as ``ObjectResponse[DeviceInfo]`` runs Python code.
+#: Each entry holds its type, so an id cannot be reused while it is cached; the size bound
+#: covers callers that build a new alias object for every request.
+_decoders_by_id: dict[int, tuple[Any, msgspec.json.Decoder[Any]]] = {}
+_DECODERS_BY_ID_MAX = 1024
+
 
 def _decoder_for(response_type: type[T]) -> msgspec.json.Decoder[T]:
+    entry = _decoders_by_id.get(id(response_type))
+    if entry is not None and entry[0] is response_type:
+        return entry[1]
     decoder = _decoders.get(response_type)
     if decoder is None:
         # strict=False: a number sent as a string ("60") still decodes into an int field.
         decoder = _decoders[response_type] = msgspec.json.Decoder(response_type, strict=False)
+    if len(_decoders_by_id) >= _DECODERS_BY_ID_MAX:
+        _decoders_by_id.clear()
+    _decoders_by_id[id(response_type)] = (response_type, decoder)
     return decoder
 
 
@@ -108,6 +127,18 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
     not a JSON object with an ``errcode``, or whose payload cannot fit ``response_type`` even
     leniently (values nested too deep included).
     """
+    # A success takes one decode, straight into the response model; the envelope is read on
+    # its own only for an error, a body the model rejects, or one that may lack its errcode
+    # (the model's errcode defaults to 0, so the bytes must show one).
+    answer: Any = None
+    try:
+        answer = _decoder_for(response_type).decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError is a DecodeError
+        first_error: Exception | None = exc
+    else:
+        if isinstance(answer, ApiResponse) and answer.errcode == 0 and b'"errcode"' in body:
+            return cast(T, answer)
+        first_error = None
     try:
         env = _envelope_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
@@ -118,10 +149,8 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
             body_excerpt=_excerpt(body),
         ) from None
     _raise_for_envelope(env, endpoint)
-    try:
-        return _decoder_for(response_type).decode(body)
-    except (msgspec.ValidationError, RecursionError) as exc:
-        first_error = exc
+    if first_error is None:
+        return cast(T, answer)
     # Firmware drifts from the manual (a number where it documents a string, null for a list):
     # retry leniently before giving up on an answer the PBX marked as a success.
     try:
@@ -134,7 +163,43 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
             body_excerpt=_excerpt(body),
         ) from None
     logger.debug("%s: answer decoded leniently (%s)", endpoint, first_error)
-    return answer
+    return cast(T, answer)
+
+
+class _Slots:
+    """The concurrency cap: a counting limiter that hands freed slots to waiters in order.
+
+    Cheaper than :class:`asyncio.Semaphore` on the uncontended path, which every request takes:
+    the caller tests :attr:`free` inline and awaits :meth:`wait` only when none is left.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self) -> None:
+        """Wait until :meth:`release` hands this caller a slot."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # a slot arrived as we were cancelled: pass it on
+            elif fut in self.waiters:  # release() may have dropped it already
+                self.waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the oldest waiter still waiting, else to the pool."""
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1
 
 
 class Transport:
@@ -188,7 +253,7 @@ class Transport:
         self._sleep = sleep
         self._session = session
         self._owns_session = session is None
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = _Slots(max_concurrency)
         self._default_timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max_concurrency = max_concurrency
         self._closed = False
@@ -235,18 +300,20 @@ class Transport:
     ) -> T:
         """Call ``endpoint`` with the current access token; replay once after a 10004."""
         tokens = self._token_source()
+        method = method.upper()
+        data = _encoder.encode(json) if json is not None else None
         for replay in (False, True):
-            token = await tokens.token()
+            # current() first: with a token in hand there is no coroutine to run for it.
+            token = tokens.current() or await tokens.token()
+            query = {**params, "access_token": token} if params else {"access_token": token}
             try:
-                return await self.send(
-                    method,
-                    endpoint,
-                    params=params,
-                    json=json,
-                    response_type=response_type,
-                    timeout=timeout,
-                    token=token,
-                )
+                # The first attempt is made here, the retries (if any) in _retry: on the usual
+                # path every request runs through two coroutine frames of this class, not four.
+                try:
+                    body = await self._send_once(method, endpoint, query, data, timeout)
+                except TransportError as exc:
+                    body = await self._retry(exc, method, endpoint, query, data, timeout)
+                return decode_envelope(body, endpoint, response_type)
             except TokenExpiredError:
                 if replay:
                     raise
@@ -276,41 +343,47 @@ class Transport:
         if token is not None:
             query["access_token"] = token
         data = _encoder.encode(json) if json is not None else None
-        body = await self._send_with_retries(method, endpoint, query, data, timeout)
+        try:
+            body = await self._send_once(method, endpoint, query, data, timeout)
+        except TransportError as exc:
+            body = await self._retry(exc, method, endpoint, query, data, timeout)
         return decode_envelope(body, endpoint, response_type)
 
-    async def _send_with_retries(
+    async def _retry(
         self,
+        failure: TransportError,
         method: str,
         endpoint: str,
         query: dict[str, str],
         data: bytes | None,
         timeout: float | None,
     ) -> bytes:
-        # Built at the first failure only: a Backoff seeds its own random.Random, which costs
-        # more than the rest of a successful request's bookkeeping.
-        backoff: Backoff | None = None
+        """Retry after the first attempt failed with ``failure``, or re-raise it.
+
+        GET: connection errors, timeouts and 502/503/504. POST: only a request that never left.
+        """
+        # Built at the first failure only: a Backoff seeds its own random.Random.
+        backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
         while True:
+            transient = failure.status is None or failure.status in _RETRY_STATUSES
+            retryable = not failure.sent or (method == "GET" and transient)
+            if not retryable or backoff.attempt >= self.retries:
+                raise failure
+            delay = backoff.next_delay()
+            logger.warning(
+                "%s %s failed (%s); retry %d of %d in %.2f s",
+                method,
+                endpoint,
+                failure,
+                backoff.attempt,
+                self.retries,
+                delay,
+            )
+            await self._sleep(delay)
             try:
                 return await self._send_once(method, endpoint, query, data, timeout)
             except TransportError as exc:
-                transient = exc.status is None or exc.status in _RETRY_STATUSES
-                retryable = not exc.sent or (method == "GET" and transient)
-                if backoff is None:
-                    backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
-                if not retryable or backoff.attempt >= self.retries:
-                    raise
-                delay = backoff.next_delay()
-                logger.warning(
-                    "%s %s failed (%s); retry %d of %d in %.2f s",
-                    method,
-                    endpoint,
-                    exc,
-                    backoff.attempt,
-                    self.retries,
-                    delay,
-                )
-                await self._sleep(delay)
+                failure = exc
 
     async def _send_once(
         self,
@@ -328,8 +401,13 @@ class Transport:
             if timeout is None
             else aiohttp.ClientTimeout(total=timeout, connect=self.connect_timeout)
         )
-        started = time.perf_counter()
-        async with self._slots:
+        started = time.perf_counter() if logger.isEnabledFor(logging.DEBUG) else 0.0
+        slots = self._slots
+        if slots.free > 0 and not slots.waiters:
+            slots.free -= 1
+        else:
+            await slots.wait()
+        try:
             try:
                 async with session.request(
                     method,
@@ -370,14 +448,17 @@ class Transport:
                     f"{method} {endpoint}: {type(exc).__name__}: {redact(str(exc))}",
                     endpoint=endpoint,
                 ) from None
-        logger.debug(
-            "%s %s -> HTTP %d, %d bytes in %.1f ms",
-            method,
-            endpoint,
-            status,
-            len(body),
-            (time.perf_counter() - started) * 1000,
-        )
+        finally:
+            slots.release()
+        if started:
+            logger.debug(
+                "%s %s -> HTTP %d, %d bytes in %.1f ms",
+                method,
+                endpoint,
+                status,
+                len(body),
+                (time.perf_counter() - started) * 1000,
+            )
         if status != 200:
             raise TransportError(
                 f"{method} {endpoint}: HTTP {status}: {_excerpt(body)!r}",
