@@ -364,6 +364,7 @@ async def test_malformed_frames_are_skipped(pbx: FakePBX, caplog: pytest.LogCapt
         newer = await h.next(UnknownEvent)
         assert newer.type == 30029
         assert newer.msg == {"agent": "1000"}
+        assert newer.raw == '{"type": 30029, "msg": "{\\"agent\\": \\"1000\\"}"}'  # text, as sent
         assert (await h.next(CallStatusChanged)).msg.call_id == "ok"
         stats = h.stream.stats
         assert stats.malformed_frames == 3
@@ -1001,3 +1002,12 @@ def test_options_are_frozen() -> None:
     opts = StreamOptions()
     with pytest.raises(AttributeError):
         opts.queue_size = 5  # type: ignore[misc]
+
+
+def test_unknown_event_raw_is_text_unless_the_frame_is_not_utf8() -> None:
+    from yeastar_async.events._stream import _with_text_raw
+
+    text = UnknownEvent(type=39999, raw=b'{"type": 39999}')
+    assert _with_text_raw(text).raw == '{"type": 39999}'
+    binary = UnknownEvent(type=39999, raw=b'{"type": 39999, "x": "\xff"}')
+    assert _with_text_raw(binary).raw == b'{"type": 39999, "x": "\xff"}'

@@ -68,7 +68,7 @@ class StreamStats:
     """Events handed to at least one handler or subscription (local events included)."""
     malformed_frames: int = 0
     """Frames that were neither an event envelope nor a control frame (skipped), including
-    one over ``max_frame_size`` or a text frame that is not UTF-8 (those end the link)."""
+    text that is not UTF-8, and one over ``max_frame_size`` (which ends the link)."""
     unknown_events: int = 0
     """Frames decoded as :class:`~yeastar_async.events.UnknownEvent`."""
     drops: int = 0

@@ -438,7 +438,10 @@ class _Link:
         offer = dispatch.offer
         while True:
             try:
-                frame = await ws.recv()
+                # Text frames as bytes: msgspec reads UTF-8 itself, so websockets need not build
+                # a str first. A frame that is not UTF-8 is then one more malformed frame,
+                # counted and skipped, rather than a reason to give up the link.
+                frame = await ws.recv(decode=False)
             except ConnectionClosed as exc:
                 _count_protocol_violation(exc, stats)
                 raise _LinkLost(_closed_reason(exc)) from None
@@ -460,6 +463,7 @@ class _Link:
                 continue
             else:
                 if type(event) is UnknownEvent:
+                    event = _with_text_raw(event)
                     stats.unknown_events += 1
                     _log_unknown(event, stream._bad_payloads)
             # Fast path: queued at once. Otherwise publish() may wait for room, and the
@@ -503,9 +507,10 @@ class _Link:
         return None
 
 
-#: Close codes the client sends when the PBX broke the WebSocket protocol with one frame:
-#: 1007 (a text frame that is not UTF-8) and 1009 (a frame over ``max_frame_size``). The
-#: RFC requires closing the link; the frame still counts as a malformed one.
+#: Close codes the client sends when the PBX broke the WebSocket protocol with one frame: 1009
+#: (a frame over ``max_frame_size``; the RFC requires closing the link), and 1007 (a text frame
+#: that is not UTF-8, which websockets refuses only when it decodes text itself). The frame
+#: still counts as a malformed one.
 _BAD_FRAME_CLOSE_CODES: Final = frozenset({1007, 1009})
 
 
@@ -519,6 +524,17 @@ def _count_protocol_violation(exc: ConnectionClosed, stats: StreamStats) -> None
             "skipped, the link is replaced",
             sent.reason or sent.code,
         )
+
+
+def _with_text_raw(event: UnknownEvent) -> UnknownEvent:
+    """``event`` with its ``raw`` frame as text, as the PBX sent it (the reader reads bytes).
+
+    A frame that is not UTF-8 keeps its bytes.
+    """
+    if isinstance(event.raw, bytes):
+        with contextlib.suppress(UnicodeDecodeError):
+            return msgspec.structs.replace(event, raw=event.raw.decode())
+    return event
 
 
 def _closed_reason(exc: ConnectionClosed) -> str:
