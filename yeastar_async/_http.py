@@ -307,13 +307,7 @@ class Transport:
             token = tokens.current() or await tokens.token()
             query = {**params, "access_token": token} if params else {"access_token": token}
             try:
-                # The first attempt is made here, the retries (if any) in _retry: on the usual
-                # path every request runs through two coroutine frames of this class, not four.
-                try:
-                    body = await self._send_once(method, endpoint, query, data, timeout)
-                except TransportError as exc:
-                    body = await self._retry(exc, method, endpoint, query, data, timeout)
-                return decode_envelope(body, endpoint, response_type)
+                return await self._call(method, endpoint, query, data, timeout, response_type)
             except TokenExpiredError:
                 if replay:
                     raise
@@ -343,6 +337,19 @@ class Transport:
         if token is not None:
             query["access_token"] = token
         data = _encoder.encode(json) if json is not None else None
+        return await self._call(method, endpoint, query, data, timeout, response_type)
+
+    async def _call(
+        self,
+        method: str,
+        endpoint: str,
+        query: dict[str, str],
+        data: bytes | None,
+        timeout: float | None,
+        response_type: type[T],
+    ) -> T:
+        # The first attempt is made here and the retries, if any, in _retry: a successful
+        # request runs through no retry loop's frame.
         try:
             body = await self._send_once(method, endpoint, query, data, timeout)
         except TransportError as exc:
