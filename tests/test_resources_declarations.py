@@ -58,10 +58,11 @@ def test_list_spec_keeps_the_sort_by_literal_and_docs() -> None:
 
 
 def test_list_endpoint_without_types_is_refused() -> None:
-    with pytest.raises((TypeError, RuntimeError)):
+    with pytest.raises((TypeError, RuntimeError), match="ListEndpoint"):
 
         class Broken(Resource):
-            list = ListEndpoint("GET", "x/list", "X.", 1)  # type: ignore[var-annotated]
+            group = "x"
+            list = ListEndpoint("X.", 1)  # type: ignore[var-annotated]
 
 
 def test_one_line_declaration_in_a_new_resource() -> None:
@@ -69,10 +70,9 @@ def test_one_line_declaration_in_a_new_resource() -> None:
         id: int | None = None
 
     class Things(Resource):
-        get = by_id("GET", "thing/get", ObjectResponse[Thing], "One thing.", 1, "Its id.")
-        list = ListEndpoint[PageResponse[Thing], Thing, Literal["id"]](
-            "GET", "thing/list", "All.", 2
-        )
+        group = "thing"
+        get = by_id(ObjectResponse[Thing], "One thing.", 1, "Its id.")
+        list = ListEndpoint[PageResponse[Thing], Thing, Literal["id"]]("All.", 2)
 
     assert set(Things.endpoints()) == {"get", "list"}
 

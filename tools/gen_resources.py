@@ -20,6 +20,8 @@ The generated modules are committed; edit this script and regenerate rather than
 from __future__ import annotations
 
 import argparse
+import collections
+import io
 import json
 import keyword
 import re
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,6 +248,21 @@ EXTRA_ENUM_VALUES = {
     ("inbound_route/create", "did_option"): ["pattern_to_ext_list"],
 }
 
+#: The destination types most destination parameters accept (extension forwarding, IVR keys,
+#: inbound routes, queue failover): ``_shared.Destination``; an enumeration of all of them (and
+#: maybe more) is written as ``Destination`` (``| Literal[<the others>]``).
+DESTINATIONS = (
+    "extension",
+    "ext_vm",
+    "ivr",
+    "ring_group",
+    "queue",
+    "group_vm",
+    "external_num",
+    "play_greeting",
+    "end_call",
+)
+
 #: Names of enumeration aliases shared by several parameters: (group, parameter) -> name.
 ALIAS_NAMES = {
     ("ivr", "press{x}_dest"): "IvrDestination",
@@ -268,6 +286,12 @@ ONE_LINE_SHAPES = {
     (("ids", "str | Sequence[int]", True),): "by_ids",
     (("channel_id", "str", True),): "by_channel",
 }
+
+#: The HTTP method each one-line factory declares (the others get a full declaration).
+ONE_LINE_METHODS = {"no_params": "GET", "by_id": "GET", "by_ids": "GET", "by_channel": "POST"}
+
+#: Parameters of one-line declarations the resource class documents (``id_doc``, ``ids_doc``).
+CLASS_DOCUMENTED = ("id", "ids")
 
 #: Time-valued parameters and the Python types accepted besides the string.
 TIME_PARAMS = {
@@ -452,6 +476,15 @@ class EndpointPlan:
 
 
 @dataclass
+class Base:
+    """The struct a response struct extends: its name, fields and their descriptions."""
+
+    name: str
+    fields: list[str]
+    docs: dict[str, str]
+
+
+@dataclass
 class Module:
     group: str
     endpoints: list[dict[str, Any]]
@@ -478,6 +511,13 @@ class Module:
     note_constants: dict[str, str] = field(default_factory=dict)
     #: Shared parameter sets some full declaration takes as ``**kwargs: Unpack[...]``.
     unpacked: set[str] = field(default_factory=set)
+    #: Names imported from _shared.py besides the structs (``Destination``).
+    imports_shared: set[str] = field(default_factory=set)
+    #: Parameter docs the resource class gives its one-line declarations (``id_doc`` ...).
+    class_docs: dict[str, str] = field(default_factory=dict)
+    #: Page types (``[R, I, S](options)``) several list/search declarations share -> the
+    #: name of their :class:`Pages` in the resource class.
+    pages: dict[str, str] = field(default_factory=dict)
 
 
 class Generator:
@@ -493,6 +533,12 @@ class Generator:
         self.struct_fields: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
         #: Structs declared once in _shared.py: field lines -> (class name, rendered class).
         self.shared_structs: dict[tuple[str, ...], tuple[str, str]] = {}
+        #: Request structs: (group, class name) -> (field lines, the struct its docs refer to).
+        self.request_keys: dict[tuple[str, str], tuple[tuple[str, ...], str | None]] = {}
+        #: Request structs declared once in _shared.py: class name -> rendered class.
+        self.shared_requests: dict[str, str] = {}
+        #: (field name, declaration line, description) of each struct of _shared.py.
+        self.shared_rows: dict[str, list[tuple[str, str, str]]] = {}
 
     # -- response types ------------------------------------------------------------------------
 
@@ -623,33 +669,39 @@ class Generator:
         self,
         mod: Module,
         nt: NestedType,
-        base: tuple[str, list[str]] | None = None,
+        base: Base | None = None,
         title: str | None = None,
     ) -> str:
-        """One response struct; with ``base`` (class name, its fields) it extends that class
-        and declares only the other fields; ``title`` replaces the docstring's first line."""
+        """One response struct; with a ``base`` it extends that class and declares only the
+        other fields; ``title`` replaces the docstring's first line."""
         mod.uses_msgspec = True
         where = ", ".join(f"``{e}``" for e in nt.endpoints)
         full = base is None and title is None
-        inherited = set(base[1]) if base else set()
+        inherited = set(base.fields) if base else set()
         fields = {n: i for n, i in nt.fields.items() if n not in inherited}
-        parent = base[0] if base else "msgspec.Struct"
+        # Inherited fields the base describes otherwise are described here too.
+        redescribed = {
+            n: i
+            for n, i in nt.fields.items()
+            if base and n in inherited and base.docs[n] != i["desc"]
+        }
+        parent = base.name if base else "msgspec.Struct"
         lines = [f"class {nt.name}({parent}, kw_only=True):"]
         title = title or f"``{nt.table}`` of {where} (manual line {nt.first_line})."
         lines += wrap(title, "    ", '"""', hang=False)
         if base:
             lines.append("")
-            lines += wrap(f"Also the fields of :class:`{base[0]}`.", "    ", hang=False)
+            lines += wrap(f"Also the fields of :class:`{base.name}`.", "    ", hang=False)
         # Fields the module's create/update parameters document with the same words are
         # documented there only.
         options = next((o for o in mod.shared_sets if o.name.endswith("Options")), None)
         known = {p.name: p.doc for p in options.params} if options else {}
         own = [
             (py_name(n), i.get("template"), i["desc"])
-            for n, i in fields.items()
+            for n, i in {**redescribed, **fields}.items()
             if not known.get(n, "\0").startswith(i["desc"])
         ]
-        if options and len(own) < len(fields):
+        if options and len(own) < len(redescribed) + len(fields):
             lines.append("")
             lines += wrap(
                 f"Fields not listed here mean what they mean in :class:`{options.name}`.",
@@ -668,6 +720,9 @@ class Generator:
         described = []
         for name, info in fields.items():
             typ = overrides.get(name) or self.response_field_type(mod, info["types"])
+            if base and base.name in self.shared_rows and typ.endswith(" = []"):
+                # ruff cannot see that an imported base is a msgspec Struct (RUF012).
+                typ = typ[: -len("[]")] + "msgspec.field(default_factory=list)"
             body.append(self.field_line(mod, name, typ))
             described.append((name, body[-1], info["desc"]))
         lines.append('    """')
@@ -677,48 +732,51 @@ class Generator:
             self.struct_fields[(mod.group, nt.name)] = described
         return "\n".join(lines + body) + "\n"
 
-    def plan_bases(
-        self, mod: Module, structs: list[NestedType]
-    ) -> dict[str, tuple[str, list[str]]]:
-        """Runs of fields (same declaration, same description) that several structs of the
-        module share become a base struct they extend: struct name -> (base name, fields).
+    def plan_bases(self, mod: Module, structs: list[NestedType]) -> dict[str, Base]:
+        """Fields (same name, same declaration) several response structs share are declared
+        once, in a struct the others extend (kw_only: field order does not matter):
 
-        The base classes are added to ``mod.base_structs`` as (name, NestedType, title).
+        1. a struct with every field of another (of the module, or of ``_shared.py``) extends
+           it: the details of an item extend its list entry;
+        2. structs sharing at least :data:`MIN_BASE_FIELDS` fields otherwise extend a private
+           ``_<Name>Fields`` struct of those (added to ``mod.base_structs``).
+
+        Returns struct name -> :class:`Base`.
         """
         rows = {nt.name: self.struct_fields[(mod.group, nt.name)] for nt in structs}
-        bases: dict[str, tuple[str, list[str]]] = {}
-
-        def longest_run(a: list[Any], b: list[Any]) -> tuple[int, int]:
-            """(length, start in a) of the longest common contiguous run."""
-            best = (0, 0)
-            for i in range(len(a)):
-                for j in range(len(b)):
-                    k = 0
-                    while i + k < len(a) and j + k < len(b) and a[i + k] == b[j + k]:
-                        k += 1
-                    best = max(best, (k, i))
-            return best
-
-        def contains(row: list[Any], run: list[Any]) -> bool:
-            return any(row[i : i + len(run)] == run for i in range(len(row) - len(run) + 1))
-
+        for name, _text in self.shared_structs.values():
+            if name not in rows and name in self.shared_rows:
+                rows[name] = self.shared_rows[name]
+        decls = {name: {(f, line) for f, line, _ in row} for name, row in rows.items()}
+        docs = {name: {f: d for f, _, d in row} for name, row in rows.items()}
+        bases: dict[str, Base] = {}
+        for nt in structs:
+            found = [
+                other
+                for other in rows
+                if len(decls[other]) >= MIN_BASE_FIELDS and decls[other] < decls[nt.name]
+            ]
+            if found:
+                other = max(found, key=lambda o: len(decls[o]))
+                bases[nt.name] = Base(other, [f for f, _, _ in rows[other]], docs[other])
+        rest = [nt for nt in structs if nt.name not in bases]
         pairs = []
-        for i, a in enumerate(structs):
-            for b in structs[i + 1 :]:
-                length, start = longest_run(rows[a.name], rows[b.name])
-                if length >= MIN_BASE_FIELDS:
-                    pairs.append((length, a, b, rows[a.name][start : start + length]))
-        for _length, a, b, run in sorted(pairs, key=lambda p: -p[0]):
+        for i, a in enumerate(rest):
+            for b in rest[i + 1 :]:
+                common = decls[a.name] & decls[b.name]
+                if len(common) >= MIN_BASE_FIELDS:
+                    pairs.append((len(common), a, b, common))
+        for _length, a, b, common in sorted(pairs, key=lambda p: -p[0]):
             if a.name in bases or b.name in bases:
                 continue
-            users = [nt for nt in structs if nt.name not in bases and contains(rows[nt.name], run)]
-            names = [f for f, _, _ in run]
+            users = [nt for nt in rest if nt.name not in bases and common <= decls[nt.name]]
+            names = [f for f, line, _ in rows[a.name] if (f, line) in common]
             base_name = f"_{a.name}Fields"
             base = NestedType(a.table, base_name, a.first_line, [], {n: a.fields[n] for n in names})
             shown = ", ".join(f":class:`{u.name}`" for u in users)
             mod.base_structs.append((base, f"Fields shared by {shown}."))
             for user in users:
-                bases[user.name] = (base_name, names)
+                bases[user.name] = Base(base_name, names, docs[a.name])
         return bases
 
     def field_line(self, mod: Module, name: str, typ: str) -> str:
@@ -777,9 +835,19 @@ class Generator:
         action = ep["id"].split("/", 1)[1]
         name = RESPONSE_CLASS_NAMES.get(ep["id"]) or f"{camel(mod.group)}{camel(action)}Response"
         mod.response_class_keys[key] = name
-        mod.uses_api_response = True
-        lines = [f"class {name}(ApiResponse, kw_only=True):"]
-        lines.append(f'    """Answer of ``{ep["id"]}`` (manual line {ep["manual_line"]}).')
+        parent = "ApiResponse"
+        title = f"Answer of ``{ep['id']}`` (manual line {ep['manual_line']})"
+        if shape.get("total_number") == "Integer" and ARRAY.match(shape.get("data", "")):
+            # A page (data, total_number) and more: declared as such, with only the rest.
+            mod.imports_base.add("PageResponse")
+            page_item = item(shape["data"])
+            parent = f"PageResponse[{page_item}]"
+            title += f": a page of :class:`{page_item}` (``data``, ``total_number``)"
+            fields = [f for f in fields if f["name"] not in ("data", "total_number")]
+        else:
+            mod.uses_api_response = True
+        lines = [f"class {name}({parent}, kw_only=True):"]
+        lines += wrap(title + ".", "    ", '"""', hang=False)
         lines.append("")
         lines.append("    Attributes:")
         body = []
@@ -889,6 +957,14 @@ class Generator:
         key = (str(as_int), *values)
         if key in mod.aliases:
             return mod.aliases[key][0]
+        # The same values in another order: a second name for the first alias.
+        same = next((a for k, a in mod.aliases.items() if set(k) == set(key)), None)
+        if same is not None:
+            lit = same[0]
+        elif not as_int and set(values) >= set(DESTINATIONS):
+            rest = [v for v in values if v not in DESTINATIONS]
+            mod.imports_shared.add("Destination")
+            lit = f"Destination | {literal(rest, False)}" if rest else "Destination"
         template = p.get("template", p["name"])
         base = re.sub(r"\{\w+\}", "", template).replace("__", "_")
         name = ALIAS_NAMES.get((mod.group, template)) or camel(mod.group) + camel(base)
@@ -917,14 +993,15 @@ class Generator:
             for n, i in nt.fields.items()
             if twin and twin.fields.get(n, {}).get("desc") == i["desc_en"]
         }
-        text = "Fields left as ``None`` are not sent."
+        # (RequestModel says that fields left as None are not sent.)
         if same:
-            text += f" Fields not listed here mean what they mean in :class:`{twin.name}`."  # type: ignore[union-attr]
-        lines += wrap(text, "    ", hang=False)
+            text = f"Fields not listed here mean what they mean in :class:`{twin.name}`."  # type: ignore[union-attr]
+            lines += wrap(text, "    ", hang=False)
         body = []
         fake_ep = {"id": nt.endpoints[0]}
         if len(same) < len(nt.fields):
-            lines.append("")
+            if same:
+                lines.append("")
             lines.append("    Attributes:")
         for name, info in nt.fields.items():
             if name not in same:
@@ -936,8 +1013,13 @@ class Generator:
                 body.append(self.field_line_required(mod, name, typ))
             else:
                 body.append(self.field_line(mod, name, f"{typ} | None = None"))
-        lines.append('    """')
+        if lines[-1] == "":
+            lines.pop()  # a one-line docstring
+            lines[-1] += '"""'
+        else:
+            lines.append('    """')
         lines.append("")
+        self.request_keys[(mod.group, nt.name)] = (tuple(body), twin.name if same else None)  # type: ignore[union-attr]
         return "\n".join(lines + body) + "\n"
 
     def field_line_required(self, mod: Module, name: str, typ: str) -> str:
@@ -1187,7 +1269,10 @@ class Generator:
 
     def render_one_line(self, mod: Module, plan: EndpointPlan) -> str | None:
         """A one-line declaration (``by_id`` ...) where the endpoint has one of the common
-        shapes; ``None`` where it needs a full ``@endpoint`` method."""
+        shapes; ``None`` where it needs a full ``@endpoint`` method.
+
+        The path is left to the class (its ``group`` and the attribute name), and so are the
+        docs of ``id``/``ids`` where they read as the class's ``id_doc``/``ids_doc``."""
         ep = plan.ep
         if plan.items_field is not None:
             return self.render_one_line_list(mod, plan)
@@ -1202,22 +1287,28 @@ class Generator:
         factory = ONE_LINE_SHAPES.get(shape)
         if factory is None or (notes and factory != "by_channel") or len(notes) > 1:
             return None
+        if ep["method"] != ONE_LINE_METHODS[factory]:
+            return None
         mod.imports_base.add(factory)
         action = ep["id"].split("/", 1)[1]
         title = (ep.get("title_en") or ep["id"]).rstrip(".") + "."
-        args = [json.dumps(ep["method"]), json.dumps(ep["id"]), plan.ret, json.dumps(title)]
-        args.append(str(ep["manual_line"]))
-        args += [json.dumps(p.doc) for p in plan.params]
+        args = [plan.ret, json.dumps(title), str(ep["manual_line"])]
+        for p in plan.params:
+            if p.py in CLASS_DOCUMENTED and mod.class_docs.setdefault(p.py, p.doc) == p.doc:
+                continue
+            args.append(json.dumps(p.doc))
         for note in notes:
             # A docstring paragraph: a module constant (several endpoints may share it).
             name = mod.note_constants.setdefault(note, f"_{action.upper()}_NOTE")
             args.append(f"note={name}")
-        return f"    {action} = {factory}({', '.join(args)})\n"
+        return f"    {action} = {factory}({', '.join(args)})"
 
-    def render_one_line_list(self, mod: Module, plan: EndpointPlan) -> str | None:
-        """``ListEndpoint[...]``/``SearchEndpoint[...]`` for the usual list and search shape:
-        paging, order_by, sort_by (and search_value)."""
+    def one_line_list_key(self, plan: EndpointPlan) -> tuple[str, str] | None:
+        """(factory, type and option text) of a ``list``/``search`` declarable in one line:
+        paging, order_by, sort_by (and search_value); ``None`` for any other shape."""
         ep, shared = plan.ep, plan.shared
+        if plan.items_field is None or ep["method"] != "GET":
+            return None
         if plan.rules or shared is None or shared.base != "SortedPageQuery":
             return None
         if [(p.name, p.required) for p in shared.params] != [("sort_by", False)]:
@@ -1229,17 +1320,31 @@ class Generator:
             factory = "ListEndpoint"
         else:
             return None
-        mod.imports_base.add(factory)
-        action = ep["id"].split("/", 1)[1]
-        title = (ep.get("title_en") or ep["id"]).rstrip(".") + "."
-        types = f"{plan.ret}, {plan.item_type}, {shared.params[0].typ}"
-        args = [json.dumps(ep["method"]), json.dumps(ep["id"]), json.dumps(title)]
-        args.append(str(ep["manual_line"]))
+        types = f"[{plan.ret}, {plan.item_type}, {shared.params[0].typ}]"
+        options = []
         if plan.items_field != "data":
-            args.append(f'items="{plan.items_field}"')
+            options.append(f'items="{plan.items_field}"')
         if ep["id"] in PAGINATED_WITHOUT_TOTAL:
-            args.append("has_total=False")
-        return f"    {action} = {factory}[{types}]({', '.join(args)})\n"
+            options.append("has_total=False")
+        return factory, f"{types}({', '.join(options)})"
+
+    def render_one_line_list(self, mod: Module, plan: EndpointPlan) -> str | None:
+        """``list``/``search`` in one line: from the class's :class:`Pages` where several
+        endpoints answer the same pages, else a ``ListEndpoint[...]``/``SearchEndpoint[...]``."""
+        key = self.one_line_list_key(plan)
+        if key is None:
+            return None
+        factory, types = key
+        action = plan.ep["id"].split("/", 1)[1]
+        title = (plan.ep.get("title_en") or plan.ep["id"]).rstrip(".") + "."
+        args = f"{json.dumps(title)}, {plan.ep['manual_line']}"
+        if types in mod.pages:
+            method = {"ListEndpoint": "list", "SearchEndpoint": "search"}[factory]
+            return f"    {action} = {mod.pages[types]}.{method}({args})"
+        mod.imports_base.add(factory)
+        head, options = types.split("(", 1)
+        options = options[:-1]
+        return f"    {action} = {factory}{head}({args}{', ' if options else ''}{options})"
 
     def render_method(self, mod: Module, plan: EndpointPlan) -> str:
         one_line = self.render_one_line(mod, plan)
@@ -1364,11 +1469,28 @@ class Generator:
                 uses.setdefault(f"({', '.join(plan.rules)},)", []).append(plan.ep["id"])
         for text, ids in uses.items():
             mod.rule_first[text] = ids[0]
-            if len(ids) > 1:
+            # A module constant where several endpoints share the rules, or where they would
+            # not fit on the decorator's line.
+            first = plans[ids[0]].ep
+            line = f'    @api.endpoint("{first["method"]}", "{first["id"]}", rules={text})'
+            if len(ids) > 1 or len(line) + 4 * text.count("(") > 100:
                 mod.rule_constants[text] = f"_{ids[0].split('/', 1)[1].upper()}_RULES"
+        # list/search declarations answering the same pages share one Pages of the class.
+        page_keys = [self.one_line_list_key(plan) for plan in plans.values()]
+        counts = collections.Counter(key[1] for key in page_keys if key is not None)
+        shared_pages = [types for types, n in counts.items() if n > 1]
+        assert len(shared_pages) <= 1, (mod.group, shared_pages)
+        mod.pages = {types: "_pages" for types in shared_pages}
         methods = [self.render_method(mod, plan) for plan in plans.values()]
         shared_sets = [self.render_shared_set(mod, s) for s in mod.shared_sets]
-        request_types = [self.render_request_type(mod, nt) for nt in mod.request_types.values()]
+        request_types = []
+        shared_imports: set[str] = mod.imports_shared
+        for nt in mod.request_types.values():
+            text = self.render_request_type(mod, nt)
+            if nt.name in self.shared_requests:
+                shared_imports.add(nt.name)
+            else:
+                request_types.append(text)
         extra_classes = []
         for (group, name), (doc, fields) in EXTRA_RESPONSE_CLASSES.items():
             if group != mod.group:
@@ -1386,7 +1508,6 @@ class Generator:
         # shapes several modules answer) is declared once; the other names are aliases.
         response_types = []
         struct_aliases: list[str] = []
-        shared_imports: set[str] = set()
         local: dict[tuple[str, ...], str] = {}
         declared: list[NestedType] = []
         for nt in mod.response_types.values():
@@ -1403,11 +1524,25 @@ class Generator:
                 struct_aliases.append(f"#: {where}: the fields of :class:`{target}`.")
                 struct_aliases.append(f"{nt.name} = {target}")
         bases = self.plan_bases(mod, declared)
+        # A class is defined after the one it extends.
+        by_name = {nt.name: nt for nt in declared}
+        ordered: list[NestedType] = []
+
+        def place(nt: NestedType) -> None:
+            base = bases.get(nt.name)
+            if base is not None and base.name in by_name:
+                place(by_name[base.name])
+            if nt not in ordered:
+                ordered.append(nt)
+
+        for nt in declared:
+            place(nt)
+        shared_imports.update(b.name for b in bases.values() if b.name in self.shared_rows)
         response_types += [
             self.render_nested_response(mod, b, None, t) for b, t in mod.base_structs
         ]
         response_types += [
-            self.render_nested_response(mod, nt, bases.get(nt.name)) for nt in declared
+            self.render_nested_response(mod, nt, bases.get(nt.name)) for nt in ordered
         ]
         first, last = mod.endpoints[0]["manual_line"], mod.endpoints[-1]["manual_line"]
         lines_text = f"line {first}" if first == last else f"lines {first}-{last}"
@@ -1443,8 +1578,7 @@ class Generator:
             out.append("from yeastar_async._models import ApiResponse")
         if mod.imports_external:
             out.append(f"from {EXTERNAL_MODULE} import {', '.join(sorted(mod.imports_external))}")
-        base = sorted(mod.imports_base | {"Resource"}, key=lambda s: (s[0].islower(), s))
-        out.append(f"from yeastar_async.resources._base import {', '.join(base)}")
+        out.append("from yeastar_async.resources import _base as api")
         if shared_imports:
             names = ", ".join(sorted(shared_imports))
             out.append(f"from yeastar_async.resources._shared import {names}")
@@ -1468,11 +1602,12 @@ class Generator:
         out += request_types
         out.append("")
         out += [t + "\n" for t in shared_sets]
+        out += [t + "\n" for t in response_types]
+        # After the structs: a page answer names its item type among its bases.
         for _name, _ep, lines in mod.response_classes:
             out += lines
             out.append("")
             out.append("")
-        out += [t + "\n" for t in response_types]
         if struct_aliases:
             out += [*struct_aliases, "", ""]
         out += [t + "\n" for t in extra_classes]
@@ -1496,9 +1631,16 @@ class Generator:
         out.append('    """')
         out.append("")
         out.append(f'    group = "{mod.group}"')
-        out.append("")
-        out += methods
-        return "\n".join(out) + "\n"
+        for param, doc in mod.class_docs.items():
+            out.append(f"    {param}_doc = {json.dumps(doc)}")
+        for types, name in mod.pages.items():
+            out.append(f"    {name} = Pages{types}")
+        # One-line declarations stand together; a full method gets a blank line around it.
+        for method in methods:
+            if method.endswith("\n") or out[-1].endswith('"""') or not out[-1]:
+                out.append("")
+            out.append(method)
+        return qualify("\n".join(out) + "\n", mod.imports_base | {"Pages", "Resource"})
 
     def render_init(self) -> str:
         out = [
@@ -1576,6 +1718,24 @@ class Generator:
         return "\n".join(out) + "\n"
 
 
+def qualify(source: str, names: set[str]) -> str:
+    """``source`` with the ``_base`` names it uses written ``api.<name>`` (code, not strings).
+
+    The modules import ``_base`` once, as ``api``, rather than name by name."""
+    lines = source.splitlines(keepends=True)
+    found = []
+    previous = None
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.NAME and token.string in names and previous != ".":
+            found.append(token.start)
+        if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
+            previous = token.string
+    # Last first: an insertion must not shift the columns of the tokens still to do.
+    for row, col in reversed(found):
+        lines[row - 1] = f"{lines[row - 1][:col]}api.{lines[row - 1][col:]}"
+    return "".join(lines)
+
+
 #: Fewest fields (same declaration and description) several structs share to get a base struct.
 MIN_BASE_FIELDS = 5
 
@@ -1584,14 +1744,24 @@ PORTABLE = {"str", "int", "float", "dict", "list", "Any", "None"}
 
 
 def shared_structs(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[Any, Any]:
-    """Field lines answered by several modules, plain enough to share -> (name, class text)."""
+    """Structs several modules answer, plain enough to share -> (name, class text): the same
+    fields in several modules, or all fields of a struct another module's struct extends."""
     groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for (group, name), key in gen.struct_keys.items():
         groups.setdefault(key, []).append((group, name))
     found: dict[tuple[str, ...], tuple[str, str]] = {}
     taken: set[str] = set()
     for key, users in groups.items():
-        if len({g for g, _ in users}) < 2:
+        modules = {g for g, _ in users}
+        if len(modules) < 2 and len(key) >= MIN_BASE_FIELDS:
+            # Extended by a struct of another module (a superset of its fields)?
+            fields = set(key)
+            modules |= {
+                g
+                for (g, _), other in gen.struct_keys.items()
+                if g not in modules and fields < set(other)
+            }
+        if len(modules) < 2:
             continue
         annotations = " ".join(line.split(":", 1)[1].split(" = ")[0] for line in key)
         if not set(re.findall(r"[A-Za-z_]\w*", annotations)) <= PORTABLE:
@@ -1603,7 +1773,23 @@ def shared_structs(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[An
     return found
 
 
-def render_shared(found: dict[Any, Any]) -> str:
+def shared_requests(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[str, str]:
+    """Request structs of the same name and fields in several modules -> class text; only
+    those whose docs refer to no struct, or to one declared in _shared.py as well."""
+    shared_names = {name for name, _ in gen.shared_structs.values()}
+    users: dict[tuple[str, Any], list[str]] = {}
+    for (group, name), key in gen.request_keys.items():
+        users.setdefault((name, key), []).append(group)
+    found = {}
+    for (name, (body, twin)), groups in users.items():
+        annotations = " ".join(line.split(":", 1)[1].split(" = ")[0] for line in body)
+        portable = set(re.findall(r"[A-Za-z_]\w*", annotations)) <= PORTABLE
+        if len(groups) > 1 and portable and (twin is None or twin in shared_names):
+            found[name] = texts[(groups[0], name)]
+    return found
+
+
+def render_shared(found: dict[Any, Any], requests: dict[str, str]) -> str:
     """``_shared.py``: the response structs several group modules answer."""
     out = [
         '"""Response structs several endpoint groups answer (generated by tools/gen_resources.py).',
@@ -1613,17 +1799,25 @@ def render_shared(found: dict[Any, Any]) -> str:
         "",
         "from __future__ import annotations",
         "",
-        "from typing import Any",
+        "from typing import Any, Literal",
         "",
         "import msgspec",
         "",
+        *(["from yeastar_async.resources import _base as api", ""] if requests else []),
         "__all__ = [",
-        *[f'    "{name}",' for name, _ in sorted(found.values())],
+        *[
+            f'    "{name}",'
+            for name in sorted([n for n, _ in found.values()] + list(requests) + ["Destination"])
+        ],
         "]",
+        "",
+        "#: Destination types most destination parameters accept; each adds its own to these.",
+        f"Destination = {literal(DESTINATIONS, False)}",
         "",
         "",
     ]
     out += [text + "\n" for _, text in found.values()]
+    out += [qualify(text, {"RequestModel"}) + "\n" for text in requests.values()]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -1636,15 +1830,28 @@ def main() -> int:
     # First pass: which struct shapes several modules share (they go to _shared.py).
     first = Generator(catalog)
     texts: dict[tuple[str, str], str] = {}
+    request_texts: dict[tuple[str, str], str] = {}
     for mod in first.modules:
         first.render_module(mod)
         for nt in mod.response_types.values():
             texts[(mod.group, nt.name)] = first.render_nested_response(mod, nt)
+        for nt in mod.request_types.values():
+            request_texts[(mod.group, nt.name)] = first.render_request_type(mod, nt)
     gen = Generator(catalog)
     gen.shared_structs = shared_structs(first, texts)
+    first.shared_structs = gen.shared_structs
+    gen.shared_requests = shared_requests(first, request_texts)
+    gen.shared_rows = {
+        name: first.struct_fields[users]
+        for users, name in (
+            (next(k for k, v in first.struct_keys.items() if v == key), name)
+            for key, (name, _) in gen.shared_structs.items()
+        )
+    }
     for mod in gen.modules:
         (args.out / f"{mod.group}.py").write_text(gen.render_module(mod), encoding="utf-8")
-    (args.out / "_shared.py").write_text(render_shared(gen.shared_structs), encoding="utf-8")
+    shared = render_shared(gen.shared_structs, gen.shared_requests)
+    (args.out / "_shared.py").write_text(shared, encoding="utf-8")
     (args.out / "__init__.py").write_text(gen.render_init(), encoding="utf-8")
     print(f"wrote {len(gen.modules)} modules for {len(gen.catalog)} endpoints to {args.out}")
     written = [str(args.out / f"{m.group}.py") for m in gen.modules]

@@ -62,6 +62,7 @@ from typing import (
     Required,
     TypedDict,
     TypeVar,
+    Unpack,
     overload,
 )
 
@@ -90,6 +91,7 @@ __all__ = [
     "OrderBy",
     "PageQuery",
     "PageResponse",
+    "Pages",
     "Paginator",
     "RequestModel",
     "Resource",
@@ -432,6 +434,16 @@ def _unpacked(hint: Any) -> Any:
     return args[0]
 
 
+def _bind(annotation: Any, bound: Mapping[Any, Any]) -> Any:
+    """``annotation`` with the type variables in ``bound`` replaced (``S | None`` -> ...)."""
+    if annotation in bound:
+        return bound[annotation]
+    parameters = getattr(annotation, "__parameters__", ())
+    if bound and parameters:
+        return annotation[tuple(bound.get(p, p) for p in parameters)]
+    return annotation
+
+
 @dataclass(eq=False)
 class EndpointSpec:
     """Everything the mechanism knows about one declared endpoint.
@@ -484,13 +496,17 @@ class EndpointSpec:
                     found[name] = Field(name, hints[name], parameter.default is parameter.empty)
                     continue
                 shared = _unpacked(hints[name])
-                raw = typing.get_type_hints(shared, include_extras=True)
-                for key, annotation in typing.get_type_hints(shared).items():
+                # A generic TypedDict comes with its arguments (SortedQuery[...]): bind them.
+                origin = typing.get_origin(shared) or shared
+                parameters = getattr(origin, "__parameters__", ())
+                bound = dict(zip(parameters, typing.get_args(shared), strict=False))
+                raw = typing.get_type_hints(origin, include_extras=True)
+                for key, annotation in typing.get_type_hints(origin).items():
                     # __required_keys__ misses Required[...] under postponed annotations.
-                    required = key in shared.__required_keys__ or (
+                    required = key in origin.__required_keys__ or (
                         typing.get_origin(raw[key]) is Required
                     )
-                    found[key] = Field(key, annotation, required)
+                    found[key] = Field(key, _bind(annotation, bound), required)
             self._fields = found
         return self._fields
 
@@ -664,6 +680,9 @@ class Resource:
 
     #: The endpoint group (the part of the endpoint id before "/").
     group: typing.ClassVar[str] = ""
+    #: What ``id`` / ``ids`` are, for the docstrings of the one-line declarations.
+    id_doc: typing.ClassVar[str] = ""
+    ids_doc: typing.ClassVar[str] = ""
 
     def __init__(
         self, transport: Transport, *, datetime_format: str = DEFAULT_DATETIME_FORMAT
@@ -708,14 +727,16 @@ class Resource:
 
 # -- one-line declarations -----------------------------------------------------------------------
 #
-# Most endpoints of the CRUD groups differ only in their path and response type (``get(id)``,
-# ``query(ids)``, ``delete(id)``; the call actions on one ``channel_id``). Instead of a method
-# body per group, a group declares them in one line, e.g.
-# ``get = by_id("GET", "extension/get", ObjectResponse[ExtDetailInfo], "Query one ...", 1927,
-# "Unique ID of the extension.")``. The result is the same function ``@endpoint`` makes (same
-# spec, same call path, ``help()`` shows the title and manual line); its static type is a
-# descriptor whose bound form is a Protocol with the exact keyword signature, so mypy still
-# checks ``client.extension.get(id=1)`` and knows its return type.
+# Most endpoints of the CRUD groups differ only in their response type, title and manual line
+# (``get(id)``, ``query(ids)``, ``delete(id)``, the call actions on one ``channel_id``, ``list``
+# and ``search``). A group declares each in one line, e.g.
+# ``get = by_id(ObjectResponse[ExtDetailInfo], "Query one extension.", 1927)``. The class
+# supplies the rest: the path is its ``group`` and the attribute name (``extension/get``, as the
+# client's ``client.group.action`` naming promises), the docs of ``id`` / ``ids`` are its
+# ``id_doc`` / ``ids_doc``. When the class is created, the declaration puts in its place the
+# same function ``@endpoint`` makes (same spec, same call path, ``help()`` shows the title and
+# manual line). Its static type is a descriptor whose bound form has the exact keyword
+# signature, so mypy still checks ``client.extension.get(id=1)`` and knows its return type.
 
 
 class ById(Protocol[R_co]):
@@ -750,112 +771,153 @@ class NoParams(Protocol[R_co]):
         ...
 
 
-class Declared(Protocol[C_co]):
-    """Static type of a one-line declaration: a method whose bound form is ``C_co``."""
-
-    @overload
-    def __get__(self, instance: None, owner: type[Any], /) -> Callable[..., Any]: ...
-    @overload
-    def __get__(self, instance: Resource, owner: type[Any], /) -> C_co: ...
-
-
 _OBJECT_OR_LIST_NOTE = (
     "The manual types ``data`` one way and prints the other; read ``.items`` for a list either way."
 )
 
 
-def _declare(
-    template: Callable[..., Any],
-    method: Literal["GET", "POST"],
-    path: str,
-    response: Any,
-    title: str,
-    line: int,
-    args: Iterable[tuple[str, str]] = (),
-    *,
-    annotations: Mapping[str, Any] | None = None,
-    items: str | None = None,
-    has_total: bool = True,
-    note: str = "",
-) -> Any:
-    """The installed endpoint function of a one-line declaration (see :func:`by_id`).
+class Declared(Generic[C]):
+    """An endpoint declared in one line; ``C`` is the static type of its bound method.
 
-    ``template`` (the ``__call__`` of the static type: its body never runs, ``_install``
-    replaces it as for ``@endpoint``) gives the signature; ``annotations`` replace some of its
-    annotations (they end up in :meth:`EndpointSpec.fields`); ``args`` document the parameters.
+    When the owning class is created, :meth:`__set_name__` builds the endpoint function (what
+    ``@endpoint`` makes) and puts it in the declaration's place, so at run time the class holds
+    a plain function; the ``__get__`` overloads tell type checkers what an instance hands out.
+
+    Args:
+        template: a ``__call__`` whose signature the endpoint takes (its body never runs).
+        response: the answer's type.
+        title: the docstring's first line.
+        line: the manual's line of the endpoint, for the docstring.
+        args: ``(parameter, doc)`` for the docstring; a ``None`` doc takes the class attribute
+            ``<parameter>_doc`` (``id_doc``, ``ids_doc``).
+        method: the HTTP method.
+        path: the endpoint id; default: the class's ``group`` and the attribute name.
+        note: a paragraph added to the docstring.
     """
-    name = path.split("/", 1)[1]
-    func = types.FunctionType(template.__code__, template.__globals__, name)
-    func.__kwdefaults__ = dict(template.__kwdefaults__ or {})
-    func.__annotations__ = {**template.__annotations__, **(annotations or {})}
-    func.__annotations__["return"] = Paginator[response, Any] if items else response
-    func.__qualname__ = name
-    doc = f"{title}\n\n``{method} {path}``, manual line {line}."
-    if typing.get_origin(response) is ObjectOrListResponse:
-        doc += f"\n\n{_OBJECT_OR_LIST_NOTE}"
-    if note:
-        doc += f"\n\n{note}"
-    documented = "".join(f"\n    {arg}: {text}" for arg, text in args)
-    if documented:
-        doc += f"\n\nArgs:{documented}"
-    func.__doc__ = doc
-    spec = EndpointSpec(method, path, func, items=items, has_total=has_total)
-    # The response type is given, not annotated: set it as response_type() would cache it.
-    spec._response_type = response
-    return _install(spec)
+
+    def __init__(
+        self,
+        template: Callable[..., Any],
+        response: Any,
+        title: str,
+        line: int,
+        args: Iterable[tuple[str, str | None]] = (),
+        *,
+        method: Literal["GET", "POST"] = "GET",
+        path: str | None = None,
+        note: str = "",
+    ) -> None:
+        self._template = template
+        self._response = response
+        self._title = title
+        self._line = line
+        self._args = tuple(args)
+        self._method: Literal["GET", "POST"] = method
+        self._path = path
+        self._note = note
+        #: For paginated endpoints: the response field of the items, and whether the response
+        #: carries ``total_number``.
+        self._items: str | None = None
+        self._has_total = True
+
+    def _annotations(self) -> dict[str, Any]:
+        """Annotations replacing the template's (they end up in :meth:`EndpointSpec.fields`)."""
+        return {}
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        group = getattr(owner, "group", "")
+        if self._path is None and not group:
+            raise TypeError(f"{owner.__name__}.{name}: no group to make the path of: give path=")
+        path = self._path or f"{group}/{name}"
+        args = [
+            (arg, getattr(owner, f"{arg}_doc", "") if doc is None else doc)
+            for arg, doc in self._args
+        ]
+        # type.__new__ calls this on a copy of the namespace: replacing the attribute is safe.
+        setattr(owner, name, self._function(name, path, args))
+
+    def _function(self, name: str, path: str, args: Iterable[tuple[str, str]]) -> Any:
+        template = self._template
+        func = types.FunctionType(template.__code__, template.__globals__, name)
+        func.__kwdefaults__ = dict(template.__kwdefaults__ or {})
+        func.__annotations__ = {**template.__annotations__, **self._annotations()}
+        response: Any = self._response
+        func.__annotations__["return"] = Paginator[response, Any] if self._items else response
+        func.__qualname__ = name
+        doc = f"{self._title}\n\n``{self._method} {path}``, manual line {self._line}."
+        if typing.get_origin(response) is ObjectOrListResponse:
+            doc += f"\n\n{_OBJECT_OR_LIST_NOTE}"
+        if self._note:
+            doc += f"\n\n{self._note}"
+        documented = "".join(f"\n    {arg}: {text}" for arg, text in args)
+        if documented:
+            doc += f"\n\nArgs:{documented}"
+        func.__doc__ = doc
+        spec = EndpointSpec(self._method, path, func, items=self._items, has_total=self._has_total)
+        # The response type is given, not annotated: set it as response_type() would cache it.
+        spec._response_type = response
+        return _install(spec)
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any], /) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, instance: Resource, owner: type[Any], /) -> C: ...
+    def __get__(self, instance: Resource | None, owner: type[Any], /) -> Any:
+        """Only reached outside a class body: the declaration was never installed."""
+        raise TypeError("declare endpoints in the body of a Resource class")
 
 
 def by_id(
-    method: Literal["GET", "POST"], path: str, response: type[R], title: str, line: int, id: str
+    response: type[R], title: str, line: int, id: str | None = None, *, path: str | None = None
 ) -> Declared[ById[R]]:
-    """Declare the endpoint ``path`` taking one ``id: int``, answering ``response``.
+    """Declare a GET endpoint taking one ``id: int``, answering ``response``.
 
-    ``title`` and ``line`` (the manual's line) make the docstring; ``id`` documents the id.
+    ``title`` and ``line`` (the manual's line) make the docstring; ``id`` documents the id
+    (default: the class's ``id_doc``); ``path`` defaults to the class's ``group``/attribute.
     """
-    func = _declare(ById.__call__, method, path, response, title, line, [("id", id)])
-    return typing.cast(Declared[ById[R]], func)
+    return Declared(ById.__call__, response, title, line, [("id", id)], path=path)
 
 
 def by_ids(
-    method: Literal["GET", "POST"], path: str, response: type[R], title: str, line: int, ids: str
+    response: type[R], title: str, line: int, ids: str | None = None, *, path: str | None = None
 ) -> Declared[ByIds[R]]:
-    """Declare the endpoint ``path`` taking ``ids`` (comma-separated), answering ``response``."""
-    func = _declare(ByIds.__call__, method, path, response, title, line, [("ids", ids)])
-    return typing.cast(Declared[ByIds[R]], func)
+    """Declare a GET endpoint taking ``ids`` (comma-separated), answering ``response``.
+
+    ``ids`` documents the parameter (default: the class's ``ids_doc``).
+    """
+    return Declared(ByIds.__call__, response, title, line, [("ids", ids)], path=path)
 
 
 def by_channel(
-    method: Literal["GET", "POST"],
-    path: str,
     response: type[R],
     title: str,
     line: int,
     channel_id: str,
     *,
     note: str = "",
+    path: str | None = None,
 ) -> Declared[ByChannel[R]]:
-    """Declare the endpoint ``path`` taking one ``channel_id: str``, answering ``response``.
+    """Declare a POST call action taking one ``channel_id: str``, answering ``response``.
 
-    ``note`` is a paragraph added to the docstring.
+    ``channel_id`` documents the parameter; ``note`` is a paragraph added to the docstring.
     """
     args = [("channel_id", channel_id)]
-    func = _declare(ByChannel.__call__, method, path, response, title, line, args, note=note)
-    return typing.cast(Declared[ByChannel[R]], func)
+    return Declared(
+        ByChannel.__call__, response, title, line, args, method="POST", path=path, note=note
+    )
 
 
 def no_params(
-    method: Literal["GET", "POST"], path: str, response: type[R], title: str, line: int
+    response: type[R], title: str, line: int, *, path: str | None = None
 ) -> Declared[NoParams[R]]:
-    """Declare the endpoint ``path`` that takes no parameters, answering ``response``."""
-    func = _declare(NoParams.__call__, method, path, response, title, line)
-    return typing.cast(Declared[NoParams[R]], func)
+    """Declare a GET endpoint that takes no parameters, answering ``response``."""
+    return Declared(NoParams.__call__, response, title, line, path=path)
 
 
 # The list endpoints of the CRUD groups (``list`` and ``search``: paging, order_by and a sort_by
-# whose values differ by group) are declared in one line too, with the types given by explicit
-# type application, e.g. ``list = ListEndpoint[PageResponse[ExtBasicinfo], ExtBasicinfo,
-# ExtensionSortBy]("GET", "extension/list", "Query extension list.", 1537)``: mypy reads the
-# bound signature from ListCall/SearchCall, the runtime reads the types from ``__orig_class__``.
+# whose values differ by group) are declared in one line too. The types come by explicit type
+# application: mypy reads the bound signature from ListCall/SearchCall, the runtime reads the
+# types from ``__orig_class__``. A group with both declares the types once, on :class:`Pages`.
 
 _PAGE_ARGS = (
     ("sort_by", "Field to sort by."),
@@ -869,13 +931,7 @@ class ListCall(Generic[R, I, S]):
     """Static type of a bound ``list`` method declared with :class:`ListEndpoint`."""
 
     def __call__(
-        self,
-        *,
-        sort_by: S | None = None,
-        page: int | None = None,
-        page_size: int | None = None,
-        order_by: OrderBy | None = None,
-        timeout: float | None = None,
+        self, *, timeout: float | None = None, **query: Unpack[SortedQuery[S]]
     ) -> Paginator[R, I]:
         """One page when awaited, every item when iterated (see :class:`Paginator`)."""
         raise NotImplementedError  # only a type: the runtime object is the bound endpoint
@@ -888,83 +944,97 @@ class SearchCall(Generic[R, I, S]):
         self,
         *,
         search_value: str | None = None,
-        sort_by: S | None = None,
-        page: int | None = None,
-        page_size: int | None = None,
-        order_by: OrderBy | None = None,
         timeout: float | None = None,
+        **query: Unpack[SortedQuery[S]],
     ) -> Paginator[R, I]:
         """One page when awaited, every item when iterated (see :class:`Paginator`)."""
         raise NotImplementedError  # only a type: the runtime object is the bound endpoint
 
 
-class _PagedEndpoint(Generic[C]):
-    """A paginated endpoint declared in one line; ``C`` is the type of its bound method.
+class _PagedEndpoint(Declared[C]):
+    """A paginated GET endpoint declared in one line; ``C`` is the type of its bound method.
 
     The subclasses are subscripted with (response, item, sort_by) where they are declared.
     """
 
-    _template: typing.ClassVar[Callable[..., Any]]
+    _call: typing.ClassVar[Callable[..., Any]]
     _search: typing.ClassVar[bool] = False
 
     def __init__(
         self,
-        method: Literal["GET", "POST"],
-        path: str,
         title: str,
         line: int,
         *,
         items: str = "data",
         has_total: bool = True,
+        path: str | None = None,
     ) -> None:
-        self._declaration = (method, path, title, line)
+        args = (("search_value", "Search keyword."),) * self._search + _PAGE_ARGS
+        super().__init__(type(self)._call, None, title, line, args, path=path)
         self._items = items
         self._has_total = has_total
-        self._function: Any = None
+        self._sort: Any = None
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         # Set by the subscripted class on the instance, before the owner class calls this.
         alias = getattr(self, "__orig_class__", None)
         if alias is None:
             raise TypeError(f"{name}: give the types, e.g. {type(self).__name__}[R, I, S](...)")
-        response, _item, sort = typing.get_args(alias)
-        method, path, title, line = self._declaration
-        args = (("search_value", "Search keyword."),) * self._search + _PAGE_ARGS
-        self._function = _declare(
-            type(self)._template,
-            method,
-            path,
-            response,
-            title,
-            line,
-            args,
-            annotations={"sort_by": sort | None},
-            items=self._items,
-            has_total=self._has_total,
-        )
+        self._response, _item, self._sort = typing.get_args(alias)
+        super().__set_name__(owner, name)
 
-    @overload
-    def __get__(self, instance: None, owner: type[Any], /) -> Callable[..., Any]: ...
-    @overload
-    def __get__(self, instance: Resource, owner: type[Any], /) -> C: ...
-    def __get__(self, instance: Resource | None, owner: type[Any], /) -> Any:
-        """The declared function (on the class) or the bound method (on an instance)."""
-        if instance is None:
-            return self._function
-        return types.MethodType(self._function, instance)
+    def _annotations(self) -> dict[str, Any]:
+        # Built at run time from the declared sort_by values (no static type to give here).
+        query: Any = SortedQuery
+        return {"query": Unpack[query[self._sort]]}
 
 
 class ListEndpoint(_PagedEndpoint[ListCall[R, I, S]], Generic[R, I, S]):
-    """``list = ListEndpoint[Response, Item, SortBy](method, path, title, manual_line)``."""
+    """``list = ListEndpoint[Response, Item, SortBy](title, manual_line)``."""
 
-    _template = ListCall.__call__
+    _call = ListCall.__call__
 
 
 class SearchEndpoint(_PagedEndpoint[SearchCall[R, I, S]], Generic[R, I, S]):
-    """``search = SearchEndpoint[Response, Item, SortBy](method, path, title, manual_line)``."""
+    """``search = SearchEndpoint[Response, Item, SortBy](title, manual_line)``."""
 
-    _template = SearchCall.__call__
+    _call = SearchCall.__call__
     _search = True
+
+
+class Pages(Generic[R, I, S]):
+    """The types of a group's ``list`` and ``search`` answers, given once for both::
+
+        _pages = Pages[PageResponse[ExtBasicinfo], ExtBasicinfo, ExtensionSortBy]()
+        list = _pages.list("Query extension list.", 1538)
+        search = _pages.search("Search extensions.", 1774)
+
+    ``R`` is the answer of one page, ``I`` the type of its items (the response field ``items``),
+    ``S`` the values of ``sort_by``; ``has_total`` is false where the answer has no
+    ``total_number``.
+    """
+
+    def __init__(self, *, items: str = "data", has_total: bool = True) -> None:
+        self._items = items
+        self._has_total = has_total
+
+    def _declare(self, kind: Any, title: str, line: int) -> Any:
+        alias = getattr(self, "__orig_class__", None)
+        if alias is None:
+            raise TypeError("give the types, e.g. Pages[R, I, S]()")
+        return kind[typing.get_args(alias)](
+            title, line, items=self._items, has_total=self._has_total
+        )
+
+    def list(self, title: str, line: int) -> ListEndpoint[R, I, S]:
+        """A ``list`` endpoint (paging, ``order_by``, ``sort_by``) answering these pages."""
+        declared: ListEndpoint[R, I, S] = self._declare(ListEndpoint, title, line)
+        return declared
+
+    def search(self, title: str, line: int) -> SearchEndpoint[R, I, S]:
+        """A ``search`` endpoint (``search_value`` too) answering these pages."""
+        declared: SearchEndpoint[R, I, S] = self._declare(SearchEndpoint, title, line)
+        return declared
 
 
 # -- pagination --------------------------------------------------------------------------------

@@ -5,11 +5,31 @@ Each group module imports the ones it uses (and names them as its tables do).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
+from yeastar_async.resources import _base as api
+
 __all__ = [
+    "ContactsList",
+    "Destination",
     "SubOrg",
     "TrunkList",
+    "TrunkListParam",
+]
+
+#: Destination types most destination parameters accept; each adds its own to these.
+Destination = Literal[
+    "extension",
+    "ext_vm",
+    "ivr",
+    "ring_group",
+    "queue",
+    "group_vm",
+    "external_num",
+    "play_greeting",
+    "end_call",
 ]
 
 
@@ -25,6 +45,42 @@ class SubOrg(msgspec.Struct, kw_only=True):
     value: str | None = None
 
 
+class ContactsList(msgspec.Struct, kw_only=True):
+    """``Contacts_List`` of ``phonebook/get``, ``phonebook/query`` (manual line 7207).
+
+    Attributes:
+        id: Unique ID of the company contact.
+        contact_name: Company contact name.
+        company: Company.
+        email: Email.
+        business: Business number.
+        business2: Business number 2.
+        mobile: Mobile number.
+        mobile2: Mobile number 2.
+        home: Home number.
+        home2: Home number 2.
+        home_fax: Home fax.
+        business_fax: Business fax.
+        other: Other number.
+        remark: Remark.
+    """
+
+    id: int | None = None
+    contact_name: str | None = None
+    company: str | None = None
+    email: str | None = None
+    business: str | None = None
+    business2: str | None = None
+    mobile: str | None = None
+    mobile2: str | None = None
+    home: str | None = None
+    home2: str | None = None
+    home_fax: str | None = None
+    business_fax: str | None = None
+    other: str | None = None
+    remark: str | None = None
+
+
 class TrunkList(msgspec.Struct, kw_only=True):
     """``Trunk_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8088).
 
@@ -35,5 +91,17 @@ class TrunkList(msgspec.Struct, kw_only=True):
     """
 
     id: int | None = None
+    name: str | None = None
+    type: str | None = None
+
+
+class TrunkListParam(api.RequestModel, kw_only=True):
+    """``Trunk_List`` parameter of ``inbound_route/create``, ``inbound_route/update`` (manual
+    line 8394).
+
+    Fields not listed here mean what they mean in :class:`TrunkList`.
+    """
+
+    id: int
     name: str | None = None
     type: str | None = None

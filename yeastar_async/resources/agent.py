@@ -6,26 +6,26 @@ from collections.abc import Sequence
 from typing import Literal
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import Flag, Resource, endpoint
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "AgentResource",
 ]
 
 
-class AgentResource(Resource):
+class AgentResource(api.Resource):
     """``client.agent``: ``login``, ``pause``."""
 
     group = "agent"
 
-    @endpoint("GET", "agent/login")
+    @api.endpoint("GET", "agent/login")
     async def login(
         self,
         *,
         ext_id: int,
         queue_ids: str | Sequence[int] | None = None,
         operation: Literal["login", "logout"],
-        is_paused: Flag | None = None,
+        is_paused: api.Flag | None = None,
         reason: str | None = None,
         timeout: float | None = None,
     ) -> ApiResponse:
@@ -42,7 +42,7 @@ class AgentResource(Resource):
             reason: Feature code of the pause reason.
         """
 
-    @endpoint("GET", "agent/pause")
+    @api.endpoint("GET", "agent/pause")
     async def pause(
         self,
         *,

@@ -13,15 +13,7 @@ import msgspec
 
 from yeastar_async._models import ApiResponse
 from yeastar_async.events.models import CallMember
-from yeastar_async.resources._base import (
-    ListResponse,
-    Resource,
-    by_channel,
-    endpoint,
-    exactly_one,
-    no_params,
-    requires,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "CallAttendedOperate",
@@ -33,28 +25,6 @@ __all__ = [
 ]
 
 CallAttendedOperate = Literal["abort", "complete", "threeway", "swap"]
-
-
-class CallIdResponse(ApiResponse, kw_only=True):
-    """Answer of ``call/dial`` (manual line 15758).
-
-    Attributes:
-        call_id: Unique ID of the call.
-    """
-
-    call_id: str | None = None
-
-
-class CallParkResponse(ApiResponse, kw_only=True):
-    """Answer of ``call/park`` (manual line 16270).
-
-    Attributes:
-        call_id: Unique ID of the call.
-        parking_slot: Parking slot the call was parked on.
-    """
-
-    call_id: str | None = None
-    parking_slot: str | None = None
 
 
 class CallInfo(msgspec.Struct, kw_only=True):
@@ -87,6 +57,38 @@ class ParkInfos(msgspec.Struct, kw_only=True):
     channel_id: str | None = None
 
 
+class CallIdResponse(ApiResponse, kw_only=True):
+    """Answer of ``call/dial`` (manual line 15758).
+
+    Attributes:
+        call_id: Unique ID of the call.
+    """
+
+    call_id: str | None = None
+
+
+class CallParkResponse(ApiResponse, kw_only=True):
+    """Answer of ``call/park`` (manual line 16270).
+
+    Attributes:
+        call_id: Unique ID of the call.
+        parking_slot: Parking slot the call was parked on.
+    """
+
+    call_id: str | None = None
+    parking_slot: str | None = None
+
+
+#: Call-time checks of call/transfer.
+_TRANSFER_RULES = (
+    api.requires("number", when="type", equals="blind"),
+    api.exactly_one("number", "attended_operate", when="type", equals="attended"),
+)
+
+#: Call-time checks of call/hangup.
+_HANGUP_RULES = (api.exactly_one("channel_id", "paging_number"),)
+
+
 #: Docstring note of accept_inbound and the others using it.
 _ACCEPT_INBOUND_NOTE = (
     "Only effective within 10 seconds of the 30016 event; after that the PBX routes the call "
@@ -94,7 +96,7 @@ _ACCEPT_INBOUND_NOTE = (
 )
 
 
-class CallResource(Resource):
+class CallResource(api.Resource):
     """``client.call``: ``query``, ``dial``, ``accept_inbound``, ``refuse_inbound``, ``listen``,
     ``hold``, ``unhold``, ``mute``, ``unmute``, ``park``, ``park_status``, ``transfer``,
     ``add_member``, ``play_prompt``, ``hangup``, ``record_start``, ``record_pause``,
@@ -103,7 +105,7 @@ class CallResource(Resource):
 
     group = "call"
 
-    @endpoint("GET", "call/query", rules=(exactly_one("call_id", "type", "number"),))
+    @api.endpoint("GET", "call/query", rules=(api.exactly_one("call_id", "type", "number"),))
     async def query(
         self,
         *,
@@ -111,7 +113,7 @@ class CallResource(Resource):
         type: Literal["inbound", "outbound", "internal"] | None = None,
         number: str | None = None,
         timeout: float | None = None,
-    ) -> ListResponse[CallInfo]:
+    ) -> api.ListResponse[CallInfo]:
         """Query calls.
 
         ``GET call/query``, manual line 15605.
@@ -125,7 +127,7 @@ class CallResource(Resource):
             number: Extension number. Required in some cases (checked at call time).
         """
 
-    @endpoint("POST", "call/dial")
+    @api.endpoint("POST", "call/dial")
     async def dial(
         self,
         *,
@@ -147,19 +149,14 @@ class CallResource(Resource):
             auto_answer: If caller is an extension, make its phone auto-answer (no ringing).
         """
 
-    accept_inbound = by_channel(
-        "POST",
-        "call/accept_inbound",
+    accept_inbound = api.by_channel(
         CallIdResponse,
         "Accept an inbound call (inbound call control).",
         15850,
         "Channel ID of the inbound external call.",
         note=_ACCEPT_INBOUND_NOTE,
     )
-
-    refuse_inbound = by_channel(
-        "POST",
-        "call/refuse_inbound",
+    refuse_inbound = api.by_channel(
         CallIdResponse,
         "Refuse an inbound call (inbound call control).",
         15918,
@@ -167,7 +164,7 @@ class CallResource(Resource):
         note=_ACCEPT_INBOUND_NOTE,
     )
 
-    @endpoint("POST", "call/listen")
+    @api.endpoint("POST", "call/listen")
     async def listen(
         self,
         *,
@@ -186,43 +183,23 @@ class CallResource(Resource):
             type: Monitoring mode.
         """
 
-    hold = by_channel(
-        "POST",
-        "call/hold",
-        CallIdResponse,
-        "Hold a call.",
-        16056,
-        "Channel ID of the call member to put on hold.",
+    hold = api.by_channel(
+        CallIdResponse, "Hold a call.", 16056, "Channel ID of the call member to put on hold."
     )
-
-    unhold = by_channel(
-        "POST",
-        "call/unhold",
+    unhold = api.by_channel(
         CallIdResponse,
         "Resume (unhold) a call.",
         16109,
         "Channel ID of the call member that was put on hold.",
     )
-
-    mute = by_channel(
-        "POST",
-        "call/mute",
-        CallIdResponse,
-        "Mute a call member.",
-        16163,
-        "Channel ID of the call member to mute.",
+    mute = api.by_channel(
+        CallIdResponse, "Mute a call member.", 16163, "Channel ID of the call member to mute."
+    )
+    unmute = api.by_channel(
+        CallIdResponse, "Unmute a call member.", 16218, "Channel ID of the muted call member."
     )
 
-    unmute = by_channel(
-        "POST",
-        "call/unmute",
-        CallIdResponse,
-        "Unmute a call member.",
-        16218,
-        "Channel ID of the muted call member.",
-    )
-
-    @endpoint("POST", "call/park")
+    @api.endpoint("POST", "call/park")
     async def park(
         self, *, channel_id: str, parking_slot: str | None = None, timeout: float | None = None
     ) -> CallParkResponse:
@@ -235,18 +212,9 @@ class CallResource(Resource):
             parking_slot: Parking slot (park number) to park the call on.
         """
 
-    park_status = no_params(
-        "GET", "call/park_status", ListResponse[ParkInfos], "Query parked calls.", 16334
-    )
+    park_status = api.no_params(api.ListResponse[ParkInfos], "Query parked calls.", 16334)
 
-    @endpoint(
-        "POST",
-        "call/transfer",
-        rules=(
-            requires("number", when="type", equals="blind"),
-            exactly_one("number", "attended_operate", when="type", equals="attended"),
-        ),
-    )
+    @api.endpoint("POST", "call/transfer", rules=_TRANSFER_RULES)
     async def transfer(
         self,
         *,
@@ -275,7 +243,7 @@ class CallResource(Resource):
             attended_operate: Attended transfer operation.
         """
 
-    @endpoint("POST", "call/add_member")
+    @api.endpoint("POST", "call/add_member")
     async def add_member(
         self,
         *,
@@ -295,7 +263,7 @@ class CallResource(Resource):
                 call.
         """
 
-    @endpoint("POST", "call/play_prompt")
+    @api.endpoint("POST", "call/play_prompt")
     async def play_prompt(
         self,
         *,
@@ -321,7 +289,7 @@ class CallResource(Resource):
             volume: Playback volume of the audio files.
         """
 
-    @endpoint("POST", "call/hangup", rules=(exactly_one("channel_id", "paging_number"),))
+    @api.endpoint("POST", "call/hangup", rules=_HANGUP_RULES)
     async def hangup(
         self,
         *,
@@ -341,27 +309,19 @@ class CallResource(Resource):
             paging_number: Paging group number to hang up.
         """
 
-    record_start = by_channel(
-        "POST",
-        "call/record_start",
+    record_start = api.by_channel(
         CallIdResponse,
         "Start call recording.",
         16714,
         "Channel ID of the member whose call is to be recorded.",
     )
-
-    record_pause = by_channel(
-        "POST",
-        "call/record_pause",
+    record_pause = api.by_channel(
         CallIdResponse,
         "Pause call recording.",
         16765,
         "Channel ID of the member whose recording is to be paused.",
     )
-
-    record_unpause = by_channel(
-        "POST",
-        "call/record_unpause",
+    record_unpause = api.by_channel(
         CallIdResponse,
         "Resume call recording.",
         16818,

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import DownloadResponse, Flag, Resource, endpoint, requires
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "AgentList",
@@ -79,29 +79,7 @@ CallReportType = Literal[
     "extcallbillingdetails",
     "queuecallbacksactivity",
 ]
-CallReportDownloadType = Literal[
-    "extcallstatistics",
-    "extcallactivity",
-    "trunkactivity",
-    "trunkdiddodactivity",
-    "ivr",
-    "queueavgwaittalktime",
-    "queueperformance",
-    "queueperformanceactivity",
-    "queuecallbacksummary",
-    "queuecallbacksactivity",
-    "queuesatisfaction",
-    "queuesatisfactiondetail",
-    "queueagentlogintime",
-    "queueagentpausetime",
-    "queueagentmisscalls",
-    "queueagentperformance",
-    "queueagentinoutcalls",
-    "ringgroupstatistics",
-    "extcallbilling",
-    "extcallbillingdetails",
-    "queuecallbackactivity",
-]
+CallReportDownloadType = CallReportType
 
 
 class CallReportFilters(TypedDict, total=False):
@@ -147,80 +125,10 @@ class CallReportFilters(TypedDict, total=False):
     agent_id_list: str | Sequence[int] | None
     abandon_time: str | None
     talk_time: int | None
-    include_internal: Flag | None
+    include_internal: api.Flag | None
     callback_result: Literal["success", "fail"] | None
     reason: str | None
     communication_type: Literal["Inbound", "Outbound", "Internal"] | None
-
-
-class CallReportListResponse(ApiResponse, kw_only=True):
-    """Answer of ``call_report/list`` (manual line 14062).
-
-    Attributes:
-        total_number: Total number of report records.
-        is_12hour: Whether times use the 12-hour format.
-        ext_call_statistics_list: Extension call statistics report.
-        ext_call_activity_list: Extension call activity report.
-        trunk_activity_list: PBX (trunk) call activity report.
-        trunk_did_dod_activity_list: DID / DOD activity report.
-        ivr_list: IVR report.
-        queue_avg_wait_talk_time_list: Queue average wait and talk time report.
-        queue_performance_list: Queue performance report.
-        queue_performance_activity_list: Queue performance activity report.
-        queue_callbacks_summary_list: Queue callback summary report.
-        queue_callbacks_activity_list: Queue callback report.
-        queue_satisfaction: Satisfaction report.
-        queue_satisfaction_detail_list: Satisfaction survey detail report.
-        queue_agent_login_time_list: Agent login report.
-        queue_agent_pause_time_list: Agent pause report.
-        queue_agent_miss_calls_list: Agent missed calls report.
-        queue_agent_performance_list: Agent performance report.
-        queue_agent_in_out_calls_list: Agent call summary (inbound/outbound) report.
-        ring_group_statistics_list: Ring group statistics report.
-        ext_call_billing_list: Extension call billing report.
-        ext_call_billing_details_list: Extension call billing detail report.
-        callback_result: Queue callback result.
-    """
-
-    total_number: int | None = None
-    is_12hour: int | None = None
-    ext_call_statistics_list: list[ExtCallStatisticsList] = msgspec.field(default_factory=list)
-    ext_call_activity_list: list[ExtCallActivityList] = msgspec.field(default_factory=list)
-    trunk_activity_list: list[TrunkActivityList] = msgspec.field(default_factory=list)
-    trunk_did_dod_activity_list: list[TrunkDidDodActivityList] = msgspec.field(default_factory=list)
-    ivr_list: list[IvrList] = msgspec.field(default_factory=list)
-    queue_avg_wait_talk_time_list: list[QueueAvgWaitTalkTimeList] = msgspec.field(
-        default_factory=list
-    )
-    queue_performance_list: list[QueuePerformanceList] = msgspec.field(default_factory=list)
-    queue_performance_activity_list: list[QueuePerformanceActivityList] = msgspec.field(
-        default_factory=list
-    )
-    queue_callbacks_summary_list: list[QueueCallbacksSummaryList] = msgspec.field(
-        default_factory=list
-    )
-    queue_callbacks_activity_list: list[QueueCallbacksActivityList] = msgspec.field(
-        default_factory=list
-    )
-    queue_satisfaction: list[QueueSatisfaction] = msgspec.field(default_factory=list)
-    queue_satisfaction_detail_list: list[QueueSatisfactionDetailList] = msgspec.field(
-        default_factory=list
-    )
-    queue_agent_login_time_list: list[QueueAgentLoginTimeList] = msgspec.field(default_factory=list)
-    queue_agent_pause_time_list: list[QueueAgentPauseTimeList] = msgspec.field(default_factory=list)
-    queue_agent_miss_calls_list: list[QueueAgentMissCallsList] = msgspec.field(default_factory=list)
-    queue_agent_performance_list: list[QueueAgentPerformanceList] = msgspec.field(
-        default_factory=list
-    )
-    queue_agent_in_out_calls_list: list[QueueAgentInOutCallsList] = msgspec.field(
-        default_factory=list
-    )
-    ring_group_statistics_list: list[RingGroupStatisticsList] = msgspec.field(default_factory=list)
-    ext_call_billing_list: list[ExtCallBillingList] = msgspec.field(default_factory=list)
-    ext_call_billing_details_list: list[ExtCallBillingDetailsList] = msgspec.field(
-        default_factory=list
-    )
-    callback_result: str | None = None
 
 
 class _QueuePerformanceListFields(msgspec.Struct, kw_only=True):
@@ -239,6 +147,12 @@ class _QueuePerformanceListFields(msgspec.Struct, kw_only=True):
         missed_rate: Missed calls as a percentage of all calls.
         abandoned_rate: Abandoned calls as a percentage of all calls.
         sla: Service level of the queue over a period.
+        average_handle_time: Average time agents spent handling answered calls.
+        all_call_average_waiting_time: Average time all queue calls (answered and missed) waited
+            in the queue.
+        answered_call_time: Total talk time of answered calls.
+        answered_hold_time: Total hold time of answered calls.
+        queue_num: Queue number.
     """
 
     queue: str | None = None
@@ -253,6 +167,61 @@ class _QueuePerformanceListFields(msgspec.Struct, kw_only=True):
     missed_rate: float | None = None
     abandoned_rate: float | None = None
     sla: float | None = None
+    average_handle_time: int | None = None
+    all_call_average_waiting_time: int | None = None
+    answered_call_time: int | None = None
+    answered_hold_time: int | None = None
+    queue_num: str | None = None
+
+
+class _IvrCallDetailFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`IvrCallDetail`, :class:`CallDetail`.
+
+    Attributes:
+        id: Unique ID of the call record.
+        time: Time the call was received.
+        call_from: Caller number and name.
+        reason_partya ... reason_partyf: Parts used to build the destination text (fields
+            reason_partya ... reason_partyf).
+        call_to: Number and name of the key-press destination.
+        timestamp: Timestamp of the time the call was received.
+    """
+
+    id: str | None = None
+    time: str | None = None
+    call_from: str | None = None
+    reason_partya: str | None = None
+    reason_partyb: str | None = None
+    reason_partyc: str | None = None
+    reason_partyd: str | None = None
+    reason_partye: str | None = None
+    reason_partyf: str | None = None
+    call_to: str | None = None
+    timestamp: int | None = None
+
+
+class _QueuePerformanceActivityListFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`QueuePerformanceActivityList`, :class:`AgentPerformanceDetail`.
+
+    Attributes:
+        total_calls: Total number of calls in the queried period.
+        answered_calls: Number of calls answered by the queue.
+        missed_calls: Number of calls missed by the queue.
+        average_waiting_time: Average wait time of answered calls before an agent picked up.
+        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
+        average_talking_time: Average talk time between agents and callers.
+        detail: Queue call detail list.
+        answered_waiting_time: Total wait time of answered calls.
+    """
+
+    total_calls: int | None = None
+    answered_calls: int | None = None
+    missed_calls: int | None = None
+    average_waiting_time: int | None = None
+    max_waiting_time: int | None = None
+    average_talking_time: int | None = None
+    detail: list[CallDetail] = []
+    answered_waiting_time: int | None = None
 
 
 class _ExtCallStatisticsListFields(msgspec.Struct, kw_only=True):
@@ -375,38 +344,22 @@ class IvrList(msgspec.Struct, kw_only=True):
     press_count: dict[str, Any] | None = None
 
 
-class IvrCallDetail(msgspec.Struct, kw_only=True):
+class IvrCallDetail(_IvrCallDetailFields, kw_only=True):
     """``ivr_call_detail`` of ``call_report/list`` (manual line 14260).
 
+    Also the fields of :class:`_IvrCallDetailFields`.
+
     Attributes:
-        id: Unique ID of the call record.
-        time: Time the call was received.
-        call_from: Caller number and name.
         press: Key pressed during the call.
         destination: Key-press destination.
         opr_duration: Time from entering the IVR to leaving it.
-        reason_partya ... reason_partyf: Parts used to build the destination text (fields
-            reason_partya ... reason_partyf).
-        call_to: Number and name of the key-press destination.
-        timestamp: Timestamp of the time the call was received.
         dst_num: Number of the key-press destination.
         ivr_num: IVR number.
     """
 
-    id: str | None = None
-    time: str | None = None
-    call_from: str | None = None
     press: str | None = None
     destination: str | None = None
     opr_duration: int | None = None
-    reason_partya: str | None = None
-    reason_partyb: str | None = None
-    reason_partyc: str | None = None
-    reason_partyd: str | None = None
-    reason_partye: str | None = None
-    reason_partyf: str | None = None
-    call_to: str | None = None
-    timestamp: int | None = None
     dst_num: str | None = None
     ivr_num: str | None = None
 
@@ -444,32 +397,23 @@ class QueuePerformanceList(_QueuePerformanceListFields, kw_only=True):
     Also the fields of :class:`_QueuePerformanceListFields`.
 
     Attributes:
-        average_handle_time: Average time agents spent handling answered calls.
-        all_call_average_waiting_time: Average time all queue calls (answered and missed) waited
-            in the queue.
         detail: Queue call detail list.
-        answered_call_time: Total talk time of answered calls.
         total_ring_time: Total ringing time of all calls.
-        answered_hold_time: Total hold time of answered calls.
-        queue_num: Queue number.
     """
 
-    average_handle_time: int | None = None
-    all_call_average_waiting_time: int | None = None
     detail: list[CallDetail] = []
-    answered_call_time: int | None = None
     total_ring_time: int | None = None
-    answered_hold_time: int | None = None
-    queue_num: str | None = None
 
 
-class CallDetail(msgspec.Struct, kw_only=True):
+class CallDetail(_IvrCallDetailFields, kw_only=True):
     """``queue_call_detail`` of ``call_report/list`` (manual line 14321).
 
+    Also the fields of :class:`_IvrCallDetailFields`.
+
     Attributes:
-        id: Unique ID of the call record.
-        time: Time the call was received.
-        call_from: Caller number and name.
+        reason_partya ... reason_partyf: Parts used to build the reason text (fields
+            reason_partya ... reason_partyf).
+        call_to: Callee number and name.
         queue_name: Queue name.
         agent_name: Agent name and number.
         status: Call status.
@@ -482,18 +426,11 @@ class CallDetail(msgspec.Struct, kw_only=True):
         process_ext: Extension number and name of the agent who handled the abandoned/missed
             call.
         process_time: Time an agent changed the handling status of the abandoned/missed call.
-        reason_partya ... reason_partyf: Parts used to build the reason text (fields
-            reason_partya ... reason_partyf).
-        call_to: Callee number and name.
-        timestamp: Timestamp of the time the call was received.
         queue_num: Queue number.
         agent_num: Agent number.
         disposition: Call status.
     """
 
-    id: str | None = None
-    time: str | None = None
-    call_from: str | None = None
     queue_name: str | None = None
     agent_name: str | None = None
     status: str | None = None
@@ -505,31 +442,20 @@ class CallDetail(msgspec.Struct, kw_only=True):
     polling_attempts: int | None = None
     process_ext: str | None = None
     process_time: str | None = None
-    reason_partya: str | None = None
-    reason_partyb: str | None = None
-    reason_partyc: str | None = None
-    reason_partyd: str | None = None
-    reason_partye: str | None = None
-    reason_partyf: str | None = None
-    call_to: str | None = None
-    timestamp: int | None = None
     queue_num: str | None = None
     agent_num: str | None = None
     disposition: str | None = None
 
 
-class QueuePerformanceActivityList(msgspec.Struct, kw_only=True):
+class QueuePerformanceActivityList(_QueuePerformanceActivityListFields, kw_only=True):
     """``queue_performance_activity_list`` of ``call_report/list`` (manual line 14344).
+
+    Also the fields of :class:`_QueuePerformanceActivityListFields`.
 
     Attributes:
         id: Record number.
         time: Time bucket of the report (hour of day, day of month or month of year).
-        total_calls: Total number of calls in the queried period.
-        answered_calls: Number of calls answered by the queue.
-        missed_calls: Number of calls missed by the queue.
         abandoned_calls: Number of calls abandoned by callers before an agent answered.
-        average_waiting_time: Average wait time of answered calls before an agent picked up.
-        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
         answered_rate: Answered calls as a percentage of all calls.
         missed_rate: Missed calls as a percentage of all calls.
         abandoned_rate: Abandoned calls as a percentage of all calls.
@@ -539,10 +465,7 @@ class QueuePerformanceActivityList(msgspec.Struct, kw_only=True):
         average_handle_time: Average time agents spent handling answered calls.
         all_call_average_waiting_time: Average time all queue calls (answered and missed) waited
             in the queue.
-        average_talking_time: Average talk time between agents and callers.
         average_hold_time: Average hold time of answered calls.
-        detail: Queue call detail list.
-        answered_waiting_time: Total wait time of answered calls.
         answered_call_time: Total talk time of answered calls.
         answered_hold_time: Total hold time of answered calls.
         total_talk_time: Total time from answer to end of call.
@@ -550,12 +473,7 @@ class QueuePerformanceActivityList(msgspec.Struct, kw_only=True):
 
     id: int | None = None
     time: int | None = None
-    total_calls: int | None = None
-    answered_calls: int | None = None
-    missed_calls: int | None = None
     abandoned_calls: int | None = None
-    average_waiting_time: int | None = None
-    max_waiting_time: int | None = None
     answered_rate: float | None = None
     missed_rate: float | None = None
     abandoned_rate: float | None = None
@@ -564,10 +482,7 @@ class QueuePerformanceActivityList(msgspec.Struct, kw_only=True):
     total_waiting_time: int | None = None
     average_handle_time: int | None = None
     all_call_average_waiting_time: int | None = None
-    average_talking_time: int | None = None
     average_hold_time: int | None = None
-    detail: list[CallDetail] = []
-    answered_waiting_time: int | None = None
     answered_call_time: int | None = None
     answered_hold_time: int | None = None
     total_talk_time: int | None = None
@@ -755,57 +670,36 @@ class QueueAgentPerformanceList(_QueuePerformanceListFields, kw_only=True):
     Attributes:
         answered_waiting_time: Total wait time of answered calls.
         total_talking_time: Total talk time of all answered queue calls.
-        average_handle_time: Average time agents spent handling answered calls.
-        all_call_average_waiting_time: Average time all queue calls (answered and missed) waited
-            in the queue.
-        answered_hold_time: Total hold time of answered calls.
-        answered_call_time: Total talk time of answered calls.
         total_waiting_time: Total wait time of all queue calls.
         detail: Agent performance detail list.
-        queue_num: Queue number.
     """
 
     answered_waiting_time: int | None = None
     total_talking_time: int | None = None
-    average_handle_time: int | None = None
-    all_call_average_waiting_time: int | None = None
-    answered_hold_time: int | None = None
-    answered_call_time: int | None = None
     total_waiting_time: int | None = None
     detail: list[AgentPerformanceDetail] = []
-    queue_num: str | None = None
 
 
-class AgentPerformanceDetail(msgspec.Struct, kw_only=True):
+class AgentPerformanceDetail(_QueuePerformanceActivityListFields, kw_only=True):
     """``agent_performance_detail`` of ``call_report/list`` (manual line 14540).
 
+    Also the fields of :class:`_QueuePerformanceActivityListFields`.
+
     Attributes:
-        agent_name: Agent name.
-        agent_number: Agent number.
         total_calls: Total calls received by the agent.
         answered_calls: Total calls answered by the agent.
-        average_waiting_time: Average wait time of answered calls before an agent picked up.
-        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
-        answered_waiting_time: Total wait time of answered calls.
-        average_talking_time: Average talk time between agents and callers.
-        total_talking_time: Total talk time of all answered queue calls.
-        missed_call_rate: Unanswered calls as a percentage of all calls.
         missed_calls: Total calls missed by the agent.
         detail: Agent call detail list.
+        agent_name: Agent name.
+        agent_number: Agent number.
+        total_talking_time: Total talk time of all answered queue calls.
+        missed_call_rate: Unanswered calls as a percentage of all calls.
     """
 
     agent_name: str | None = None
     agent_number: str | None = None
-    total_calls: int | None = None
-    answered_calls: int | None = None
-    average_waiting_time: int | None = None
-    max_waiting_time: int | None = None
-    answered_waiting_time: int | None = None
-    average_talking_time: int | None = None
     total_talking_time: int | None = None
     missed_call_rate: float | None = None
-    missed_calls: int | None = None
-    detail: list[CallDetail] = []
 
 
 class QueueAgentInOutCallsList(msgspec.Struct, kw_only=True):
@@ -913,9 +807,79 @@ class ExtCallBillingDetailsList(msgspec.Struct, kw_only=True):
     amount: float | None = None
 
 
+class CallReportListResponse(ApiResponse, kw_only=True):
+    """Answer of ``call_report/list`` (manual line 14062).
+
+    Attributes:
+        total_number: Total number of report records.
+        is_12hour: Whether times use the 12-hour format.
+        ext_call_statistics_list: Extension call statistics report.
+        ext_call_activity_list: Extension call activity report.
+        trunk_activity_list: PBX (trunk) call activity report.
+        trunk_did_dod_activity_list: DID / DOD activity report.
+        ivr_list: IVR report.
+        queue_avg_wait_talk_time_list: Queue average wait and talk time report.
+        queue_performance_list: Queue performance report.
+        queue_performance_activity_list: Queue performance activity report.
+        queue_callbacks_summary_list: Queue callback summary report.
+        queue_callbacks_activity_list: Queue callback report.
+        queue_satisfaction: Satisfaction report.
+        queue_satisfaction_detail_list: Satisfaction survey detail report.
+        queue_agent_login_time_list: Agent login report.
+        queue_agent_pause_time_list: Agent pause report.
+        queue_agent_miss_calls_list: Agent missed calls report.
+        queue_agent_performance_list: Agent performance report.
+        queue_agent_in_out_calls_list: Agent call summary (inbound/outbound) report.
+        ring_group_statistics_list: Ring group statistics report.
+        ext_call_billing_list: Extension call billing report.
+        ext_call_billing_details_list: Extension call billing detail report.
+        callback_result: Queue callback result.
+    """
+
+    total_number: int | None = None
+    is_12hour: int | None = None
+    ext_call_statistics_list: list[ExtCallStatisticsList] = msgspec.field(default_factory=list)
+    ext_call_activity_list: list[ExtCallActivityList] = msgspec.field(default_factory=list)
+    trunk_activity_list: list[TrunkActivityList] = msgspec.field(default_factory=list)
+    trunk_did_dod_activity_list: list[TrunkDidDodActivityList] = msgspec.field(default_factory=list)
+    ivr_list: list[IvrList] = msgspec.field(default_factory=list)
+    queue_avg_wait_talk_time_list: list[QueueAvgWaitTalkTimeList] = msgspec.field(
+        default_factory=list
+    )
+    queue_performance_list: list[QueuePerformanceList] = msgspec.field(default_factory=list)
+    queue_performance_activity_list: list[QueuePerformanceActivityList] = msgspec.field(
+        default_factory=list
+    )
+    queue_callbacks_summary_list: list[QueueCallbacksSummaryList] = msgspec.field(
+        default_factory=list
+    )
+    queue_callbacks_activity_list: list[QueueCallbacksActivityList] = msgspec.field(
+        default_factory=list
+    )
+    queue_satisfaction: list[QueueSatisfaction] = msgspec.field(default_factory=list)
+    queue_satisfaction_detail_list: list[QueueSatisfactionDetailList] = msgspec.field(
+        default_factory=list
+    )
+    queue_agent_login_time_list: list[QueueAgentLoginTimeList] = msgspec.field(default_factory=list)
+    queue_agent_pause_time_list: list[QueueAgentPauseTimeList] = msgspec.field(default_factory=list)
+    queue_agent_miss_calls_list: list[QueueAgentMissCallsList] = msgspec.field(default_factory=list)
+    queue_agent_performance_list: list[QueueAgentPerformanceList] = msgspec.field(
+        default_factory=list
+    )
+    queue_agent_in_out_calls_list: list[QueueAgentInOutCallsList] = msgspec.field(
+        default_factory=list
+    )
+    ring_group_statistics_list: list[RingGroupStatisticsList] = msgspec.field(default_factory=list)
+    ext_call_billing_list: list[ExtCallBillingList] = msgspec.field(default_factory=list)
+    ext_call_billing_details_list: list[ExtCallBillingDetailsList] = msgspec.field(
+        default_factory=list
+    )
+    callback_result: str | None = None
+
+
 #: Call-time checks of call_report/list, call_report/download.
 _LIST_RULES = (
-    requires(
+    api.requires(
         "time",
         when="type",
         equals=(
@@ -926,16 +890,16 @@ _LIST_RULES = (
             "queueperformanceactivity",
         ),
     ),
-    requires("ext_id_list", when="type", equals=("extcallstatistics", "extcallactivity")),
-    requires("trunk_id", when="type", equals="trunkdiddodactivity"),
-    requires(
+    api.requires("ext_id_list", when="type", equals=("extcallstatistics", "extcallactivity")),
+    api.requires("trunk_id", when="type", equals="trunkdiddodactivity"),
+    api.requires(
         "trunk_id_list",
         when="type",
         equals=("trunkactivity", "extcallbilling", "extcallbillingdetails"),
     ),
-    requires("ivr_id_list", when="type", equals="ivr"),
-    requires("ring_group_id_list", when="type", equals="ringgroupstatistics"),
-    requires(
+    api.requires("ivr_id_list", when="type", equals="ivr"),
+    api.requires("ring_group_id_list", when="type", equals="ringgroupstatistics"),
+    api.requires(
         "queue_id",
         when="type",
         equals=(
@@ -948,7 +912,7 @@ _LIST_RULES = (
             "queueagentinoutcalls",
         ),
     ),
-    requires(
+    api.requires(
         "queue_id_list",
         when="type",
         equals=(
@@ -963,12 +927,12 @@ _LIST_RULES = (
 )
 
 
-class CallReportResource(Resource):
+class CallReportResource(api.Resource):
     """``client.call_report``: ``list``, ``download``."""
 
     group = "call_report"
 
-    @endpoint("GET", "call_report/list", rules=_LIST_RULES)
+    @api.endpoint("GET", "call_report/list", rules=_LIST_RULES)
     async def list(
         self,
         *,
@@ -999,14 +963,14 @@ class CallReportResource(Resource):
             type: Call report type.
         """
 
-    @endpoint("GET", "call_report/download", rules=_LIST_RULES)
+    @api.endpoint("GET", "call_report/download", rules=_LIST_RULES)
     async def download(
         self,
         *,
         type: CallReportDownloadType,
         timeout: float | None = None,
         **options: Unpack[CallReportFilters],
-    ) -> DownloadResponse:
+    ) -> api.DownloadResponse:
         """Download a call report (get download URL).
 
         ``GET call_report/download``, manual line 14708. More parameters:

@@ -7,14 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from yeastar_async.resources._base import (
-    DownloadResponse,
-    ListEndpoint,
-    PageResponse,
-    Resource,
-    SortedQuery,
-    endpoint,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "CallScheduleReportListQuery",
@@ -23,7 +16,7 @@ __all__ = [
 ]
 
 
-class CallScheduleReportListQuery(SortedQuery[Literal["id", "name"]], total=False):
+class CallScheduleReportListQuery(api.SortedQuery[Literal["id", "name"]], total=False):
     """Parameters of ``call_schedule_report/list``: paging, ``order_by`` and ``sort_by``."""
 
 
@@ -43,17 +36,16 @@ class ScheduledReports(msgspec.Struct, kw_only=True):
     date: str | None = None
 
 
-class CallScheduleReportResource(Resource):
+class CallScheduleReportResource(api.Resource):
     """``client.call_schedule_report``: ``list``, ``download``."""
 
     group = "call_schedule_report"
+    list = api.ListEndpoint[
+        api.PageResponse[ScheduledReports], ScheduledReports, Literal["id", "name"]
+    ]("Query scheduled call report list.", 14839)
 
-    list = ListEndpoint[PageResponse[ScheduledReports], ScheduledReports, Literal["id", "name"]](
-        "GET", "call_schedule_report/list", "Query scheduled call report list.", 14839
-    )
-
-    @endpoint("GET", "call_schedule_report/download")
-    async def download(self, *, id: int, timeout: float | None = None) -> DownloadResponse:
+    @api.endpoint("GET", "call_schedule_report/download")
+    async def download(self, *, id: int, timeout: float | None = None) -> api.DownloadResponse:
         """Download a scheduled call report (get download URL).
 
         ``GET call_schedule_report/download``, manual line 14948.

@@ -13,15 +13,7 @@ from typing import Literal, TypedDict, Unpack
 
 import msgspec
 
-from yeastar_async.resources._base import (
-    DownloadResponse,
-    Flag,
-    ListEndpoint,
-    PageResponse,
-    Resource,
-    SortedQuery,
-    endpoint,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "CDRDetails",
@@ -50,7 +42,7 @@ CdrSortBy = Literal[
 CdrStatus = Literal["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "VOICEMAIL"]
 
 
-class CdrListQuery(SortedQuery[CdrSortBy], total=False):
+class CdrListQuery(api.SortedQuery[CdrSortBy], total=False):
     """Parameters of ``cdr/list``: paging, ``order_by`` and ``sort_by``."""
 
 
@@ -118,23 +110,22 @@ class CDRDetails(msgspec.Struct, kw_only=True):
     reason: str | None = None
 
 
-class CdrResource(Resource):
+class CdrResource(api.Resource):
     """``client.cdr``: ``list``, ``search``, ``download``."""
 
     group = "cdr"
-
-    list = ListEndpoint[PageResponse[CDRDetails], CDRDetails, CdrSortBy](
-        "GET", "cdr/list", "Query CDR list.", 13636
+    list = api.ListEndpoint[api.PageResponse[CDRDetails], CDRDetails, CdrSortBy](
+        "Query CDR list.", 13636
     )
 
-    @endpoint("GET", "cdr/search")
+    @api.endpoint("GET", "cdr/search")
     async def search(
         self,
         *,
-        enable_fuzzy_search: Flag | None = None,
+        enable_fuzzy_search: api.Flag | None = None,
         timeout: float | None = None,
         **options: Unpack[CdrFilters],
-    ) -> PageResponse[CDRDetails]:
+    ) -> api.PageResponse[CDRDetails]:
         """Search CDRs.
 
         ``GET cdr/search``, manual line 13799. More parameters: :class:`CdrFilters`.
@@ -143,14 +134,14 @@ class CdrResource(Resource):
             enable_fuzzy_search: Whether to match numbers fuzzily.
         """
 
-    @endpoint("GET", "cdr/download")
+    @api.endpoint("GET", "cdr/download")
     async def download(
         self,
         *,
         enable_fuzzy_search: Literal["0", "1"] | None = None,
         timeout: float | None = None,
         **options: Unpack[CdrFilters],
-    ) -> DownloadResponse:
+    ) -> api.DownloadResponse:
         """Download CDRs (get download URL).
 
         ``GET cdr/download``, manual line 13959. More parameters: :class:`CdrFilters`.

@@ -9,20 +9,8 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    ListEndpoint,
-    ListResponse,
-    ObjectResponse,
-    PageResponse,
-    RequestModel,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-)
+from yeastar_async.resources import _base as api
+from yeastar_async.resources._shared import ContactsList
 
 __all__ = [
     "CompanyContactListQuery",
@@ -53,19 +41,18 @@ CompanyContactNumType = Literal[
 ]
 
 
-class NumberListParam(RequestModel, kw_only=True):
+class NumberListParam(api.RequestModel, kw_only=True):
     """``Number_List`` parameter of ``company_contact/create``, ``company_contact/update``
     (manual line 6765).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`NumberList`.
+    Fields not listed here mean what they mean in :class:`NumberList`.
     """
 
     num_type: CompanyContactNumType | None = None
     number: str | None = None
 
 
-class CompanyContactListQuery(SortedQuery[CompanyContactSortBy], total=False):
+class CompanyContactListQuery(api.SortedQuery[CompanyContactSortBy], total=False):
     """Parameters of ``company_contact/list``, ``company_contact/search``: paging, ``order_by``
     and ``sort_by``.
     """
@@ -100,42 +87,17 @@ class CompanyContactOptions(TypedDict, total=False):
     country: str | None
 
 
-class ContactInfo(msgspec.Struct, kw_only=True):
+class ContactInfo(ContactsList, kw_only=True):
     """``Contact_Info`` of ``company_contact/list``, ``company_contact/search`` (manual line
     6211).
 
-    Fields not listed here mean what they mean in :class:`CompanyContactOptions`.
+    Also the fields of :class:`ContactsList`.
 
     Attributes:
-        id: Unique ID of the company contact.
-        contact_name: Company contact name.
         phonebook_list: Phonebooks the contact belongs to.
-        business: Business number.
-        business2: Business number 2.
-        mobile: Mobile number.
-        mobile2: Mobile number 2.
-        home: Home number.
-        home2: Home number 2.
-        business_fax: Business fax.
-        home_fax: Home fax.
-        other: Other number.
     """
 
-    id: int | None = None
-    contact_name: str | None = None
-    company: str | None = None
-    email: str | None = None
-    phonebook_list: list[PhonebookList] = []
-    remark: str | None = None
-    business: str | None = None
-    business2: str | None = None
-    mobile: str | None = None
-    mobile2: str | None = None
-    home: str | None = None
-    home2: str | None = None
-    business_fax: str | None = None
-    home_fax: str | None = None
-    other: str | None = None
+    phonebook_list: list[PhonebookList] = msgspec.field(default_factory=list)
 
 
 class PhonebookList(msgspec.Struct, kw_only=True):
@@ -191,40 +153,23 @@ class NumberList(msgspec.Struct, kw_only=True):
     number: str | None = None
 
 
-class CompanyContactResource(Resource):
+class CompanyContactResource(api.Resource):
     """``client.company_contact``: ``list``, ``search``, ``get``, ``query``, ``create``,
     ``update``, ``delete``.
     """
 
     group = "company_contact"
-
-    list = ListEndpoint[PageResponse[ContactInfo], ContactInfo, CompanyContactSortBy](
-        "GET", "company_contact/list", "Query company contact list.", 6171
+    id_doc = "Unique ID of the company contact."
+    ids_doc = "Unique IDs of the company contacts. A list is sent comma-separated."
+    _pages = api.Pages[api.PageResponse[ContactInfo], ContactInfo, CompanyContactSortBy]()
+    list = _pages.list("Query company contact list.", 6171)
+    search = _pages.search("Search company contacts.", 6316)
+    get = api.by_id(api.ObjectResponse[ContactDetailInfo], "Query one company contact.", 6426)
+    query = api.by_ids(
+        api.ListResponse[ContactDetailInfo], "Query multiple company contacts.", 6562
     )
 
-    search = SearchEndpoint[PageResponse[ContactInfo], ContactInfo, CompanyContactSortBy](
-        "GET", "company_contact/search", "Search company contacts.", 6316
-    )
-
-    get = by_id(
-        "GET",
-        "company_contact/get",
-        ObjectResponse[ContactDetailInfo],
-        "Query one company contact.",
-        6426,
-        "Unique ID of the company contact.",
-    )
-
-    query = by_ids(
-        "GET",
-        "company_contact/query",
-        ListResponse[ContactDetailInfo],
-        "Query multiple company contacts.",
-        6562,
-        "Unique IDs of the company contacts. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "company_contact/create")
+    @api.endpoint("POST", "company_contact/create")
     async def create(
         self,
         *,
@@ -232,7 +177,7 @@ class CompanyContactResource(Resource):
         number_list: Sequence[NumberListParam | Mapping[str, Any]],
         timeout: float | None = None,
         **options: Unpack[CompanyContactOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add a company contact.
 
         ``POST company_contact/create``, manual line 6731. More parameters:
@@ -243,7 +188,7 @@ class CompanyContactResource(Resource):
             number_list: Contact's number list.
         """
 
-    @endpoint("POST", "company_contact/update")
+    @api.endpoint("POST", "company_contact/update")
     async def update(
         self,
         *,
@@ -263,11 +208,4 @@ class CompanyContactResource(Resource):
             first_name, number_list: as for :meth:`create`.
         """
 
-    delete = by_id(
-        "GET",
-        "company_contact/delete",
-        ApiResponse,
-        "Delete a company contact.",
-        6938,
-        "Unique ID of the company contact.",
-    )
+    delete = api.by_id(ApiResponse, "Delete a company contact.", 6938)

@@ -8,22 +8,8 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    Flag,
-    ListEndpoint,
-    ListResponse,
-    ObjectResponse,
-    PageResponse,
-    RequestModel,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-)
-from yeastar_async.resources._shared import SubOrg
+from yeastar_async.resources import _base as api
+from yeastar_async.resources._shared import Destination, SubOrg
 
 __all__ = [
     "ExtBasicinfo",
@@ -53,37 +39,24 @@ ExtensionPresenceStatus = Literal[
 ]
 ExtensionDtmfMode = Literal["rfc4733", "info", "inband", "auto"]
 ExtensionLinkusMobileCodec = Literal["ulaw", "alaw", "ilbc", "g722", "g729", "opus"]
-ExtensionForwardDestination = Literal[
-    "extension",
-    "ext_vm",
-    "ivr",
-    "ring_group",
-    "queue",
-    "group_vm",
-    "mobile_number",
-    "external_num",
-    "play_greeting",
-    "end_call",
-]
+ExtensionForwardDestination = Destination | Literal["mobile_number"]
 
 
-class OrganizationInfoParam(RequestModel, kw_only=True):
+class OrganizationInfoParam(api.RequestModel, kw_only=True):
     """``Organization_Info`` parameter of ``extension/create``, ``extension/update`` (manual
     line 3249).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`OrganizationInfo`.
+    Fields not listed here mean what they mean in :class:`OrganizationInfo`.
     """
 
     value: str
 
 
-class PresenceSettingParam(RequestModel, kw_only=True):
+class PresenceSettingParam(api.RequestModel, kw_only=True):
     """``Presence_Setting`` parameter of ``extension/create``, ``extension/update`` (manual line
     3257).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`PresenceSetting`.
+    Fields not listed here mean what they mean in :class:`PresenceSetting`.
 
     Attributes:
         in_always_forward_prefix: Prefix / play count for always-forwarding internal calls;
@@ -102,41 +75,41 @@ class PresenceSettingParam(RequestModel, kw_only=True):
     """
 
     status: ExtensionPresenceStatus
-    enb_in_always_forward: Flag | None = None
+    enb_in_always_forward: api.Flag | None = None
     in_always_forward_dest: ExtensionForwardDestination | None = None
     in_always_forward_prefix: str | None = None
     in_always_forward_value: str | None = None
     in_always_forward_num: str | None = None
-    enb_in_no_answer_forward: Flag | None = None
+    enb_in_no_answer_forward: api.Flag | None = None
     in_no_answer_forward_dest: ExtensionForwardDestination | None = None
     in_no_answer_forward_prefix: str | None = None
     in_no_answer_forward_value: str | None = None
     in_no_answer_forward_num: str | None = None
-    enb_in_busy_forward: Flag | None = None
+    enb_in_busy_forward: api.Flag | None = None
     in_busy_forward_dest: ExtensionForwardDestination | None = None
     in_busy_forward_prefix: str | None = None
     in_busy_forward_value: str | None = None
     in_busy_forward_num: str | None = None
-    enb_ex_always_forward: Flag | None = None
+    enb_ex_always_forward: api.Flag | None = None
     ex_always_forward_dest: ExtensionForwardDestination | None = None
     ex_always_forward_prefix: str | None = None
     ex_always_forward_value: str | None = None
     ex_always_forward_num: str | None = None
-    enb_ex_no_answer_forward: Flag | None = None
+    enb_ex_no_answer_forward: api.Flag | None = None
     ex_no_answer_forward_dest: ExtensionForwardDestination | None = None
     ex_no_answer_forward_prefix: str | None = None
     ex_no_answer_forward_value: str | None = None
     ex_no_answer_forward_num: str | None = None
-    enb_ex_busy_forward: Flag | None = None
+    enb_ex_busy_forward: api.Flag | None = None
     ex_busy_forward_dest: ExtensionForwardDestination | None = None
     ex_busy_forward_prefix: str | None = None
     ex_busy_forward_value: str | None = None
     ex_busy_forward_num: str | None = None
     ring_timeout: int | None = None
-    enb_ring_mobile: Flag | None = None
+    enb_ring_mobile: api.Flag | None = None
 
 
-class ExtensionListQuery(SortedQuery[ExtensionSortBy], total=False):
+class ExtensionListQuery(api.SortedQuery[ExtensionSortBy], total=False):
     """Parameters of ``extension/list``, ``extension/search``: paging, ``order_by`` and
     ``sort_by``.
     """
@@ -196,53 +169,63 @@ class ExtensionOptions(TypedDict, total=False):
     presence_list: Sequence[PresenceSettingParam | Mapping[str, Any]] | None
     presence_mobile_prefix: str | None
     agent_id: str | None
-    enb_vm: Flag | None
-    enb_vm_pin: Flag | None
+    enb_vm: api.Flag | None
+    enb_vm_pin: api.Flag | None
     vm_pin: str | None
     new_vm_notification: Literal["no", "with_attach", "without_attach"] | None
     vm_after_notification: Literal["no", "mark_read", "delete"] | None
-    enb_all_reject_mode_for_endpoints: Flag | None
+    enb_all_reject_mode_for_endpoints: api.Flag | None
     dtmf_mode: ExtensionDtmfMode | None
     transport: Literal["udp", "tcp", "tls"] | None
-    enb_qualify: Flag | None
-    enb_t38_support: Flag | None
-    enb_nat: Flag | None
-    enb_srtp: Flag | None
-    allow_reg_remotely: Flag | None
-    disable_outb_call: Flag | None
-    disable_outb_call_outside_business_hours: Flag | None
-    disable_international_call: Flag | None
+    enb_qualify: api.Flag | None
+    enb_t38_support: api.Flag | None
+    enb_nat: api.Flag | None
+    enb_srtp: api.Flag | None
+    allow_reg_remotely: api.Flag | None
+    disable_outb_call: api.Flag | None
+    disable_outb_call_outside_business_hours: api.Flag | None
+    disable_international_call: api.Flag | None
     outbound_route_permission: Sequence[int] | None
-    enb_internal_client: Flag | None
+    enb_internal_client: api.Flag | None
     linkus_mobile_codec: ExtensionLinkusMobileCodec | None
     enb_ice: Literal["yes", "no"] | None
 
 
-class ExtBasicinfo(msgspec.Struct, kw_only=True):
-    """``Ext_Basicinfo`` of ``extension/list``, ``extension/search`` (manual line 1578).
+class _ExtBasicinfoFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`ExtBasicinfo`, :class:`ExtDetailInfo`.
 
     Fields not listed here mean what they mean in :class:`ExtensionOptions`.
 
     Attributes:
         id: Unique ID of the extension.
-        online_status: Online status of the extension's endpoints, covering the following
-            endpoints.
-        presence_statuses: Extension presence status.
         number: Extension number.
-        caller_id_name: User name.
-        role_name: User role.
         presence_status: Extension presence status.
     """
 
     id: int | None = None
-    online_status: OnlineStatusByEndpoint | None = None
-    presence_statuses: str | None = None
     number: str | None = None
-    caller_id_name: str | None = None
-    role_name: str | None = None
     email_addr: str | None = None
     mobile_number: str | None = None
     presence_status: str | None = None
+
+
+class ExtBasicinfo(_ExtBasicinfoFields, kw_only=True):
+    """``Ext_Basicinfo`` of ``extension/list``, ``extension/search`` (manual line 1578).
+
+    Also the fields of :class:`_ExtBasicinfoFields`.
+
+    Attributes:
+        online_status: Online status of the extension's endpoints, covering the following
+            endpoints.
+        presence_statuses: Extension presence status.
+        caller_id_name: User name.
+        role_name: User role.
+    """
+
+    online_status: OnlineStatusByEndpoint | None = None
+    presence_statuses: str | None = None
+    caller_id_name: str | None = None
+    role_name: str | None = None
 
 
 class OnlineStatus(msgspec.Struct, kw_only=True):
@@ -273,19 +256,19 @@ class StatusList(msgspec.Struct, kw_only=True):
     linkus_dev_type: str | None = None
 
 
-class ExtDetailInfo(msgspec.Struct, kw_only=True):
+class ExtDetailInfo(_ExtBasicinfoFields, kw_only=True):
     """``Ext_DetailInfo`` of ``extension/get``, ``extension/query`` (manual line 1958).
+
+    Also the fields of :class:`_ExtBasicinfoFields`.
 
     Fields not listed here mean what they mean in :class:`ExtensionOptions`.
 
     Attributes:
-        id: Unique ID of the extension.
+        presence_status: Current presence status of the extension.
         type: Extension type.
-        number: Extension number.
         reg_name: Authentication (registration) name.
         reg_password: Registration password.
         concurrent_registrations: Number of concurrent SIP endpoint registrations.
-        presence_status: Current presence status of the extension.
         enb_vm: Whether voicemail is enabled.
         enb_vm_pin: Whether voicemail PIN authentication is enabled.
         enb_all_reject_mode_for_endpoints: Whether the other endpoints stop ringing after a call
@@ -305,21 +288,16 @@ class ExtDetailInfo(msgspec.Struct, kw_only=True):
         user_password: User password.
     """
 
-    id: int | None = None
     type: str | None = None
     first_name: str | None = None
     last_name: str | None = None
-    email_addr: str | None = None
-    mobile_number: str | None = None
     organization_list: list[OrganizationInfo] = []
     role_id: int | None = None
     title: str | None = None
-    number: str | None = None
     caller_id: str | None = None
     reg_name: str | None = None
     reg_password: str | None = None
     concurrent_registrations: int | None = None
-    presence_status: str | None = None
     presence_list: list[PresenceSetting] = []
     agent_id: str | None = None
     enb_vm: int | None = None
@@ -469,40 +447,21 @@ class OnlineStatusByEndpoint(msgspec.Struct, kw_only=True):
     linkus_web: OnlineStatus | None = None
 
 
-class ExtensionResource(Resource):
+class ExtensionResource(api.Resource):
     """``client.extension``: ``list``, ``search``, ``get``, ``query``, ``create``,
     ``send_welcome_email``, ``update``, ``delete``.
     """
 
     group = "extension"
+    id_doc = "Unique ID of the extension."
+    ids_doc = "Unique IDs of the extensions. A list is sent comma-separated."
+    _pages = api.Pages[api.PageResponse[ExtBasicinfo], ExtBasicinfo, ExtensionSortBy]()
+    list = _pages.list("Query extension list.", 1538)
+    search = _pages.search("Search extensions.", 1774)
+    get = api.by_id(api.ObjectResponse[ExtDetailInfo], "Query one extension.", 1927)
+    query = api.by_ids(api.ListResponse[ExtDetailInfo], "Query multiple extensions.", 2386)
 
-    list = ListEndpoint[PageResponse[ExtBasicinfo], ExtBasicinfo, ExtensionSortBy](
-        "GET", "extension/list", "Query extension list.", 1538
-    )
-
-    search = SearchEndpoint[PageResponse[ExtBasicinfo], ExtBasicinfo, ExtensionSortBy](
-        "GET", "extension/search", "Search extensions.", 1774
-    )
-
-    get = by_id(
-        "GET",
-        "extension/get",
-        ObjectResponse[ExtDetailInfo],
-        "Query one extension.",
-        1927,
-        "Unique ID of the extension.",
-    )
-
-    query = by_ids(
-        "GET",
-        "extension/query",
-        ListResponse[ExtDetailInfo],
-        "Query multiple extensions.",
-        2386,
-        "Unique IDs of the extensions. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "extension/create")
+    @api.endpoint("POST", "extension/create")
     async def create(
         self,
         *,
@@ -515,7 +474,7 @@ class ExtensionResource(Resource):
         presence_status: ExtensionPresenceStatus,
         timeout: float | None = None,
         **options: Unpack[ExtensionOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add an extension.
 
         ``POST extension/create``, manual line 3162. More parameters: :class:`ExtensionOptions`.
@@ -530,7 +489,7 @@ class ExtensionResource(Resource):
             presence_status: Current presence status of the extension.
         """
 
-    @endpoint("POST", "extension/send_welcome_email")
+    @api.endpoint("POST", "extension/send_welcome_email")
     async def send_welcome_email(
         self, *, id_list: Sequence[int], timeout: float | None = None
     ) -> ApiResponse:
@@ -542,7 +501,7 @@ class ExtensionResource(Resource):
             id_list: Unique IDs of the extensions.
         """
 
-    @endpoint("POST", "extension/update")
+    @api.endpoint("POST", "extension/update")
     async def update(
         self,
         *,
@@ -566,11 +525,4 @@ class ExtensionResource(Resource):
                 :meth:`create`.
         """
 
-    delete = by_id(
-        "GET",
-        "extension/delete",
-        ApiResponse,
-        "Delete an extension.",
-        3888,
-        "Unique ID of the extension.",
-    )
+    delete = api.by_id(ApiResponse, "Delete an extension.", 3888)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import Resource, endpoint
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "HotelResource",
 ]
 
 
-class HotelResource(Resource):
+class HotelResource(api.Resource):
     """``client.hotel``: ``checkout``."""
 
     group = "hotel"
 
-    @endpoint("POST", "hotel/checkout")
+    @api.endpoint("POST", "hotel/checkout")
     async def checkout(self, *, ext_id: int, timeout: float | None = None) -> ApiResponse:
         """Hotel guest checkout.
 

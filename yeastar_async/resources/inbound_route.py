@@ -8,21 +8,8 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    ListEndpoint,
-    ListResponse,
-    ObjectResponse,
-    RequestModel,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-    requires,
-)
-from yeastar_async.resources._shared import TrunkList
+from yeastar_async.resources import _base as api
+from yeastar_async.resources._shared import Destination, TrunkList, TrunkListParam
 
 __all__ = [
     "CIDPatternList",
@@ -47,42 +34,33 @@ __all__ = [
 ]
 
 InboundRouteDidOption = Literal["patterns", "pattern_to_ext", "range_to_ext", "pattern_to_ext_list"]
-InboundRouteDestination = Literal[
-    "disabled",
-    "end_call",
-    "extension",
-    "pattern_to_ext",
-    "range_to_ext",
-    "pattern_to_ext_list",
-    "ext_vm",
-    "ivr",
-    "ring_group",
-    "queue",
-    "group_vm",
-    "conference",
-    "external_num",
-    "outroute",
-    "play_greeting",
-    "fax_to_email",
-]
+InboundRouteDestination = (
+    Destination
+    | Literal[
+        "disabled",
+        "pattern_to_ext",
+        "range_to_ext",
+        "pattern_to_ext_list",
+        "conference",
+        "outroute",
+        "fax_to_email",
+    ]
+)
 
 
-class DIDPatternListParam(RequestModel, kw_only=True):
+class DIDPatternListParam(api.RequestModel, kw_only=True):
     """``DID_Pattern_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8373).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`DIDPatternList`.
+    Fields not listed here mean what they mean in :class:`DIDPatternList`.
     """
 
     did_pattern: str
 
 
-class DIDPatternExtListParam(RequestModel, kw_only=True):
+class DIDPatternExtListParam(api.RequestModel, kw_only=True):
     """``DID_Pattern_Ext_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8378).
-
-    Fields left as ``None`` are not sent.
 
     Attributes:
         did_pattern: DID number.
@@ -93,36 +71,21 @@ class DIDPatternExtListParam(RequestModel, kw_only=True):
     did_pattern_to_ext: str
 
 
-class CIDPatternListParam(RequestModel, kw_only=True):
+class CIDPatternListParam(api.RequestModel, kw_only=True):
     """``CID_Pattern_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8387).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`CIDPatternList`.
+    Fields not listed here mean what they mean in :class:`CIDPatternList`.
     """
 
     cid_pattern: str
 
 
-class TrunkListParam(RequestModel, kw_only=True):
-    """``Trunk_List`` parameter of ``inbound_route/create``, ``inbound_route/update`` (manual
-    line 8394).
-
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`TrunkList`.
-    """
-
-    id: int
-    name: str | None = None
-    type: str | None = None
-
-
-class ExtListParam(RequestModel, kw_only=True):
+class ExtListParam(api.RequestModel, kw_only=True):
     """``Ext_List`` parameter of ``inbound_route/create``, ``inbound_route/update`` (manual line
     8404).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`ExtList`.
+    Fields not listed here mean what they mean in :class:`ExtList`.
     """
 
     value: str
@@ -131,7 +94,7 @@ class ExtListParam(RequestModel, kw_only=True):
     type: Literal["extension", "ext_group"] | None = None
 
 
-class InboundRouteListQuery(SortedQuery[Literal["id", "pos", "name"]], total=False):
+class InboundRouteListQuery(api.SortedQuery[Literal["id", "pos", "name"]], total=False):
     """Parameters of ``inbound_route/list``, ``inbound_route/search``: paging, ``order_by`` and
     ``sort_by``.
     """
@@ -171,20 +134,6 @@ class InboundRouteOptions(TypedDict, total=False):
     def_dest_prefix: str | None
     def_dest_value: str | None
     def_dest_ext_list: Sequence[ExtListParam | Mapping[str, Any]] | None
-
-
-class InboundRouteListResponse(ApiResponse, kw_only=True):
-    """Answer of ``inbound_route/list`` (manual line 7689).
-
-    Attributes:
-        total_number: Total number of inbound routes.
-        last_pos: Highest position value in the inbound route list.
-        data: Basic inbound route information.
-    """
-
-    total_number: int | None = None
-    last_pos: int | None = None
-    data: list[InrouteInfo] = msgspec.field(default_factory=list)
 
 
 class InrouteInfo(msgspec.Struct, kw_only=True):
@@ -344,52 +293,44 @@ class ExtList(msgspec.Struct, kw_only=True):
     type: str | None = None
 
 
+class InboundRouteListResponse(api.PageResponse[InrouteInfo], kw_only=True):
+    """Answer of ``inbound_route/list`` (manual line 7689): a page of :class:`InrouteInfo`
+    (``data``, ``total_number``).
+
+    Attributes:
+        last_pos: Highest position value in the inbound route list.
+    """
+
+    last_pos: int | None = None
+
+
 #: Call-time checks of inbound_route/create, inbound_route/update.
 _CREATE_RULES = (
-    requires("did_pattern_list", when="did_option", equals="patterns"),
-    requires("did_pattern_to_ext", when="did_option", equals="pattern_to_ext"),
-    requires("did_to_ext_start", "did_to_ext_end", when="did_option", equals="range_to_ext"),
-    requires("did_pattern_to_ext_list", when="did_option", equals="pattern_to_ext_list"),
-    requires("cid_pattern_list", when="cid_option", equals="patterns"),
-    requires("cid_to_phonebook", when="cid_option", equals="phonebook"),
-    requires("def_dest_ext_list", when="def_dest", equals="pattern_to_ext"),
+    api.requires("did_pattern_list", when="did_option", equals="patterns"),
+    api.requires("did_pattern_to_ext", when="did_option", equals="pattern_to_ext"),
+    api.requires("did_to_ext_start", "did_to_ext_end", when="did_option", equals="range_to_ext"),
+    api.requires("did_pattern_to_ext_list", when="did_option", equals="pattern_to_ext_list"),
+    api.requires("cid_pattern_list", when="cid_option", equals="patterns"),
+    api.requires("cid_to_phonebook", when="cid_option", equals="phonebook"),
+    api.requires("def_dest_ext_list", when="def_dest", equals="pattern_to_ext"),
 )
 
 
-class InboundRouteResource(Resource):
+class InboundRouteResource(api.Resource):
     """``client.inbound_route``: ``list``, ``search``, ``get``, ``query``, ``create``,
     ``update``, ``delete``.
     """
 
     group = "inbound_route"
+    id_doc = "Unique ID of the inbound route."
+    ids_doc = "Unique IDs of the inbound routes. A list is sent comma-separated."
+    _pages = api.Pages[InboundRouteListResponse, InrouteInfo, Literal["id", "pos", "name"]]()
+    list = _pages.list("Query inbound route list.", 7689)
+    search = _pages.search("Search inbound routes.", 7884)
+    get = api.by_id(api.ObjectResponse[InrouteDetails], "Query one inbound route.", 8005)
+    query = api.by_ids(api.ListResponse[InrouteDetails], "Query multiple inbound routes.", 8146)
 
-    list = ListEndpoint[InboundRouteListResponse, InrouteInfo, Literal["id", "pos", "name"]](
-        "GET", "inbound_route/list", "Query inbound route list.", 7689
-    )
-
-    search = SearchEndpoint[InboundRouteListResponse, InrouteInfo, Literal["id", "pos", "name"]](
-        "GET", "inbound_route/search", "Search inbound routes.", 7884
-    )
-
-    get = by_id(
-        "GET",
-        "inbound_route/get",
-        ObjectResponse[InrouteDetails],
-        "Query one inbound route.",
-        8005,
-        "Unique ID of the inbound route.",
-    )
-
-    query = by_ids(
-        "GET",
-        "inbound_route/query",
-        ListResponse[InrouteDetails],
-        "Query multiple inbound routes.",
-        8146,
-        "Unique IDs of the inbound routes. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "inbound_route/create", rules=_CREATE_RULES)
+    @api.endpoint("POST", "inbound_route/create", rules=_CREATE_RULES)
     async def create(
         self,
         *,
@@ -398,7 +339,7 @@ class InboundRouteResource(Resource):
         def_dest: InboundRouteDestination,
         timeout: float | None = None,
         **options: Unpack[InboundRouteOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add an inbound route.
 
         ``POST inbound_route/create``, manual line 8318. More parameters:
@@ -418,7 +359,7 @@ class InboundRouteResource(Resource):
             def_dest: Default destination of the inbound route.
         """
 
-    @endpoint("POST", "inbound_route/update", rules=_CREATE_RULES)
+    @api.endpoint("POST", "inbound_route/update", rules=_CREATE_RULES)
     async def update(
         self,
         *,
@@ -441,11 +382,4 @@ class InboundRouteResource(Resource):
             name, trunk_list, def_dest: as for :meth:`create`.
         """
 
-    delete = by_id(
-        "GET",
-        "inbound_route/delete",
-        ApiResponse,
-        "Delete an inbound route.",
-        8619,
-        "Unique ID of the inbound route.",
-    )
+    delete = api.by_id(ApiResponse, "Delete an inbound route.", 8619)

@@ -8,23 +8,8 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    Flag,
-    ListEndpoint,
-    ObjectOrListResponse,
-    ObjectResponse,
-    PageResponse,
-    RequestModel,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-    requires,
-)
-from yeastar_async.resources._shared import SubOrg
+from yeastar_async.resources import _base as api
+from yeastar_async.resources._shared import Destination, SubOrg
 
 __all__ = [
     "AllowRouteList",
@@ -41,45 +26,30 @@ __all__ = [
 ]
 
 IvrDialExtOption = Literal["disable", "all", "allow", "restrict"]
-IvrDestination = Literal[
-    "end_call",
-    "extension",
-    "ext_vm",
-    "ivr",
-    "ring_group",
-    "queue",
-    "group_vm",
-    "conference",
-    "dial_by_name",
-    "external_num",
-    "play_greeting",
-    "play_prompt",
-]
+IvrDestination = Destination | Literal["conference", "dial_by_name", "play_prompt"]
 
 
-class DialExtensionParam(RequestModel, kw_only=True):
+class DialExtensionParam(api.RequestModel, kw_only=True):
     """``Allow_Ext_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10846).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`DialExtension`.
+    Fields not listed here mean what they mean in :class:`DialExtension`.
     """
 
     value: str
     type: Literal["extension", "ext_group", "organization"]
 
 
-class AllowRouteListParam(RequestModel, kw_only=True):
+class AllowRouteListParam(api.RequestModel, kw_only=True):
     """``Allow_Route_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10861).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`AllowRouteList`.
+    Fields not listed here mean what they mean in :class:`AllowRouteList`.
     """
 
     text: str | None = None
     value: str
 
 
-class IvrListQuery(SortedQuery[Literal["id", "number", "name"]], total=False):
+class IvrListQuery(api.SortedQuery[Literal["id", "number", "name"]], total=False):
     """Parameters of ``ivr/list``, ``ivr/search``: paging, ``order_by`` and ``sort_by``."""
 
 
@@ -134,10 +104,10 @@ class IvrOptions(TypedDict, total=False):
     alert_info: str | None
     dial_ext_list: Sequence[DialExtensionParam | Mapping[str, Any]] | None
     restrict_dial_ext_list: Sequence[DialExtensionParam | Mapping[str, Any]] | None
-    enb_dial_outb_routes: Flag | None
+    enb_dial_outb_routes: api.Flag | None
     dial_outb_route_list: Sequence[AllowRouteListParam | Mapping[str, Any]] | None
-    enb_dial_check_vm: Flag | None
-    prompt_manger_enb: Flag | None
+    enb_dial_check_vm: api.Flag | None
+    prompt_manger_enb: api.Flag | None
     prompt_manger_password: str | None
     press0_dest: IvrDestination | None
     press1_dest: IvrDestination | None
@@ -169,32 +139,32 @@ class IvrOptions(TypedDict, total=False):
     press7_dest_value: str | None
     press8_dest_value: str | None
     press9_dest_value: str | None
-    allow_out_record0: Flag | None
-    allow_out_record1: Flag | None
-    allow_out_record2: Flag | None
-    allow_out_record3: Flag | None
-    allow_out_record4: Flag | None
-    allow_out_record5: Flag | None
-    allow_out_record6: Flag | None
-    allow_out_record7: Flag | None
-    allow_out_record8: Flag | None
-    allow_out_record9: Flag | None
+    allow_out_record0: api.Flag | None
+    allow_out_record1: api.Flag | None
+    allow_out_record2: api.Flag | None
+    allow_out_record3: api.Flag | None
+    allow_out_record4: api.Flag | None
+    allow_out_record5: api.Flag | None
+    allow_out_record6: api.Flag | None
+    allow_out_record7: api.Flag | None
+    allow_out_record8: api.Flag | None
+    allow_out_record9: api.Flag | None
     press_hash_dest: IvrDestination | None
     press_hash_dest_prefix: str | None
     press_hash_dest_value: str | None
-    allow_out_record_hash: Flag | None
+    allow_out_record_hash: api.Flag | None
     press_star_dest: IvrDestination | None
     press_star_dest_prefix: str | None
     press_star_dest_value: str | None
-    allow_out_record_star: Flag | None
+    allow_out_record_star: api.Flag | None
     timeout_dest: IvrDestination | None
     timeout_dest_prefix: str | None
     timeout_dest_value: str | None
-    allow_out_record_timeout: Flag | None
+    allow_out_record_timeout: api.Flag | None
     invalid_dest: IvrDestination | None
     invalid_dest_prefix: str | None
     invalid_dest_value: str | None
-    allow_out_record_invalid: Flag | None
+    allow_out_record_invalid: api.Flag | None
 
 
 class IVRList(msgspec.Struct, kw_only=True):
@@ -216,21 +186,19 @@ class IVRList(msgspec.Struct, kw_only=True):
     enb_dial_outb_routes: int | None = None
 
 
-class IVRDetailInfo(msgspec.Struct, kw_only=True):
+class IVRDetailInfo(IVRList, kw_only=True):
     """``IVR_DetailInfo`` of ``ivr/get``, ``ivr/query`` (manual line 10265).
+
+    Also the fields of :class:`IVRList`.
 
     Fields not listed here mean what they mean in :class:`IvrOptions`.
 
     Attributes:
-        id: Unique ID of the IVR.
-        number: IVR number.
-        name: IVR name.
         prompt: Name of the IVR prompt.
         prompt_repeat: Maximum number of times the IVR prompt repeats.
         resp_timeout: Time the system waits for the caller's key press after the IVR prompt
             finishes.
         digit_timeout: Timeout between two consecutive key presses of the caller.
-        dial_ext_option: Whether callers may dial extensions through this IVR.
         press{x}_dest_prefix (x = 0-9): Prefix / play count for key x; meaning depends on
             pressx_dest.
         press_hash_dest_prefix: Prefix / play count for key #; meaning depends on its
@@ -245,15 +213,10 @@ class IVRDetailInfo(msgspec.Struct, kw_only=True):
         prompt_manager_password: Spelling variant of prompt_manger_password.
     """
 
-    id: int | None = None
-    number: str | None = None
-    name: str | None = None
     prompt: str | None = None
     prompt_repeat: int | None = None
     resp_timeout: int | None = None
     digit_timeout: int | None = None
-    dial_ext_option: str | None = None
-    enb_dial_outb_routes: int | None = None
     enb_dial_check_vm: int | None = None
     press0_dest: str | None = None
     press1_dest: str | None = None
@@ -341,51 +304,39 @@ class DialExtension(msgspec.Struct, kw_only=True):
 AllowRouteList = SubOrg
 
 
-class IvrResource(Resource):
+#: Call-time checks of ivr/create.
+_CREATE_RULES = (
+    api.requires("dial_ext_list", when="dial_ext_option", equals="allow"),
+    api.requires("restrict_dial_ext_list", when="dial_ext_option", equals="restrict"),
+    api.requires("dial_outb_route_list", when="enb_dial_outb_routes", equals=1),
+    api.requires("prompt_manger_password", when="prompt_manger_enb", equals=1),
+    api.requires("prompt_manager_password", when="prompt_manager_enb", equals=1),
+)
+
+#: Call-time checks of ivr/update.
+_UPDATE_RULES = (
+    api.requires("dial_ext_list", when="dial_ext_option", equals="allow"),
+    api.requires("restrict_dial_ext_list", when="dial_ext_option", equals="restrict"),
+    api.requires("dial_outb_route_list", when="enb_dial_outb_routes", equals=1),
+    api.requires("prompt_manger_password", when="prompt_manger_enb", equals=1),
+)
+
+
+class IvrResource(api.Resource):
     """``client.ivr``: ``list``, ``search``, ``get``, ``query``, ``create``, ``update``,
     ``delete``.
     """
 
     group = "ivr"
+    id_doc = "Unique ID of the IVR."
+    ids_doc = "Unique IDs of the IVRs. A list is sent comma-separated."
+    _pages = api.Pages[api.PageResponse[IVRList], IVRList, Literal["id", "number", "name"]]()
+    list = _pages.list("Query IVR list.", 10066)
+    search = _pages.search("Search IVRs.", 10167)
+    get = api.by_id(api.ObjectResponse[IVRDetailInfo], "Query one IVR.", 10235)
+    query = api.by_ids(api.ObjectOrListResponse[IVRDetailInfo], "Query multiple IVRs.", 10466)
 
-    list = ListEndpoint[PageResponse[IVRList], IVRList, Literal["id", "number", "name"]](
-        "GET", "ivr/list", "Query IVR list.", 10066
-    )
-
-    search = SearchEndpoint[PageResponse[IVRList], IVRList, Literal["id", "number", "name"]](
-        "GET", "ivr/search", "Search IVRs.", 10167
-    )
-
-    get = by_id(
-        "GET",
-        "ivr/get",
-        ObjectResponse[IVRDetailInfo],
-        "Query one IVR.",
-        10235,
-        "Unique ID of the IVR.",
-    )
-
-    query = by_ids(
-        "GET",
-        "ivr/query",
-        ObjectOrListResponse[IVRDetailInfo],
-        "Query multiple IVRs.",
-        10466,
-        "Unique IDs of the IVRs. A list is sent comma-separated.",
-    )
-
-    @endpoint(
-        "POST",
-        "ivr/create",
-        rules=(
-            requires("dial_ext_list", when="dial_ext_option", equals="allow"),
-            requires("restrict_dial_ext_list", when="dial_ext_option", equals="restrict"),
-            requires("dial_outb_route_list", when="enb_dial_outb_routes", equals=1),
-            requires("prompt_manger_password", when="prompt_manger_enb", equals=1),
-            requires("prompt_manager_password", when="prompt_manager_enb", equals=1),
-        ),
-        joined=("prompt",),
-    )
+    @api.endpoint("POST", "ivr/create", rules=_CREATE_RULES, joined=("prompt",))
     async def create(
         self,
         *,
@@ -396,11 +347,11 @@ class IvrResource(Resource):
         resp_timeout: int,
         digit_timeout: int,
         dial_ext_option: IvrDialExtOption,
-        prompt_manager_enb: Flag | None = None,
+        prompt_manager_enb: api.Flag | None = None,
         prompt_manager_password: str | None = None,
         timeout: float | None = None,
         **options: Unpack[IvrOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add an IVR.
 
         ``POST ivr/create``, manual line 10772. More parameters: :class:`IvrOptions`.
@@ -426,17 +377,7 @@ class IvrResource(Resource):
             prompt_manager_password: Password for changing IVR prompts.
         """
 
-    @endpoint(
-        "POST",
-        "ivr/update",
-        rules=(
-            requires("dial_ext_list", when="dial_ext_option", equals="allow"),
-            requires("restrict_dial_ext_list", when="dial_ext_option", equals="restrict"),
-            requires("dial_outb_route_list", when="enb_dial_outb_routes", equals=1),
-            requires("prompt_manger_password", when="prompt_manger_enb", equals=1),
-        ),
-        joined=("prompt",),
-    )
+    @api.endpoint("POST", "ivr/update", rules=_UPDATE_RULES, joined=("prompt",))
     async def update(
         self,
         *,
@@ -467,6 +408,4 @@ class IvrResource(Resource):
                 as for :meth:`create`.
         """
 
-    delete = by_id(
-        "GET", "ivr/delete", ApiResponse, "Delete an IVR.", 11102, "Unique ID of the IVR."
-    )
+    delete = api.by_id(ApiResponse, "Delete an IVR.", 11102)

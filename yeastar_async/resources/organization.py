@@ -7,17 +7,7 @@ from typing import Literal, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    ListResponse,
-    Paginator,
-    Resource,
-    SortedPageQuery,
-    by_id,
-    by_ids,
-    endpoint,
-    paginated,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "OrganizationGetResponse",
@@ -29,7 +19,7 @@ __all__ = [
 ]
 
 
-class OrganizationListQuery(SortedPageQuery, total=False):
+class OrganizationListQuery(api.SortedPageQuery, total=False):
     """Parameters shared by ``organization/list``, ``organization/search`` (keyword arguments).
 
     Attributes:
@@ -39,26 +29,6 @@ class OrganizationListQuery(SortedPageQuery, total=False):
 
     sort_by: Literal["id"] | None
     is_all: Literal[0, 1, 2] | None
-
-
-class OrganizationListResponse(ApiResponse, kw_only=True):
-    """Answer of ``organization/list`` (manual line 3936).
-
-    Attributes:
-        organization_list: Department information.
-    """
-
-    organization_list: list[OrganizationList] = msgspec.field(default_factory=list)
-
-
-class OrganizationGetResponse(ApiResponse, kw_only=True):
-    """Answer of ``organization/get`` (manual line 4352).
-
-    Attributes:
-        organization_info: Department information.
-    """
-
-    organization_info: OrganizationInfo | None = None
 
 
 class OrganizationList(msgspec.Struct, kw_only=True):
@@ -100,30 +70,52 @@ class OrganizationInfo(msgspec.Struct, kw_only=True):
     order: int | None = None
 
 
-class OrganizationResource(Resource):
+class OrganizationListResponse(ApiResponse, kw_only=True):
+    """Answer of ``organization/list`` (manual line 3936).
+
+    Attributes:
+        organization_list: Department information.
+    """
+
+    organization_list: list[OrganizationList] = msgspec.field(default_factory=list)
+
+
+class OrganizationGetResponse(ApiResponse, kw_only=True):
+    """Answer of ``organization/get`` (manual line 4352).
+
+    Attributes:
+        organization_info: Department information.
+    """
+
+    organization_info: OrganizationInfo | None = None
+
+
+class OrganizationResource(api.Resource):
     """``client.organization``: ``list``, ``search``, ``get``, ``query``, ``create``,
     ``update``, ``delete``.
     """
 
     group = "organization"
+    id_doc = "Unique ID of the department."
+    ids_doc = "Unique IDs of the departments. A list is sent comma-separated."
 
-    @paginated("GET", "organization/list", items="organization_list", has_total=False)
+    @api.paginated("GET", "organization/list", items="organization_list", has_total=False)
     def list(
         self, *, timeout: float | None = None, **query: Unpack[OrganizationListQuery]
-    ) -> Paginator[OrganizationListResponse, OrganizationList]:
+    ) -> api.Paginator[OrganizationListResponse, OrganizationList]:
         """Query organization (department) list.
 
         ``GET organization/list``, manual line 3936. Parameters: :class:`OrganizationListQuery`.
         """
 
-    @paginated("GET", "organization/search", items="organization_list", has_total=False)
+    @api.paginated("GET", "organization/search", items="organization_list", has_total=False)
     def search(
         self,
         *,
         search_value: str | None = None,
         timeout: float | None = None,
         **query: Unpack[OrganizationListQuery],
-    ) -> Paginator[OrganizationListResponse, OrganizationList]:
+    ) -> api.Paginator[OrganizationListResponse, OrganizationList]:
         """Search organizations.
 
         ``GET organization/search``, manual line 4158. More parameters:
@@ -133,28 +125,13 @@ class OrganizationResource(Resource):
             search_value: Search keyword.
         """
 
-    get = by_id(
-        "GET",
-        "organization/get",
-        OrganizationGetResponse,
-        "Query one organization.",
-        4352,
-        "Unique ID of the department.",
-    )
+    get = api.by_id(OrganizationGetResponse, "Query one organization.", 4352)
+    query = api.by_ids(api.ListResponse[OrganizationInfo], "Query multiple organizations.", 4415)
 
-    query = by_ids(
-        "GET",
-        "organization/query",
-        ListResponse[OrganizationInfo],
-        "Query multiple organizations.",
-        4415,
-        "Unique IDs of the departments. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "organization/create")
+    @api.endpoint("POST", "organization/create")
     async def create(
         self, *, name: str, parent_id: int, timeout: float | None = None
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add an organization.
 
         ``POST organization/create``, manual line 4491.
@@ -164,7 +141,7 @@ class OrganizationResource(Resource):
             parent_id: Unique ID of the parent department.
         """
 
-    @endpoint("POST", "organization/update")
+    @api.endpoint("POST", "organization/update")
     async def update(
         self,
         *,
@@ -183,11 +160,4 @@ class OrganizationResource(Resource):
             parent_id: Unique ID of the parent department.
         """
 
-    delete = by_id(
-        "GET",
-        "organization/delete",
-        ApiResponse,
-        "Delete an organization.",
-        4610,
-        "Unique ID of the department.",
-    )
+    delete = api.by_id(ApiResponse, "Delete an organization.", 4610)

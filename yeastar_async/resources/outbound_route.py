@@ -8,21 +8,8 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    ListEndpoint,
-    ListResponse,
-    ObjectResponse,
-    RequestModel,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-    requires,
-)
-from yeastar_async.resources._shared import TrunkList
+from yeastar_async.resources import _base as api
+from yeastar_async.resources._shared import TrunkList, TrunkListParam
 
 __all__ = [
     "DialPatternListParam",
@@ -43,11 +30,9 @@ __all__ = [
 OutboundRouteSortBy = Literal["id", "pos", "name", "outb_cid"]
 
 
-class DialPatternListParam(RequestModel, kw_only=True):
+class DialPatternListParam(api.RequestModel, kw_only=True):
     """``Dial_Pattern_List`` parameter of ``outbound_route/create``, ``outbound_route/update``
     (manual line 9338).
-
-    Fields left as ``None`` are not sent.
 
     Attributes:
         pattern: Number pattern.
@@ -60,25 +45,11 @@ class DialPatternListParam(RequestModel, kw_only=True):
     prepend: str | None = None
 
 
-class TrunkListParam(RequestModel, kw_only=True):
-    """``Trunk_List`` parameter of ``outbound_route/create``, ``outbound_route/update`` (manual
-    line 9347).
-
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`TrunkList`.
-    """
-
-    id: int
-    name: str | None = None
-    type: str | None = None
-
-
-class ExtListParam(RequestModel, kw_only=True):
+class ExtListParam(api.RequestModel, kw_only=True):
     """``Ext_List`` parameter of ``outbound_route/create``, ``outbound_route/update`` (manual
     line 9356).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`ExtList`.
+    Fields not listed here mean what they mean in :class:`ExtList`.
     """
 
     id: int
@@ -87,7 +58,7 @@ class ExtListParam(RequestModel, kw_only=True):
     type: Literal["extension", "ext_group", "organization"]
 
 
-class OutboundRouteListQuery(SortedQuery[OutboundRouteSortBy], total=False):
+class OutboundRouteListQuery(api.SortedQuery[OutboundRouteSortBy], total=False):
     """Parameters of ``outbound_route/list``, ``outbound_route/search``: paging, ``order_by``
     and ``sort_by``.
     """
@@ -112,20 +83,6 @@ class OutboundRouteOptions(TypedDict, total=False):
     ext_list: Sequence[ExtListParam | Mapping[str, Any]] | None
     pin: str | None
     pin_list: int | None
-
-
-class OutboundRouteListResponse(ApiResponse, kw_only=True):
-    """Answer of ``outbound_route/list`` (manual line 8672).
-
-    Attributes:
-        total_number: Total number of outbound routes.
-        last_pos: Highest position value in the outbound route list.
-        data: Basic outbound route information.
-    """
-
-    total_number: int | None = None
-    last_pos: int | None = None
-    data: list[OutrouteInfo] = msgspec.field(default_factory=list)
 
 
 class OutrouteInfo(msgspec.Struct, kw_only=True):
@@ -210,47 +167,39 @@ class ExtList(msgspec.Struct, kw_only=True):
     id: int | None = None
 
 
+class OutboundRouteListResponse(api.PageResponse[OutrouteInfo], kw_only=True):
+    """Answer of ``outbound_route/list`` (manual line 8672): a page of :class:`OutrouteInfo`
+    (``data``, ``total_number``).
+
+    Attributes:
+        last_pos: Highest position value in the outbound route list.
+    """
+
+    last_pos: int | None = None
+
+
 #: Call-time checks of outbound_route/create, outbound_route/update.
 _CREATE_RULES = (
-    requires("pin", when="pin_protect", equals="single_pin"),
-    requires("pin_list", when="pin_protect", equals="pin_list"),
+    api.requires("pin", when="pin_protect", equals="single_pin"),
+    api.requires("pin_list", when="pin_protect", equals="pin_list"),
 )
 
 
-class OutboundRouteResource(Resource):
+class OutboundRouteResource(api.Resource):
     """``client.outbound_route``: ``list``, ``search``, ``get``, ``query``, ``create``,
     ``update``, ``delete``.
     """
 
     group = "outbound_route"
+    id_doc = "Unique ID of the outbound route."
+    ids_doc = "Unique IDs of the outbound routes. A list is sent comma-separated."
+    _pages = api.Pages[OutboundRouteListResponse, OutrouteInfo, OutboundRouteSortBy]()
+    list = _pages.list("Query outbound route list.", 8672)
+    search = _pages.search("Search outbound routes.", 8818)
+    get = api.by_id(api.ObjectResponse[OutrouteDetails], "Query one outbound route.", 8923)
+    query = api.by_ids(api.ListResponse[OutrouteDetails], "Query multiple outbound routes.", 9061)
 
-    list = ListEndpoint[OutboundRouteListResponse, OutrouteInfo, OutboundRouteSortBy](
-        "GET", "outbound_route/list", "Query outbound route list.", 8672
-    )
-
-    search = SearchEndpoint[OutboundRouteListResponse, OutrouteInfo, OutboundRouteSortBy](
-        "GET", "outbound_route/search", "Search outbound routes.", 8818
-    )
-
-    get = by_id(
-        "GET",
-        "outbound_route/get",
-        ObjectResponse[OutrouteDetails],
-        "Query one outbound route.",
-        8923,
-        "Unique ID of the outbound route.",
-    )
-
-    query = by_ids(
-        "GET",
-        "outbound_route/query",
-        ListResponse[OutrouteDetails],
-        "Query multiple outbound routes.",
-        9061,
-        "Unique IDs of the outbound routes. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "outbound_route/create", rules=_CREATE_RULES)
+    @api.endpoint("POST", "outbound_route/create", rules=_CREATE_RULES)
     async def create(
         self,
         *,
@@ -258,7 +207,7 @@ class OutboundRouteResource(Resource):
         pin_protect: Literal["disable", "single_pin", "pin_list"],
         timeout: float | None = None,
         **options: Unpack[OutboundRouteOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add an outbound route.
 
         ``POST outbound_route/create``, manual line 9302. More parameters:
@@ -272,7 +221,7 @@ class OutboundRouteResource(Resource):
             pin_protect: Outbound route password (PIN protection).
         """
 
-    @endpoint("POST", "outbound_route/update", rules=_CREATE_RULES)
+    @api.endpoint("POST", "outbound_route/update", rules=_CREATE_RULES)
     async def update(
         self,
         *,
@@ -294,11 +243,4 @@ class OutboundRouteResource(Resource):
             name, pin_protect: as for :meth:`create`.
         """
 
-    delete = by_id(
-        "GET",
-        "outbound_route/delete",
-        ApiResponse,
-        "Delete an outbound route.",
-        9544,
-        "Unique ID of the outbound route.",
-    )
+    delete = api.by_id(ApiResponse, "Delete an outbound route.", 9544)

@@ -8,19 +8,8 @@ from typing import Literal
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    ListEndpoint,
-    ListResponse,
-    ObjectResponse,
-    PageResponse,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-)
+from yeastar_async.resources import _base as api
+from yeastar_async.resources._shared import ContactsList
 
 __all__ = [
     "ContactsList",
@@ -31,7 +20,7 @@ __all__ = [
 ]
 
 
-class PhonebookListQuery(SortedQuery[Literal["name", "total", "id"]], total=False):
+class PhonebookListQuery(api.SortedQuery[Literal["name", "total", "id"]], total=False):
     """Parameters of ``phonebook/list``, ``phonebook/search``: paging, ``order_by`` and
     ``sort_by``.
     """
@@ -71,76 +60,23 @@ class PhonebookDetailInfo(msgspec.Struct, kw_only=True):
     total: int | None = None
 
 
-class ContactsList(msgspec.Struct, kw_only=True):
-    """``Contacts_List`` of ``phonebook/get``, ``phonebook/query`` (manual line 7207).
-
-    Attributes:
-        id: Unique ID of the company contact.
-        contact_name: Company contact name.
-        company: Company.
-        email: Email.
-        business: Business number.
-        business2: Business number 2.
-        mobile: Mobile number.
-        mobile2: Mobile number 2.
-        home: Home number.
-        home2: Home number 2.
-        home_fax: Home fax.
-        business_fax: Business fax.
-        other: Other number.
-        remark: Remark.
-    """
-
-    id: int | None = None
-    contact_name: str | None = None
-    company: str | None = None
-    email: str | None = None
-    business: str | None = None
-    business2: str | None = None
-    mobile: str | None = None
-    mobile2: str | None = None
-    home: str | None = None
-    home2: str | None = None
-    home_fax: str | None = None
-    business_fax: str | None = None
-    other: str | None = None
-    remark: str | None = None
-
-
-class PhonebookResource(Resource):
+class PhonebookResource(api.Resource):
     """``client.phonebook``: ``list``, ``search``, ``get``, ``query``, ``create``, ``update``,
     ``delete``.
     """
 
     group = "phonebook"
+    id_doc = "Unique ID of the phonebook."
+    ids_doc = "Unique IDs of the phonebooks. A list is sent comma-separated."
+    _pages = api.Pages[
+        api.PageResponse[PhonebookInfo], PhonebookInfo, Literal["name", "total", "id"]
+    ]()
+    list = _pages.list("Query phonebook list.", 6990)
+    search = _pages.search("Search phonebooks.", 7075)
+    get = api.by_id(api.ObjectResponse[PhonebookDetailInfo], "Query one phonebook.", 7156)
+    query = api.by_ids(api.ListResponse[PhonebookDetailInfo], "Query multiple phonebooks.", 7322)
 
-    list = ListEndpoint[PageResponse[PhonebookInfo], PhonebookInfo, Literal["name", "total", "id"]](
-        "GET", "phonebook/list", "Query phonebook list.", 6990
-    )
-
-    search = SearchEndpoint[
-        PageResponse[PhonebookInfo], PhonebookInfo, Literal["name", "total", "id"]
-    ]("GET", "phonebook/search", "Search phonebooks.", 7075)
-
-    get = by_id(
-        "GET",
-        "phonebook/get",
-        ObjectResponse[PhonebookDetailInfo],
-        "Query one phonebook.",
-        7156,
-        "Unique ID of the phonebook.",
-    )
-
-    query = by_ids(
-        "GET",
-        "phonebook/query",
-        ListResponse[PhonebookDetailInfo],
-        "Query multiple phonebooks.",
-        7322,
-        "Unique IDs of the phonebooks. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "phonebook/create")
+    @api.endpoint("POST", "phonebook/create")
     async def create(
         self,
         *,
@@ -148,7 +84,7 @@ class PhonebookResource(Resource):
         member_select: Literal["sel_all", "sel_specific"] | None = None,
         add_contacts_id_list: Sequence[int] | None = None,
         timeout: float | None = None,
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add a phonebook.
 
         ``POST phonebook/create``, manual line 7501.
@@ -159,7 +95,7 @@ class PhonebookResource(Resource):
             add_contacts_id_list: Unique IDs of company contacts to add.
         """
 
-    @endpoint("POST", "phonebook/update")
+    @api.endpoint("POST", "phonebook/update")
     async def update(
         self,
         *,
@@ -182,11 +118,4 @@ class PhonebookResource(Resource):
             del_contacts_id_list: Unique IDs of company contacts to remove.
         """
 
-    delete = by_id(
-        "GET",
-        "phonebook/delete",
-        ApiResponse,
-        "Delete a phonebook.",
-        7634,
-        "Unique ID of the phonebook.",
-    )
+    delete = api.by_id(ApiResponse, "Delete a phonebook.", 7634)

@@ -8,22 +8,7 @@ from typing import Literal, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    Flag,
-    ListResponse,
-    ObjectResponse,
-    PageQuery,
-    PageResponse,
-    Paginator,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-    paginated,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "PINListInfo",
@@ -32,7 +17,7 @@ __all__ = [
 ]
 
 
-class PinListSearchQuery(SortedQuery[Literal["id", "name"]], total=False):
+class PinListSearchQuery(api.SortedQuery[Literal["id", "name"]], total=False):
     """Parameters of ``pin_list/search``: paging, ``order_by`` and ``sort_by``."""
 
 
@@ -53,53 +38,39 @@ class PINListInfo(msgspec.Struct, kw_only=True):
     enb_record_cdr: int | None = None
 
 
-class PinListResource(Resource):
+class PinListResource(api.Resource):
     """``client.pin_list``: ``list``, ``search``, ``get``, ``query``, ``create``, ``update``,
     ``delete``.
     """
 
     group = "pin_list"
+    id_doc = "Unique ID of the PIN list."
+    ids_doc = "Unique IDs of the PIN lists. A list is sent comma-separated."
 
-    @paginated("GET", "pin_list/list")
+    @api.paginated("GET", "pin_list/list")
     def list(
-        self, *, timeout: float | None = None, **query: Unpack[PageQuery]
-    ) -> Paginator[PageResponse[PINListInfo], PINListInfo]:
+        self, *, timeout: float | None = None, **query: Unpack[api.PageQuery]
+    ) -> api.Paginator[api.PageResponse[PINListInfo], PINListInfo]:
         """Query PIN lists.
 
         ``GET pin_list/list``, manual line 9602. Parameters: :class:`PageQuery`.
         """
 
-    search = SearchEndpoint[PageResponse[PINListInfo], PINListInfo, Literal["id", "name"]](
-        "GET", "pin_list/search", "Search PIN lists.", 9676
+    search = api.SearchEndpoint[api.PageResponse[PINListInfo], PINListInfo, Literal["id", "name"]](
+        "Search PIN lists.", 9676
     )
+    get = api.by_id(api.ObjectResponse[PINListInfo], "Query one PIN list.", 9749)
+    query = api.by_ids(api.ListResponse[PINListInfo], "Query multiple PIN lists.", 9818)
 
-    get = by_id(
-        "GET",
-        "pin_list/get",
-        ObjectResponse[PINListInfo],
-        "Query one PIN list.",
-        9749,
-        "Unique ID of the PIN list.",
-    )
-
-    query = by_ids(
-        "GET",
-        "pin_list/query",
-        ListResponse[PINListInfo],
-        "Query multiple PIN lists.",
-        9818,
-        "Unique IDs of the PIN lists. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "pin_list/create", joined=("pin_list",))
+    @api.endpoint("POST", "pin_list/create", joined=("pin_list",))
     async def create(
         self,
         *,
         name: str,
         pin_list: str | Sequence[str],
-        enb_record_cdr: Flag | None = None,
+        enb_record_cdr: api.Flag | None = None,
         timeout: float | None = None,
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add a PIN list.
 
         ``POST pin_list/create``, manual line 9894.
@@ -110,14 +81,14 @@ class PinListResource(Resource):
             enb_record_cdr: Whether PIN usage is recorded in the CDR.
         """
 
-    @endpoint("POST", "pin_list/update", joined=("pin_list",))
+    @api.endpoint("POST", "pin_list/update", joined=("pin_list",))
     async def update(
         self,
         *,
         id: int,
         name: str | None = None,
         pin_list: str | Sequence[str] | None = None,
-        enb_record_cdr: Flag | None = None,
+        enb_record_cdr: api.Flag | None = None,
         timeout: float | None = None,
     ) -> ApiResponse:
         """Edit a PIN list.
@@ -131,11 +102,4 @@ class PinListResource(Resource):
             enb_record_cdr: Whether PIN usage is recorded in the CDR.
         """
 
-    delete = by_id(
-        "GET",
-        "pin_list/delete",
-        ApiResponse,
-        "Delete a PIN list.",
-        10013,
-        "Unique ID of the PIN list.",
-    )
+    delete = api.by_id(ApiResponse, "Delete a PIN list.", 10013)

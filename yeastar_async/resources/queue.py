@@ -8,22 +8,8 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    Flag,
-    ListEndpoint,
-    ObjectOrListResponse,
-    ObjectResponse,
-    PageResponse,
-    RequestModel,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-    requires,
-)
+from yeastar_async.resources import _base as api
+from yeastar_async.resources._shared import Destination
 
 __all__ = [
     "ActiveList",
@@ -51,26 +37,15 @@ QueueSortBy = Literal["id", "number", "name", "ring_strategy"]
 QueueRingStrategy = Literal[
     "ring_all", "least_recent", "fewest_calls", "random", "rrmemory", "linear"
 ]
-QueueDestination = Literal[
-    "end_call",
-    "extension",
-    "ext_vm",
-    "group_vm",
-    "ivr",
-    "ring_group",
-    "queue",
-    "external_num",
-    "play_greeting",
-]
+QueueDestination = Destination
 QueueKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
 
 
-class QueueMemberParam(RequestModel, kw_only=True):
+class QueueMemberParam(api.RequestModel, kw_only=True):
     """``Dynamic_Agent_List`` parameter of ``queue/create``, ``queue/update`` (manual line
     12390).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`QueueMember`.
+    Fields not listed here mean what they mean in :class:`QueueMember`.
     """
 
     value: str
@@ -78,11 +53,9 @@ class QueueMemberParam(RequestModel, kw_only=True):
     number_value: int | None = None
 
 
-class SatisfactionSurveyPointListParam(RequestModel, kw_only=True):
+class SatisfactionSurveyPointListParam(api.RequestModel, kw_only=True):
     """``Satisfaction_Survey_Point_List`` parameter of ``queue/create``, ``queue/update``
     (manual line 12416).
-
-    Fields left as ``None`` are not sent.
 
     Attributes:
         k: Satisfaction survey rating key.
@@ -93,7 +66,7 @@ class SatisfactionSurveyPointListParam(RequestModel, kw_only=True):
     p: int
 
 
-class QueueListQuery(SortedQuery[QueueSortBy], total=False):
+class QueueListQuery(api.SortedQuery[QueueSortBy], total=False):
     """Parameters of ``queue/list``, ``queue/search``: paging, ``order_by`` and ``sort_by``."""
 
 
@@ -167,7 +140,7 @@ class QueueOptions(TypedDict, total=False):
         callback_timeout_num: Timeout for keeping callback requests.
     """
 
-    enb_queue_skill_based_routing: Flag | None
+    enb_queue_skill_based_routing: api.Flag | None
     moh: str | None
     max_wait_time: int | None
     fail_dest_prefix: str | None
@@ -176,22 +149,22 @@ class QueueOptions(TypedDict, total=False):
     retry_time: int | None
     wrap_up_time: int | None
     agent_prompt: str | None
-    enb_ring_in_use: Flag | None
-    enb_auto_pause: Flag | None
+    enb_ring_in_use: api.Flag | None
+    enb_auto_pause: api.Flag | None
     max_pause_miss_call: int | None
     dynamic_agent_list: Sequence[QueueMemberParam | Mapping[str, Any]] | None
     static_agent_list: Sequence[QueueMemberParam | Mapping[str, Any]] | None
     manager_list: Sequence[QueueMemberParam | Mapping[str, Any]] | None
-    enb_email_miss_call: Flag | None
-    enb_email_abandon_call: Flag | None
-    enb_email_sla_alarm: Flag | None
-    callback_enb_request_email: Flag | None
-    callback_enb_failed_email: Flag | None
+    enb_email_miss_call: api.Flag | None
+    enb_email_abandon_call: api.Flag | None
+    enb_email_sla_alarm: api.Flag | None
+    callback_enb_request_email: api.Flag | None
+    callback_enb_failed_email: api.Flag | None
     max_calls: int | None
     alert_info: str | None
-    enb_leave_empty: Flag | None
+    enb_leave_empty: api.Flag | None
     empty_defined_for_leave_empty: Literal["1", "2", "3"] | Sequence[Literal["1", "2", "3"]] | None
-    enb_disallow_to_join_when_empty: Flag | None
+    enb_disallow_to_join_when_empty: api.Flag | None
     empty_defined_for_disallow_to_join_when_empty: (
         Literal["1", "2", "3"] | Sequence[Literal["1", "2", "3"]] | None
     )
@@ -199,10 +172,10 @@ class QueueOptions(TypedDict, total=False):
     sla_interval: int | None
     sla_alarm_threshold: int | None
     join_prompt: str | None
-    enb_announce_agent_id: Flag | None
-    enb_announce_default_prompt: Flag | None
-    enb_announce_pos: Flag | None
-    enb_announce_hold_time: Flag | None
+    enb_announce_agent_id: api.Flag | None
+    enb_announce_default_prompt: api.Flag | None
+    enb_announce_pos: api.Flag | None
+    enb_announce_hold_time: api.Flag | None
     caller_announce_freq: int | None
     sys_announce_prompt: str | None
     sys_announce_freq: int | None
@@ -215,44 +188,12 @@ class QueueOptions(TypedDict, total=False):
     key_dest: QueueDestination | None
     key_dest_prefix: str | None
     key_dest_value: str | None
-    enb_callback: Flag | None
+    enb_callback: api.Flag | None
     callback_method: Literal["digit", "timeout"] | None
     callback_trigger_timeout: int | None
     callback_outbound_prefix: str | None
     callback_timeout: Literal["queue_max_wait_time", "custom"] | None
     callback_timeout_num: int | None
-
-
-class QueueListResponse(ApiResponse, kw_only=True):
-    """Answer of ``queue/list`` (manual line 11153).
-
-    Attributes:
-        total_number: Total number of queues.
-        queue_list: Information of each queue.
-    """
-
-    total_number: int | None = None
-    queue_list: list[QueueList] = msgspec.field(default_factory=list)
-
-
-class QueueCallStatusResponse(ApiResponse, kw_only=True):
-    """Answer of ``queue/call_status`` (manual line 12824).
-
-    Attributes:
-        waiting_list: Calls waiting to be answered in the queue.
-        active_list: Calls in progress in the queue.
-        waiting_calls: Number of calls waiting in the queue.
-        active_calls: Number of active calls in the queue.
-        ringing_list: Calls currently ringing in the queue.
-        ringing_calls: Number of ringing calls in the queue.
-    """
-
-    waiting_list: list[WaitingList] = msgspec.field(default_factory=list)
-    active_list: list[ActiveList] = msgspec.field(default_factory=list)
-    waiting_calls: int | None = None
-    active_calls: int | None = None
-    ringing_list: list[RingingList] = msgspec.field(default_factory=list)
-    ringing_calls: int | None = None
 
 
 class QueueList(msgspec.Struct, kw_only=True):
@@ -295,16 +236,14 @@ class QueueMember(msgspec.Struct, kw_only=True):
     number_value: int | None = None
 
 
-class QueueDetailInfo(msgspec.Struct, kw_only=True):
+class QueueDetailInfo(QueueList, kw_only=True):
     """``Queue_DetailInfo`` of ``queue/get``, ``queue/query`` (manual line 11538).
+
+    Also the fields of :class:`QueueList`.
 
     Fields not listed here mean what they mean in :class:`QueueOptions`.
 
     Attributes:
-        id: Unique ID of the queue.
-        number: Queue number.
-        name: Queue name.
-        ring_strategy: Ring strategy of the queue.
         moh: Music on hold played to callers waiting in the queue.
         fail_dest: Failover destination type of the queue.
         agent_prompt: Prompt played to the agent when answering a queue call.
@@ -316,10 +255,6 @@ class QueueDetailInfo(msgspec.Struct, kw_only=True):
         satisfy_survey_prompt: Spelling variant of satisfa_survey_prompt.
     """
 
-    id: int | None = None
-    number: str | None = None
-    name: str | None = None
-    ring_strategy: str | None = None
     moh: str | None = None
     max_wait_time: int | None = None
     fail_dest: str | None = None
@@ -367,9 +302,6 @@ class QueueDetailInfo(msgspec.Struct, kw_only=True):
     key_dest: str | None = None
     key_dest_prefix: str | None = None
     key_dest_value: str | None = None
-    dynamic_agent_list: list[QueueMember] = []
-    static_agent_list: list[QueueMember] = []
-    manager_list: list[QueueMember] = []
     satisfaction_survey_point_list: list[SatisfactionSurveyPointList] = []
     satisfy_survey_prompt: str | None = None
 
@@ -432,6 +364,38 @@ class AgentList(msgspec.Struct, kw_only=True):
     agent_type: str | None = None
 
 
+class QueueListResponse(ApiResponse, kw_only=True):
+    """Answer of ``queue/list`` (manual line 11153).
+
+    Attributes:
+        total_number: Total number of queues.
+        queue_list: Information of each queue.
+    """
+
+    total_number: int | None = None
+    queue_list: list[QueueList] = msgspec.field(default_factory=list)
+
+
+class QueueCallStatusResponse(ApiResponse, kw_only=True):
+    """Answer of ``queue/call_status`` (manual line 12824).
+
+    Attributes:
+        waiting_list: Calls waiting to be answered in the queue.
+        active_list: Calls in progress in the queue.
+        waiting_calls: Number of calls waiting in the queue.
+        active_calls: Number of active calls in the queue.
+        ringing_list: Calls currently ringing in the queue.
+        ringing_calls: Number of ringing calls in the queue.
+    """
+
+    waiting_list: list[WaitingList] = msgspec.field(default_factory=list)
+    active_list: list[ActiveList] = msgspec.field(default_factory=list)
+    waiting_calls: int | None = None
+    active_calls: int | None = None
+    ringing_list: list[RingingList] = msgspec.field(default_factory=list)
+    ringing_calls: int | None = None
+
+
 #: ``Active_List`` of ``queue/call_status``: the fields of :class:`WaitingList`.
 ActiveList = WaitingList
 #: ``Ringin List`` of ``queue/call_status``: the fields of :class:`WaitingList`.
@@ -440,47 +404,28 @@ RingingList = WaitingList
 
 #: Call-time checks of queue/create, queue/update.
 _CREATE_RULES = (
-    requires("max_pause_miss_call", when="enb_auto_pause", equals=1),
-    requires("callback_press_key", when="callback_method", equals="digit"),
-    requires("callback_trigger_timeout", when="callback_method", equals="timeout"),
-    requires("callback_timeout_num", when="callback_timeout", equals="custom"),
+    api.requires("max_pause_miss_call", when="enb_auto_pause", equals=1),
+    api.requires("callback_press_key", when="callback_method", equals="digit"),
+    api.requires("callback_trigger_timeout", when="callback_method", equals="timeout"),
+    api.requires("callback_timeout_num", when="callback_timeout", equals="custom"),
 )
 
 
-class QueueResource(Resource):
+class QueueResource(api.Resource):
     """``client.queue``: ``list``, ``search``, ``get``, ``query``, ``create``, ``update``,
     ``delete``, ``call_status``, ``agent_status``, ``agent_login``, ``agent_pause``.
     """
 
     group = "queue"
+    id_doc = "Unique ID of the queue."
+    ids_doc = "Unique IDs of the queues. A list is sent comma-separated."
+    _pages = api.Pages[QueueListResponse, QueueList, QueueSortBy](items="queue_list")
+    list = _pages.list("Query queue list.", 11153)
+    search = _pages.search("Search queues.", 11365)
+    get = api.by_id(api.ObjectResponse[QueueDetailInfo], "Query one queue.", 11512)
+    query = api.by_ids(api.ObjectOrListResponse[QueueDetailInfo], "Query multiple queues.", 11839)
 
-    list = ListEndpoint[QueueListResponse, QueueList, QueueSortBy](
-        "GET", "queue/list", "Query queue list.", 11153, items="queue_list"
-    )
-
-    search = SearchEndpoint[QueueListResponse, QueueList, QueueSortBy](
-        "GET", "queue/search", "Search queues.", 11365, items="queue_list"
-    )
-
-    get = by_id(
-        "GET",
-        "queue/get",
-        ObjectResponse[QueueDetailInfo],
-        "Query one queue.",
-        11512,
-        "Unique ID of the queue.",
-    )
-
-    query = by_ids(
-        "GET",
-        "queue/query",
-        ObjectOrListResponse[QueueDetailInfo],
-        "Query multiple queues.",
-        11839,
-        "Unique IDs of the queues. A list is sent comma-separated.",
-    )
-
-    @endpoint("POST", "queue/create", rules=_CREATE_RULES)
+    @api.endpoint("POST", "queue/create", rules=_CREATE_RULES)
     async def create(
         self,
         *,
@@ -491,7 +436,7 @@ class QueueResource(Resource):
         callback_press_key: QueueKey | None = None,
         timeout: float | None = None,
         **options: Unpack[QueueOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add a queue.
 
         ``POST queue/create``, manual line 12293. More parameters: :class:`QueueOptions`.
@@ -509,7 +454,7 @@ class QueueResource(Resource):
             callback_press_key: Key used to trigger a callback.
         """
 
-    @endpoint("POST", "queue/update", rules=_CREATE_RULES)
+    @api.endpoint("POST", "queue/update", rules=_CREATE_RULES)
     async def update(
         self,
         *,
@@ -533,36 +478,18 @@ class QueueResource(Resource):
             number, name, ring_strategy, fail_dest, callback_press_key: as for :meth:`create`.
         """
 
-    delete = by_id(
-        "GET", "queue/delete", ApiResponse, "Delete a queue.", 12779, "Unique ID of the queue."
-    )
+    delete = api.by_id(ApiResponse, "Delete a queue.", 12779)
+    call_status = api.by_id(QueueCallStatusResponse, "Query a queue's call status.", 12824)
+    agent_status = api.by_id(api.PageResponse[AgentList], "Query a queue's agent status.", 12953)
 
-    call_status = by_id(
-        "GET",
-        "queue/call_status",
-        QueueCallStatusResponse,
-        "Query a queue's call status.",
-        12824,
-        "Unique ID of the queue.",
-    )
-
-    agent_status = by_id(
-        "GET",
-        "queue/agent_status",
-        PageResponse[AgentList],
-        "Query a queue's agent status.",
-        12953,
-        "Unique ID of the queue.",
-    )
-
-    @endpoint("GET", "queue/agent_login")
+    @api.endpoint("GET", "queue/agent_login")
     async def agent_login(
         self,
         *,
         ext_ids: str | Sequence[int],
         queue_id: int,
         operation: Literal["login", "logout"],
-        is_paused: Flag | None = None,
+        is_paused: api.Flag | None = None,
         reason: str | None = None,
         timeout: float | None = None,
     ) -> ApiResponse:
@@ -578,7 +505,7 @@ class QueueResource(Resource):
             reason: Feature code of the pause reason.
         """
 
-    @endpoint("GET", "queue/agent_pause")
+    @api.endpoint("GET", "queue/agent_pause")
     async def agent_pause(
         self,
         *,

@@ -9,15 +9,7 @@ from typing import Any, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    ListResponse,
-    PageQuery,
-    Paginator,
-    RequestModel,
-    Resource,
-    endpoint,
-    paginated,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "PauseReason",
@@ -26,10 +18,8 @@ __all__ = [
 ]
 
 
-class PauseReasonListParam(RequestModel, kw_only=True):
+class PauseReasonListParam(api.RequestModel, kw_only=True):
     """``Pause Reason List`` parameter of ``queue_pause_reason/update`` (manual line 13164).
-
-    Fields left as ``None`` are not sent.
 
     Attributes:
         code: Feature code of the pause reason.
@@ -52,21 +42,21 @@ class PauseReason(msgspec.Struct, kw_only=True):
     reason: str | None = None
 
 
-class QueuePauseReasonResource(Resource):
+class QueuePauseReasonResource(api.Resource):
     """``client.queue_pause_reason``: ``list``, ``update``."""
 
     group = "queue_pause_reason"
 
-    @paginated("GET", "queue_pause_reason/list", has_total=False)
+    @api.paginated("GET", "queue_pause_reason/list", has_total=False)
     def list(
-        self, *, timeout: float | None = None, **query: Unpack[PageQuery]
-    ) -> Paginator[ListResponse[PauseReason], PauseReason]:
+        self, *, timeout: float | None = None, **query: Unpack[api.PageQuery]
+    ) -> api.Paginator[api.ListResponse[PauseReason], PauseReason]:
         """Query queue pause reasons.
 
         ``GET queue_pause_reason/list``, manual line 13066. Parameters: :class:`PageQuery`.
         """
 
-    @endpoint("POST", "queue_pause_reason/update")
+    @api.endpoint("POST", "queue_pause_reason/update")
     async def update(
         self,
         *,

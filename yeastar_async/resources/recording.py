@@ -10,15 +10,7 @@ from typing import Literal
 
 import msgspec
 
-from yeastar_async.resources._base import (
-    DownloadResponse,
-    ListEndpoint,
-    PageResponse,
-    Resource,
-    SortedQuery,
-    endpoint,
-    exactly_one,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "RecordingDetails",
@@ -27,7 +19,7 @@ __all__ = [
 ]
 
 
-class RecordingListQuery(SortedQuery[Literal["id", "time"]], total=False):
+class RecordingListQuery(api.SortedQuery[Literal["id", "time"]], total=False):
     """Parameters of ``recording/list``: paging, ``order_by`` and ``sort_by``."""
 
 
@@ -57,19 +49,18 @@ class RecordingDetails(msgspec.Struct, kw_only=True):
     file: str | None = None
 
 
-class RecordingResource(Resource):
+class RecordingResource(api.Resource):
     """``client.recording``: ``list``, ``download``."""
 
     group = "recording"
+    list = api.ListEndpoint[
+        api.PageResponse[RecordingDetails], RecordingDetails, Literal["id", "time"]
+    ]("Query recording list.", 13437)
 
-    list = ListEndpoint[PageResponse[RecordingDetails], RecordingDetails, Literal["id", "time"]](
-        "GET", "recording/list", "Query recording list.", 13437
-    )
-
-    @endpoint("GET", "recording/download", rules=(exactly_one("id", "file"),))
+    @api.endpoint("GET", "recording/download", rules=(api.exactly_one("id", "file"),))
     async def download(
         self, *, id: int | None = None, file: str | None = None, timeout: float | None = None
-    ) -> DownloadResponse:
+    ) -> api.DownloadResponse:
         """Download a recording (get download URL).
 
         ``GET recording/download``, manual line 13557.

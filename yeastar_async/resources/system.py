@@ -6,14 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from yeastar_async.resources._base import (
-    ListResponse,
-    ObjectResponse,
-    Resource,
-    endpoint,
-    no_params,
-    requires,
-)
+from yeastar_async.resources import _base as api
 from yeastar_async.resources._shared import SubOrg
 
 __all__ = [
@@ -94,25 +87,21 @@ class Options(msgspec.Struct, kw_only=True):
     item: list[SubOrg] = []
 
 
-class SystemResource(Resource):
+#: Call-time checks of system/get_menuoptions.
+_GET_MENUOPTIONS_RULES = (api.requires("id", when="menu", equals="queue_agent"),)
+
+
+class SystemResource(api.Resource):
     """``client.system``: ``information``, ``capacity``, ``get_menuoptions``."""
 
     group = "system"
+    information = api.no_params(api.ObjectResponse[DeviceInfo], "Query PBX information.", 1255)
+    capacity = api.no_params(api.ObjectResponse[DeviceCapacity], "Query PBX capacity.", 1318)
 
-    information = no_params(
-        "GET", "system/information", ObjectResponse[DeviceInfo], "Query PBX information.", 1255
-    )
-
-    capacity = no_params(
-        "GET", "system/capacity", ObjectResponse[DeviceCapacity], "Query PBX capacity.", 1318
-    )
-
-    @endpoint(
-        "GET", "system/get_menuoptions", rules=(requires("id", when="menu", equals="queue_agent"),)
-    )
+    @api.endpoint("GET", "system/get_menuoptions", rules=_GET_MENUOPTIONS_RULES)
     async def get_menuoptions(
         self, *, menu: SystemMenu, id: int | None = None, timeout: float | None = None
-    ) -> ListResponse[Options]:
+    ) -> api.ListResponse[Options]:
         """Get menu options.
 
         ``GET system/get_menuoptions``, manual line 1377.

@@ -8,23 +8,7 @@ from typing import Any, Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    Flag,
-    ListEndpoint,
-    ListResponse,
-    ObjectOrListResponse,
-    PageResponse,
-    RequestModel,
-    Resource,
-    SearchEndpoint,
-    SortedQuery,
-    by_id,
-    by_ids,
-    endpoint,
-    no_params,
-    requires,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "DIDList",
@@ -64,11 +48,10 @@ TrunkCodecSel = Literal[
 ]
 
 
-class OutCallerInfoParam(RequestModel, kw_only=True):
+class OutCallerInfoParam(api.RequestModel, kw_only=True):
     """``OutCaller_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5683).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`OutCallerInfo`.
+    Fields not listed here mean what they mean in :class:`OutCallerInfo`.
 
     Attributes:
         outbound_cid_option: Outbound caller ID type.
@@ -82,11 +65,10 @@ class OutCallerInfoParam(RequestModel, kw_only=True):
     ext_list: list[ExtensionInfoParam | dict[str, Any]] | None = None
 
 
-class ExtensionInfoParam(RequestModel, kw_only=True):
+class ExtensionInfoParam(api.RequestModel, kw_only=True):
     """``Extension_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5694).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`ExtensionInfo`.
+    Fields not listed here mean what they mean in :class:`ExtensionInfo`.
     """
 
     type: Literal["extension", "ext_group"] | None = None
@@ -95,18 +77,17 @@ class ExtensionInfoParam(RequestModel, kw_only=True):
     id: int
 
 
-class DIDListParam(RequestModel, kw_only=True):
+class DIDListParam(api.RequestModel, kw_only=True):
     """``DID_List`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5704).
 
-    Fields left as ``None`` are not sent. Fields not listed here mean what they mean in
-    :class:`DIDList`.
+    Fields not listed here mean what they mean in :class:`DIDList`.
     """
 
     did: str
     did_name: str | None = None
 
 
-class TrunkListQuery(SortedQuery[TrunkSortBy], total=False):
+class TrunkListQuery(api.SortedQuery[TrunkSortBy], total=False):
     """Parameters of ``trunk/list``, ``trunk/search``: paging, ``order_by`` and ``sort_by``."""
 
 
@@ -140,8 +121,8 @@ class TrunkOptions(TypedDict, total=False):
     username: str | None
     password: str | None
     auth_name: str | None
-    enable: Flag | None
-    enb_outbound_proxy: Flag | None
+    enable: api.Flag | None
+    enb_outbound_proxy: api.Flag | None
     outbound_proxy_server: str | None
     outbound_proxy_port: int | None
     def_outbound_cid: str | None
@@ -263,62 +244,41 @@ class ITSPInfo(msgspec.Struct, kw_only=True):
     name: str | None = None
 
 
-class TrunkResource(Resource):
+#: Call-time checks of trunk/create.
+_CREATE_RULES = (
+    api.requires(
+        "hostname",
+        "port",
+        "domain",
+        "username",
+        "password",
+        "auth_name",
+        when="type",
+        equals="register",
+    ),
+    api.requires("hostname", "port", "domain", when="type", equals="peer"),
+    api.requires("number", "password", "auth_name", when="type", equals="account"),
+)
+
+
+class TrunkResource(api.Resource):
     """``client.trunk``: ``list``, ``search``, ``get``, ``query``, ``itsp_list``, ``create``,
     ``update``, ``delete``.
     """
 
     group = "trunk"
-
-    list = ListEndpoint[PageResponse[TrunkInfo], TrunkInfo, TrunkSortBy](
-        "GET", "trunk/list", "Query trunk list.", 4660
+    id_doc = "Unique ID of the trunk."
+    ids_doc = "Unique IDs of the trunks. A list is sent comma-separated."
+    _pages = api.Pages[api.PageResponse[TrunkInfo], TrunkInfo, TrunkSortBy]()
+    list = _pages.list("Query trunk list.", 4660)
+    search = _pages.search("Search trunks.", 4779)
+    get = api.by_id(api.ObjectOrListResponse[TrunkInfo], "Query one trunk.", 4876)
+    query = api.by_ids(api.ListResponse[TrunkInfo], "Query multiple trunks.", 5168)
+    itsp_list = api.no_params(
+        api.PageResponse[ITSPInfo], "Query SIP trunk providers (ITSPs).", 5513
     )
 
-    search = SearchEndpoint[PageResponse[TrunkInfo], TrunkInfo, TrunkSortBy](
-        "GET", "trunk/search", "Search trunks.", 4779
-    )
-
-    get = by_id(
-        "GET",
-        "trunk/get",
-        ObjectOrListResponse[TrunkInfo],
-        "Query one trunk.",
-        4876,
-        "Unique ID of the trunk.",
-    )
-
-    query = by_ids(
-        "GET",
-        "trunk/query",
-        ListResponse[TrunkInfo],
-        "Query multiple trunks.",
-        5168,
-        "Unique IDs of the trunks. A list is sent comma-separated.",
-    )
-
-    itsp_list = no_params(
-        "GET", "trunk/itsp_list", PageResponse[ITSPInfo], "Query SIP trunk providers (ITSPs).", 5513
-    )
-
-    @endpoint(
-        "POST",
-        "trunk/create",
-        rules=(
-            requires(
-                "hostname",
-                "port",
-                "domain",
-                "username",
-                "password",
-                "auth_name",
-                when="type",
-                equals="register",
-            ),
-            requires("hostname", "port", "domain", when="type", equals="peer"),
-            requires("number", "password", "auth_name", when="type", equals="account"),
-        ),
-        joined=("codec_sel",),
-    )
+    @api.endpoint("POST", "trunk/create", rules=_CREATE_RULES, joined=("codec_sel",))
     async def create(
         self,
         *,
@@ -331,7 +291,7 @@ class TrunkResource(Resource):
         number: str | None = None,
         timeout: float | None = None,
         **options: Unpack[TrunkOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add a SIP trunk.
 
         ``POST trunk/create``, manual line 5625. More parameters: :class:`TrunkOptions`.
@@ -352,7 +312,7 @@ class TrunkResource(Resource):
                 time).
         """
 
-    @endpoint("POST", "trunk/update", joined=("codec_sel",))
+    @api.endpoint("POST", "trunk/update", joined=("codec_sel",))
     async def update(
         self,
         *,
@@ -372,6 +332,4 @@ class TrunkResource(Resource):
             name, transport, codec_sel: as for :meth:`create`.
         """
 
-    delete = by_id(
-        "GET", "trunk/delete", ApiResponse, "Delete a SIP trunk.", 6121, "Unique ID of the trunk."
-    )
+    delete = api.by_id(ApiResponse, "Delete a SIP trunk.", 6121)

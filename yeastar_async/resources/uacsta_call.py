@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Required, TypedDict, Unpack
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import Resource, endpoint
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "UacstaCallResource",
@@ -28,12 +28,12 @@ class UacstaCallTarget(TypedDict, total=False):
     ip_address: Required[str]
 
 
-class UacstaCallResource(Resource):
+class UacstaCallResource(api.Resource):
     """``client.uacsta_call``: ``accept``, ``refuse``, ``hangup``."""
 
     group = "uacsta_call"
 
-    @endpoint("POST", "uacsta_call/accept")
+    @api.endpoint("POST", "uacsta_call/accept")
     async def accept(
         self, *, timeout: float | None = None, **options: Unpack[UacstaCallTarget]
     ) -> ApiResponse:
@@ -42,7 +42,7 @@ class UacstaCallResource(Resource):
         ``POST uacsta_call/accept``, manual line 16873. Parameters: :class:`UacstaCallTarget`.
         """
 
-    @endpoint("POST", "uacsta_call/refuse")
+    @api.endpoint("POST", "uacsta_call/refuse")
     async def refuse(
         self, *, timeout: float | None = None, **options: Unpack[UacstaCallTarget]
     ) -> ApiResponse:
@@ -51,7 +51,7 @@ class UacstaCallResource(Resource):
         ``POST uacsta_call/refuse``, manual line 16934. Parameters: :class:`UacstaCallTarget`.
         """
 
-    @endpoint("POST", "uacsta_call/hangup")
+    @api.endpoint("POST", "uacsta_call/hangup")
     async def hangup(
         self, *, timeout: float | None = None, **options: Unpack[UacstaCallTarget]
     ) -> ApiResponse:

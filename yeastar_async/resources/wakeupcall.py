@@ -9,16 +9,7 @@ from typing import Literal, TypedDict, Unpack
 import msgspec
 
 from yeastar_async._models import ApiResponse
-from yeastar_async.resources._base import (
-    CreatedResponse,
-    ListResponse,
-    ObjectOrListResponse,
-    PageQuery,
-    Paginator,
-    Resource,
-    endpoint,
-    paginated,
-)
+from yeastar_async.resources import _base as api
 
 __all__ = [
     "ExtensionWakeup",
@@ -92,24 +83,24 @@ class ExtensionWakeup(msgspec.Struct, kw_only=True):
     alarm_prompt: str | None = None
 
 
-class WakeupcallResource(Resource):
+class WakeupcallResource(api.Resource):
     """``client.wakeupcall``: ``list``, ``get``, ``query``, ``create``, ``update``, ``delete``."""
 
     group = "wakeupcall"
 
-    @paginated("GET", "wakeupcall/list", has_total=False)
+    @api.paginated("GET", "wakeupcall/list", has_total=False)
     def list(
-        self, *, timeout: float | None = None, **query: Unpack[PageQuery]
-    ) -> Paginator[ListResponse[WakeupInfo], WakeupInfo]:
+        self, *, timeout: float | None = None, **query: Unpack[api.PageQuery]
+    ) -> api.Paginator[api.ListResponse[WakeupInfo], WakeupInfo]:
         """Query wake-up call list.
 
         ``GET wakeupcall/list``, manual line 15023. Parameters: :class:`PageQuery`.
         """
 
-    @endpoint("GET", "wakeupcall/get")
+    @api.endpoint("GET", "wakeupcall/get")
     async def get(
         self, *, ext_id: int, timeout: float | None = None
-    ) -> ObjectOrListResponse[WakeupInfo]:
+    ) -> api.ObjectOrListResponse[WakeupInfo]:
         """Query one extension's wake-up calls.
 
         ``GET wakeupcall/get``, manual line 15134.
@@ -121,10 +112,10 @@ class WakeupcallResource(Resource):
             ext_id: Unique ID of the extension.
         """
 
-    @endpoint("GET", "wakeupcall/query")
+    @api.endpoint("GET", "wakeupcall/query")
     async def query(
         self, *, ext_id: str | Sequence[int], timeout: float | None = None
-    ) -> ListResponse[WakeupInfo]:
+    ) -> api.ListResponse[WakeupInfo]:
         """Query wake-up calls of multiple extensions.
 
         ``GET wakeupcall/query``, manual line 15227.
@@ -133,7 +124,7 @@ class WakeupcallResource(Resource):
             ext_id: Unique IDs of multiple extensions. A list is sent comma-separated.
         """
 
-    @endpoint("POST", "wakeupcall/create", joined=("repeat_type",))
+    @api.endpoint("POST", "wakeupcall/create", joined=("repeat_type",))
     async def create(
         self,
         *,
@@ -141,7 +132,7 @@ class WakeupcallResource(Resource):
         alarm_time: str | time,
         timeout: float | None = None,
         **options: Unpack[WakeupcallOptions],
-    ) -> CreatedResponse:
+    ) -> api.CreatedResponse:
         """Add a wake-up call.
 
         ``POST wakeupcall/create``, manual line 15335. More parameters:
@@ -152,7 +143,7 @@ class WakeupcallResource(Resource):
             alarm_time: Alarm time of the wake-up call, 24-hour format.
         """
 
-    @endpoint("POST", "wakeupcall/update", joined=("repeat_type",))
+    @api.endpoint("POST", "wakeupcall/update", joined=("repeat_type",))
     async def update(
         self,
         *,
@@ -171,7 +162,7 @@ class WakeupcallResource(Resource):
             alarm_time: as for :meth:`create`.
         """
 
-    @endpoint("GET", "wakeupcall/delete")
+    @api.endpoint("GET", "wakeupcall/delete")
     async def delete(
         self,
         *,
