@@ -280,6 +280,7 @@ class Transport:
     async def aclose(self) -> None:
         """Close the owned session (a borrowed one is left open). Idempotent."""
         self._closed = True
+        self._token_urls.clear()  # no token outlives the client in a cached URL
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
