@@ -64,9 +64,6 @@ class SpyTokens:
         self.expired_calls.append(token)
         await self.inner.expired(token)
 
-    def expires_in(self) -> float | None:
-        return self.inner.expires_in()
-
 
 class Harness:
     """FakePBX + transport + token manager + EventStream, with an event recorder."""

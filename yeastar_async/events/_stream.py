@@ -107,10 +107,6 @@ class TokenSource(Protocol):
         """The PBX said 10004 for ``token``: renew it (a no-op if already replaced)."""
         ...
 
-    def expires_in(self) -> float | None:
-        """Seconds left on the current access token."""
-        ...
-
 
 class WsEndpoint(Protocol):
     """Where and how to connect (``yeastar_async._http.Transport`` satisfies it)."""
