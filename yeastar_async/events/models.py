@@ -470,24 +470,25 @@ class QueuedCall(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """Unique ID of the call."""
 
 
-class AgentAutoPausedInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
-    """30025 payload: a queue agent was paused automatically after missing calls."""
+class _QueueAgentInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """The queue and agent both queue-agent payloads (30025, 30026) start with."""
 
     queue_number: str = ""
     """Queue number."""
     agent_number: str = ""
     """Agent (extension) number."""
+
+
+class AgentAutoPausedInfo(_QueueAgentInfo, kw_only=True, frozen=True, gc=False):
+    """30025 payload: a queue agent was paused automatically after missing calls."""
+
     calls: list[QueuedCall] = []
     """The calls the agent missed."""
 
 
-class AgentRingTimeoutInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+class AgentRingTimeoutInfo(_QueueAgentInfo, kw_only=True, frozen=True, gc=False):
     """30026 payload: a queue call rang an agent without being answered."""
 
-    queue_number: str = ""
-    """Queue number."""
-    agent_number: str = ""
-    """Agent (extension) number."""
     caller_number: str = ""
     """Caller number."""
     call_id: str = ""
