@@ -195,6 +195,10 @@ MERGE_TABLES = {
     ("call_report", "agent_call_detail"): "queue_call_detail",
 }
 
+#: Request tables whose response twin (fields described alike) is spelled otherwise:
+#: (group, request table) -> response table.
+REQUEST_TWINS = {("outbound_route", "Dial_Pattern_List"): "Dialpattern_List"}
+
 #: Class names that read badly when derived from the table name (or name a merged table).
 RENAME_TYPES = {
     "Ringin List": "RingingList",
@@ -246,6 +250,20 @@ EXTRA_ENUM_VALUES = {
     # inbound_route/create's did_option table omits the value its own did_pattern_to_ext_list
     # description and inbound_route/update list (manual lines 8330, 8471).
     ("inbound_route/create", "did_option"): ["pattern_to_ext_list"],
+}
+
+#: Report types grouped by the parameter they require, declared once: the enumeration of all
+#: report types includes each group, and the rule names it (``equals=get_args(...)``) instead of
+#: listing its values again. (group, required parameter) -> (alias, what it is).
+RULE_VALUE_ALIASES = {
+    ("call_report", "queue_id"): (
+        "QueueReportType",
+        "Report types about one queue (they require ``queue_id``).",
+    ),
+    ("call_report", "queue_id_list"): (
+        "QueuesReportType",
+        "Report types about several queues (they require ``queue_id_list``).",
+    ),
 }
 
 #: The destination types most destination parameters accept (extension forwarding, IVR keys,
@@ -351,6 +369,35 @@ def camel(name: str) -> str:
 def canon(group: str, table: str) -> str:
     """The table that declares ``table`` (itself, or the one it is merged into)."""
     return MERGE_TABLES.get((group, table), table)
+
+
+def key_doc(name: str, template: str | None, doc: str) -> str:
+    """The doc of one field a per-key template stands for, its key named: ``press5_dest`` of
+    ``press{x}_dest`` "Destination type of key x (x = 0-9)." -> "Destination type of key 5."."""
+    pattern = re.escape(template or "").replace(r"\{x\}", "(.+)")
+    m = re.fullmatch(pattern, name) if "(.+)" in pattern else None
+    if m is None:
+        return doc
+    key = m.group(1)
+    doc = re.sub(r"\bpressx_", f"press{key}_", doc.replace(" (x = 0-9)", ""))
+    return re.sub(r"\bx\b", key, doc)
+
+
+def attribute(declaration: str, doc: str | None) -> list[str]:
+    """A field's declaration line and, when there is a ``doc``, its attribute docstring."""
+    if not doc:
+        return [declaration]
+    indent = declaration[: len(declaration) - len(declaration.lstrip())]
+    lines = wrap(doc, indent, '"""', hang=False)
+    lines[-1] += '"""'
+    return [declaration, *lines]
+
+
+def close_docstring(lines: list[str], indent: str = "    ") -> list[str]:
+    """``lines`` of a docstring, closed: on its line when it is one line, else below."""
+    if len(lines) == 1:
+        return [lines[0] + '"""']
+    return [*lines, indent + '"""']
 
 
 def doc_lines(entries: Iterable[tuple[str, str | None, str]], indent: str) -> list[str]:
@@ -518,6 +565,8 @@ class Module:
     #: Page types (``[R, I, S](options)``) several list/search declarations share -> the
     #: name of their :class:`Pages` in the resource class.
     pages: dict[str, str] = field(default_factory=dict)
+    #: Rule constants as written when they name a :data:`RULE_VALUE_ALIASES` group.
+    rule_text_out: dict[str, str] = field(default_factory=dict)
 
 
 class Generator:
@@ -688,49 +737,34 @@ class Generator:
         parent = base.name if base else "msgspec.Struct"
         lines = [f"class {nt.name}({parent}, kw_only=True):"]
         title = title or f"``{nt.table}`` of {where} (manual line {nt.first_line})."
-        lines += wrap(title, "    ", '"""', hang=False)
+        doc = wrap(title, "    ", '"""', hang=False)
         if base:
-            lines.append("")
-            lines += wrap(f"Also the fields of :class:`{base.name}`.", "    ", hang=False)
-        # Fields the module's create/update parameters document with the same words are
-        # documented there only.
-        options = next((o for o in mod.shared_sets if o.name.endswith("Options")), None)
-        known = {p.name: p.doc for p in options.params} if options else {}
-        own = [
-            (py_name(n), i.get("template"), i["desc"])
-            for n, i in {**redescribed, **fields}.items()
-            if not known.get(n, "\0").startswith(i["desc"])
-        ]
-        if options and len(own) < len(redescribed) + len(fields):
-            lines.append("")
-            lines += wrap(
-                f"Fields not listed here mean what they mean in :class:`{options.name}`.",
-                "    ",
-                hang=False,
-            )
-        lines.append("")
-        lines.append("    Attributes:")
+            doc.append("")
+            doc += wrap(f"Also the fields of :class:`{base.name}`.", "    ", hang=False)
+        lines += [*close_docstring(doc), ""]
         body: list[str] = []
         overrides = {
             f: t
             for (g, tb, f), t in RESPONSE_FIELD_TYPES.items()
             if g == mod.group and tb == nt.table
         }
-        lines += doc_lines(own, " " * 8)
         described = []
-        for name, info in fields.items():
+        # An inherited field described otherwise here is declared again, with its own doc.
+        for name, info in nt.fields.items():
+            if name not in fields and name not in redescribed:
+                continue
             typ = overrides.get(name) or self.response_field_type(mod, info["types"])
             if base and base.name in self.shared_rows and typ.endswith(" = []"):
                 # ruff cannot see that an imported base is a msgspec Struct (RUF012).
                 typ = typ[: -len("[]")] + "msgspec.field(default_factory=list)"
-            body.append(self.field_line(mod, name, typ))
-            described.append((name, body[-1], info["desc"]))
-        lines.append('    """')
-        lines.append("")
+            declaration = self.field_line(mod, name, typ)
+            body.append(declaration)
+            lines += attribute(declaration, key_doc(name, info.get("template"), info["desc"]))
+            described.append((name, declaration, info["desc"]))
         if full:
             self.struct_keys[(mod.group, nt.name)] = tuple(body)
             self.struct_fields[(mod.group, nt.name)] = described
-        return "\n".join(lines + body) + "\n"
+        return "\n".join(lines) + "\n"
 
     def plan_bases(self, mod: Module, structs: list[NestedType]) -> dict[str, Base]:
         """Fields (same name, same declaration) several response structs share are declared
@@ -738,8 +772,10 @@ class Generator:
 
         1. a struct with every field of another (of the module, or of ``_shared.py``) extends
            it: the details of an item extend its list entry;
-        2. structs sharing at least :data:`MIN_BASE_FIELDS` fields otherwise extend a private
-           ``_<Name>Fields`` struct of those (added to ``mod.base_structs``).
+        2. then, largest overlap first, two structs without a base that share at least
+           :data:`MIN_SHARED_FIELDS` fields, described alike, both extend a private
+           ``_<Name>Fields`` struct of those (added to ``mod.base_structs``), which may in
+           turn share fields with another struct and so extend a base of its own.
 
         Returns struct name -> :class:`Base`.
         """
@@ -759,25 +795,67 @@ class Generator:
             if found:
                 other = max(found, key=lambda o: len(decls[o]))
                 bases[nt.name] = Base(other, [f for f, _, _ in rows[other]], docs[other])
-        rest = [nt for nt in structs if nt.name not in bases]
-        pairs = []
-        for i, a in enumerate(rest):
-            for b in rest[i + 1 :]:
-                common = decls[a.name] & decls[b.name]
-                if len(common) >= MIN_BASE_FIELDS:
-                    pairs.append((len(common), a, b, common))
-        for _length, a, b, common in sorted(pairs, key=lambda p: -p[0]):
-            if a.name in bases or b.name in bases:
-                continue
-            users = [nt for nt in rest if nt.name not in bases and common <= decls[nt.name]]
-            names = [f for f, line, _ in rows[a.name] if (f, line) in common]
-            base_name = f"_{a.name}Fields"
-            base = NestedType(a.table, base_name, a.first_line, [], {n: a.fields[n] for n in names})
-            shown = ", ".join(f":class:`{u.name}`" for u in users)
-            mod.base_structs.append((base, f"Fields shared by {shown}."))
+        nodes = {nt.name: nt for nt in structs}
+        roots = [nt.name for nt in structs if nt.name not in bases]
+        # From here, a field is shared only when described alike too: a base documents it once.
+        decls = {name: set(row) for name, row in rows.items()}
+        made: list[NestedType] = []
+        while True:
+            pairs = [
+                (len(decls[a] & decls[b]), a, b)
+                for i, a in enumerate(roots)
+                for b in roots[i + 1 :]
+                if len(decls[a] & decls[b]) >= MIN_SHARED_FIELDS
+            ]
+            if not pairs:
+                break
+            _length, a, b = max(pairs, key=lambda p: p[0])
+            common = decls[a] & decls[b]
+            users = [r for r in roots if common <= decls[r]]
+            names = [row[0] for row in rows[a] if row in common]
+            base_name = (
+                next(u for u in users if decls[u] == common)
+                if any(decls[u] == common for u in users)
+                else self.base_name(nodes, bases, users, {n.name for n in made})
+            )
+            if base_name not in nodes:
+                first = nodes[a]
+                fields = {n: first.fields[n] for n in names}
+                nodes[base_name] = NestedType(first.table, base_name, first.first_line, [], fields)
+                made.append(nodes[base_name])
+                rows[base_name] = [row for row in rows[a] if row in common]
+                decls[base_name], docs[base_name] = common, docs[a]
+                roots.append(base_name)
             for user in users:
-                bases[user.name] = Base(base_name, names, docs[a.name])
+                if user != base_name:
+                    bases[user] = Base(base_name, names, docs[a])
+                    roots.remove(user)
+        for base in made:
+            shown = ", ".join(f":class:`{u}`" for u in self.users_of(base.name, nodes, bases))
+            mod.base_structs.append((base, f"Fields shared by {shown}."))
         return bases
+
+    @staticmethod
+    def users_of(name: str, nodes: dict[str, NestedType], bases: dict[str, Base]) -> list[str]:
+        """The public structs that extend ``name``, directly or through other bases."""
+        out = []
+        for other in nodes:
+            parent = bases.get(other)
+            while parent is not None and parent.name != name:
+                parent = bases.get(parent.name)
+            if parent is not None and not other.startswith("_"):
+                out.append(other)
+        return out
+
+    @staticmethod
+    def base_name(
+        nodes: dict[str, NestedType], bases: dict[str, Base], users: list[str], taken: set[str]
+    ) -> str:
+        """``_<Name>Fields``, after the first public struct among ``users`` and what extends
+        them whose name is not taken yet."""
+        public = [u for u in users if not u.startswith("_")]
+        public += [o for u in users for o in Generator.users_of(u, nodes, bases)]
+        return next(f"_{u}Fields" for u in public if f"_{u}Fields" not in taken)
 
     def field_line(self, mod: Module, name: str, typ: str) -> str:
         attr = py_name(name)
@@ -847,21 +925,15 @@ class Generator:
         else:
             mod.uses_api_response = True
         lines = [f"class {name}({parent}, kw_only=True):"]
-        lines += wrap(title + ".", "    ", '"""', hang=False)
-        lines.append("")
-        lines.append("    Attributes:")
-        body = []
+        lines += [*close_docstring(wrap(title + ".", "    ", '"""', hang=False)), ""]
         for f in fields:
-            lines += wrap(f["desc_en"], " " * 8, f"{py_name(f['name'])}: ")
             typ = self.response_field_type(mod, [f["type"]])
             if typ.endswith(" = []"):
                 # ruff cannot see that ApiResponse is a msgspec Struct (RUF012).
                 mod.uses_msgspec = True
                 typ = typ[: -len("[]")] + "msgspec.field(default_factory=list)"
-            body.append(self.field_line(mod, f["name"], typ))
-        lines.append('    """')
-        lines.append("")
-        mod.response_classes.append((name, ep["id"], lines + body))
+            lines += attribute(self.field_line(mod, f["name"], typ), f["desc_en"])
+        mod.response_classes.append((name, ep["id"], lines))
         return name, items_field, item_type
 
     # -- request types -------------------------------------------------------------------------
@@ -979,15 +1051,14 @@ class Generator:
         mod.imports_base.add("RequestModel")
         where = ", ".join(f"``{e}``" for e in nt.endpoints)
         lines = [f"class {nt.name}(RequestModel, kw_only=True):"]
-        lines += wrap(
+        doc = wrap(
             f"``{nt.table}`` parameter of {where} (manual line {nt.first_line}).",
             "    ",
             '"""',
             hang=False,
         )
-        lines.append("")
         # Fields the response type of the same table documents alike are not repeated here.
-        twin = mod.response_types.get(nt.table)
+        twin = mod.response_types.get(REQUEST_TWINS.get((mod.group, nt.table), nt.table))
         same = {
             n
             for n, i in nt.fields.items()
@@ -995,17 +1066,12 @@ class Generator:
         }
         # (RequestModel says that fields left as None are not sent.)
         if same:
-            text = f"Fields not listed here mean what they mean in :class:`{twin.name}`."  # type: ignore[union-attr]
-            lines += wrap(text, "    ", hang=False)
+            text = f"Fields without a docstring mean what they mean in :class:`{twin.name}`."  # type: ignore[union-attr]
+            doc += ["", *wrap(text, "    ", hang=False)]
+        lines += [*close_docstring(doc), ""]
         body = []
         fake_ep = {"id": nt.endpoints[0]}
-        if len(same) < len(nt.fields):
-            if same:
-                lines.append("")
-            lines.append("    Attributes:")
         for name, info in nt.fields.items():
-            if name not in same:
-                lines += wrap(info["desc_en"], " " * 8, f"{py_name(name)}: ")
             typ, _ = self.param_type(mod, fake_ep, info)
             typ = typ.replace("Mapping[str, Any]", "dict[str, Any]")
             typ = typ.replace("Sequence[", "list[")
@@ -1013,14 +1079,10 @@ class Generator:
                 body.append(self.field_line_required(mod, name, typ))
             else:
                 body.append(self.field_line(mod, name, f"{typ} | None = None"))
-        if lines[-1] == "":
-            lines.pop()  # a one-line docstring
-            lines[-1] += '"""'
-        else:
-            lines.append('    """')
-        lines.append("")
+            doc_of = None if name in same else key_doc(name, info.get("template"), info["desc_en"])
+            lines += attribute(body[-1], doc_of)
         self.request_keys[(mod.group, nt.name)] = (tuple(body), twin.name if same else None)  # type: ignore[union-attr]
-        return "\n".join(lines + body) + "\n"
+        return "\n".join(lines) + "\n"
 
     def field_line_required(self, mod: Module, name: str, typ: str) -> str:
         attr = py_name(name)
@@ -1248,24 +1310,18 @@ class Generator:
         bases = shared.base or "TypedDict"
         where = ", ".join(f"``{e}``" for e in shared.endpoints)
         lines = [f"class {shared.name}({bases}, total=False):"]
-        lines += wrap(
-            f"Parameters shared by {where} (keyword arguments).", "    ", '"""', hang=False
-        )
-        lines.append("")
-        lines.append("    Attributes:")
-        body = []
-        lines += doc_lines(((p.name, p.template, p.doc) for p in shared.params), " " * 8)
+        text = f"Parameters shared by {where} (keyword arguments)."
+        lines += [*close_docstring(wrap(text, "    ", '"""', hang=False)), ""]
         for p in shared.params:
             assert not keyword.iskeyword(p.name), p.name
             if p.required:
                 mod.imports_typing.add("Required")
-                body.append(f"    {p.name}: Required[{p.typ}]")
+                declaration = f"    {p.name}: Required[{p.typ}]"
             else:
                 # None is accepted and means "not given", as for the explicit keywords.
-                body.append(f"    {p.name}: {p.typ} | None")
-        lines.append('    """')
-        lines.append("")
-        return "\n".join(lines + body) + "\n"
+                declaration = f"    {p.name}: {p.typ} | None"
+            lines += attribute(declaration, key_doc(p.name, p.template, p.doc))
+        return "\n".join(lines) + "\n"
 
     def render_one_line(self, mod: Module, plan: EndpointPlan) -> str | None:
         """A one-line declaration (``by_id`` ...) where the endpoint has one of the common
@@ -1456,6 +1512,31 @@ class Generator:
 
     # -- module --------------------------------------------------------------------------------
 
+    def rule_value_aliases(self, mod: Module) -> list[str]:
+        """The module's :data:`RULE_VALUE_ALIASES` as declarations; the enumerations and the
+        rule constants holding their values are rewritten to name them instead."""
+        out: list[str] = []
+        for (group, param), (name, doc) in RULE_VALUE_ALIASES.items():
+            if group != mod.group:
+                continue
+            pattern = re.compile(rf'requires\("{param}", when="\w+", equals=(\([^)]*\))\)')
+            text, m = next((t, m) for t in mod.rule_constants if (m := pattern.search(t)))
+            values = re.findall(r'"([^"]+)"', m.group(1))
+            shown = mod.rule_text_out.get(text, text)
+            mod.rule_text_out[text] = shown.replace(
+                m.group(0), m.group(0).replace(m.group(1), f"get_args({name})")
+            )
+            mod.imports_typing.add("get_args")
+            for key, (alias, lit) in mod.aliases.items():
+                items = re.findall(r'"[^"]*"|\w+', lit[len("Literal[") : -1])
+                if lit.startswith("Literal[") and set(values) <= {i.strip('"') for i in items}:
+                    at = next(i for i, item in enumerate(items) if item.strip('"') in values)
+                    kept = [item for item in items if item.strip('"') not in values]
+                    kept.insert(len([i for i in items[:at] if i.strip('"') not in values]), name)
+                    mod.aliases[key] = (alias, f"Literal[{', '.join(kept)}]")
+            out += [f"#: {doc}", f"{name} = {literal(values, False)}"]
+        return out
+
     def render_module(self, mod: Module) -> str:
         self.collect_response_types(mod)
         self.collect_request_types(mod)
@@ -1475,6 +1556,7 @@ class Generator:
             line = f'    @api.endpoint("{first["method"]}", "{first["id"]}", rules={text})'
             if len(ids) > 1 or len(line) + 4 * text.count("(") > 100:
                 mod.rule_constants[text] = f"_{ids[0].split('/', 1)[1].upper()}_RULES"
+        subsets = self.rule_value_aliases(mod)
         # list/search declarations answering the same pages share one Pages of the class.
         page_keys = [self.one_line_list_key(plan) for plan in plans.values()]
         counts = collections.Counter(key[1] for key in page_keys if key is not None)
@@ -1496,13 +1578,9 @@ class Generator:
             if group != mod.group:
                 continue
             mod.uses_msgspec = True
-            lines = [f"class {name}(msgspec.Struct, kw_only=True):", f'    """{doc}']
-            lines += ["", "    Attributes:"]
-            for fname, _typ, fdoc in fields:
-                lines += wrap(fdoc, " " * 8, f"{fname}: ")
-            lines.append('    """')
-            lines.append("")
-            lines += [f"    {fname}: {typ}" for fname, typ, _ in fields]
+            lines = [f"class {name}(msgspec.Struct, kw_only=True):", f'    """{doc}"""', ""]
+            for fname, typ, fdoc in fields:
+                lines += attribute(f"    {fname}: {typ}", fdoc)
             extra_classes.append("\n".join(lines) + "\n")
         # A struct whose fields another one already has (in this module, or in _shared.py for
         # shapes several modules answer) is declared once; the other names are aliases.
@@ -1525,7 +1603,9 @@ class Generator:
                 struct_aliases.append(f"{nt.name} = {target}")
         bases = self.plan_bases(mod, declared)
         # A class is defined after the one it extends.
-        by_name = {nt.name: nt for nt in declared}
+        titles = {nt.name: title for nt, title in mod.base_structs}
+        every = [nt for nt, _ in mod.base_structs] + declared
+        by_name = {nt.name: nt for nt in every}
         ordered: list[NestedType] = []
 
         def place(nt: NestedType) -> None:
@@ -1535,14 +1615,12 @@ class Generator:
             if nt not in ordered:
                 ordered.append(nt)
 
-        for nt in declared:
+        for nt in every:
             place(nt)
         shared_imports.update(b.name for b in bases.values() if b.name in self.shared_rows)
         response_types += [
-            self.render_nested_response(mod, b, None, t) for b, t in mod.base_structs
-        ]
-        response_types += [
-            self.render_nested_response(mod, nt, bases.get(nt.name)) for nt in ordered
+            self.render_nested_response(mod, nt, bases.get(nt.name), titles.get(nt.name))
+            for nt in ordered
         ]
         first, last = mod.endpoints[0]["manual_line"], mod.endpoints[-1]["manual_line"]
         lines_text = f"line {first}" if first == last else f"lines {first}-{last}"
@@ -1590,10 +1668,12 @@ class Generator:
         public += [c[0] for c in mod.response_classes]
         public += [n for (g, n) in EXTRA_RESPONSE_CLASSES if g == mod.group]
         public += [nt.name for nt in mod.response_types.values()]
+        public += [line.split(" = ")[0] for line in subsets if not line.startswith("#")]
         out.append("__all__ = [")
         out += [f'    "{n}",' for n in sorted(set(public))]
         out.append("]")
         out.append("")
+        out += subsets
         for name, lit in mod.aliases.values():
             out.append(f"{name} = {lit}")
         if mod.aliases:
@@ -1614,7 +1694,7 @@ class Generator:
         for text, name in mod.rule_constants.items():
             users = ", ".join(uses[text])
             out.append(f"#: Call-time checks of {users}.")
-            out.append(f"{name} = {text}")
+            out.append(f"{name} = {mod.rule_text_out.get(text, text)}")
             out.append("")
         if mod.rule_constants:
             out.append("")
@@ -1736,8 +1816,13 @@ def qualify(source: str, names: set[str]) -> str:
     return "".join(lines)
 
 
-#: Fewest fields (same declaration and description) several structs share to get a base struct.
+#: Fewest fields a struct needs to be extended by those that have all of its fields, and to be
+#: declared in _shared.py for several modules.
 MIN_BASE_FIELDS = 5
+
+#: Fewest fields (same declaration and description) two structs share to get a base struct:
+#: three fields and their docs are six lines a reader would otherwise see twice.
+MIN_SHARED_FIELDS = 3
 
 #: Identifiers a struct may use to be declared in _shared.py (no module-local types).
 PORTABLE = {"str", "int", "float", "dict", "list", "Any", "None"}

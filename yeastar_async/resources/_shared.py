@@ -34,72 +34,63 @@ Destination = Literal[
 
 
 class SubOrg(msgspec.Struct, kw_only=True):
-    """``Sub_Org`` of ``system/get_menuoptions`` (manual line 1428).
-
-    Attributes:
-        text: Sub-department name.
-        value: Sub-department ID.
-    """
+    """``Sub_Org`` of ``system/get_menuoptions`` (manual line 1428)."""
 
     text: str | None = None
+    """Sub-department name."""
     value: str | None = None
+    """Sub-department ID."""
 
 
 class ContactsList(msgspec.Struct, kw_only=True):
-    """``Contacts_List`` of ``phonebook/get``, ``phonebook/query`` (manual line 7207).
-
-    Attributes:
-        id: Unique ID of the company contact.
-        contact_name: Company contact name.
-        company: Company.
-        email: Email.
-        business: Business number.
-        business2: Business number 2.
-        mobile: Mobile number.
-        mobile2: Mobile number 2.
-        home: Home number.
-        home2: Home number 2.
-        home_fax: Home fax.
-        business_fax: Business fax.
-        other: Other number.
-        remark: Remark.
-    """
+    """``Contacts_List`` of ``phonebook/get``, ``phonebook/query`` (manual line 7207)."""
 
     id: int | None = None
+    """Unique ID of the company contact."""
     contact_name: str | None = None
+    """Company contact name."""
     company: str | None = None
+    """Company."""
     email: str | None = None
+    """Email."""
     business: str | None = None
+    """Business number."""
     business2: str | None = None
+    """Business number 2."""
     mobile: str | None = None
+    """Mobile number."""
     mobile2: str | None = None
+    """Mobile number 2."""
     home: str | None = None
+    """Home number."""
     home2: str | None = None
+    """Home number 2."""
     home_fax: str | None = None
+    """Home fax."""
     business_fax: str | None = None
+    """Business fax."""
     other: str | None = None
+    """Other number."""
     remark: str | None = None
+    """Remark."""
 
 
 class TrunkList(msgspec.Struct, kw_only=True):
-    """``Trunk_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8088).
-
-    Attributes:
-        id: Unique ID of the trunk.
-        name: Trunk name.
-        type: Trunk type.
-    """
+    """``Trunk_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8088)."""
 
     id: int | None = None
+    """Unique ID of the trunk."""
     name: str | None = None
+    """Trunk name."""
     type: str | None = None
+    """Trunk type."""
 
 
 class TrunkListParam(api.RequestModel, kw_only=True):
     """``Trunk_List`` parameter of ``inbound_route/create``, ``inbound_route/update`` (manual
     line 8394).
 
-    Fields not listed here mean what they mean in :class:`TrunkList`.
+    Fields without a docstring mean what they mean in :class:`TrunkList`.
     """
 
     id: int

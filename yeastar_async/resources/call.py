@@ -28,55 +28,43 @@ CallAttendedOperate = Literal["abort", "complete", "threeway", "swap"]
 
 
 class CallInfo(msgspec.Struct, kw_only=True):
-    """``Call_Info`` of ``call/query`` (manual line 15656).
-
-    Attributes:
-        call_id: Unique ID of the call.
-        members: Members of the call, by member type.
-    """
+    """``Call_Info`` of ``call/query`` (manual line 15656)."""
 
     call_id: str | None = None
+    """Unique ID of the call."""
     members: list[CallMember] = []
+    """Members of the call, by member type."""
 
 
 class ParkInfos(msgspec.Struct, kw_only=True):
-    """``ParkInfos`` of ``call/park_status`` (manual line 16360).
-
-    Attributes:
-        parker: Extension number that requested the park.
-        parked_party: Parked number.
-        parking_slot: Parking slot the call was parked on.
-        park_time: How long the call may stay parked before being retrieved.
-        channel_id: Channel ID of the parked party.
-    """
+    """``ParkInfos`` of ``call/park_status`` (manual line 16360)."""
 
     parker: str | None = None
+    """Extension number that requested the park."""
     parked_party: str | None = None
+    """Parked number."""
     parking_slot: str | None = None
+    """Parking slot the call was parked on."""
     park_time: int | None = None
+    """How long the call may stay parked before being retrieved."""
     channel_id: str | None = None
+    """Channel ID of the parked party."""
 
 
 class CallIdResponse(ApiResponse, kw_only=True):
-    """Answer of ``call/dial`` (manual line 15758).
-
-    Attributes:
-        call_id: Unique ID of the call.
-    """
+    """Answer of ``call/dial`` (manual line 15758)."""
 
     call_id: str | None = None
+    """Unique ID of the call."""
 
 
 class CallParkResponse(ApiResponse, kw_only=True):
-    """Answer of ``call/park`` (manual line 16270).
-
-    Attributes:
-        call_id: Unique ID of the call.
-        parking_slot: Parking slot the call was parked on.
-    """
+    """Answer of ``call/park`` (manual line 16270)."""
 
     call_id: str | None = None
+    """Unique ID of the call."""
     parking_slot: str | None = None
+    """Parking slot the call was parked on."""
 
 
 #: Call-time checks of call/transfer.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack, get_args
 
 import msgspec
 
@@ -48,25 +48,18 @@ __all__ = [
     "QueueCallbacksSummaryList",
     "QueuePerformanceActivityList",
     "QueuePerformanceList",
+    "QueueReportType",
     "QueueSatisfaction",
     "QueueSatisfactionDetailList",
+    "QueuesReportType",
     "RingGroupStatisticsList",
     "SatisfactionList",
     "TrunkActivityList",
     "TrunkDidDodActivityList",
 ]
 
-CallReportType = Literal[
-    "extcallstatistics",
-    "extcallactivity",
-    "trunkactivity",
-    "trunkdiddodactivity",
-    "ivr",
-    "queueavgwaittalktime",
-    "queueperformance",
-    "queueperformanceactivity",
-    "queuecallbacksummary",
-    "queuecallbackactivity",
+#: Report types about one queue (they require ``queue_id``).
+QueueReportType = Literal[
     "queuesatisfaction",
     "queuesatisfactiondetail",
     "queueagentlogintime",
@@ -74,807 +67,734 @@ CallReportType = Literal[
     "queueagentmisscalls",
     "queueagentperformance",
     "queueagentinoutcalls",
+]
+#: Report types about several queues (they require ``queue_id_list``).
+QueuesReportType = Literal[
+    "queueavgwaittalktime",
+    "queueperformance",
+    "queueperformanceactivity",
+    "queuecallbacksummary",
+    "queuecallbackactivity",
+    "queuecallbacksactivity",
+]
+CallReportType = Literal[
+    "extcallstatistics",
+    "extcallactivity",
+    "trunkactivity",
+    "trunkdiddodactivity",
+    "ivr",
+    QueuesReportType,
+    QueueReportType,
     "ringgroupstatistics",
     "extcallbilling",
     "extcallbillingdetails",
-    "queuecallbacksactivity",
 ]
 CallReportDownloadType = CallReportType
 
 
 class CallReportFilters(TypedDict, total=False):
-    """Parameters shared by ``call_report/list``, ``call_report/download`` (keyword arguments).
-
-    Attributes:
-        start_time: Start time to filter the report.
-        end_time: End time to filter the report.
-        time: Time range to filter the report. Required in some cases (checked at call time).
-        ext_id_list: Unique IDs of the extensions / extension groups to query. A list is sent
-            comma-separated.
-        trunk_id: Unique ID of a single trunk. Required in some cases (checked at call time).
-        trunk_id_list: Unique IDs of the trunks. Required in some cases (checked at call time).
-            A list is sent comma-separated.
-        ivr_id_list: Unique IDs of the IVRs. Required in some cases (checked at call time). A
-            list is sent comma-separated.
-        ring_group_id_list: Unique IDs of ring groups. Required in some cases (checked at call
-            time). A list is sent comma-separated.
-        queue_id: Unique ID of a single queue. Required in some cases (checked at call time).
-        queue_id_list: Unique IDs of the queues. Required in some cases (checked at call time).
-            A list is sent comma-separated.
-        agent_id_list: Unique IDs of queue agents. A list is sent comma-separated.
-        abandon_time: Abandon-time threshold: calls abandoned within this time are excluded from
-            the report.
-        talk_time: Talk-time threshold: calls with a shorter talk time are excluded from the
-            report.
-        include_internal: Whether to include internal calls in the report.
-        callback_result: Queue callback result.
-        reason: Reason the agent switched to paused.
-        communication_type: Communication type.
-    """
+    """Parameters shared by ``call_report/list``, ``call_report/download`` (keyword arguments)."""
 
     start_time: str | datetime | None
+    """Start time to filter the report."""
     end_time: str | datetime | None
+    """End time to filter the report."""
     time: str | date | None
+    """Time range to filter the report. Required in some cases (checked at call time)."""
     ext_id_list: str | Sequence[int] | None
+    """Unique IDs of the extensions / extension groups to query. A list is sent comma-separated."""
     trunk_id: str | None
+    """Unique ID of a single trunk. Required in some cases (checked at call time)."""
     trunk_id_list: str | Sequence[int] | None
+    """Unique IDs of the trunks. Required in some cases (checked at call time). A list is sent
+    comma-separated."""
     ivr_id_list: str | Sequence[int] | None
+    """Unique IDs of the IVRs. Required in some cases (checked at call time). A list is sent
+    comma-separated."""
     ring_group_id_list: str | Sequence[int] | None
+    """Unique IDs of ring groups. Required in some cases (checked at call time). A list is sent
+    comma-separated."""
     queue_id: str | None
+    """Unique ID of a single queue. Required in some cases (checked at call time)."""
     queue_id_list: str | Sequence[int] | None
+    """Unique IDs of the queues. Required in some cases (checked at call time). A list is sent
+    comma-separated."""
     agent_id_list: str | Sequence[int] | None
+    """Unique IDs of queue agents. A list is sent comma-separated."""
     abandon_time: str | None
+    """Abandon-time threshold: calls abandoned within this time are excluded from the report."""
     talk_time: int | None
+    """Talk-time threshold: calls with a shorter talk time are excluded from the report."""
     include_internal: api.Flag | None
+    """Whether to include internal calls in the report."""
     callback_result: Literal["success", "fail"] | None
+    """Queue callback result."""
     reason: str | None
+    """Reason the agent switched to paused."""
     communication_type: Literal["Inbound", "Outbound", "Internal"] | None
+    """Communication type."""
 
 
-class _QueuePerformanceListFields(msgspec.Struct, kw_only=True):
+class _AgentPerformanceDetailFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`QueuePerformanceList`, :class:`QueuePerformanceActivityList`,
+    :class:`QueueAgentPerformanceList`, :class:`AgentPerformanceDetail`.
+    """
+
+    average_waiting_time: int | None = None
+    """Average wait time of answered calls before an agent picked up."""
+    max_waiting_time: int | None = None
+    """Longest time a caller waited in the queue before an agent answered."""
+    average_talking_time: int | None = None
+    """Average talk time between agents and callers."""
+
+
+class _QueuePerformanceActivityListFields(_AgentPerformanceDetailFields, kw_only=True):
+    """Fields shared by :class:`QueuePerformanceList`, :class:`QueuePerformanceActivityList`,
+    :class:`QueueAgentPerformanceList`.
+
+    Also the fields of :class:`_AgentPerformanceDetailFields`.
+    """
+
+    answered_calls: int | None = None
+    """Number of calls answered by the queue."""
+    missed_calls: int | None = None
+    """Number of calls missed by the queue."""
+    abandoned_calls: int | None = None
+    """Number of calls abandoned by callers before an agent answered."""
+    answered_rate: float | None = None
+    """Answered calls as a percentage of all calls."""
+    missed_rate: float | None = None
+    """Missed calls as a percentage of all calls."""
+    abandoned_rate: float | None = None
+    """Abandoned calls as a percentage of all calls."""
+    sla: float | None = None
+    """Service level of the queue over a period."""
+    average_handle_time: int | None = None
+    """Average time agents spent handling answered calls."""
+    all_call_average_waiting_time: int | None = None
+    """Average time all queue calls (answered and missed) waited in the queue."""
+    answered_call_time: int | None = None
+    """Total talk time of answered calls."""
+    answered_hold_time: int | None = None
+    """Total hold time of answered calls."""
+
+
+class _QueuePerformanceListFields(_QueuePerformanceActivityListFields, kw_only=True):
     """Fields shared by :class:`QueuePerformanceList`, :class:`QueueAgentPerformanceList`.
 
-    Attributes:
-        queue: Queue name.
-        total_calls: Total calls received by the queue.
-        answered_calls: Number of calls answered by the queue.
-        missed_calls: Number of calls missed by the queue.
-        abandoned_calls: Number of calls abandoned by callers before an agent answered.
-        average_waiting_time: Average wait time of answered calls before an agent picked up.
-        average_talking_time: Average talk time between agents and callers.
-        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
-        answered_rate: Answered calls as a percentage of all calls.
-        missed_rate: Missed calls as a percentage of all calls.
-        abandoned_rate: Abandoned calls as a percentage of all calls.
-        sla: Service level of the queue over a period.
-        average_handle_time: Average time agents spent handling answered calls.
-        all_call_average_waiting_time: Average time all queue calls (answered and missed) waited
-            in the queue.
-        answered_call_time: Total talk time of answered calls.
-        answered_hold_time: Total hold time of answered calls.
-        queue_num: Queue number.
+    Also the fields of :class:`_QueuePerformanceActivityListFields`.
     """
 
     queue: str | None = None
+    """Queue name."""
     total_calls: int | None = None
-    answered_calls: int | None = None
-    missed_calls: int | None = None
-    abandoned_calls: int | None = None
-    average_waiting_time: int | None = None
-    average_talking_time: int | None = None
-    max_waiting_time: int | None = None
-    answered_rate: float | None = None
-    missed_rate: float | None = None
-    abandoned_rate: float | None = None
-    sla: float | None = None
-    average_handle_time: int | None = None
-    all_call_average_waiting_time: int | None = None
-    answered_call_time: int | None = None
-    answered_hold_time: int | None = None
+    """Total calls received by the queue."""
     queue_num: str | None = None
-
-
-class _IvrCallDetailFields(msgspec.Struct, kw_only=True):
-    """Fields shared by :class:`IvrCallDetail`, :class:`CallDetail`.
-
-    Attributes:
-        id: Unique ID of the call record.
-        time: Time the call was received.
-        call_from: Caller number and name.
-        reason_partya ... reason_partyf: Parts used to build the destination text (fields
-            reason_partya ... reason_partyf).
-        call_to: Number and name of the key-press destination.
-        timestamp: Timestamp of the time the call was received.
-    """
-
-    id: str | None = None
-    time: str | None = None
-    call_from: str | None = None
-    reason_partya: str | None = None
-    reason_partyb: str | None = None
-    reason_partyc: str | None = None
-    reason_partyd: str | None = None
-    reason_partye: str | None = None
-    reason_partyf: str | None = None
-    call_to: str | None = None
-    timestamp: int | None = None
-
-
-class _QueuePerformanceActivityListFields(msgspec.Struct, kw_only=True):
-    """Fields shared by :class:`QueuePerformanceActivityList`, :class:`AgentPerformanceDetail`.
-
-    Attributes:
-        total_calls: Total number of calls in the queried period.
-        answered_calls: Number of calls answered by the queue.
-        missed_calls: Number of calls missed by the queue.
-        average_waiting_time: Average wait time of answered calls before an agent picked up.
-        max_waiting_time: Longest time a caller waited in the queue before an agent answered.
-        average_talking_time: Average talk time between agents and callers.
-        detail: Queue call detail list.
-        answered_waiting_time: Total wait time of answered calls.
-    """
-
-    total_calls: int | None = None
-    answered_calls: int | None = None
-    missed_calls: int | None = None
-    average_waiting_time: int | None = None
-    max_waiting_time: int | None = None
-    average_talking_time: int | None = None
-    detail: list[CallDetail] = []
-    answered_waiting_time: int | None = None
+    """Queue number."""
 
 
 class _ExtCallStatisticsListFields(msgspec.Struct, kw_only=True):
-    """Fields shared by :class:`ExtCallStatisticsList`, :class:`ExtCallActivityList`.
-
-    Attributes:
-        answered_calls: Number of calls answered by the extension.
-        no_answer_calls: Number of calls the extension did not answer.
-        busy_calls: Number of calls received while the extension was busy.
-        failed_calls: Number of failed outgoing calls of the extension.
-        voicemail_calls: Number of voicemails received by the extension.
-        total_holding_time: Total time from call arrival until answer.
-        total_talking_time: Total time from answer to end of call.
-    """
+    """Fields shared by :class:`ExtCallStatisticsList`, :class:`ExtCallActivityList`."""
 
     answered_calls: int | None = None
+    """Number of calls answered by the extension."""
     no_answer_calls: int | None = None
+    """Number of calls the extension did not answer."""
     busy_calls: int | None = None
+    """Number of calls received while the extension was busy."""
     failed_calls: int | None = None
+    """Number of failed outgoing calls of the extension."""
     voicemail_calls: int | None = None
+    """Number of voicemails received by the extension."""
     total_holding_time: int | None = None
+    """Total time from call arrival until answer."""
     total_talking_time: int | None = None
+    """Total time from answer to end of call."""
+
+
+class _IvrCallDetailFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`IvrCallDetail`, :class:`CallDetail`."""
+
+    id: str | None = None
+    """Unique ID of the call record."""
+    time: str | None = None
+    """Time the call was received."""
+    call_from: str | None = None
+    """Caller number and name."""
+    timestamp: int | None = None
+    """Timestamp of the time the call was received."""
+
+
+class _ExtCallBillingListFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`ExtCallBillingList`, :class:`ExtCallBillingDetailsList`."""
+
+    id: int | None = None
+    """Record number."""
+    extension: str | None = None
+    """Caller's extension number and name."""
+    amount: float | None = None
+    """Call cost."""
 
 
 class ExtCallStatisticsList(_ExtCallStatisticsListFields, kw_only=True):
     """``ext_call_statistics_list`` of ``call_report/list`` (manual line 14171).
 
     Also the fields of :class:`_ExtCallStatisticsListFields`.
-
-    Attributes:
-        ext_num: Extension number.
-        ext_name: Extension name.
     """
 
     ext_num: str | None = None
+    """Extension number."""
     ext_name: str | None = None
+    """Extension name."""
 
 
 class ExtCallActivityList(_ExtCallStatisticsListFields, kw_only=True):
     """``ext_call_activity_list`` of ``call_report/list`` (manual line 14186).
 
     Also the fields of :class:`_ExtCallStatisticsListFields`.
-
-    Attributes:
-        time: Time bucket of the report (hour of day, day of month or month of year).
     """
 
     time: int | None = None
+    """Time bucket of the report (hour of day, day of month or month of year)."""
 
 
 class TrunkActivityList(msgspec.Struct, kw_only=True):
-    """``trunk_activity_list`` of ``call_report/list`` (manual line 14205).
-
-    Attributes:
-        time: Time bucket of the report (hour of day, day of month or month of year).
-        trunk_list: PBX call activity data.
-    """
+    """``trunk_activity_list`` of ``call_report/list`` (manual line 14205)."""
 
     time: int | None = None
+    """Time bucket of the report (hour of day, day of month or month of year)."""
     trunk_list: list[CallStatistics] = []
+    """PBX call activity data."""
 
 
 class CallStatistics(msgspec.Struct, kw_only=True):
-    """``call_statistics`` of ``call_report/list`` (manual line 14218).
-
-    Attributes:
-        trunk_name: Trunk name; for calls between extensions this returns "Internal".
-        total_calls: Total calls received or sent in the queried period.
-        max_concurrent_call: Maximum concurrent calls in the queried period.
-        total_talk_duration: Total time from answer to end of call.
-        trunk_type: Trunk type.
-    """
+    """``call_statistics`` of ``call_report/list`` (manual line 14218)."""
 
     trunk_name: str | None = None
+    """Trunk name; for calls between extensions this returns "Internal"."""
     total_calls: int | None = None
+    """Total calls received or sent in the queried period."""
     max_concurrent_call: int | None = None
+    """Maximum concurrent calls in the queried period."""
     total_talk_duration: int | None = None
+    """Total time from answer to end of call."""
     trunk_type: str | None = None
+    """Trunk type."""
 
 
 class TrunkDidDodActivityList(msgspec.Struct, kw_only=True):
-    """``trunk_did_dod_activity_list`` of ``call_report/list`` (manual line 14232).
-
-    Attributes:
-        time: Time bucket of the report (hour of day, day of month or month of year).
-        did_dod_list: Trunk DID / DOD activity information.
-    """
+    """``trunk_did_dod_activity_list`` of ``call_report/list`` (manual line 14232)."""
 
     time: int | None = None
+    """Time bucket of the report (hour of day, day of month or month of year)."""
     did_dod_list: list[DidDodList] = []
+    """Trunk DID / DOD activity information."""
 
 
 class DidDodList(msgspec.Struct, kw_only=True):
-    """``did_dod_list`` of ``call_report/list`` (manual line 14245).
-
-    Attributes:
-        dod: DOD (outbound caller) number.
-        did: DID number.
-        total_calls: Total number of calls.
-    """
+    """``did_dod_list`` of ``call_report/list`` (manual line 14245)."""
 
     dod: str | None = None
+    """DOD (outbound caller) number."""
     did: int | None = None
+    """DID number."""
     total_calls: int | None = None
+    """Total number of calls."""
 
 
 class IvrList(msgspec.Struct, kw_only=True):
-    """``ivr_list`` of ``call_report/list`` (manual line 14252).
-
-    Attributes:
-        detail: IVR call detail list.
-        ivr_name: IVR name.
-        ivr_num: IVR number.
-        press_count: Key-press events in the IVR and their counts.
-    """
+    """``ivr_list`` of ``call_report/list`` (manual line 14252)."""
 
     detail: list[IvrCallDetail] = []
+    """IVR call detail list."""
     ivr_name: str | None = None
+    """IVR name."""
     ivr_num: str | None = None
+    """IVR number."""
     press_count: dict[str, Any] | None = None
+    """Key-press events in the IVR and their counts."""
 
 
 class IvrCallDetail(_IvrCallDetailFields, kw_only=True):
     """``ivr_call_detail`` of ``call_report/list`` (manual line 14260).
 
     Also the fields of :class:`_IvrCallDetailFields`.
-
-    Attributes:
-        press: Key pressed during the call.
-        destination: Key-press destination.
-        opr_duration: Time from entering the IVR to leaving it.
-        dst_num: Number of the key-press destination.
-        ivr_num: IVR number.
     """
 
     press: str | None = None
+    """Key pressed during the call."""
     destination: str | None = None
+    """Key-press destination."""
     opr_duration: int | None = None
+    """Time from entering the IVR to leaving it."""
+    reason_partya: str | None = None
+    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    reason_partyb: str | None = None
+    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    reason_partyc: str | None = None
+    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    reason_partyd: str | None = None
+    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    reason_partye: str | None = None
+    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    reason_partyf: str | None = None
+    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    call_to: str | None = None
+    """Number and name of the key-press destination."""
     dst_num: str | None = None
+    """Number of the key-press destination."""
     ivr_num: str | None = None
+    """IVR number."""
 
 
 class QueueAvgWaitTalkTimeList(msgspec.Struct, kw_only=True):
-    """``queue_avg_wait_talk_time_list`` of ``call_report/list`` (manual line 14277).
-
-    Attributes:
-        time: Time bucket of the report (hour of day, day of month or month of year).
-        avg_wait_time: Average wait time of answered queue calls before an agent picked up.
-        avg_talk_time: Average talk time between agents and callers.
-        all_call_avg_wait_time: Average time all queue calls (answered and missed) waited in the
-            queue.
-        answered_calls: Number of calls answered by agents.
-        total_calls: Total calls received by the queue.
-        answered_waiting_time: Total wait time of answered calls.
-        total_waiting_time: Total wait time of all queue calls.
-        total_talking_time: Total talk time of all answered queue calls.
-    """
+    """``queue_avg_wait_talk_time_list`` of ``call_report/list`` (manual line 14277)."""
 
     time: int | None = None
+    """Time bucket of the report (hour of day, day of month or month of year)."""
     avg_wait_time: int | None = None
+    """Average wait time of answered queue calls before an agent picked up."""
     avg_talk_time: int | None = None
+    """Average talk time between agents and callers."""
     all_call_avg_wait_time: int | None = None
+    """Average time all queue calls (answered and missed) waited in the queue."""
     answered_calls: int | None = None
+    """Number of calls answered by agents."""
     total_calls: int | None = None
+    """Total calls received by the queue."""
     answered_waiting_time: int | None = None
+    """Total wait time of answered calls."""
     total_waiting_time: int | None = None
+    """Total wait time of all queue calls."""
     total_talking_time: int | None = None
+    """Total talk time of all answered queue calls."""
 
 
 class QueuePerformanceList(_QueuePerformanceListFields, kw_only=True):
     """``queue_performance_list`` of ``call_report/list`` (manual line 14298).
 
     Also the fields of :class:`_QueuePerformanceListFields`.
-
-    Attributes:
-        detail: Queue call detail list.
-        total_ring_time: Total ringing time of all calls.
     """
 
     detail: list[CallDetail] = []
+    """Queue call detail list."""
     total_ring_time: int | None = None
+    """Total ringing time of all calls."""
 
 
 class CallDetail(_IvrCallDetailFields, kw_only=True):
     """``queue_call_detail`` of ``call_report/list`` (manual line 14321).
 
     Also the fields of :class:`_IvrCallDetailFields`.
-
-    Attributes:
-        reason_partya ... reason_partyf: Parts used to build the reason text (fields
-            reason_partya ... reason_partyf).
-        call_to: Callee number and name.
-        queue_name: Queue name.
-        agent_name: Agent name and number.
-        status: Call status.
-        ring_duration: Time from ringing to answer.
-        talk_duration: Time from answer to end of call.
-        hold_duration: Total hold time.
-        reason: Reason the call was not answered or ended.
-        process_result: Handling result of an abandoned or missed call.
-        polling_attempts: Number of attempts to ring this agent.
-        process_ext: Extension number and name of the agent who handled the abandoned/missed
-            call.
-        process_time: Time an agent changed the handling status of the abandoned/missed call.
-        queue_num: Queue number.
-        agent_num: Agent number.
-        disposition: Call status.
     """
 
     queue_name: str | None = None
+    """Queue name."""
     agent_name: str | None = None
+    """Agent name and number."""
     status: str | None = None
+    """Call status."""
     ring_duration: int | None = None
+    """Time from ringing to answer."""
     talk_duration: int | None = None
+    """Time from answer to end of call."""
     hold_duration: int | None = None
+    """Total hold time."""
     reason: str | None = None
+    """Reason the call was not answered or ended."""
     process_result: str | None = None
+    """Handling result of an abandoned or missed call."""
     polling_attempts: int | None = None
+    """Number of attempts to ring this agent."""
     process_ext: str | None = None
+    """Extension number and name of the agent who handled the abandoned/missed call."""
     process_time: str | None = None
+    """Time an agent changed the handling status of the abandoned/missed call."""
+    reason_partya: str | None = None
+    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    reason_partyb: str | None = None
+    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    reason_partyc: str | None = None
+    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    reason_partyd: str | None = None
+    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    reason_partye: str | None = None
+    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    reason_partyf: str | None = None
+    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    call_to: str | None = None
+    """Callee number and name."""
     queue_num: str | None = None
+    """Queue number."""
     agent_num: str | None = None
+    """Agent number."""
     disposition: str | None = None
+    """Call status."""
 
 
 class QueuePerformanceActivityList(_QueuePerformanceActivityListFields, kw_only=True):
     """``queue_performance_activity_list`` of ``call_report/list`` (manual line 14344).
 
     Also the fields of :class:`_QueuePerformanceActivityListFields`.
-
-    Attributes:
-        id: Record number.
-        time: Time bucket of the report (hour of day, day of month or month of year).
-        abandoned_calls: Number of calls abandoned by callers before an agent answered.
-        answered_rate: Answered calls as a percentage of all calls.
-        missed_rate: Missed calls as a percentage of all calls.
-        abandoned_rate: Abandoned calls as a percentage of all calls.
-        sla: Service level of the queue over a period.
-        sla_calls: Number of calls answered within the SLA time.
-        total_waiting_time: Total wait time of all queue calls.
-        average_handle_time: Average time agents spent handling answered calls.
-        all_call_average_waiting_time: Average time all queue calls (answered and missed) waited
-            in the queue.
-        average_hold_time: Average hold time of answered calls.
-        answered_call_time: Total talk time of answered calls.
-        answered_hold_time: Total hold time of answered calls.
-        total_talk_time: Total time from answer to end of call.
     """
 
     id: int | None = None
+    """Record number."""
     time: int | None = None
-    abandoned_calls: int | None = None
-    answered_rate: float | None = None
-    missed_rate: float | None = None
-    abandoned_rate: float | None = None
-    sla: float | None = None
+    """Time bucket of the report (hour of day, day of month or month of year)."""
+    total_calls: int | None = None
+    """Total number of calls in the queried period."""
     sla_calls: int | None = None
+    """Number of calls answered within the SLA time."""
     total_waiting_time: int | None = None
-    average_handle_time: int | None = None
-    all_call_average_waiting_time: int | None = None
+    """Total wait time of all queue calls."""
     average_hold_time: int | None = None
-    answered_call_time: int | None = None
-    answered_hold_time: int | None = None
+    """Average hold time of answered calls."""
+    detail: list[CallDetail] = []
+    """Queue call detail list."""
+    answered_waiting_time: int | None = None
+    """Total wait time of answered calls."""
     total_talk_time: int | None = None
+    """Total time from answer to end of call."""
 
 
 class QueueCallbacksSummaryList(msgspec.Struct, kw_only=True):
-    """``queue_callbacks_summary_list`` of ``call_report/list`` (manual line 14405).
-
-    Attributes:
-        id: Record number.
-        queue: Queue number.
-        failed_callback: Number of failed queue callbacks.
-        succ_callback: Number of successful queue callbacks.
-        request_callback: Number of successful callback requests from callers.
-        total_received: Total calls received by the queue.
-    """
+    """``queue_callbacks_summary_list`` of ``call_report/list`` (manual line 14405)."""
 
     id: int | None = None
+    """Record number."""
     queue: str | None = None
+    """Queue number."""
     failed_callback: int | None = None
+    """Number of failed queue callbacks."""
     succ_callback: int | None = None
+    """Number of successful queue callbacks."""
     request_callback: int | None = None
+    """Number of successful callback requests from callers."""
     total_received: int | None = None
+    """Total calls received by the queue."""
 
 
 class QueueCallbacksActivityList(msgspec.Struct, kw_only=True):
-    """``queue_callbacks_activity_list`` of ``call_report/list`` (manual line 14417).
-
-    Attributes:
-        id: Record number.
-        time: Time the caller entered the queue.
-        call_from: Caller's number.
-        callback_time: Time the system placed the callback.
-        call_back_number: Callback number registered by the caller.
-        waiting_time: Time from the caller's call to answering the callback.
-        callback_result: Callback result.
-        failed_reason: Reason the callback failed.
-    """
+    """``queue_callbacks_activity_list`` of ``call_report/list`` (manual line 14417)."""
 
     id: int | None = None
+    """Record number."""
     time: str | None = None
+    """Time the caller entered the queue."""
     call_from: str | None = None
+    """Caller's number."""
     callback_time: str | None = None
+    """Time the system placed the callback."""
     call_back_number: str | None = None
+    """Callback number registered by the caller."""
     waiting_time: int | None = None
+    """Time from the caller's call to answering the callback."""
     callback_result: str | None = None
+    """Callback result."""
     failed_reason: str | None = None
+    """Reason the callback failed."""
 
 
 class QueueSatisfaction(msgspec.Struct, kw_only=True):
-    """``queue_satisfaction`` of ``call_report/list`` (manual line 14435).
-
-    Attributes:
-        queue_name: Queue name.
-        queue_num: Queue number.
-        satisfaction_list: Satisfaction details.
-        agent_list: Agents in the queue.
-    """
+    """``queue_satisfaction`` of ``call_report/list`` (manual line 14435)."""
 
     queue_name: str | None = None
+    """Queue name."""
     queue_num: str | None = None
+    """Queue number."""
     satisfaction_list: list[SatisfactionList] = []
+    """Satisfaction details."""
     agent_list: list[AgentList] = []
+    """Agents in the queue."""
 
 
 class AgentList(msgspec.Struct, kw_only=True):
-    """``agent_list`` of ``call_report/list`` (manual line 14445).
-
-    Attributes:
-        agent_name: Agent name.
-        agent_num: Agent number.
-        satisfaction_list: Satisfaction details.
-    """
+    """``agent_list`` of ``call_report/list`` (manual line 14445)."""
 
     agent_name: str | None = None
+    """Agent name."""
     agent_num: str | None = None
+    """Agent number."""
     satisfaction_list: list[SatisfactionList] = []
+    """Satisfaction details."""
 
 
 class SatisfactionList(msgspec.Struct, kw_only=True):
-    """``satisfaction_list`` of ``call_report/list`` (manual line 14454).
-
-    Attributes:
-        press_key: Key pressed.
-        total: Number of key presses.
-    """
+    """``satisfaction_list`` of ``call_report/list`` (manual line 14454)."""
 
     press_key: int | None = None
+    """Key pressed."""
     total: int | None = None
+    """Number of key presses."""
 
 
 class QueueSatisfactionDetailList(msgspec.Struct, kw_only=True):
-    """``queue_satisfaction_detail_list`` of ``call_report/list`` (manual line 14460).
-
-    Attributes:
-        id: Record number.
-        agent_num: Agent number.
-        agent_name: Agent name.
-        time: Time the call was received.
-        call_from: Caller number and name.
-        key: Key pressed by the caller.
-        point: Score of the key.
-    """
+    """``queue_satisfaction_detail_list`` of ``call_report/list`` (manual line 14460)."""
 
     id: int | None = None
+    """Record number."""
     agent_num: str | None = None
+    """Agent number."""
     agent_name: str | None = None
+    """Agent name."""
     time: str | None = None
+    """Time the call was received."""
     call_from: str | None = None
+    """Caller number and name."""
     key: str | None = None
+    """Key pressed by the caller."""
     point: int | None = None
+    """Score of the key."""
 
 
 class QueueAgentLoginTimeList(msgspec.Struct, kw_only=True):
-    """``queue_agent_login_time_list`` of ``call_report/list`` (manual line 14475).
-
-    Attributes:
-        agent_name: Agent name.
-        agent_number: Agent number.
-        login: Date and time the agent logged in to the queue.
-        logout: Date and time the agent logged out of the queue.
-        total_login_time: Time elapsed between login and logout.
-    """
+    """``queue_agent_login_time_list`` of ``call_report/list`` (manual line 14475)."""
 
     agent_name: str | None = None
+    """Agent name."""
     agent_number: str | None = None
+    """Agent number."""
     login: str | None = None
+    """Date and time the agent logged in to the queue."""
     logout: str | None = None
+    """Date and time the agent logged out of the queue."""
     total_login_time: int | None = None
+    """Time elapsed between login and logout."""
 
 
 class QueueAgentPauseTimeList(msgspec.Struct, kw_only=True):
-    """``queue_agent_pause_time_list`` of ``call_report/list`` (manual line 14486).
-
-    Attributes:
-        agent_name: Agent name.
-        agent_number: Agent number.
-        pause: Date and time the agent paused receiving queue calls.
-        unpause: Date and time the agent resumed receiving queue calls.
-        total_pause_time: Time elapsed between pause and unpause.
-        total_pause: Total number of times the agent paused (changing the pause reason does not
-            count).
-    """
+    """``queue_agent_pause_time_list`` of ``call_report/list`` (manual line 14486)."""
 
     agent_name: str | None = None
+    """Agent name."""
     agent_number: str | None = None
+    """Agent number."""
     pause: str | None = None
+    """Date and time the agent paused receiving queue calls."""
     unpause: str | None = None
+    """Date and time the agent resumed receiving queue calls."""
     total_pause_time: int | None = None
+    """Time elapsed between pause and unpause."""
     total_pause: int | None = None
+    """Total number of times the agent paused (changing the pause reason does not count)."""
 
 
 class QueueAgentMissCallsList(msgspec.Struct, kw_only=True):
-    """``queue_agent_miss_calls_list`` of ``call_report/list`` (manual line 14499).
-
-    Attributes:
-        agent_name: Agent name.
-        agent_num: Agent number.
-        time: Date and time the caller entered the queue.
-        total_wait_time: Time the caller waited in the queue.
-        src_name: Caller display name.
-        src_num: Caller display number.
-        queue_status: Final status of the missed call: whether another agent in the queue
-            eventually answered it.
-        polling_attempts: Number of attempts to ring this agent.
-        calls: Missed call count; always 1 (each row is one missed call).
-    """
+    """``queue_agent_miss_calls_list`` of ``call_report/list`` (manual line 14499)."""
 
     agent_name: str | None = None
+    """Agent name."""
     agent_num: str | None = None
+    """Agent number."""
     time: str | None = None
+    """Date and time the caller entered the queue."""
     total_wait_time: int | None = None
+    """Time the caller waited in the queue."""
     src_name: str | None = None
+    """Caller display name."""
     src_num: str | None = None
+    """Caller display number."""
     queue_status: str | None = None
+    """Final status of the missed call: whether another agent in the queue eventually answered
+    it."""
     polling_attempts: int | None = None
+    """Number of attempts to ring this agent."""
     calls: int | None = None
+    """Missed call count; always 1 (each row is one missed call)."""
 
 
 class QueueAgentPerformanceList(_QueuePerformanceListFields, kw_only=True):
     """``queue_agent_performance_list`` of ``call_report/list`` (manual line 14512).
 
     Also the fields of :class:`_QueuePerformanceListFields`.
-
-    Attributes:
-        answered_waiting_time: Total wait time of answered calls.
-        total_talking_time: Total talk time of all answered queue calls.
-        total_waiting_time: Total wait time of all queue calls.
-        detail: Agent performance detail list.
     """
 
     answered_waiting_time: int | None = None
+    """Total wait time of answered calls."""
     total_talking_time: int | None = None
+    """Total talk time of all answered queue calls."""
     total_waiting_time: int | None = None
+    """Total wait time of all queue calls."""
     detail: list[AgentPerformanceDetail] = []
+    """Agent performance detail list."""
 
 
-class AgentPerformanceDetail(_QueuePerformanceActivityListFields, kw_only=True):
+class AgentPerformanceDetail(_AgentPerformanceDetailFields, kw_only=True):
     """``agent_performance_detail`` of ``call_report/list`` (manual line 14540).
 
-    Also the fields of :class:`_QueuePerformanceActivityListFields`.
-
-    Attributes:
-        total_calls: Total calls received by the agent.
-        answered_calls: Total calls answered by the agent.
-        missed_calls: Total calls missed by the agent.
-        detail: Agent call detail list.
-        agent_name: Agent name.
-        agent_number: Agent number.
-        total_talking_time: Total talk time of all answered queue calls.
-        missed_call_rate: Unanswered calls as a percentage of all calls.
+    Also the fields of :class:`_AgentPerformanceDetailFields`.
     """
 
     agent_name: str | None = None
+    """Agent name."""
     agent_number: str | None = None
+    """Agent number."""
+    total_calls: int | None = None
+    """Total calls received by the agent."""
+    answered_calls: int | None = None
+    """Total calls answered by the agent."""
+    answered_waiting_time: int | None = None
+    """Total wait time of answered calls."""
     total_talking_time: int | None = None
+    """Total talk time of all answered queue calls."""
     missed_call_rate: float | None = None
+    """Unanswered calls as a percentage of all calls."""
+    missed_calls: int | None = None
+    """Total calls missed by the agent."""
+    detail: list[CallDetail] = []
+    """Agent call detail list."""
 
 
 class QueueAgentInOutCallsList(msgspec.Struct, kw_only=True):
-    """``queue_agent_in_out_calls_list`` of ``call_report/list`` (manual line 14586).
-
-    Attributes:
-        agent_name: Agent name.
-        agent_num: Agent number.
-        inbound_calls: Number of inbound calls answered by the agent.
-        inbound_duration: Talk time of inbound calls answered by the agent.
-        outbound_calls: Number of outbound calls made by the agent.
-        outbound_duration: Talk time of the agent's outbound calls.
-        total_calls: Total inbound and outbound calls handled by the agent.
-        total_duration: Total time spent on the agent's inbound and outbound calls.
-        average_talk_duration: Average talk time per call between callers and the agent.
-        average_handle_duration: Average time agents spent handling answered calls.
-        average_waiting_duration: Average waiting duration (the manual's description here says
-            'number of calls answered by the agent', apparently a copy error).
-        average_hold_duration: Average time calls waited in the queue for a free agent.
-    """
+    """``queue_agent_in_out_calls_list`` of ``call_report/list`` (manual line 14586)."""
 
     agent_name: str | None = None
+    """Agent name."""
     agent_num: str | None = None
+    """Agent number."""
     inbound_calls: int | None = None
+    """Number of inbound calls answered by the agent."""
     inbound_duration: int | None = None
+    """Talk time of inbound calls answered by the agent."""
     outbound_calls: int | None = None
+    """Number of outbound calls made by the agent."""
     outbound_duration: int | None = None
+    """Talk time of the agent's outbound calls."""
     total_calls: int | None = None
+    """Total inbound and outbound calls handled by the agent."""
     total_duration: int | None = None
+    """Total time spent on the agent's inbound and outbound calls."""
     average_talk_duration: int | None = None
+    """Average talk time per call between callers and the agent."""
     average_handle_duration: int | None = None
+    """Average time agents spent handling answered calls."""
     average_waiting_duration: int | None = None
+    """Average waiting duration (the manual's description here says 'number of calls answered by
+    the agent', apparently a copy error)."""
     average_hold_duration: int | None = None
+    """Average time calls waited in the queue for a free agent."""
 
 
 class RingGroupStatisticsList(msgspec.Struct, kw_only=True):
-    """``ring_group_statistics_list`` of ``call_report/list`` (manual line 14609).
-
-    Attributes:
-        group_name: Ring group name.
-        group_num: Ring group number.
-        answered_calls: Total calls answered.
-        total_calls: Total calls received.
-        member_list: Ring group member statistics.
-    """
+    """``ring_group_statistics_list`` of ``call_report/list`` (manual line 14609)."""
 
     group_name: str | None = None
+    """Ring group name."""
     group_num: str | None = None
+    """Ring group number."""
     answered_calls: int | None = None
+    """Total calls answered."""
     total_calls: int | None = None
+    """Total calls received."""
     member_list: list[MemberList] = []
+    """Ring group member statistics."""
 
 
 class MemberList(msgspec.Struct, kw_only=True):
-    """``member_list`` of ``call_report/list`` (manual line 14620).
-
-    Attributes:
-        ext_name: Extension name.
-        ext_num: Extension number.
-        answered_calls: Number of calls answered by the extension.
-    """
+    """``member_list`` of ``call_report/list`` (manual line 14620)."""
 
     ext_name: str | None = None
+    """Extension name."""
     ext_num: str | None = None
+    """Extension number."""
     answered_calls: int | None = None
+    """Number of calls answered by the extension."""
 
 
-class ExtCallBillingList(msgspec.Struct, kw_only=True):
+class ExtCallBillingList(_ExtCallBillingListFields, kw_only=True):
     """``ext_call_billing_list`` of ``call_report/list`` (manual line 14629).
 
-    Attributes:
-        id: Record number.
-        extension: Caller's extension number and name.
-        total_call: Total outbound external calls to which this rate rule applies.
-        total_talk_duration: Total time from answer to end of call.
-        average_talk_duration: Average time from answer to end of call.
-        amount: Call cost.
+    Also the fields of :class:`_ExtCallBillingListFields`.
     """
 
-    id: int | None = None
-    extension: str | None = None
     total_call: int | None = None
+    """Total outbound external calls to which this rate rule applies."""
     total_talk_duration: int | None = None
+    """Total time from answer to end of call."""
     average_talk_duration: int | None = None
-    amount: float | None = None
+    """Average time from answer to end of call."""
 
 
-class ExtCallBillingDetailsList(msgspec.Struct, kw_only=True):
+class ExtCallBillingDetailsList(_ExtCallBillingListFields, kw_only=True):
     """``ext_call_billing_details_list`` of ``call_report/list`` (manual line 14645).
 
-    Attributes:
-        id: Record number.
-        extension: Caller's extension number and name.
-        time: Time the external call was placed.
-        call_to: Callee number.
-        talk_duration: Total time from answer to end of call.
-        amount: Call cost.
+    Also the fields of :class:`_ExtCallBillingListFields`.
     """
 
-    id: int | None = None
-    extension: str | None = None
     time: str | None = None
+    """Time the external call was placed."""
     call_to: str | None = None
+    """Callee number."""
     talk_duration: int | None = None
-    amount: float | None = None
+    """Total time from answer to end of call."""
 
 
 class CallReportListResponse(ApiResponse, kw_only=True):
-    """Answer of ``call_report/list`` (manual line 14062).
-
-    Attributes:
-        total_number: Total number of report records.
-        is_12hour: Whether times use the 12-hour format.
-        ext_call_statistics_list: Extension call statistics report.
-        ext_call_activity_list: Extension call activity report.
-        trunk_activity_list: PBX (trunk) call activity report.
-        trunk_did_dod_activity_list: DID / DOD activity report.
-        ivr_list: IVR report.
-        queue_avg_wait_talk_time_list: Queue average wait and talk time report.
-        queue_performance_list: Queue performance report.
-        queue_performance_activity_list: Queue performance activity report.
-        queue_callbacks_summary_list: Queue callback summary report.
-        queue_callbacks_activity_list: Queue callback report.
-        queue_satisfaction: Satisfaction report.
-        queue_satisfaction_detail_list: Satisfaction survey detail report.
-        queue_agent_login_time_list: Agent login report.
-        queue_agent_pause_time_list: Agent pause report.
-        queue_agent_miss_calls_list: Agent missed calls report.
-        queue_agent_performance_list: Agent performance report.
-        queue_agent_in_out_calls_list: Agent call summary (inbound/outbound) report.
-        ring_group_statistics_list: Ring group statistics report.
-        ext_call_billing_list: Extension call billing report.
-        ext_call_billing_details_list: Extension call billing detail report.
-        callback_result: Queue callback result.
-    """
+    """Answer of ``call_report/list`` (manual line 14062)."""
 
     total_number: int | None = None
+    """Total number of report records."""
     is_12hour: int | None = None
+    """Whether times use the 12-hour format."""
     ext_call_statistics_list: list[ExtCallStatisticsList] = msgspec.field(default_factory=list)
+    """Extension call statistics report."""
     ext_call_activity_list: list[ExtCallActivityList] = msgspec.field(default_factory=list)
+    """Extension call activity report."""
     trunk_activity_list: list[TrunkActivityList] = msgspec.field(default_factory=list)
+    """PBX (trunk) call activity report."""
     trunk_did_dod_activity_list: list[TrunkDidDodActivityList] = msgspec.field(default_factory=list)
+    """DID / DOD activity report."""
     ivr_list: list[IvrList] = msgspec.field(default_factory=list)
+    """IVR report."""
     queue_avg_wait_talk_time_list: list[QueueAvgWaitTalkTimeList] = msgspec.field(
         default_factory=list
     )
+    """Queue average wait and talk time report."""
     queue_performance_list: list[QueuePerformanceList] = msgspec.field(default_factory=list)
+    """Queue performance report."""
     queue_performance_activity_list: list[QueuePerformanceActivityList] = msgspec.field(
         default_factory=list
     )
+    """Queue performance activity report."""
     queue_callbacks_summary_list: list[QueueCallbacksSummaryList] = msgspec.field(
         default_factory=list
     )
+    """Queue callback summary report."""
     queue_callbacks_activity_list: list[QueueCallbacksActivityList] = msgspec.field(
         default_factory=list
     )
+    """Queue callback report."""
     queue_satisfaction: list[QueueSatisfaction] = msgspec.field(default_factory=list)
+    """Satisfaction report."""
     queue_satisfaction_detail_list: list[QueueSatisfactionDetailList] = msgspec.field(
         default_factory=list
     )
+    """Satisfaction survey detail report."""
     queue_agent_login_time_list: list[QueueAgentLoginTimeList] = msgspec.field(default_factory=list)
+    """Agent login report."""
     queue_agent_pause_time_list: list[QueueAgentPauseTimeList] = msgspec.field(default_factory=list)
+    """Agent pause report."""
     queue_agent_miss_calls_list: list[QueueAgentMissCallsList] = msgspec.field(default_factory=list)
+    """Agent missed calls report."""
     queue_agent_performance_list: list[QueueAgentPerformanceList] = msgspec.field(
         default_factory=list
     )
+    """Agent performance report."""
     queue_agent_in_out_calls_list: list[QueueAgentInOutCallsList] = msgspec.field(
         default_factory=list
     )
+    """Agent call summary (inbound/outbound) report."""
     ring_group_statistics_list: list[RingGroupStatisticsList] = msgspec.field(default_factory=list)
+    """Ring group statistics report."""
     ext_call_billing_list: list[ExtCallBillingList] = msgspec.field(default_factory=list)
+    """Extension call billing report."""
     ext_call_billing_details_list: list[ExtCallBillingDetailsList] = msgspec.field(
         default_factory=list
     )
+    """Extension call billing detail report."""
     callback_result: str | None = None
+    """Queue callback result."""
 
 
 #: Call-time checks of call_report/list, call_report/download.
@@ -899,31 +819,8 @@ _LIST_RULES = (
     ),
     api.requires("ivr_id_list", when="type", equals="ivr"),
     api.requires("ring_group_id_list", when="type", equals="ringgroupstatistics"),
-    api.requires(
-        "queue_id",
-        when="type",
-        equals=(
-            "queuesatisfaction",
-            "queuesatisfactiondetail",
-            "queueagentlogintime",
-            "queueagentpausetime",
-            "queueagentmisscalls",
-            "queueagentperformance",
-            "queueagentinoutcalls",
-        ),
-    ),
-    api.requires(
-        "queue_id_list",
-        when="type",
-        equals=(
-            "queueavgwaittalktime",
-            "queueperformance",
-            "queueperformanceactivity",
-            "queuecallbacksummary",
-            "queuecallbackactivity",
-            "queuecallbacksactivity",
-        ),
-    ),
+    api.requires("queue_id", when="type", equals=get_args(QueueReportType)),
+    api.requires("queue_id_list", when="type", equals=get_args(QueuesReportType)),
 )
 
 

@@ -21,19 +21,16 @@ class CallScheduleReportListQuery(api.SortedQuery[Literal["id", "name"]], total=
 
 
 class ScheduledReports(msgspec.Struct, kw_only=True):
-    """``scheduled_reports`` of ``call_schedule_report/list`` (manual line 14880).
-
-    Attributes:
-        id: Unique ID of the scheduled call report.
-        name: Name of the scheduled call report.
-        format: File format of the scheduled call report.
-        date: Scheduled time of the report.
-    """
+    """``scheduled_reports`` of ``call_schedule_report/list`` (manual line 14880)."""
 
     id: int | None = None
+    """Unique ID of the scheduled call report."""
     name: str | None = None
+    """Name of the scheduled call report."""
     format: str | None = None
+    """File format of the scheduled call report."""
     date: str | None = None
+    """Scheduled time of the report."""
 
 
 class CallScheduleReportResource(api.Resource):

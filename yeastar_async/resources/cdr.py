@@ -47,67 +47,61 @@ class CdrListQuery(api.SortedQuery[CdrSortBy], total=False):
 
 
 class CdrFilters(TypedDict, total=False):
-    """Parameters shared by ``cdr/search``, ``cdr/download`` (keyword arguments).
-
-    Attributes:
-        start_time: Start time to filter CDRs.
-        end_time: End time to filter CDRs.
-        call_from: Caller number.
-        call_to: Callee number.
-        extension_group: Unique ID of an extension group, to query calls of its members.
-        status: Call status (disposition).
-    """
+    """Parameters shared by ``cdr/search``, ``cdr/download`` (keyword arguments)."""
 
     start_time: str | datetime | None
+    """Start time to filter CDRs."""
     end_time: str | datetime | None
+    """End time to filter CDRs."""
     call_from: str | None
+    """Caller number."""
     call_to: str | None
+    """Callee number."""
     extension_group: int | None
+    """Unique ID of an extension group, to query calls of its members."""
     status: CdrStatus | None
+    """Call status (disposition)."""
 
 
 class CDRDetails(msgspec.Struct, kw_only=True):
-    """``CDR_Details`` of ``cdr/list``, ``cdr/search`` (manual line 13679).
-
-    Attributes:
-        id: Sequence number of the CDR.
-        time: Time the call was answered or placed.
-        call_from: Caller number and name.
-        call_to: Callee number and name.
-        timestamp: Timestamp of the CDR time.
-        uid: Unique ID of the CDR.
-        src_addr: Caller IP address.
-        src_trunk: Trunk the incoming call came in on.
-        dst_trunk: Trunk the outgoing call went out on.
-        duration: Time from start of dialing to end of call.
-        ring_duration: Time from start of dialing until the call was answered.
-        talk_duration: Time from answer to end of call.
-        disposition: Call status (disposition).
-        call_type: Communication type.
-        did_number: Number dialed by the caller (DID).
-        dod_number: Number shown on the callee's phone (DOD).
-        record_file: Recording file name.
-        reason: Reason the call ended.
-    """
+    """``CDR_Details`` of ``cdr/list``, ``cdr/search`` (manual line 13679)."""
 
     id: int | None = None
+    """Sequence number of the CDR."""
     time: str | None = None
+    """Time the call was answered or placed."""
     call_from: str | None = None
+    """Caller number and name."""
     call_to: str | None = None
+    """Callee number and name."""
     timestamp: int | None = None
+    """Timestamp of the CDR time."""
     uid: str | None = None
+    """Unique ID of the CDR."""
     src_addr: str | None = None
+    """Caller IP address."""
     src_trunk: str | None = None
+    """Trunk the incoming call came in on."""
     dst_trunk: str | None = None
+    """Trunk the outgoing call went out on."""
     duration: int | None = None
+    """Time from start of dialing to end of call."""
     ring_duration: int | None = None
+    """Time from start of dialing until the call was answered."""
     talk_duration: int | None = None
+    """Time from answer to end of call."""
     disposition: str | None = None
+    """Call status (disposition)."""
     call_type: str | None = None
+    """Communication type."""
     did_number: str | None = None
+    """Number dialed by the caller (DID)."""
     dod_number: str | None = None
+    """Number shown on the callee's phone (DOD)."""
     record_file: str | None = None
+    """Recording file name."""
     reason: str | None = None
+    """Reason the call ended."""
 
 
 class CdrResource(api.Resource):

@@ -45,7 +45,7 @@ class NumberListParam(api.RequestModel, kw_only=True):
     """``Number_List`` parameter of ``company_contact/create``, ``company_contact/update``
     (manual line 6765).
 
-    Fields not listed here mean what they mean in :class:`NumberList`.
+    Fields without a docstring mean what they mean in :class:`NumberList`.
     """
 
     num_type: CompanyContactNumType | None = None
@@ -61,30 +61,28 @@ class CompanyContactListQuery(api.SortedQuery[CompanyContactSortBy], total=False
 class CompanyContactOptions(TypedDict, total=False):
     """Parameters shared by ``company_contact/create``, ``company_contact/update`` (keyword
     arguments).
-
-    Attributes:
-        last_name: Last name.
-        company: Company.
-        email: Email.
-        phonebook_id_list: Unique IDs of the phonebooks the contact belongs to.
-        remark: Remark.
-        zip_code: ZIP / postal code.
-        street: Street.
-        city: City.
-        state: State / province.
-        country: Country.
     """
 
     last_name: str | None
+    """Last name."""
     company: str | None
+    """Company."""
     email: str | None
+    """Email."""
     phonebook_id_list: Sequence[int] | None
+    """Unique IDs of the phonebooks the contact belongs to."""
     remark: str | None
+    """Remark."""
     zip_code: str | None
+    """ZIP / postal code."""
     street: str | None
+    """Street."""
     city: str | None
+    """City."""
     state: str | None
+    """State / province."""
     country: str | None
+    """Country."""
 
 
 class ContactInfo(ContactsList, kw_only=True):
@@ -92,65 +90,63 @@ class ContactInfo(ContactsList, kw_only=True):
     6211).
 
     Also the fields of :class:`ContactsList`.
-
-    Attributes:
-        phonebook_list: Phonebooks the contact belongs to.
     """
 
     phonebook_list: list[PhonebookList] = msgspec.field(default_factory=list)
+    """Phonebooks the contact belongs to."""
 
 
 class PhonebookList(msgspec.Struct, kw_only=True):
     """``Phonebook_List`` of ``company_contact/list``, ``company_contact/search``,
     ``company_contact/get``, ``company_contact/query`` (manual line 6236).
-
-    Attributes:
-        id: Unique ID of the phonebook.
-        name: Phonebook name.
     """
 
     id: int | None = None
+    """Unique ID of the phonebook."""
     name: str | None = None
+    """Phonebook name."""
 
 
 class ContactDetailInfo(msgspec.Struct, kw_only=True):
     """``Contact_DetailInfo`` of ``company_contact/get``, ``company_contact/query`` (manual line
     6464).
-
-    Fields not listed here mean what they mean in :class:`CompanyContactOptions`.
-
-    Attributes:
-        id: Unique ID of the company contact.
-        first_name: First name.
-        phonebook_list: Phonebooks the contact belongs to.
-        number_list: Contact's number list.
     """
 
     id: int | None = None
+    """Unique ID of the company contact."""
     first_name: str | None = None
+    """First name."""
     last_name: str | None = None
+    """Last name."""
     company: str | None = None
+    """Company."""
     email: str | None = None
+    """Email."""
     phonebook_list: list[PhonebookList] = []
+    """Phonebooks the contact belongs to."""
     remark: str | None = None
+    """Remark."""
     number_list: list[NumberList] = []
+    """Contact's number list."""
     zip_code: str | None = None
+    """ZIP / postal code."""
     street: str | None = None
+    """Street."""
     city: str | None = None
+    """City."""
     state: str | None = None
+    """State / province."""
     country: str | None = None
+    """Country."""
 
 
 class NumberList(msgspec.Struct, kw_only=True):
-    """``Number_List`` of ``company_contact/get``, ``company_contact/query`` (manual line 6491).
-
-    Attributes:
-        num_type: Number type.
-        number: Number.
-    """
+    """``Number_List`` of ``company_contact/get``, ``company_contact/query`` (manual line 6491)."""
 
     num_type: str | None = None
+    """Number type."""
     number: str | None = None
+    """Number."""
 
 
 class CompanyContactResource(api.Resource):

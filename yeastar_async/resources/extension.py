@@ -46,7 +46,7 @@ class OrganizationInfoParam(api.RequestModel, kw_only=True):
     """``Organization_Info`` parameter of ``extension/create``, ``extension/update`` (manual
     line 3249).
 
-    Fields not listed here mean what they mean in :class:`OrganizationInfo`.
+    Fields without a docstring mean what they mean in :class:`OrganizationInfo`.
     """
 
     value: str
@@ -56,57 +56,55 @@ class PresenceSettingParam(api.RequestModel, kw_only=True):
     """``Presence_Setting`` parameter of ``extension/create``, ``extension/update`` (manual line
     3257).
 
-    Fields not listed here mean what they mean in :class:`PresenceSetting`.
-
-    Attributes:
-        in_always_forward_prefix: Prefix / play count for always-forwarding internal calls;
-            depends on the destination type.
-        in_no_answer_forward_prefix: Prefix / play count for no-answer forwarding of internal
-            calls; depends on the destination type.
-        in_busy_forward_prefix: Prefix / play count for busy forwarding of internal calls;
-            depends on the destination type.
-        ex_always_forward_prefix: Prefix / play count for always-forwarding external calls;
-            depends on the destination type.
-        ex_no_answer_forward_prefix: Prefix / play count for no-answer forwarding of external
-            calls; depends on the destination type.
-        ex_busy_forward_prefix: Prefix / play count for busy forwarding of external calls;
-            depends on the destination type.
-        enb_ring_mobile: Whether the mobile phone rings simultaneously when the extension rings.
+    Fields without a docstring mean what they mean in :class:`PresenceSetting`.
     """
 
     status: ExtensionPresenceStatus
     enb_in_always_forward: api.Flag | None = None
     in_always_forward_dest: ExtensionForwardDestination | None = None
     in_always_forward_prefix: str | None = None
+    """Prefix / play count for always-forwarding internal calls; depends on the destination
+    type."""
     in_always_forward_value: str | None = None
     in_always_forward_num: str | None = None
     enb_in_no_answer_forward: api.Flag | None = None
     in_no_answer_forward_dest: ExtensionForwardDestination | None = None
     in_no_answer_forward_prefix: str | None = None
+    """Prefix / play count for no-answer forwarding of internal calls; depends on the
+    destination type."""
     in_no_answer_forward_value: str | None = None
     in_no_answer_forward_num: str | None = None
     enb_in_busy_forward: api.Flag | None = None
     in_busy_forward_dest: ExtensionForwardDestination | None = None
     in_busy_forward_prefix: str | None = None
+    """Prefix / play count for busy forwarding of internal calls; depends on the destination
+    type."""
     in_busy_forward_value: str | None = None
     in_busy_forward_num: str | None = None
     enb_ex_always_forward: api.Flag | None = None
     ex_always_forward_dest: ExtensionForwardDestination | None = None
     ex_always_forward_prefix: str | None = None
+    """Prefix / play count for always-forwarding external calls; depends on the destination
+    type."""
     ex_always_forward_value: str | None = None
     ex_always_forward_num: str | None = None
     enb_ex_no_answer_forward: api.Flag | None = None
     ex_no_answer_forward_dest: ExtensionForwardDestination | None = None
     ex_no_answer_forward_prefix: str | None = None
+    """Prefix / play count for no-answer forwarding of external calls; depends on the
+    destination type."""
     ex_no_answer_forward_value: str | None = None
     ex_no_answer_forward_num: str | None = None
     enb_ex_busy_forward: api.Flag | None = None
     ex_busy_forward_dest: ExtensionForwardDestination | None = None
     ex_busy_forward_prefix: str | None = None
+    """Prefix / play count for busy forwarding of external calls; depends on the destination
+    type."""
     ex_busy_forward_value: str | None = None
     ex_busy_forward_num: str | None = None
     ring_timeout: int | None = None
     enb_ring_mobile: api.Flag | None = None
+    """Whether the mobile phone rings simultaneously when the extension rings."""
 
 
 class ExtensionListQuery(api.SortedQuery[ExtensionSortBy], total=False):
@@ -116,315 +114,293 @@ class ExtensionListQuery(api.SortedQuery[ExtensionSortBy], total=False):
 
 
 class ExtensionOptions(TypedDict, total=False):
-    """Parameters shared by ``extension/create``, ``extension/update`` (keyword arguments).
-
-    Attributes:
-        first_name: First name.
-        last_name: Last name.
-        email_addr: Email address.
-        mobile_number: Mobile number.
-        role_id: Unique ID of the extension user's role.
-        organization_list: Departments the extension belongs to. Required when department
-            management is enabled on the PBX.
-        title: Job title of the extension user.
-        caller_id: Caller ID number.
-        presence_list: Presence status settings.
-        presence_mobile_prefix: Dial prefix of the mobile number for the "ring mobile
-            simultaneously" feature.
-        agent_id: Agent ID announced to callers when the extension answers a queue call as an
-            agent.
-        enb_vm: Whether to enable voicemail.
-        enb_vm_pin: Whether to enable voicemail PIN authentication.
-        vm_pin: PIN for accessing voicemail.
-        new_vm_notification: Whether and how to notify the extension of new voicemail.
-        vm_after_notification: What to do with voicemail after the notification email is sent.
-        enb_all_reject_mode_for_endpoints: Whether to stop ringing the other endpoints after a
-            call is rejected on one of the extension's endpoints.
-        dtmf_mode: DTMF mode.
-        transport: Transport protocol.
-        enb_qualify: Whether to enable Qualify.
-        enb_t38_support: Whether to enable T.38 support.
-        enb_nat: Whether to enable NAT.
-        enb_srtp: Whether to enable voice encryption (SRTP).
-        allow_reg_remotely: Whether to allow remote registration.
-        disable_outb_call: Whether outbound (external) calls are blocked.
-        disable_outb_call_outside_business_hours: Whether outbound calls outside business hours
-            are blocked.
-        disable_international_call: Whether international calls are blocked.
-        outbound_route_permission: Unique IDs of the outbound routes the extension may use.
-        enb_internal_client: Whether to enable Linkus calling.
-        linkus_mobile_codec: Codec for the Linkus Mobile client.
-        enb_ice: Whether to enable ICE (Interactive Connectivity Establishment) for Linkus
-            Mobile.
-    """
+    """Parameters shared by ``extension/create``, ``extension/update`` (keyword arguments)."""
 
     first_name: str | None
+    """First name."""
     last_name: str | None
+    """Last name."""
     email_addr: str | None
+    """Email address."""
     mobile_number: str | None
+    """Mobile number."""
     role_id: int | None
+    """Unique ID of the extension user's role."""
     organization_list: Sequence[OrganizationInfoParam | Mapping[str, Any]] | None
+    """Departments the extension belongs to. Required when department management is enabled on
+    the PBX."""
     title: str | None
+    """Job title of the extension user."""
     caller_id: str | None
+    """Caller ID number."""
     presence_list: Sequence[PresenceSettingParam | Mapping[str, Any]] | None
+    """Presence status settings."""
     presence_mobile_prefix: str | None
+    """Dial prefix of the mobile number for the "ring mobile simultaneously" feature."""
     agent_id: str | None
+    """Agent ID announced to callers when the extension answers a queue call as an agent."""
     enb_vm: api.Flag | None
+    """Whether to enable voicemail."""
     enb_vm_pin: api.Flag | None
+    """Whether to enable voicemail PIN authentication."""
     vm_pin: str | None
+    """PIN for accessing voicemail."""
     new_vm_notification: Literal["no", "with_attach", "without_attach"] | None
+    """Whether and how to notify the extension of new voicemail."""
     vm_after_notification: Literal["no", "mark_read", "delete"] | None
+    """What to do with voicemail after the notification email is sent."""
     enb_all_reject_mode_for_endpoints: api.Flag | None
+    """Whether to stop ringing the other endpoints after a call is rejected on one of the
+    extension's endpoints."""
     dtmf_mode: ExtensionDtmfMode | None
+    """DTMF mode."""
     transport: Literal["udp", "tcp", "tls"] | None
+    """Transport protocol."""
     enb_qualify: api.Flag | None
+    """Whether to enable Qualify."""
     enb_t38_support: api.Flag | None
+    """Whether to enable T.38 support."""
     enb_nat: api.Flag | None
+    """Whether to enable NAT."""
     enb_srtp: api.Flag | None
+    """Whether to enable voice encryption (SRTP)."""
     allow_reg_remotely: api.Flag | None
+    """Whether to allow remote registration."""
     disable_outb_call: api.Flag | None
+    """Whether outbound (external) calls are blocked."""
     disable_outb_call_outside_business_hours: api.Flag | None
+    """Whether outbound calls outside business hours are blocked."""
     disable_international_call: api.Flag | None
+    """Whether international calls are blocked."""
     outbound_route_permission: Sequence[int] | None
+    """Unique IDs of the outbound routes the extension may use."""
     enb_internal_client: api.Flag | None
+    """Whether to enable Linkus calling."""
     linkus_mobile_codec: ExtensionLinkusMobileCodec | None
+    """Codec for the Linkus Mobile client."""
     enb_ice: Literal["yes", "no"] | None
+    """Whether to enable ICE (Interactive Connectivity Establishment) for Linkus Mobile."""
 
 
 class _ExtBasicinfoFields(msgspec.Struct, kw_only=True):
-    """Fields shared by :class:`ExtBasicinfo`, :class:`ExtDetailInfo`.
-
-    Fields not listed here mean what they mean in :class:`ExtensionOptions`.
-
-    Attributes:
-        id: Unique ID of the extension.
-        number: Extension number.
-        presence_status: Extension presence status.
-    """
+    """Fields shared by :class:`ExtBasicinfo`, :class:`ExtDetailInfo`."""
 
     id: int | None = None
+    """Unique ID of the extension."""
     number: str | None = None
+    """Extension number."""
     email_addr: str | None = None
+    """Email address."""
     mobile_number: str | None = None
-    presence_status: str | None = None
+    """Mobile number."""
 
 
 class ExtBasicinfo(_ExtBasicinfoFields, kw_only=True):
     """``Ext_Basicinfo`` of ``extension/list``, ``extension/search`` (manual line 1578).
 
     Also the fields of :class:`_ExtBasicinfoFields`.
-
-    Attributes:
-        online_status: Online status of the extension's endpoints, covering the following
-            endpoints.
-        presence_statuses: Extension presence status.
-        caller_id_name: User name.
-        role_name: User role.
     """
 
     online_status: OnlineStatusByEndpoint | None = None
+    """Online status of the extension's endpoints, covering the following endpoints."""
     presence_statuses: str | None = None
+    """Extension presence status."""
     caller_id_name: str | None = None
+    """User name."""
     role_name: str | None = None
+    """User role."""
+    presence_status: str | None = None
+    """Extension presence status."""
 
 
 class OnlineStatus(msgspec.Struct, kw_only=True):
-    """``Online_Status`` of ``extension/list``, ``extension/search`` (manual line 1597).
-
-    Attributes:
-        status: Online status of the extension on this endpoint (except SIP endpoints).
-        ext_dev_type: Type of the online endpoint.
-        status_list: Details of the extension's online status on SIP endpoints.
-    """
+    """``Online_Status`` of ``extension/list``, ``extension/search`` (manual line 1597)."""
 
     status: int | None = None
+    """Online status of the extension on this endpoint (except SIP endpoints)."""
     ext_dev_type: str | None = None
+    """Type of the online endpoint."""
     status_list: list[StatusList] = []
+    """Details of the extension's online status on SIP endpoints."""
 
 
 class StatusList(msgspec.Struct, kw_only=True):
-    """``Status_List`` of ``extension/list``, ``extension/search`` (manual line 1606).
-
-    Attributes:
-        status: Online status of the extension on the SIP endpoint.
-        ip: IP address and SIP port of the SIP endpoint.
-        linkus_dev_type: Type of the online Linkus Mobile / Linkus Pad (SDK) client.
-    """
+    """``Status_List`` of ``extension/list``, ``extension/search`` (manual line 1606)."""
 
     status: int | None = None
+    """Online status of the extension on the SIP endpoint."""
     ip: str | None = None
+    """IP address and SIP port of the SIP endpoint."""
     linkus_dev_type: str | None = None
+    """Type of the online Linkus Mobile / Linkus Pad (SDK) client."""
 
 
 class ExtDetailInfo(_ExtBasicinfoFields, kw_only=True):
     """``Ext_DetailInfo`` of ``extension/get``, ``extension/query`` (manual line 1958).
 
     Also the fields of :class:`_ExtBasicinfoFields`.
-
-    Fields not listed here mean what they mean in :class:`ExtensionOptions`.
-
-    Attributes:
-        presence_status: Current presence status of the extension.
-        type: Extension type.
-        reg_name: Authentication (registration) name.
-        reg_password: Registration password.
-        concurrent_registrations: Number of concurrent SIP endpoint registrations.
-        enb_vm: Whether voicemail is enabled.
-        enb_vm_pin: Whether voicemail PIN authentication is enabled.
-        enb_all_reject_mode_for_endpoints: Whether the other endpoints stop ringing after a call
-            is rejected on one of the extension's endpoints.
-        enb_qualify: Whether Qualify is enabled.
-        enb_t38_support: Whether T.38 support is enabled.
-        enb_nat: Whether NAT is enabled.
-        enb_srtp: Whether voice encryption (SRTP) is enabled.
-        allow_reg_remotely: Whether remote registration is allowed.
-        enb_mobile_client: Whether Linkus Mobile client is enabled.
-        enb_web_client: Whether Linkus Web client is enabled.
-        enb_desktop_client: Whether Linkus Desktop client is enabled.
-        enb_pad_client: Whether Linkus Pad (SDK) client is enabled.
-        enb_internal_client: Whether Linkus calling is enabled.
-        enb_ice: Whether ICE (Interactive Connectivity Establishment) is enabled for Linkus
-            Mobile.
-        user_password: User password.
     """
 
     type: str | None = None
+    """Extension type."""
     first_name: str | None = None
+    """First name."""
     last_name: str | None = None
+    """Last name."""
     organization_list: list[OrganizationInfo] = []
+    """Departments the extension belongs to."""
     role_id: int | None = None
+    """Unique ID of the extension user's role."""
     title: str | None = None
+    """Job title of the extension user."""
     caller_id: str | None = None
+    """Caller ID number."""
     reg_name: str | None = None
+    """Authentication (registration) name."""
     reg_password: str | None = None
+    """Registration password."""
     concurrent_registrations: int | None = None
+    """Number of concurrent SIP endpoint registrations."""
+    presence_status: str | None = None
+    """Current presence status of the extension."""
     presence_list: list[PresenceSetting] = []
+    """Presence status settings."""
     agent_id: str | None = None
+    """Agent ID announced to callers when the extension answers a queue call as an agent."""
     enb_vm: int | None = None
+    """Whether voicemail is enabled."""
     enb_vm_pin: int | None = None
+    """Whether voicemail PIN authentication is enabled."""
     vm_pin: str | None = None
+    """PIN for accessing voicemail."""
     new_vm_notification: str | None = None
+    """Whether and how to notify the extension of new voicemail."""
     vm_after_notification: str | None = None
+    """What to do with voicemail after the notification email is sent."""
     enb_all_reject_mode_for_endpoints: int | None = None
+    """Whether the other endpoints stop ringing after a call is rejected on one of the
+    extension's endpoints."""
     dtmf_mode: str | None = None
+    """DTMF mode."""
     transport: str | None = None
+    """Transport protocol."""
     enb_qualify: int | None = None
+    """Whether Qualify is enabled."""
     enb_t38_support: int | None = None
+    """Whether T.38 support is enabled."""
     enb_nat: int | None = None
+    """Whether NAT is enabled."""
     enb_srtp: int | None = None
+    """Whether voice encryption (SRTP) is enabled."""
     allow_reg_remotely: int | None = None
+    """Whether remote registration is allowed."""
     disable_outb_call: int | None = None
+    """Whether outbound (external) calls are blocked."""
     disable_outb_call_outside_business_hours: int | None = None
+    """Whether outbound calls outside business hours are blocked."""
     disable_international_call: int | None = None
+    """Whether international calls are blocked."""
     outbound_route_permission: list[int] = []
+    """Unique IDs of the outbound routes the extension may use."""
     enb_mobile_client: int | None = None
+    """Whether Linkus Mobile client is enabled."""
     enb_web_client: int | None = None
+    """Whether Linkus Web client is enabled."""
     enb_desktop_client: int | None = None
+    """Whether Linkus Desktop client is enabled."""
     enb_pad_client: int | None = None
+    """Whether Linkus Pad (SDK) client is enabled."""
     enb_internal_client: int | None = None
+    """Whether Linkus calling is enabled."""
     linkus_mobile_codec: str | None = None
+    """Codec for the Linkus Mobile client."""
     enb_ice: str | None = None
+    """Whether ICE (Interactive Connectivity Establishment) is enabled for Linkus Mobile."""
     user_password: str | None = None
+    """User password."""
 
 
 class PresenceSetting(msgspec.Struct, kw_only=True):
-    """``Presence_Setting`` of ``extension/get``, ``extension/query`` (manual line 2019).
-
-    Fields not listed here mean what they mean in :class:`ExtensionOptions`.
-
-    Attributes:
-        status: Extension presence status.
-        enb_in_always_forward: Whether to forward all internal calls to a destination (always
-            forward).
-        in_always_forward_dest: Destination type for always-forwarding internal calls.
-        in_always_forward_prefix: Prefix / play count for always-forwarding internal calls;
-            meaning depends on the destination type.
-        in_always_forward_value: Destination for always-forwarding internal calls.
-        in_always_forward_num: External number when the internal always-forward destination is
-            external_num.
-        enb_in_no_answer_forward: Whether to forward internal calls when the extension does not
-            answer (no-answer forward).
-        in_no_answer_forward_dest: Destination type for no-answer forwarding of internal calls.
-        in_no_answer_forward_prefix: Prefix / play count for no-answer forwarding of internal
-            calls; meaning depends on the destination type.
-        in_no_answer_forward_value: Destination for no-answer forwarding of internal calls.
-        in_no_answer_forward_num: External number when the internal no-answer forward
-            destination is external_num.
-        enb_in_busy_forward: Whether to forward internal calls when the extension is busy (busy
-            forward).
-        in_busy_forward_dest: Destination type for busy forwarding of internal calls.
-        in_busy_forward_prefix: Prefix / play count for busy forwarding of internal calls;
-            meaning depends on the destination type.
-        in_busy_forward_value: Destination for busy forwarding of internal calls.
-        in_busy_forward_num: External number when the internal busy forward destination is
-            external_num.
-        enb_ex_always_forward: Whether to forward all external calls to a destination (always
-            forward).
-        ex_always_forward_dest: Destination type for always-forwarding external calls.
-        ex_always_forward_prefix: Prefix / play count for always-forwarding external calls;
-            meaning depends on the destination type.
-        ex_always_forward_value: Destination for always-forwarding external calls.
-        ex_always_forward_num: External number when the external always-forward destination is
-            external_num.
-        enb_ex_no_answer_forward: Whether to forward external calls when the extension does not
-            answer (no-answer forward).
-        ex_no_answer_forward_dest: Destination type for no-answer forwarding of external calls.
-        ex_no_answer_forward_prefix: Prefix / play count for no-answer forwarding of external
-            calls; meaning depends on the destination type.
-        ex_no_answer_forward_value: Destination for no-answer forwarding of external calls.
-        ex_no_answer_forward_num: External number when the external no-answer forward
-            destination is external_num.
-        enb_ex_busy_forward: Whether to forward external calls when the extension is busy (busy
-            forward).
-        ex_busy_forward_dest: Destination type for busy forwarding of external calls.
-        ex_busy_forward_prefix: Prefix / play count for busy forwarding of external calls;
-            meaning depends on the destination type.
-        ex_busy_forward_value: Destination for busy forwarding of external calls.
-        ex_busy_forward_num: External number when the external busy forward destination is
-            external_num.
-        ring_timeout: Ring timeout for incoming calls.
-        enb_ring_mobile: Whether the mobile number rings simultaneously when the extension
-            rings.
-        mobile_prefix: Dial prefix for the "ring mobile simultaneously" feature.
-        in_always_forward_destination: Spelling variant of in_always_forward_dest.
-    """
+    """``Presence_Setting`` of ``extension/get``, ``extension/query`` (manual line 2019)."""
 
     status: str | None = None
+    """Extension presence status."""
     enb_in_always_forward: int | None = None
+    """Whether to forward all internal calls to a destination (always forward)."""
     in_always_forward_dest: str | None = None
+    """Destination type for always-forwarding internal calls."""
     in_always_forward_prefix: str | None = None
+    """Prefix / play count for always-forwarding internal calls; meaning depends on the
+    destination type."""
     in_always_forward_value: str | None = None
+    """Destination for always-forwarding internal calls."""
     in_always_forward_num: str | None = None
+    """External number when the internal always-forward destination is external_num."""
     enb_in_no_answer_forward: int | None = None
+    """Whether to forward internal calls when the extension does not answer (no-answer forward)."""
     in_no_answer_forward_dest: str | None = None
+    """Destination type for no-answer forwarding of internal calls."""
     in_no_answer_forward_prefix: str | None = None
+    """Prefix / play count for no-answer forwarding of internal calls; meaning depends on the
+    destination type."""
     in_no_answer_forward_value: str | None = None
+    """Destination for no-answer forwarding of internal calls."""
     in_no_answer_forward_num: str | None = None
+    """External number when the internal no-answer forward destination is external_num."""
     enb_in_busy_forward: int | None = None
+    """Whether to forward internal calls when the extension is busy (busy forward)."""
     in_busy_forward_dest: str | None = None
+    """Destination type for busy forwarding of internal calls."""
     in_busy_forward_prefix: str | None = None
+    """Prefix / play count for busy forwarding of internal calls; meaning depends on the
+    destination type."""
     in_busy_forward_value: str | None = None
+    """Destination for busy forwarding of internal calls."""
     in_busy_forward_num: str | None = None
+    """External number when the internal busy forward destination is external_num."""
     enb_ex_always_forward: int | None = None
+    """Whether to forward all external calls to a destination (always forward)."""
     ex_always_forward_dest: str | None = None
+    """Destination type for always-forwarding external calls."""
     ex_always_forward_prefix: str | None = None
+    """Prefix / play count for always-forwarding external calls; meaning depends on the
+    destination type."""
     ex_always_forward_value: str | None = None
+    """Destination for always-forwarding external calls."""
     ex_always_forward_num: str | None = None
+    """External number when the external always-forward destination is external_num."""
     enb_ex_no_answer_forward: int | None = None
+    """Whether to forward external calls when the extension does not answer (no-answer forward)."""
     ex_no_answer_forward_dest: str | None = None
+    """Destination type for no-answer forwarding of external calls."""
     ex_no_answer_forward_prefix: str | None = None
+    """Prefix / play count for no-answer forwarding of external calls; meaning depends on the
+    destination type."""
     ex_no_answer_forward_value: str | None = None
+    """Destination for no-answer forwarding of external calls."""
     ex_no_answer_forward_num: str | None = None
+    """External number when the external no-answer forward destination is external_num."""
     enb_ex_busy_forward: int | None = None
+    """Whether to forward external calls when the extension is busy (busy forward)."""
     ex_busy_forward_dest: str | None = None
+    """Destination type for busy forwarding of external calls."""
     ex_busy_forward_prefix: str | None = None
+    """Prefix / play count for busy forwarding of external calls; meaning depends on the
+    destination type."""
     ex_busy_forward_value: str | None = None
+    """Destination for busy forwarding of external calls."""
     ex_busy_forward_num: str | None = None
+    """External number when the external busy forward destination is external_num."""
     ring_timeout: int | None = None
+    """Ring timeout for incoming calls."""
     enb_ring_mobile: int | None = None
+    """Whether the mobile number rings simultaneously when the extension rings."""
     mobile_prefix: str | None = None
+    """Dial prefix for the "ring mobile simultaneously" feature."""
     mobile_number: str | None = None
+    """Mobile number."""
     in_always_forward_destination: str | None = None
+    """Spelling variant of in_always_forward_dest."""
 
 
 #: ``Organization_Info`` of ``extension/get``: the fields of :class:`SubOrg`.
@@ -432,19 +408,16 @@ OrganizationInfo = SubOrg
 
 
 class OnlineStatusByEndpoint(msgspec.Struct, kw_only=True):
-    """Online status of an extension per endpoint kind (manual line 1579).
-
-    Attributes:
-        sip_phone: SIP phones.
-        linkus_desktop: Linkus desktop client.
-        linkus_mobile: Linkus mobile client.
-        linkus_web: Linkus web client.
-    """
+    """Online status of an extension per endpoint kind (manual line 1579)."""
 
     sip_phone: OnlineStatus | None = None
+    """SIP phones."""
     linkus_desktop: OnlineStatus | None = None
+    """Linkus desktop client."""
     linkus_mobile: OnlineStatus | None = None
+    """Linkus mobile client."""
     linkus_web: OnlineStatus | None = None
+    """Linkus web client."""
 
 
 class ExtensionResource(api.Resource):

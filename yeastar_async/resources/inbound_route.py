@@ -52,7 +52,7 @@ class DIDPatternListParam(api.RequestModel, kw_only=True):
     """``DID_Pattern_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8373).
 
-    Fields not listed here mean what they mean in :class:`DIDPatternList`.
+    Fields without a docstring mean what they mean in :class:`DIDPatternList`.
     """
 
     did_pattern: str
@@ -61,21 +61,19 @@ class DIDPatternListParam(api.RequestModel, kw_only=True):
 class DIDPatternExtListParam(api.RequestModel, kw_only=True):
     """``DID_Pattern_Ext_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8378).
-
-    Attributes:
-        did_pattern: DID number.
-        did_pattern_to_ext: ID of the extension mapped to the DID number.
     """
 
     did_pattern: str
+    """DID number."""
     did_pattern_to_ext: str
+    """ID of the extension mapped to the DID number."""
 
 
 class CIDPatternListParam(api.RequestModel, kw_only=True):
     """``CID_Pattern_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8387).
 
-    Fields not listed here mean what they mean in :class:`CIDPatternList`.
+    Fields without a docstring mean what they mean in :class:`CIDPatternList`.
     """
 
     cid_pattern: str
@@ -85,7 +83,7 @@ class ExtListParam(api.RequestModel, kw_only=True):
     """``Ext_List`` parameter of ``inbound_route/create``, ``inbound_route/update`` (manual line
     8404).
 
-    Fields not listed here mean what they mean in :class:`ExtList`.
+    Fields without a docstring mean what they mean in :class:`ExtList`.
     """
 
     value: str
@@ -103,205 +101,180 @@ class InboundRouteListQuery(api.SortedQuery[Literal["id", "pos", "name"]], total
 class InboundRouteOptions(TypedDict, total=False):
     """Parameters shared by ``inbound_route/create``, ``inbound_route/update`` (keyword
     arguments).
-
-    Attributes:
-        alert_info: Inbound route distinctive ring (Alert-Info).
-        did_option: DID matching mode.
-        did_pattern_list: DID pattern list.
-        did_pattern_to_ext: DID pattern mapped to extensions.
-        did_to_ext_start: Start number of the DID range mapped to an extension range.
-        did_to_ext_end: End number of the DID range mapped to an extension range.
-        did_pattern_to_ext_list: DIDs and their extensions.
-        cid_option: Caller ID matching mode.
-        cid_pattern_list: Caller ID pattern list.
-        cid_to_phonebook: Unique ID of the phonebook callers are matched against.
-        def_dest_prefix: Prefix / play count whose meaning depends on def_dest.
-        def_dest_value: Value of the default destination; depends on def_dest (e.g. external
-            number, prompt file name, or destination ID).
-        def_dest_ext_list: Selected extensions or extension groups.
     """
 
     alert_info: str | None
+    """Inbound route distinctive ring (Alert-Info)."""
     did_option: InboundRouteDidOption | None
+    """DID matching mode."""
     did_pattern_list: Sequence[DIDPatternListParam | Mapping[str, Any]] | None
+    """DID pattern list."""
     did_pattern_to_ext: str | None
+    """DID pattern mapped to extensions."""
     did_to_ext_start: str | None
+    """Start number of the DID range mapped to an extension range."""
     did_to_ext_end: str | None
+    """End number of the DID range mapped to an extension range."""
     did_pattern_to_ext_list: Sequence[DIDPatternExtListParam | Mapping[str, Any]] | None
+    """DIDs and their extensions."""
     cid_option: Literal["patterns", "phonebook"] | None
+    """Caller ID matching mode."""
     cid_pattern_list: Sequence[CIDPatternListParam | Mapping[str, Any]] | None
+    """Caller ID pattern list."""
     cid_to_phonebook: Sequence[int] | None
+    """Unique ID of the phonebook callers are matched against."""
     def_dest_prefix: str | None
+    """Prefix / play count whose meaning depends on def_dest."""
     def_dest_value: str | None
+    """Value of the default destination; depends on def_dest (e.g. external number, prompt file
+    name, or destination ID)."""
     def_dest_ext_list: Sequence[ExtListParam | Mapping[str, Any]] | None
+    """Selected extensions or extension groups."""
 
 
 class InrouteInfo(msgspec.Struct, kw_only=True):
-    """``Inroute_Info`` of ``inbound_route/list``, ``inbound_route/search`` (manual line 7730).
-
-    Attributes:
-        id: Unique ID of the inbound route.
-        pos: Current position of the inbound route in the list.
-        name: Inbound route name.
-        default_destination: Default destination of the inbound route.
-        default_destination_value: Value of the inbound route's default destination.
-        current_destination: Current destination of the inbound route.
-        current_destination_value: Value of the inbound route's current destination.
-        time_condition: Time condition type.
-        business_hours_destination: Destination for calls during business hours.
-        business_hours_destination_value: Specific destination for calls during business hours.
-        outside_business_hours_destination: Destination for calls outside business hours.
-        outside_business_hours_destination_value: Specific destination for calls outside
-            business hours.
-        holidays_hours_destination: Destination for calls during holidays.
-        holidays_hours_destination_value: Specific destination for calls during holidays.
-        time_condition_value: Time condition information.
-        default_desination_value: Spelling of default_destination_value.
-        current_desination_value: Spelling of current_destination_value.
-    """
+    """``Inroute_Info`` of ``inbound_route/list``, ``inbound_route/search`` (manual line 7730)."""
 
     id: int | None = None
+    """Unique ID of the inbound route."""
     pos: int | None = None
+    """Current position of the inbound route in the list."""
     name: str | None = None
+    """Inbound route name."""
     default_destination: str | None = None
+    """Default destination of the inbound route."""
     default_destination_value: str | None = None
+    """Value of the inbound route's default destination."""
     current_destination: str | None = None
+    """Current destination of the inbound route."""
     current_destination_value: str | None = None
+    """Value of the inbound route's current destination."""
     time_condition: str | None = None
+    """Time condition type."""
     business_hours_destination: str | None = None
+    """Destination for calls during business hours."""
     business_hours_destination_value: str | None = None
+    """Specific destination for calls during business hours."""
     outside_business_hours_destination: str | None = None
+    """Destination for calls outside business hours."""
     outside_business_hours_destination_value: str | None = None
+    """Specific destination for calls outside business hours."""
     holidays_hours_destination: str | None = None
+    """Destination for calls during holidays."""
     holidays_hours_destination_value: str | None = None
+    """Specific destination for calls during holidays."""
     time_condition_value: list[TimeConditionInfo] = []
+    """Time condition information."""
     default_desination_value: str | None = None
+    """Spelling of default_destination_value."""
     current_desination_value: str | None = None
+    """Spelling of current_destination_value."""
 
 
 class TimeConditionInfo(msgspec.Struct, kw_only=True):
     """``Time_Condition_Info`` of ``inbound_route/list``, ``inbound_route/search`` (manual line
     7762).
-
-    Attributes:
-        days_of_week: Day of week.
-        times: Time period.
     """
 
     days_of_week: str | None = None
+    """Day of week."""
     times: str | None = None
+    """Time period."""
 
 
 class InrouteDetails(msgspec.Struct, kw_only=True):
-    """``Inroute_Details`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8037).
-
-    Fields not listed here mean what they mean in :class:`InboundRouteOptions`.
-
-    Attributes:
-        id: Unique ID of the inbound route.
-        name: Inbound route name.
-        did_pattern_list: DID pattern list (when did_option is patterns).
-        did_pattern_to_ext: DID pattern mapped to extensions (when did_option is
-            pattern_to_ext).
-        did_to_ext_start: Start number of the DID range (when did_option is range_to_ext).
-        did_to_ext_end: End number of the DID range (when did_option is range_to_ext).
-        did_pattern_to_ext_list: DIDs and their extensions (when did_option is
-            pattern_to_ext_list).
-        cid_pattern_list: Caller ID pattern list (when cid_option is patterns).
-        cid_to_phonebook: Unique ID of the phonebook callers are matched against (when
-            cid_option is phonebook).
-        trunk_list: Trunks selected in the inbound route.
-        def_dest: Default destination of the inbound route.
-        def_dest_value: Value of the default destination; meaning depends on def_dest (e.g.
-            external number, prompt file name, or destination ID).
-        def_dest_ext_list: Extensions / extension groups to match (when def_dest is
-            pattern_to_ext).
-    """
+    """``Inroute_Details`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8037)."""
 
     id: int | None = None
+    """Unique ID of the inbound route."""
     name: str | None = None
+    """Inbound route name."""
     alert_info: str | None = None
+    """Inbound route distinctive ring (Alert-Info)."""
     did_option: str | None = None
+    """DID matching mode."""
     did_pattern_list: list[DIDPatternList] = []
+    """DID pattern list (when did_option is patterns)."""
     did_pattern_to_ext: str | None = None
+    """DID pattern mapped to extensions (when did_option is pattern_to_ext)."""
     did_to_ext_start: str | None = None
+    """Start number of the DID range (when did_option is range_to_ext)."""
     did_to_ext_end: str | None = None
+    """End number of the DID range (when did_option is range_to_ext)."""
     did_pattern_to_ext_list: list[DIDExtList] = []
+    """DIDs and their extensions (when did_option is pattern_to_ext_list)."""
     cid_option: str | None = None
+    """Caller ID matching mode."""
     cid_pattern_list: list[CIDPatternList] = []
+    """Caller ID pattern list (when cid_option is patterns)."""
     cid_to_phonebook: list[int] | str | None = None
+    """Unique ID of the phonebook callers are matched against (when cid_option is phonebook)."""
     trunk_list: list[TrunkList] = []
+    """Trunks selected in the inbound route."""
     def_dest: str | None = None
+    """Default destination of the inbound route."""
     def_dest_prefix: str | None = None
+    """Prefix / play count whose meaning depends on def_dest."""
     def_dest_value: str | None = None
+    """Value of the default destination; meaning depends on def_dest (e.g. external number,
+    prompt file name, or destination ID)."""
     def_dest_ext_list: list[ExtList] = []
+    """Extensions / extension groups to match (when def_dest is pattern_to_ext)."""
 
 
 class DIDPatternList(msgspec.Struct, kw_only=True):
     """``DID_Pattern_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line
     8065).
-
-    Attributes:
-        id: Unique ID of the DID pattern.
-        did_pattern: DID pattern.
     """
 
     id: int | None = None
+    """Unique ID of the DID pattern."""
     did_pattern: str | None = None
+    """DID pattern."""
 
 
 class DIDExtList(msgspec.Struct, kw_only=True):
-    """``DID_Ext_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8071).
-
-    Attributes:
-        id: Unique ID of the DID number entry.
-        did_pattern: DID number.
-        did_pattern_to_ext: Unique ID of the extension mapped to the DID number.
-    """
+    """``DID_Ext_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8071)."""
 
     id: int | None = None
+    """Unique ID of the DID number entry."""
     did_pattern: str | None = None
+    """DID number."""
     did_pattern_to_ext: str | None = None
+    """Unique ID of the extension mapped to the DID number."""
 
 
 class CIDPatternList(msgspec.Struct, kw_only=True):
     """``CID_Pattern_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line
     8080).
-
-    Attributes:
-        id: Unique ID of the caller ID pattern.
-        cid_pattern: Caller ID pattern.
     """
 
     id: int | None = None
+    """Unique ID of the caller ID pattern."""
     cid_pattern: str | None = None
+    """Caller ID pattern."""
 
 
 class ExtList(msgspec.Struct, kw_only=True):
-    """``Ext_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8097).
-
-    Attributes:
-        value: Unique ID of the extension / extension group.
-        name: Extension / extension group name.
-        number: Extension number.
-        type: Type of the selected item.
-    """
+    """``Ext_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8097)."""
 
     value: str | None = None
+    """Unique ID of the extension / extension group."""
     name: str | None = None
+    """Extension / extension group name."""
     number: str | None = None
+    """Extension number."""
     type: str | None = None
+    """Type of the selected item."""
 
 
 class InboundRouteListResponse(api.PageResponse[InrouteInfo], kw_only=True):
     """Answer of ``inbound_route/list`` (manual line 7689): a page of :class:`InrouteInfo`
     (``data``, ``total_number``).
-
-    Attributes:
-        last_pos: Highest position value in the inbound route list.
     """
 
     last_pos: int | None = None
+    """Highest position value in the inbound route list."""
 
 
 #: Call-time checks of inbound_route/create, inbound_route/update.

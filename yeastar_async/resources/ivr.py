@@ -32,7 +32,7 @@ IvrDestination = Destination | Literal["conference", "dial_by_name", "play_promp
 class DialExtensionParam(api.RequestModel, kw_only=True):
     """``Allow_Ext_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10846).
 
-    Fields not listed here mean what they mean in :class:`DialExtension`.
+    Fields without a docstring mean what they mean in :class:`DialExtension`.
     """
 
     value: str
@@ -42,7 +42,7 @@ class DialExtensionParam(api.RequestModel, kw_only=True):
 class AllowRouteListParam(api.RequestModel, kw_only=True):
     """``Allow_Route_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10861).
 
-    Fields not listed here mean what they mean in :class:`AllowRouteList`.
+    Fields without a docstring mean what they mean in :class:`AllowRouteList`.
     """
 
     text: str | None = None
@@ -54,250 +54,315 @@ class IvrListQuery(api.SortedQuery[Literal["id", "number", "name"]], total=False
 
 
 class IvrOptions(TypedDict, total=False):
-    """Parameters shared by ``ivr/create``, ``ivr/update`` (keyword arguments).
-
-    Attributes:
-        alert_info: Value of the "info" tag in the Alert-Info header of the INVITE, used to
-            trigger distinctive ringing.
-        dial_ext_list: Extensions or extension groups callers may dial from the IVR.
-        restrict_dial_ext_list: Extensions or extension groups callers may not dial from the
-            IVR.
-        enb_dial_outb_routes: Whether callers may use outbound routes from the IVR to call
-            external numbers.
-        dial_outb_route_list: Outbound routes callers may use from the IVR.
-        enb_dial_check_vm: Whether callers may check voicemail through the IVR.
-        prompt_manger_enb: Whether callers may dial feature code #9 to change IVR prompts.
-            Spelled as by ivr/get, ivr/update and the examples (manual line 10873); ivr/create's
-            table spells it prompt_manager_enb.
-        prompt_manger_password: Password for changing IVR prompts. Spelled as by ivr/get,
-            ivr/update and the examples (manual line 10873); ivr/create's table spells it
-            prompt_manager_password.
-        press{x}_dest (x = 0-9): Destination type of key x (x = 0-9).
-        press{x}_dest_prefix (x = 0-9): Prefix / play count for key x; depends on pressx_dest.
-        press{x}_dest_value (x = 0-9): Destination of key x.
-        allow_out_record{x} (x = 0-9): Stop recording the call after it is routed to the
-            destination of key x.
-        press_hash_dest: Destination type of key #.
-        press_hash_dest_prefix: Prefix / play count for key #; depends on its destination type.
-        press_hash_dest_value: Destination of key #.
-        allow_out_record_hash: Stop recording the call after it is routed to the destination of
-            key #.
-        press_star_dest: Destination type of key *.
-        press_star_dest_prefix: Prefix / play count for key *; depends on its destination type.
-        press_star_dest_value: Destination of key *.
-        allow_out_record_star: Stop recording the call after it is routed to the destination of
-            key *.
-        timeout_dest: Destination type on response timeout.
-        timeout_dest_prefix: Prefix / play count for the timeout destination; depends on its
-            type.
-        timeout_dest_value: Destination on response timeout.
-        allow_out_record_timeout: Stop recording the call after it is routed to the timeout
-            destination.
-        invalid_dest: Destination type for invalid input.
-        invalid_dest_prefix: Prefix / play count for the invalid-input destination; depends on
-            its type.
-        invalid_dest_value: Destination for invalid input.
-        allow_out_record_invalid: Stop recording the call after it is routed to the
-            invalid-input destination.
-    """
+    """Parameters shared by ``ivr/create``, ``ivr/update`` (keyword arguments)."""
 
     alert_info: str | None
+    """Value of the "info" tag in the Alert-Info header of the INVITE, used to trigger
+    distinctive ringing."""
     dial_ext_list: Sequence[DialExtensionParam | Mapping[str, Any]] | None
+    """Extensions or extension groups callers may dial from the IVR."""
     restrict_dial_ext_list: Sequence[DialExtensionParam | Mapping[str, Any]] | None
+    """Extensions or extension groups callers may not dial from the IVR."""
     enb_dial_outb_routes: api.Flag | None
+    """Whether callers may use outbound routes from the IVR to call external numbers."""
     dial_outb_route_list: Sequence[AllowRouteListParam | Mapping[str, Any]] | None
+    """Outbound routes callers may use from the IVR."""
     enb_dial_check_vm: api.Flag | None
+    """Whether callers may check voicemail through the IVR."""
     prompt_manger_enb: api.Flag | None
+    """Whether callers may dial feature code #9 to change IVR prompts. Spelled as by ivr/get,
+    ivr/update and the examples (manual line 10873); ivr/create's table spells it
+    prompt_manager_enb."""
     prompt_manger_password: str | None
+    """Password for changing IVR prompts. Spelled as by ivr/get, ivr/update and the examples
+    (manual line 10873); ivr/create's table spells it prompt_manager_password."""
     press0_dest: IvrDestination | None
+    """Destination type of key 0."""
     press1_dest: IvrDestination | None
+    """Destination type of key 1."""
     press2_dest: IvrDestination | None
+    """Destination type of key 2."""
     press3_dest: IvrDestination | None
+    """Destination type of key 3."""
     press4_dest: IvrDestination | None
+    """Destination type of key 4."""
     press5_dest: IvrDestination | None
+    """Destination type of key 5."""
     press6_dest: IvrDestination | None
+    """Destination type of key 6."""
     press7_dest: IvrDestination | None
+    """Destination type of key 7."""
     press8_dest: IvrDestination | None
+    """Destination type of key 8."""
     press9_dest: IvrDestination | None
+    """Destination type of key 9."""
     press0_dest_prefix: str | None
+    """Prefix / play count for key 0; depends on press0_dest."""
     press1_dest_prefix: str | None
+    """Prefix / play count for key 1; depends on press1_dest."""
     press2_dest_prefix: str | None
+    """Prefix / play count for key 2; depends on press2_dest."""
     press3_dest_prefix: str | None
+    """Prefix / play count for key 3; depends on press3_dest."""
     press4_dest_prefix: str | None
+    """Prefix / play count for key 4; depends on press4_dest."""
     press5_dest_prefix: str | None
+    """Prefix / play count for key 5; depends on press5_dest."""
     press6_dest_prefix: str | None
+    """Prefix / play count for key 6; depends on press6_dest."""
     press7_dest_prefix: str | None
+    """Prefix / play count for key 7; depends on press7_dest."""
     press8_dest_prefix: str | None
+    """Prefix / play count for key 8; depends on press8_dest."""
     press9_dest_prefix: str | None
+    """Prefix / play count for key 9; depends on press9_dest."""
     press0_dest_value: str | None
+    """Destination of key 0."""
     press1_dest_value: str | None
+    """Destination of key 1."""
     press2_dest_value: str | None
+    """Destination of key 2."""
     press3_dest_value: str | None
+    """Destination of key 3."""
     press4_dest_value: str | None
+    """Destination of key 4."""
     press5_dest_value: str | None
+    """Destination of key 5."""
     press6_dest_value: str | None
+    """Destination of key 6."""
     press7_dest_value: str | None
+    """Destination of key 7."""
     press8_dest_value: str | None
+    """Destination of key 8."""
     press9_dest_value: str | None
+    """Destination of key 9."""
     allow_out_record0: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 0."""
     allow_out_record1: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 1."""
     allow_out_record2: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 2."""
     allow_out_record3: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 3."""
     allow_out_record4: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 4."""
     allow_out_record5: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 5."""
     allow_out_record6: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 6."""
     allow_out_record7: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 7."""
     allow_out_record8: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 8."""
     allow_out_record9: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key 9."""
     press_hash_dest: IvrDestination | None
+    """Destination type of key #."""
     press_hash_dest_prefix: str | None
+    """Prefix / play count for key #; depends on its destination type."""
     press_hash_dest_value: str | None
+    """Destination of key #."""
     allow_out_record_hash: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key #."""
     press_star_dest: IvrDestination | None
+    """Destination type of key *."""
     press_star_dest_prefix: str | None
+    """Prefix / play count for key *; depends on its destination type."""
     press_star_dest_value: str | None
+    """Destination of key *."""
     allow_out_record_star: api.Flag | None
+    """Stop recording the call after it is routed to the destination of key *."""
     timeout_dest: IvrDestination | None
+    """Destination type on response timeout."""
     timeout_dest_prefix: str | None
+    """Prefix / play count for the timeout destination; depends on its type."""
     timeout_dest_value: str | None
+    """Destination on response timeout."""
     allow_out_record_timeout: api.Flag | None
+    """Stop recording the call after it is routed to the timeout destination."""
     invalid_dest: IvrDestination | None
+    """Destination type for invalid input."""
     invalid_dest_prefix: str | None
+    """Prefix / play count for the invalid-input destination; depends on its type."""
     invalid_dest_value: str | None
+    """Destination for invalid input."""
     allow_out_record_invalid: api.Flag | None
+    """Stop recording the call after it is routed to the invalid-input destination."""
 
 
 class IVRList(msgspec.Struct, kw_only=True):
-    """``IVR_List`` of ``ivr/list``, ``ivr/search`` (manual line 10098).
-
-    Fields not listed here mean what they mean in :class:`IvrOptions`.
-
-    Attributes:
-        id: Unique ID of the IVR.
-        number: IVR number.
-        name: IVR name.
-        dial_ext_option: Whether callers may dial extensions through this IVR.
-    """
+    """``IVR_List`` of ``ivr/list``, ``ivr/search`` (manual line 10098)."""
 
     id: int | None = None
+    """Unique ID of the IVR."""
     number: str | None = None
+    """IVR number."""
     name: str | None = None
+    """IVR name."""
     dial_ext_option: str | None = None
+    """Whether callers may dial extensions through this IVR."""
     enb_dial_outb_routes: int | None = None
+    """Whether callers may use outbound routes from the IVR to call external numbers."""
 
 
 class IVRDetailInfo(IVRList, kw_only=True):
     """``IVR_DetailInfo`` of ``ivr/get``, ``ivr/query`` (manual line 10265).
 
     Also the fields of :class:`IVRList`.
-
-    Fields not listed here mean what they mean in :class:`IvrOptions`.
-
-    Attributes:
-        prompt: Name of the IVR prompt.
-        prompt_repeat: Maximum number of times the IVR prompt repeats.
-        resp_timeout: Time the system waits for the caller's key press after the IVR prompt
-            finishes.
-        digit_timeout: Timeout between two consecutive key presses of the caller.
-        press{x}_dest_prefix (x = 0-9): Prefix / play count for key x; meaning depends on
-            pressx_dest.
-        press_hash_dest_prefix: Prefix / play count for key #; meaning depends on its
-            destination type.
-        press_star_dest_prefix: Prefix / play count for key *; meaning depends on its
-            destination type.
-        timeout_dest_prefix: Prefix / play count for the timeout destination; meaning depends on
-            its type.
-        invalid_dest_prefix: Prefix / play count for the invalid-input destination; meaning
-            depends on its type.
-        prompt_manager_enb: Spelling variant of prompt_manger_enb.
-        prompt_manager_password: Spelling variant of prompt_manger_password.
     """
 
     prompt: str | None = None
+    """Name of the IVR prompt."""
     prompt_repeat: int | None = None
+    """Maximum number of times the IVR prompt repeats."""
     resp_timeout: int | None = None
+    """Time the system waits for the caller's key press after the IVR prompt finishes."""
     digit_timeout: int | None = None
+    """Timeout between two consecutive key presses of the caller."""
     enb_dial_check_vm: int | None = None
+    """Whether callers may check voicemail through the IVR."""
     press0_dest: str | None = None
+    """Destination type of key 0."""
     press1_dest: str | None = None
+    """Destination type of key 1."""
     press2_dest: str | None = None
+    """Destination type of key 2."""
     press3_dest: str | None = None
+    """Destination type of key 3."""
     press4_dest: str | None = None
+    """Destination type of key 4."""
     press5_dest: str | None = None
+    """Destination type of key 5."""
     press6_dest: str | None = None
+    """Destination type of key 6."""
     press7_dest: str | None = None
+    """Destination type of key 7."""
     press8_dest: str | None = None
+    """Destination type of key 8."""
     press9_dest: str | None = None
+    """Destination type of key 9."""
     press0_dest_prefix: str | None = None
+    """Prefix / play count for key 0; meaning depends on press0_dest."""
     press1_dest_prefix: str | None = None
+    """Prefix / play count for key 1; meaning depends on press1_dest."""
     press2_dest_prefix: str | None = None
+    """Prefix / play count for key 2; meaning depends on press2_dest."""
     press3_dest_prefix: str | None = None
+    """Prefix / play count for key 3; meaning depends on press3_dest."""
     press4_dest_prefix: str | None = None
+    """Prefix / play count for key 4; meaning depends on press4_dest."""
     press5_dest_prefix: str | None = None
+    """Prefix / play count for key 5; meaning depends on press5_dest."""
     press6_dest_prefix: str | None = None
+    """Prefix / play count for key 6; meaning depends on press6_dest."""
     press7_dest_prefix: str | None = None
+    """Prefix / play count for key 7; meaning depends on press7_dest."""
     press8_dest_prefix: str | None = None
+    """Prefix / play count for key 8; meaning depends on press8_dest."""
     press9_dest_prefix: str | None = None
+    """Prefix / play count for key 9; meaning depends on press9_dest."""
     press0_dest_value: str | None = None
+    """Destination of key 0."""
     press1_dest_value: str | None = None
+    """Destination of key 1."""
     press2_dest_value: str | None = None
+    """Destination of key 2."""
     press3_dest_value: str | None = None
+    """Destination of key 3."""
     press4_dest_value: str | None = None
+    """Destination of key 4."""
     press5_dest_value: str | None = None
+    """Destination of key 5."""
     press6_dest_value: str | None = None
+    """Destination of key 6."""
     press7_dest_value: str | None = None
+    """Destination of key 7."""
     press8_dest_value: str | None = None
+    """Destination of key 8."""
     press9_dest_value: str | None = None
+    """Destination of key 9."""
     allow_out_record0: int | None = None
+    """Stop recording the call after it is routed to the destination of key 0."""
     allow_out_record1: int | None = None
+    """Stop recording the call after it is routed to the destination of key 1."""
     allow_out_record2: int | None = None
+    """Stop recording the call after it is routed to the destination of key 2."""
     allow_out_record3: int | None = None
+    """Stop recording the call after it is routed to the destination of key 3."""
     allow_out_record4: int | None = None
+    """Stop recording the call after it is routed to the destination of key 4."""
     allow_out_record5: int | None = None
+    """Stop recording the call after it is routed to the destination of key 5."""
     allow_out_record6: int | None = None
+    """Stop recording the call after it is routed to the destination of key 6."""
     allow_out_record7: int | None = None
+    """Stop recording the call after it is routed to the destination of key 7."""
     allow_out_record8: int | None = None
+    """Stop recording the call after it is routed to the destination of key 8."""
     allow_out_record9: int | None = None
+    """Stop recording the call after it is routed to the destination of key 9."""
     press_hash_dest: str | None = None
+    """Destination type of key #."""
     press_hash_dest_prefix: str | None = None
+    """Prefix / play count for key #; meaning depends on its destination type."""
     press_hash_dest_value: str | None = None
+    """Destination of key #."""
     allow_out_record_hash: int | None = None
+    """Stop recording the call after it is routed to the destination of key #."""
     press_star_dest: str | None = None
+    """Destination type of key *."""
     press_star_dest_prefix: str | None = None
+    """Prefix / play count for key *; meaning depends on its destination type."""
     press_star_dest_value: str | None = None
+    """Destination of key *."""
     allow_out_record_star: int | None = None
+    """Stop recording the call after it is routed to the destination of key *."""
     timeout_dest: str | None = None
+    """Destination type on response timeout."""
     timeout_dest_prefix: str | None = None
+    """Prefix / play count for the timeout destination; meaning depends on its type."""
     timeout_dest_value: str | None = None
+    """Destination on response timeout."""
     allow_out_record_timeout: int | None = None
+    """Stop recording the call after it is routed to the timeout destination."""
     invalid_dest: str | None = None
+    """Destination type for invalid input."""
     invalid_dest_prefix: str | None = None
+    """Prefix / play count for the invalid-input destination; meaning depends on its type."""
     invalid_dest_value: str | None = None
+    """Destination for invalid input."""
     allow_out_record_invalid: int | None = None
+    """Stop recording the call after it is routed to the invalid-input destination."""
     dial_ext_list: list[DialExtension] = []
+    """Extensions or extension groups callers may dial from the IVR."""
     restrict_dial_ext_list: list[DialExtension] = []
+    """Extensions or extension groups callers may not dial from the IVR."""
     dial_outb_route_list: list[AllowRouteList] = []
+    """Outbound routes callers may use from the IVR."""
     alert_info: str | None = None
+    """Value of the "info" tag in the Alert-Info header of the INVITE, used to trigger
+    distinctive ringing."""
     prompt_manger_enb: int | None = None
+    """Whether callers may dial feature code #9 to change IVR prompts."""
     prompt_manger_password: str | None = None
+    """Password for changing IVR prompts."""
     prompt_manager_enb: int | None = None
+    """Spelling variant of prompt_manger_enb."""
     prompt_manager_password: str | None = None
+    """Spelling variant of prompt_manger_password."""
 
 
 class DialExtension(msgspec.Struct, kw_only=True):
-    """``Allow_Ext_List`` of ``ivr/get``, ``ivr/query`` (manual line 10323).
-
-    Attributes:
-        text: Name of the allowed extension / extension group / department.
-        text2: Allowed extension number, or extension group / department name.
-        value: ID of the allowed extension / extension group / department.
-        type: Type of the allowed object.
-    """
+    """``Allow_Ext_List`` of ``ivr/get``, ``ivr/query`` (manual line 10323)."""
 
     text: str | None = None
+    """Name of the allowed extension / extension group / department."""
     text2: str | None = None
+    """Allowed extension number, or extension group / department name."""
     value: str | None = None
+    """ID of the allowed extension / extension group / department."""
     type: str | None = None
+    """Type of the allowed object."""
 
 
 #: ``Allow_Route_List`` of ``ivr/get``, ``ivr/query``: the fields of :class:`SubOrg`.

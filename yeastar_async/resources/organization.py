@@ -20,74 +20,60 @@ __all__ = [
 
 
 class OrganizationListQuery(api.SortedPageQuery, total=False):
-    """Parameters shared by ``organization/list``, ``organization/search`` (keyword arguments).
-
-    Attributes:
-        sort_by: Field to sort by.
-        is_all: Whether to return full information.
-    """
+    """Parameters shared by ``organization/list``, ``organization/search`` (keyword arguments)."""
 
     sort_by: Literal["id"] | None
+    """Field to sort by."""
     is_all: Literal[0, 1, 2] | None
+    """Whether to return full information."""
 
 
 class OrganizationList(msgspec.Struct, kw_only=True):
     """``Organization_List`` of ``organization/list``, ``organization/search`` (manual line
     3977).
-
-    Attributes:
-        id: Unique ID of the department.
-        name: Department name.
-        parent_id: Unique ID of the parent department.
-        order: Department order (position).
-        ext_number: Total number of extensions in the department.
-        children: Sub-department information.
-        ext_list: Extensions in the department.
     """
 
     id: int | None = None
+    """Unique ID of the department."""
     name: str | None = None
+    """Department name."""
     parent_id: int | str | None = None
+    """Unique ID of the parent department."""
     order: int | str | None = None
+    """Department order (position)."""
     ext_number: int | str | None = None
+    """Total number of extensions in the department."""
     children: list[OrganizationList] = []
+    """Sub-department information."""
     ext_list: list[int] = []
+    """Extensions in the department."""
 
 
 class OrganizationInfo(msgspec.Struct, kw_only=True):
-    """``Organization_Info`` of ``organization/get``, ``organization/query`` (manual line 4383).
-
-    Attributes:
-        id: Unique ID of the department.
-        name: Department name.
-        parent_id: Unique ID of the parent department.
-        order: Department order (position).
-    """
+    """``Organization_Info`` of ``organization/get``, ``organization/query`` (manual line 4383)."""
 
     id: int | None = None
+    """Unique ID of the department."""
     name: str | None = None
+    """Department name."""
     parent_id: int | None = None
+    """Unique ID of the parent department."""
     order: int | None = None
+    """Department order (position)."""
 
 
 class OrganizationListResponse(ApiResponse, kw_only=True):
-    """Answer of ``organization/list`` (manual line 3936).
-
-    Attributes:
-        organization_list: Department information.
-    """
+    """Answer of ``organization/list`` (manual line 3936)."""
 
     organization_list: list[OrganizationList] = msgspec.field(default_factory=list)
+    """Department information."""
 
 
 class OrganizationGetResponse(ApiResponse, kw_only=True):
-    """Answer of ``organization/get`` (manual line 4352).
-
-    Attributes:
-        organization_info: Department information.
-    """
+    """Answer of ``organization/get`` (manual line 4352)."""
 
     organization_info: OrganizationInfo | None = None
+    """Department information."""
 
 
 class OrganizationResource(api.Resource):

@@ -34,10 +34,7 @@ class DialPatternListParam(api.RequestModel, kw_only=True):
     """``Dial_Pattern_List`` parameter of ``outbound_route/create``, ``outbound_route/update``
     (manual line 9338).
 
-    Attributes:
-        pattern: Number pattern.
-        strip: Number of leading digits to strip.
-        prepend: Digits to prepend.
+    Fields without a docstring mean what they mean in :class:`DialpatternList`.
     """
 
     pattern: str | None = None
@@ -49,7 +46,7 @@ class ExtListParam(api.RequestModel, kw_only=True):
     """``Ext_List`` parameter of ``outbound_route/create``, ``outbound_route/update`` (manual
     line 9356).
 
-    Fields not listed here mean what they mean in :class:`ExtList`.
+    Fields without a docstring mean what they mean in :class:`ExtList`.
     """
 
     id: int
@@ -67,115 +64,104 @@ class OutboundRouteListQuery(api.SortedQuery[OutboundRouteSortBy], total=False):
 class OutboundRouteOptions(TypedDict, total=False):
     """Parameters shared by ``outbound_route/create``, ``outbound_route/update`` (keyword
     arguments).
-
-    Attributes:
-        outbound_cid: Outbound caller ID of the route.
-        dial_pattern_list: Dial patterns.
-        trunk_list: Trunks selected in the outbound route.
-        ext_list: Extensions selected in the outbound route.
-        pin: Single outbound route password.
-        pin_list: Unique ID of the selected PIN list.
     """
 
     outbound_cid: str | None
+    """Outbound caller ID of the route."""
     dial_pattern_list: Sequence[DialPatternListParam | Mapping[str, Any]] | None
+    """Dial patterns."""
     trunk_list: Sequence[TrunkListParam | Mapping[str, Any]] | None
+    """Trunks selected in the outbound route."""
     ext_list: Sequence[ExtListParam | Mapping[str, Any]] | None
+    """Extensions selected in the outbound route."""
     pin: str | None
+    """Single outbound route password."""
     pin_list: int | None
+    """Unique ID of the selected PIN list."""
 
 
-class OutrouteInfo(msgspec.Struct, kw_only=True):
+class _OutrouteInfoFields(msgspec.Struct, kw_only=True):
+    """Fields shared by :class:`OutrouteInfo`, :class:`OutrouteDetails`."""
+
+    id: int | None = None
+    """Unique ID of the outbound route."""
+    name: str | None = None
+    """Outbound route name."""
+    pos: int | None = None
+    """Current position of the outbound route in the list."""
+
+
+class OutrouteInfo(_OutrouteInfoFields, kw_only=True):
     """``Outroute_Info`` of ``outbound_route/list``, ``outbound_route/search`` (manual line
     8713).
 
-    Attributes:
-        id: Unique ID of the outbound route.
-        name: Outbound route name.
-        dial_pattern: Dial patterns of the outbound route.
-        trunk: Trunks selected in the outbound route.
-        pos: Current position of the outbound route in the list.
+    Also the fields of :class:`_OutrouteInfoFields`.
     """
 
-    id: int | None = None
-    name: str | None = None
     dial_pattern: list[str] = []
+    """Dial patterns of the outbound route."""
     trunk: list[TrunkList] = []
-    pos: int | None = None
+    """Trunks selected in the outbound route."""
 
 
-class OutrouteDetails(msgspec.Struct, kw_only=True):
+class OutrouteDetails(_OutrouteInfoFields, kw_only=True):
     """``Outroute_Details`` of ``outbound_route/get``, ``outbound_route/query`` (manual line
     8960).
 
-    Fields not listed here mean what they mean in :class:`OutboundRouteOptions`.
-
-    Attributes:
-        id: Unique ID of the outbound route.
-        name: Outbound route name.
-        dial_pattern_list: Dial pattern list.
-        trunk_list: Trunks of the outbound route.
-        ext_list: Extensions of the outbound route.
-        pos: Current position of the outbound route in the list.
-        pin_protect: Outbound route password (PIN protection).
-        pin: Single password (PIN).
-        pin_list: Unique ID of the PIN list.
+    Also the fields of :class:`_OutrouteInfoFields`.
     """
 
-    id: int | None = None
-    name: str | None = None
     outbound_cid: str | None = None
+    """Outbound caller ID of the route."""
     dial_pattern_list: list[DialpatternList] | DialpatternList | None = None
+    """Dial pattern list."""
     trunk_list: list[TrunkList] | TrunkList | None = None
+    """Trunks of the outbound route."""
     ext_list: list[ExtList] | ExtList | None = None
-    pos: int | None = None
+    """Extensions of the outbound route."""
     pin_protect: str | None = None
+    """Outbound route password (PIN protection)."""
     pin: str | None = None
+    """Single password (PIN)."""
     pin_list: int | None = None
+    """Unique ID of the PIN list."""
 
 
 class DialpatternList(msgspec.Struct, kw_only=True):
     """``Dialpattern_List`` of ``outbound_route/get``, ``outbound_route/query`` (manual line
     8976).
-
-    Attributes:
-        id: Unique ID of the dial pattern.
-        pattern: Number pattern.
-        strip: Number of leading digits to strip.
-        prepend: Digits to prepend.
     """
 
     id: int | None = None
+    """Unique ID of the dial pattern."""
     pattern: str | None = None
+    """Number pattern."""
     strip: int | None = None
+    """Number of leading digits to strip."""
     prepend: str | None = None
+    """Digits to prepend."""
 
 
 class ExtList(msgspec.Struct, kw_only=True):
-    """``Ext_List`` of ``outbound_route/get``, ``outbound_route/query`` (manual line 8995).
-
-    Attributes:
-        ext_number: Extension number.
-        ext_name: Name of the extension / extension group / department.
-        type: Type of the selected item.
-        id: Unique ID of the extension / extension group / department.
-    """
+    """``Ext_List`` of ``outbound_route/get``, ``outbound_route/query`` (manual line 8995)."""
 
     ext_number: str | None = None
+    """Extension number."""
     ext_name: str | None = None
+    """Name of the extension / extension group / department."""
     type: str | None = None
+    """Type of the selected item."""
     id: int | None = None
+    """Unique ID of the extension / extension group / department."""
 
 
 class OutboundRouteListResponse(api.PageResponse[OutrouteInfo], kw_only=True):
     """Answer of ``outbound_route/list`` (manual line 8672): a page of :class:`OutrouteInfo`
     (``data``, ``total_number``).
-
-    Attributes:
-        last_pos: Highest position value in the outbound route list.
     """
 
     last_pos: int | None = None
+    """Highest position value in the outbound route list."""
 
 
 #: Call-time checks of outbound_route/create, outbound_route/update.

@@ -27,37 +27,26 @@ class PhonebookListQuery(api.SortedQuery[Literal["name", "total", "id"]], total=
 
 
 class PhonebookInfo(msgspec.Struct, kw_only=True):
-    """``Phonebook_Info`` of ``phonebook/list``, ``phonebook/search`` (manual line 7029).
-
-    Attributes:
-        id: Unique ID of the phonebook.
-        name: Phonebook name.
-        total: Total number of contacts in the phonebook.
-        member_select: How contacts are selected.
-    """
+    """``Phonebook_Info`` of ``phonebook/list``, ``phonebook/search`` (manual line 7029)."""
 
     id: int | None = None
+    """Unique ID of the phonebook."""
     name: str | None = None
+    """Phonebook name."""
     total: int | None = None
+    """Total number of contacts in the phonebook."""
     member_select: str | None = None
+    """How contacts are selected."""
 
 
-class PhonebookDetailInfo(msgspec.Struct, kw_only=True):
+class PhonebookDetailInfo(PhonebookInfo, kw_only=True):
     """``Phonebook_DetailInfo`` of ``phonebook/get``, ``phonebook/query`` (manual line 7196).
 
-    Attributes:
-        id: Unique ID of the phonebook.
-        name: Phonebook name.
-        member_select: How contacts are selected.
-        contacts_list: Contacts in the phonebook.
-        total: Total number of contacts in the phonebook.
+    Also the fields of :class:`PhonebookInfo`.
     """
 
-    id: int | None = None
-    name: str | None = None
-    member_select: str | None = None
     contacts_list: list[ContactsList] = []
-    total: int | None = None
+    """Contacts in the phonebook."""
 
 
 class PhonebookResource(api.Resource):

@@ -24,18 +24,16 @@ class PinListSearchQuery(api.SortedQuery[Literal["id", "name"]], total=False):
 class PINListInfo(msgspec.Struct, kw_only=True):
     """``PINList_Info`` of ``pin_list/list``, ``pin_list/search``, ``pin_list/get``,
     ``pin_list/query`` (manual line 9635).
-
-    Attributes:
-        id: Unique ID of the PIN list.
-        name: PIN list name.
-        pin_list: PIN codes.
-        enb_record_cdr: Whether PIN usage is recorded in the CDR.
     """
 
     id: int | None = None
+    """Unique ID of the PIN list."""
     name: str | None = None
+    """PIN list name."""
     pin_list: str | None = None
+    """PIN codes."""
     enb_record_cdr: int | None = None
+    """Whether PIN usage is recorded in the CDR."""
 
 
 class PinListResource(api.Resource):

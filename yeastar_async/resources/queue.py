@@ -45,7 +45,7 @@ class QueueMemberParam(api.RequestModel, kw_only=True):
     """``Dynamic_Agent_List`` parameter of ``queue/create``, ``queue/update`` (manual line
     12390).
 
-    Fields not listed here mean what they mean in :class:`QueueMember`.
+    Fields without a docstring mean what they mean in :class:`QueueMember`.
     """
 
     value: str
@@ -56,14 +56,12 @@ class QueueMemberParam(api.RequestModel, kw_only=True):
 class SatisfactionSurveyPointListParam(api.RequestModel, kw_only=True):
     """``Satisfaction_Survey_Point_List`` parameter of ``queue/create``, ``queue/update``
     (manual line 12416).
-
-    Attributes:
-        k: Satisfaction survey rating key.
-        p: Points (score) given for the key.
     """
 
     k: str
+    """Satisfaction survey rating key."""
     p: int
+    """Points (score) given for the key."""
 
 
 class QueueListQuery(api.SortedQuery[QueueSortBy], total=False):
@@ -71,329 +69,337 @@ class QueueListQuery(api.SortedQuery[QueueSortBy], total=False):
 
 
 class QueueOptions(TypedDict, total=False):
-    """Parameters shared by ``queue/create``, ``queue/update`` (keyword arguments).
-
-    Attributes:
-        enb_queue_skill_based_routing: Whether to route queue calls based on agent skill level.
-        moh: Music on hold of the queue. E.g. default or a custom name.
-        max_wait_time: Maximum wait time in the queue before the call fails over.
-        fail_dest_prefix: Prefix / play count for the failover destination; depends on
-            fail_dest.
-        fail_dest_value: Failover destination of the queue.
-        agent_timeout: Agent ring timeout.
-        retry_time: Interval before ringing the next agent after an agent's ring timeout.
-        wrap_up_time: Agent wrap-up time after a call.
-        agent_prompt: Prompt played to the agent on answering.
-        enb_ring_in_use: Whether queue calls may be offered to agents already on a call.
-        enb_auto_pause: Auto-pause an agent (and email them) when consecutive missed queue calls
-            reach the threshold.
-        max_pause_miss_call: Threshold of consecutive missed calls.
-        dynamic_agent_list: Dynamic agents.
-        static_agent_list: Static agents.
-        manager_list: Queue managers.
-        enb_email_miss_call: Email the managers when the queue has a missed call.
-        enb_email_abandon_call: Email the managers when a caller abandons the queue.
-        enb_email_sla_alarm: Email the managers when the queue SLA falls below the alarm
-            threshold.
-        callback_enb_request_email: Email the queue managers when a caller successfully requests
-            a callback.
-        callback_enb_failed_email: Email the queue managers when a caller's callback request
-            fails.
-        max_calls: Maximum number of calls allowed to wait in the queue.
-        alert_info: Value of the "info" tag in the Alert-Info header of the INVITE, used to
-            trigger distinctive ringing.
-        enb_leave_empty: When the queue has no agents, send callers to the failover destination
-            (fail_dest).
-        empty_defined_for_leave_empty: Conditions treated as 'no agents' that force waiting
-            callers to leave the queue. A list is sent as a JSON array, as in the manual's
-            examples.
-        enb_disallow_to_join_when_empty: When the queue has no agents, do not let callers join.
-        empty_defined_for_disallow_to_join_when_empty: Conditions treated as 'no agents' under
-            which callers may not join the queue. A list is sent as a JSON array, as in the
-            manual's examples.
-        sla_time: Service level agreement (SLA) time.
-        sla_interval: SLA evaluation interval.
-        sla_alarm_threshold: Queue SLA alarm threshold.
-        join_prompt: Prompt played when a caller joins the queue.
-        enb_announce_agent_id: Announce the agent ID to the caller.
-        enb_announce_default_prompt: Periodically play the "thank you for waiting" prompt.
-        enb_announce_pos: Periodically announce the caller's position in the queue.
-        enb_announce_hold_time: Periodically announce the estimated wait time.
-        caller_announce_freq: Interval for announcing the caller's position.
-        sys_announce_prompt: Queue announcement prompt played periodically after the caller
-            joins.
-        sys_announce_freq: Interval for playing the queue announcement.
-        satisfa_survey_prompt: Satisfaction survey prompt played to the caller after the agent
-            hangs up. E.g. default or a custom name.
-        satisfa_survey_end_prompt: Prompt played after the caller presses a satisfaction survey
-            key. E.g. default or a custom name.
-        satisfaction_survey_point_list: Satisfaction survey score settings (key -> points).
-        press_key: Key that triggers the key-press event.
-        key_dest: Destination type of the key press.
-        key_dest_prefix: Prefix / play count for the key-press destination; depends on key_dest.
-        key_dest_value: Destination of the key press.
-        enb_callback: Whether queue callback is enabled.
-        callback_method: How a caller triggers a callback request when the queue is busy.
-        callback_trigger_timeout: Timeout that triggers a callback.
-        callback_outbound_prefix: Outbound route prefix used for callbacks.
-        callback_timeout: Type of timeout for keeping callback requests.
-        callback_timeout_num: Timeout for keeping callback requests.
-    """
+    """Parameters shared by ``queue/create``, ``queue/update`` (keyword arguments)."""
 
     enb_queue_skill_based_routing: api.Flag | None
+    """Whether to route queue calls based on agent skill level."""
     moh: str | None
+    """Music on hold of the queue. E.g. default or a custom name."""
     max_wait_time: int | None
+    """Maximum wait time in the queue before the call fails over."""
     fail_dest_prefix: str | None
+    """Prefix / play count for the failover destination; depends on fail_dest."""
     fail_dest_value: str | None
+    """Failover destination of the queue."""
     agent_timeout: int | None
+    """Agent ring timeout."""
     retry_time: int | None
+    """Interval before ringing the next agent after an agent's ring timeout."""
     wrap_up_time: int | None
+    """Agent wrap-up time after a call."""
     agent_prompt: str | None
+    """Prompt played to the agent on answering."""
     enb_ring_in_use: api.Flag | None
+    """Whether queue calls may be offered to agents already on a call."""
     enb_auto_pause: api.Flag | None
+    """Auto-pause an agent (and email them) when consecutive missed queue calls reach the
+    threshold."""
     max_pause_miss_call: int | None
+    """Threshold of consecutive missed calls."""
     dynamic_agent_list: Sequence[QueueMemberParam | Mapping[str, Any]] | None
+    """Dynamic agents."""
     static_agent_list: Sequence[QueueMemberParam | Mapping[str, Any]] | None
+    """Static agents."""
     manager_list: Sequence[QueueMemberParam | Mapping[str, Any]] | None
+    """Queue managers."""
     enb_email_miss_call: api.Flag | None
+    """Email the managers when the queue has a missed call."""
     enb_email_abandon_call: api.Flag | None
+    """Email the managers when a caller abandons the queue."""
     enb_email_sla_alarm: api.Flag | None
+    """Email the managers when the queue SLA falls below the alarm threshold."""
     callback_enb_request_email: api.Flag | None
+    """Email the queue managers when a caller successfully requests a callback."""
     callback_enb_failed_email: api.Flag | None
+    """Email the queue managers when a caller's callback request fails."""
     max_calls: int | None
+    """Maximum number of calls allowed to wait in the queue."""
     alert_info: str | None
+    """Value of the "info" tag in the Alert-Info header of the INVITE, used to trigger
+    distinctive ringing."""
     enb_leave_empty: api.Flag | None
+    """When the queue has no agents, send callers to the failover destination (fail_dest)."""
     empty_defined_for_leave_empty: Literal["1", "2", "3"] | Sequence[Literal["1", "2", "3"]] | None
+    """Conditions treated as 'no agents' that force waiting callers to leave the queue. A list
+    is sent as a JSON array, as in the manual's examples."""
     enb_disallow_to_join_when_empty: api.Flag | None
+    """When the queue has no agents, do not let callers join."""
     empty_defined_for_disallow_to_join_when_empty: (
         Literal["1", "2", "3"] | Sequence[Literal["1", "2", "3"]] | None
     )
+    """Conditions treated as 'no agents' under which callers may not join the queue. A list is
+    sent as a JSON array, as in the manual's examples."""
     sla_time: int | None
+    """Service level agreement (SLA) time."""
     sla_interval: int | None
+    """SLA evaluation interval."""
     sla_alarm_threshold: int | None
+    """Queue SLA alarm threshold."""
     join_prompt: str | None
+    """Prompt played when a caller joins the queue."""
     enb_announce_agent_id: api.Flag | None
+    """Announce the agent ID to the caller."""
     enb_announce_default_prompt: api.Flag | None
+    """Periodically play the "thank you for waiting" prompt."""
     enb_announce_pos: api.Flag | None
+    """Periodically announce the caller's position in the queue."""
     enb_announce_hold_time: api.Flag | None
+    """Periodically announce the estimated wait time."""
     caller_announce_freq: int | None
+    """Interval for announcing the caller's position."""
     sys_announce_prompt: str | None
+    """Queue announcement prompt played periodically after the caller joins."""
     sys_announce_freq: int | None
+    """Interval for playing the queue announcement."""
     satisfa_survey_prompt: str | None
+    """Satisfaction survey prompt played to the caller after the agent hangs up. E.g. default or
+    a custom name."""
     satisfa_survey_end_prompt: str | None
+    """Prompt played after the caller presses a satisfaction survey key. E.g. default or a
+    custom name."""
     satisfaction_survey_point_list: (
         Sequence[SatisfactionSurveyPointListParam | Mapping[str, Any]] | None
     )
+    """Satisfaction survey score settings (key -> points)."""
     press_key: QueueKey | None
+    """Key that triggers the key-press event."""
     key_dest: QueueDestination | None
+    """Destination type of the key press."""
     key_dest_prefix: str | None
+    """Prefix / play count for the key-press destination; depends on key_dest."""
     key_dest_value: str | None
+    """Destination of the key press."""
     enb_callback: api.Flag | None
+    """Whether queue callback is enabled."""
     callback_method: Literal["digit", "timeout"] | None
+    """How a caller triggers a callback request when the queue is busy."""
     callback_trigger_timeout: int | None
+    """Timeout that triggers a callback."""
     callback_outbound_prefix: str | None
+    """Outbound route prefix used for callbacks."""
     callback_timeout: Literal["queue_max_wait_time", "custom"] | None
+    """Type of timeout for keeping callback requests."""
     callback_timeout_num: int | None
+    """Timeout for keeping callback requests."""
 
 
 class QueueList(msgspec.Struct, kw_only=True):
-    """``Queue_List`` of ``queue/list``, ``queue/search`` (manual line 11184).
-
-    Fields not listed here mean what they mean in :class:`QueueOptions`.
-
-    Attributes:
-        id: Unique ID of the queue.
-        number: Queue number.
-        name: Queue name.
-        ring_strategy: Ring strategy of the queue.
-    """
+    """``Queue_List`` of ``queue/list``, ``queue/search`` (manual line 11184)."""
 
     id: int | None = None
+    """Unique ID of the queue."""
     number: str | None = None
+    """Queue number."""
     name: str | None = None
+    """Queue name."""
     ring_strategy: str | None = None
+    """Ring strategy of the queue."""
     dynamic_agent_list: list[QueueMember] = []
+    """Dynamic agents."""
     static_agent_list: list[QueueMember] = []
+    """Static agents."""
     manager_list: list[QueueMember] = []
+    """Queue managers."""
 
 
 class QueueMember(msgspec.Struct, kw_only=True):
     """``Dynamic_Agent_List`` of ``queue/list``, ``queue/search``, ``queue/get``,
     ``queue/query`` (manual line 11197).
-
-    Attributes:
-        text: Name of the dynamic agent.
-        text2: Extension number of the dynamic agent.
-        value: Extension ID of the dynamic agent.
-        type: Type of the dynamic agent.
-        number_value: Skill level of the dynamic agent.
     """
 
     text: str | None = None
+    """Name of the dynamic agent."""
     text2: str | None = None
+    """Extension number of the dynamic agent."""
     value: str | None = None
+    """Extension ID of the dynamic agent."""
     type: str | None = None
+    """Type of the dynamic agent."""
     number_value: int | None = None
+    """Skill level of the dynamic agent."""
 
 
 class QueueDetailInfo(QueueList, kw_only=True):
     """``Queue_DetailInfo`` of ``queue/get``, ``queue/query`` (manual line 11538).
 
     Also the fields of :class:`QueueList`.
-
-    Fields not listed here mean what they mean in :class:`QueueOptions`.
-
-    Attributes:
-        moh: Music on hold played to callers waiting in the queue.
-        fail_dest: Failover destination type of the queue.
-        agent_prompt: Prompt played to the agent when answering a queue call.
-        max_pause_miss_call: Threshold of consecutive missed calls for agent auto-pause.
-        callback_press_key: Key the caller presses to request a callback (when callback_method
-            is digit).
-        callback_trigger_timeout: Timeout that triggers a callback (when callback_method is
-            timeout).
-        satisfy_survey_prompt: Spelling variant of satisfa_survey_prompt.
     """
 
     moh: str | None = None
+    """Music on hold played to callers waiting in the queue."""
     max_wait_time: int | None = None
+    """Maximum wait time in the queue before the call fails over."""
     fail_dest: str | None = None
+    """Failover destination type of the queue."""
     fail_dest_prefix: str | None = None
+    """Prefix / play count for the failover destination; depends on fail_dest."""
     fail_dest_value: str | None = None
+    """Failover destination of the queue."""
     agent_timeout: int | None = None
+    """Agent ring timeout."""
     retry_time: int | None = None
+    """Interval before ringing the next agent after an agent's ring timeout."""
     wrap_up_time: int | None = None
+    """Agent wrap-up time after a call."""
     enb_ring_in_use: int | None = None
+    """Whether queue calls may be offered to agents already on a call."""
     agent_prompt: str | None = None
+    """Prompt played to the agent when answering a queue call."""
     enb_auto_pause: int | None = None
+    """Auto-pause an agent (and email them) when consecutive missed queue calls reach the
+    threshold."""
     max_pause_miss_call: int | None = None
+    """Threshold of consecutive missed calls for agent auto-pause."""
     enb_email_miss_call: int | None = None
+    """Email the managers when the queue has a missed call."""
     enb_email_abandon_call: int | None = None
+    """Email the managers when a caller abandons the queue."""
     enb_email_sla_alarm: int | None = None
+    """Email the managers when the queue SLA falls below the alarm threshold."""
     callback_enb_request_email: int | None = None
+    """Email the queue managers when a caller successfully requests a callback."""
     callback_enb_failed_email: int | None = None
+    """Email the queue managers when a caller's callback request fails."""
     max_calls: int | None = None
+    """Maximum number of calls allowed to wait in the queue."""
     alert_info: str | None = None
+    """Value of the "info" tag in the Alert-Info header of the INVITE, used to trigger
+    distinctive ringing."""
     enb_leave_empty: int | None = None
+    """When the queue has no agents, send callers to the failover destination (fail_dest)."""
     empty_defined_for_leave_empty: list[str] | str | None = None
+    """Conditions treated as 'no agents' that force waiting callers to leave the queue."""
     enb_disallow_to_join_when_empty: int | None = None
+    """When the queue has no agents, do not let callers join."""
     empty_defined_for_disallow_to_join_when_empty: list[str] | str | None = None
+    """Conditions treated as 'no agents' under which callers may not join the queue."""
     enb_callback: int | None = None
+    """Whether queue callback is enabled."""
     callback_timeout: str | None = None
+    """Type of timeout for keeping callback requests."""
     callback_timeout_num: int | None = None
+    """Timeout for keeping callback requests."""
     callback_method: str | None = None
+    """How a caller triggers a callback request when the queue is busy."""
     callback_press_key: str | None = None
+    """Key the caller presses to request a callback (when callback_method is digit)."""
     callback_outbound_prefix: str | None = None
+    """Outbound route prefix used for callbacks."""
     callback_trigger_timeout: int | None = None
+    """Timeout that triggers a callback (when callback_method is timeout)."""
     sla_time: int | None = None
+    """Service level agreement (SLA) time."""
     sla_interval: int | None = None
+    """SLA evaluation interval."""
     sla_alarm_threshold: int | None = None
+    """Queue SLA alarm threshold."""
     join_prompt: str | None = None
+    """Prompt played when a caller joins the queue."""
     enb_announce_agent_id: int | None = None
+    """Announce the agent ID to the caller."""
     enb_announce_default_prompt: int | None = None
+    """Periodically play the "thank you for waiting" prompt."""
     enb_announce_pos: int | None = None
+    """Periodically announce the caller's position in the queue."""
     enb_announce_hold_time: int | None = None
+    """Periodically announce the estimated wait time."""
     caller_announce_freq: int | None = None
+    """Interval for announcing the caller's position."""
     sys_announce_prompt: str | None = None
+    """Queue announcement prompt played periodically after the caller joins."""
     sys_announce_freq: int | None = None
+    """Interval for playing the queue announcement."""
     satisfa_survey_prompt: str | None = None
+    """Satisfaction survey prompt played to the caller after the agent hangs up."""
     satisfa_survey_end_prompt: str | None = None
+    """Prompt played after the caller presses a satisfaction survey key."""
     press_key: str | None = None
+    """Key that triggers the key-press event."""
     key_dest: str | None = None
+    """Destination type of the key press."""
     key_dest_prefix: str | None = None
+    """Prefix / play count for the key-press destination; depends on key_dest."""
     key_dest_value: str | None = None
+    """Destination of the key press."""
     satisfaction_survey_point_list: list[SatisfactionSurveyPointList] = []
+    """Satisfaction survey score settings (key -> points)."""
     satisfy_survey_prompt: str | None = None
+    """Spelling variant of satisfa_survey_prompt."""
 
 
 class SatisfactionSurveyPointList(msgspec.Struct, kw_only=True):
-    """``Satisfaction_Survey_Point_List`` of ``queue/get``, ``queue/query`` (manual line 11643).
-
-    Attributes:
-        K: Satisfaction survey rating key.
-        P: Points (score) given for the key.
-        k: Key (the spelling of the manual's examples).
-        p: Points (the spelling of the manual's examples).
-    """
+    """``Satisfaction_Survey_Point_List`` of ``queue/get``, ``queue/query`` (manual line 11643)."""
 
     K: str | None = None
+    """Satisfaction survey rating key."""
     P: int | None = None
+    """Points (score) given for the key."""
     k: str | None = None
+    """Key (the spelling of the manual's examples)."""
     p: int | None = None
+    """Points (the spelling of the manual's examples)."""
 
 
 class WaitingList(msgspec.Struct, kw_only=True):
-    """``Waiting_List`` of ``queue/call_status`` (manual line 12854).
-
-    Attributes:
-        call_id: Unique ID of the call.
-        caller_number: Caller number.
-        caller_display_name: Caller name.
-        callee_number: ID of the queue.
-        callee_display_name: Queue name.
-        duration: How long the call has been waiting in the queue.
-    """
+    """``Waiting_List`` of ``queue/call_status`` (manual line 12854)."""
 
     call_id: str | None = None
+    """Unique ID of the call."""
     caller_number: str | None = None
+    """Caller number."""
     caller_display_name: str | None = None
+    """Caller name."""
     callee_number: str | None = None
+    """ID of the queue."""
     callee_display_name: str | None = None
+    """Queue name."""
     duration: int | None = None
+    """How long the call has been waiting in the queue."""
 
 
 class AgentList(msgspec.Struct, kw_only=True):
-    """``Agent_List`` of ``queue/agent_status`` (manual line 12982).
-
-    Attributes:
-        name: Agent name.
-        number: Agent extension number.
-        is_login: Whether the agent is logged in to the queue.
-        is_pause: Whether the agent is paused (not receiving queue calls).
-        call_status: Agent call status.
-        pause_reason: Agent pause reason.
-        agent_type: Agent type.
-    """
+    """``Agent_List`` of ``queue/agent_status`` (manual line 12982)."""
 
     name: str | None = None
+    """Agent name."""
     number: str | None = None
+    """Agent extension number."""
     is_login: int | None = None
+    """Whether the agent is logged in to the queue."""
     is_pause: int | None = None
+    """Whether the agent is paused (not receiving queue calls)."""
     call_status: int | None = None
+    """Agent call status."""
     pause_reason: str | None = None
+    """Agent pause reason."""
     agent_type: str | None = None
+    """Agent type."""
 
 
 class QueueListResponse(ApiResponse, kw_only=True):
-    """Answer of ``queue/list`` (manual line 11153).
-
-    Attributes:
-        total_number: Total number of queues.
-        queue_list: Information of each queue.
-    """
+    """Answer of ``queue/list`` (manual line 11153)."""
 
     total_number: int | None = None
+    """Total number of queues."""
     queue_list: list[QueueList] = msgspec.field(default_factory=list)
+    """Information of each queue."""
 
 
 class QueueCallStatusResponse(ApiResponse, kw_only=True):
-    """Answer of ``queue/call_status`` (manual line 12824).
-
-    Attributes:
-        waiting_list: Calls waiting to be answered in the queue.
-        active_list: Calls in progress in the queue.
-        waiting_calls: Number of calls waiting in the queue.
-        active_calls: Number of active calls in the queue.
-        ringing_list: Calls currently ringing in the queue.
-        ringing_calls: Number of ringing calls in the queue.
-    """
+    """Answer of ``queue/call_status`` (manual line 12824)."""
 
     waiting_list: list[WaitingList] = msgspec.field(default_factory=list)
+    """Calls waiting to be answered in the queue."""
     active_list: list[ActiveList] = msgspec.field(default_factory=list)
+    """Calls in progress in the queue."""
     waiting_calls: int | None = None
+    """Number of calls waiting in the queue."""
     active_calls: int | None = None
+    """Number of active calls in the queue."""
     ringing_list: list[RingingList] = msgspec.field(default_factory=list)
+    """Calls currently ringing in the queue."""
     ringing_calls: int | None = None
+    """Number of ringing calls in the queue."""
 
 
 #: ``Active_List`` of ``queue/call_status``: the fields of :class:`WaitingList`.

@@ -19,27 +19,21 @@ __all__ = [
 
 
 class PauseReasonListParam(api.RequestModel, kw_only=True):
-    """``Pause Reason List`` parameter of ``queue_pause_reason/update`` (manual line 13164).
-
-    Attributes:
-        code: Feature code of the pause reason.
-        reason: Pause reason.
-    """
+    """``Pause Reason List`` parameter of ``queue_pause_reason/update`` (manual line 13164)."""
 
     code: str
+    """Feature code of the pause reason."""
     reason: str
+    """Pause reason."""
 
 
 class PauseReason(msgspec.Struct, kw_only=True):
-    """``Pause_Reason`` of ``queue_pause_reason/list`` (manual line 13095).
-
-    Attributes:
-        code: Feature code of the pause reason.
-        reason: Pause reason.
-    """
+    """``Pause_Reason`` of ``queue_pause_reason/list`` (manual line 13095)."""
 
     code: str | None = None
+    """Feature code of the pause reason."""
     reason: str | None = None
+    """Pause reason."""
 
 
 class QueuePauseReasonResource(api.Resource):

@@ -24,29 +24,26 @@ class RecordingListQuery(api.SortedQuery[Literal["id", "time"]], total=False):
 
 
 class RecordingDetails(msgspec.Struct, kw_only=True):
-    """``Recording_Details`` of ``recording/list`` (manual line 13477).
-
-    Attributes:
-        id: Unique ID of the recording.
-        time: Time the call was answered or placed.
-        uid: CDR unique ID of the recorded call.
-        call_from: Caller number and name.
-        call_to: Callee number and name.
-        duration: Call duration.
-        size: Recording file size.
-        call_type: Communication type.
-        file: Recording file name.
-    """
+    """``Recording_Details`` of ``recording/list`` (manual line 13477)."""
 
     id: int | None = None
+    """Unique ID of the recording."""
     time: str | None = None
+    """Time the call was answered or placed."""
     uid: str | None = None
+    """CDR unique ID of the recorded call."""
     call_from: str | None = None
+    """Caller number and name."""
     call_to: str | None = None
+    """Callee number and name."""
     duration: int | None = None
+    """Call duration."""
     size: int | None = None
+    """Recording file size."""
     call_type: str | None = None
+    """Communication type."""
     file: str | None = None
+    """Recording file name."""
 
 
 class RecordingResource(api.Resource):

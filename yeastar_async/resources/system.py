@@ -36,55 +36,46 @@ SystemMenu = Literal[
 
 
 class DeviceInfo(msgspec.Struct, kw_only=True):
-    """``Device_Info`` of ``system/information`` (manual line 1283).
-
-    Attributes:
-        device_name: Device name.
-        model_name: Product model.
-        sn: Product serial number (SN).
-        firmware_version: Firmware version.
-        system_time: System time.
-        up_time: System uptime.
-    """
+    """``Device_Info`` of ``system/information`` (manual line 1283)."""
 
     device_name: str | None = None
+    """Device name."""
     model_name: str | None = None
+    """Product model."""
     sn: str | None = None
+    """Product serial number (SN)."""
     firmware_version: str | None = None
+    """Firmware version."""
     system_time: str | None = None
+    """System time."""
     up_time: int | None = None
+    """System uptime."""
 
 
 class DeviceCapacity(msgspec.Struct, kw_only=True):
-    """``Device_Capacity`` of ``system/capacity`` (manual line 1346).
-
-    Attributes:
-        extension_capacity: Maximum number of extensions.
-        extension_used: Number of extensions in use.
-        cc_capacity: Maximum number of concurrent calls.
-        cc_used: Number of concurrent calls in use.
-    """
+    """``Device_Capacity`` of ``system/capacity`` (manual line 1346)."""
 
     extension_capacity: int | None = None
+    """Maximum number of extensions."""
     extension_used: int | None = None
+    """Number of extensions in use."""
     cc_capacity: int | None = None
+    """Maximum number of concurrent calls."""
     cc_used: int | None = None
+    """Number of concurrent calls in use."""
 
 
 class Options(msgspec.Struct, kw_only=True):
-    """``Options`` of ``system/get_menuoptions`` (manual line 1418).
-
-    Attributes:
-        text: Name of the menu option.
-        value: ID of the menu option.
-        type: Type of the menu option.
-        item: Sub-department information.
-    """
+    """``Options`` of ``system/get_menuoptions`` (manual line 1418)."""
 
     text: str | None = None
+    """Name of the menu option."""
     value: str | None = None
+    """ID of the menu option."""
     type: str | None = None
+    """Type of the menu option."""
     item: list[SubOrg] = []
+    """Sub-department information."""
 
 
 #: Call-time checks of system/get_menuoptions.

@@ -51,24 +51,22 @@ TrunkCodecSel = Literal[
 class OutCallerInfoParam(api.RequestModel, kw_only=True):
     """``OutCaller_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5683).
 
-    Fields not listed here mean what they mean in :class:`OutCallerInfo`.
-
-    Attributes:
-        outbound_cid_option: Outbound caller ID type.
-        ext_list: Extension information.
+    Fields without a docstring mean what they mean in :class:`OutCallerInfo`.
     """
 
     outbound_cid_option: Literal["range", "shared"]
+    """Outbound caller ID type."""
     outbound_cid: str
     outbound_cid_name: str | None = None
     outbound_cid_to_ext_range: str | None = None
     ext_list: list[ExtensionInfoParam | dict[str, Any]] | None = None
+    """Extension information."""
 
 
 class ExtensionInfoParam(api.RequestModel, kw_only=True):
     """``Extension_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5694).
 
-    Fields not listed here mean what they mean in :class:`ExtensionInfo`.
+    Fields without a docstring mean what they mean in :class:`ExtensionInfo`.
     """
 
     type: Literal["extension", "ext_group"] | None = None
@@ -80,7 +78,7 @@ class ExtensionInfoParam(api.RequestModel, kw_only=True):
 class DIDListParam(api.RequestModel, kw_only=True):
     """``DID_List`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5704).
 
-    Fields not listed here mean what they mean in :class:`DIDList`.
+    Fields without a docstring mean what they mean in :class:`DIDList`.
     """
 
     did: str
@@ -92,156 +90,143 @@ class TrunkListQuery(api.SortedQuery[TrunkSortBy], total=False):
 
 
 class TrunkOptions(TypedDict, total=False):
-    """Parameters shared by ``trunk/create``, ``trunk/update`` (keyword arguments).
-
-    Attributes:
-        hostname: Domain / IP address of the ITSP. Required in some cases (checked at call
-            time).
-        port: Registration port of the SIP trunk. Required in some cases (checked at call time).
-        domain: Domain / IP address of the ITSP. Required in some cases (checked at call time).
-        username: Username of the SIP account provided by the ITSP. Required in some cases
-            (checked at call time).
-        password: Password of the SIP account provided by the ITSP. Required in some cases
-            (checked at call time).
-        auth_name: Authentication name provided by the ITSP. Required in some cases (checked at
-            call time).
-        enable: Whether to enable the trunk.
-        enb_outbound_proxy: Whether to enable the outbound proxy server.
-        outbound_proxy_server: Domain / IP address of the outbound proxy server.
-        outbound_proxy_port: Port of the outbound proxy server.
-        def_outbound_cid: Default outbound caller ID.
-        def_outbound_cid_name: Default outbound caller ID name.
-        outbound_cid_list: Custom outbound caller IDs for extensions.
-        did_list: DID information of the trunk.
-    """
+    """Parameters shared by ``trunk/create``, ``trunk/update`` (keyword arguments)."""
 
     hostname: str | None
+    """Domain / IP address of the ITSP. Required in some cases (checked at call time)."""
     port: int | None
+    """Registration port of the SIP trunk. Required in some cases (checked at call time)."""
     domain: str | None
+    """Domain / IP address of the ITSP. Required in some cases (checked at call time)."""
     username: str | None
+    """Username of the SIP account provided by the ITSP. Required in some cases (checked at call
+    time)."""
     password: str | None
+    """Password of the SIP account provided by the ITSP. Required in some cases (checked at call
+    time)."""
     auth_name: str | None
+    """Authentication name provided by the ITSP. Required in some cases (checked at call time)."""
     enable: api.Flag | None
+    """Whether to enable the trunk."""
     enb_outbound_proxy: api.Flag | None
+    """Whether to enable the outbound proxy server."""
     outbound_proxy_server: str | None
+    """Domain / IP address of the outbound proxy server."""
     outbound_proxy_port: int | None
+    """Port of the outbound proxy server."""
     def_outbound_cid: str | None
+    """Default outbound caller ID."""
     def_outbound_cid_name: str | None
+    """Default outbound caller ID name."""
     outbound_cid_list: Sequence[OutCallerInfoParam | Mapping[str, Any]] | None
+    """Custom outbound caller IDs for extensions."""
     did_list: Sequence[DIDListParam | Mapping[str, Any]] | None
+    """DID information of the trunk."""
 
 
 class TrunkInfo(msgspec.Struct, kw_only=True):
     """``Trunk_Info`` of ``trunk/list``, ``trunk/search``, ``trunk/get``, ``trunk/query``
     (manual line 4700).
-
-    Fields not listed here mean what they mean in :class:`TrunkOptions`.
-
-    Attributes:
-        id: Unique ID of the trunk.
-        status: Trunk status (see the Trunk status table).
-        name: Trunk name.
-        type: Trunk type.
-        host_port: Domain / IP address and port.
-        def_outbound_cid: Outbound caller ID.
-        username: Username: the client ID obtained from the PBX web portal.
-        enable: Whether the trunk is enabled.
-        country: Country of the SIP provider (ITSP).
-        itsp: SIP provider (ITSP).
-        transport: Transport protocol.
-        enb_outbound_proxy: Whether an outbound proxy server is enabled.
-        codec_sel: Codec settings of the trunk.
-        did_list: DIDs bound to the trunk.
     """
 
     id: int | None = None
+    """Unique ID of the trunk."""
     status: int | None = None
+    """Trunk status (see the Trunk status table)."""
     name: str | None = None
+    """Trunk name."""
     type: str | None = None
+    """Trunk type."""
     host_port: str | None = None
+    """Domain / IP address and port."""
     def_outbound_cid: str | None = None
+    """Outbound caller ID."""
     username: str | None = None
+    """Username: the client ID obtained from the PBX web portal."""
     enable: int | None = None
+    """Whether the trunk is enabled."""
     country: str | None = None
+    """Country of the SIP provider (ITSP)."""
     itsp: str | None = None
+    """SIP provider (ITSP)."""
     transport: str | None = None
+    """Transport protocol."""
     hostname: str | None = None
+    """Domain / IP address of the ITSP."""
     port: int | None = None
+    """Registration port of the SIP trunk."""
     domain: str | None = None
+    """Domain / IP address of the ITSP."""
     password: str | None = None
+    """Password of the SIP account provided by the ITSP."""
     auth_name: str | None = None
+    """Authentication name provided by the ITSP."""
     enb_outbound_proxy: int | None = None
+    """Whether an outbound proxy server is enabled."""
     outbound_proxy_server: str | None = None
+    """Domain / IP address of the outbound proxy server."""
     outbound_proxy_port: int | None = None
+    """Port of the outbound proxy server."""
     codec_sel: str | None = None
+    """Codec settings of the trunk."""
     def_outbound_cid_name: str | None = None
+    """Default outbound caller ID name."""
     outbound_cid_list: list[OutCallerInfo] = []
+    """Custom outbound caller IDs for extensions."""
     did_list: list[DIDList] = []
+    """DIDs bound to the trunk."""
 
 
 class OutCallerInfo(msgspec.Struct, kw_only=True):
-    """``OutCaller_Info`` of ``trunk/get``, ``trunk/query`` (manual line 4944).
-
-    Attributes:
-        id: Unique ID of the outbound caller ID entry.
-        outbound_cid_option: Type of outbound caller ID.
-        outbound_cid: Outbound caller ID.
-        outbound_cid_name: Outbound caller ID name.
-        outbound_cid_to_ext_range: Extension range corresponding to the outbound caller ID
-            range.
-        ext_list: Bound extensions.
-    """
+    """``OutCaller_Info`` of ``trunk/get``, ``trunk/query`` (manual line 4944)."""
 
     id: int | None = None
+    """Unique ID of the outbound caller ID entry."""
     outbound_cid_option: str | None = None
+    """Type of outbound caller ID."""
     outbound_cid: str | None = None
+    """Outbound caller ID."""
     outbound_cid_name: str | None = None
+    """Outbound caller ID name."""
     outbound_cid_to_ext_range: str | None = None
+    """Extension range corresponding to the outbound caller ID range."""
     ext_list: list[ExtensionInfo] = []
+    """Bound extensions."""
 
 
 class ExtensionInfo(msgspec.Struct, kw_only=True):
-    """``Extension_Info`` of ``trunk/get``, ``trunk/query`` (manual line 4958).
-
-    Attributes:
-        id: Extension ID or extension group ID.
-        type: Extension or extension group.
-        ext_number: Extension number or extension group name.
-        ext_name: Extension name or extension group name.
-    """
+    """``Extension_Info`` of ``trunk/get``, ``trunk/query`` (manual line 4958)."""
 
     id: int | None = None
+    """Extension ID or extension group ID."""
     type: str | None = None
+    """Extension or extension group."""
     ext_number: str | None = None
+    """Extension number or extension group name."""
     ext_name: str | None = None
+    """Extension name or extension group name."""
 
 
 class DIDList(msgspec.Struct, kw_only=True):
-    """``DID_List`` of ``trunk/get``, ``trunk/query`` (manual line 4968).
-
-    Attributes:
-        id: Unique ID of the DID entry.
-        did: DID number bound to the trunk.
-        did_name: DID name bound to the trunk.
-    """
+    """``DID_List`` of ``trunk/get``, ``trunk/query`` (manual line 4968)."""
 
     id: int | None = None
+    """Unique ID of the DID entry."""
     did: str | None = None
+    """DID number bound to the trunk."""
     did_name: str | None = None
+    """DID name bound to the trunk."""
 
 
 class ITSPInfo(msgspec.Struct, kw_only=True):
-    """``ITSP_Info`` of ``trunk/itsp_list`` (manual line 5542).
-
-    Attributes:
-        id: Unique ID of the SIP provider.
-        country: Country of the SIP provider (ITSP).
-        name: SIP provider name.
-    """
+    """``ITSP_Info`` of ``trunk/itsp_list`` (manual line 5542)."""
 
     id: int | None = None
+    """Unique ID of the SIP provider."""
     country: str | None = None
+    """Country of the SIP provider (ITSP)."""
     name: str | None = None
+    """SIP provider name."""
 
 
 #: Call-time checks of trunk/create.

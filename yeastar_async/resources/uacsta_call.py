@@ -16,16 +16,14 @@ __all__ = [
 class UacstaCallTarget(TypedDict, total=False):
     """Parameters shared by ``uacsta_call/accept``, ``uacsta_call/refuse``,
     ``uacsta_call/hangup`` (keyword arguments).
-
-    Attributes:
-        extension: Extension to control.
-        call_id: Unique ID of the uaCSTA call.
-        ip_address: IP address and SIP port of the IP phone the extension is registered on.
     """
 
     extension: Required[str]
+    """Extension to control."""
     call_id: Required[str]
+    """Unique ID of the uaCSTA call."""
     ip_address: Required[str]
+    """IP address and SIP port of the IP phone the extension is registered on."""
 
 
 class UacstaCallResource(api.Resource):

@@ -34,53 +34,46 @@ WakeupcallNumberOfSnoozes = Literal[0, 1, 2, 3]
 
 
 class WakeupcallOptions(TypedDict, total=False):
-    """Parameters shared by ``wakeupcall/create``, ``wakeupcall/update`` (keyword arguments).
-
-    Attributes:
-        repeat_type: Repeat frequency of the wake-up call. A list is sent comma-separated.
-        number_of_snoozes: Number of snoozes (repeat rings) of the wake-up call.
-        snooze_duration: Snooze interval of the wake-up call, in minutes.
-        alarm_prompt: Name of the wake-up call prompt.
-    """
+    """Parameters shared by ``wakeupcall/create``, ``wakeupcall/update`` (keyword arguments)."""
 
     repeat_type: WakeupcallRepeatType | Sequence[WakeupcallRepeatType] | None
+    """Repeat frequency of the wake-up call. A list is sent comma-separated."""
     number_of_snoozes: WakeupcallNumberOfSnoozes | None
+    """Number of snoozes (repeat rings) of the wake-up call."""
     snooze_duration: int | None
+    """Snooze interval of the wake-up call, in minutes."""
     alarm_prompt: str | None
+    """Name of the wake-up call prompt."""
 
 
 class WakeupInfo(msgspec.Struct, kw_only=True):
     """``Wakeup_Info`` of ``wakeupcall/list``, ``wakeupcall/get``, ``wakeupcall/query`` (manual
     line 15055).
-
-    Attributes:
-        ext_id: Unique ID of the extension.
-        wakeup_call: Wake-up calls of the extension.
     """
 
     ext_id: int | None = None
+    """Unique ID of the extension."""
     wakeup_call: list[ExtensionWakeup] = []
+    """Wake-up calls of the extension."""
 
 
 class ExtensionWakeup(msgspec.Struct, kw_only=True):
     """``Extension_Wakeup`` of ``wakeupcall/list``, ``wakeupcall/get``, ``wakeupcall/query``
     (manual line 15063).
-
-    Fields not listed here mean what they mean in :class:`WakeupcallOptions`.
-
-    Attributes:
-        id: Unique ID of the wake-up call.
-        alarm_time: Alarm (ring) time of the wake-up call.
-        snooze_duration: Snooze interval of the wake-up call.
-        alarm_prompt: Wake-up call prompt.
     """
 
     id: int | None = None
+    """Unique ID of the wake-up call."""
     alarm_time: str | None = None
+    """Alarm (ring) time of the wake-up call."""
     repeat_type: str | None = None
+    """Repeat frequency of the wake-up call."""
     number_of_snoozes: int | None = None
+    """Number of snoozes (repeat rings) of the wake-up call."""
     snooze_duration: int | None = None
+    """Snooze interval of the wake-up call."""
     alarm_prompt: str | None = None
+    """Wake-up call prompt."""
 
 
 class WakeupcallResource(api.Resource):
