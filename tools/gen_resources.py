@@ -195,10 +195,6 @@ MERGE_TABLES = {
     ("call_report", "agent_call_detail"): "queue_call_detail",
 }
 
-#: Request tables whose response twin (fields described alike) is spelled otherwise:
-#: (group, request table) -> response table.
-REQUEST_TWINS = {("outbound_route", "Dial_Pattern_List"): "Dialpattern_List"}
-
 #: Class names that read badly when derived from the table name (or name a merged table).
 RENAME_TYPES = {
     "Ringin List": "RingingList",
@@ -582,8 +578,8 @@ class Generator:
         self.struct_fields: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
         #: Structs declared once in _shared.py: field lines -> (class name, rendered class).
         self.shared_structs: dict[tuple[str, ...], tuple[str, str]] = {}
-        #: Request structs: (group, class name) -> (field lines, the struct its docs refer to).
-        self.request_keys: dict[tuple[str, str], tuple[tuple[str, ...], str | None]] = {}
+        #: Request structs: (group, class name) -> field lines.
+        self.request_keys: dict[tuple[str, str], tuple[str, ...]] = {}
         #: Request structs declared once in _shared.py: class name -> rendered class.
         self.shared_requests: dict[str, str] = {}
         #: (field name, declaration line, description) of each struct of _shared.py.
@@ -1057,17 +1053,7 @@ class Generator:
             '"""',
             hang=False,
         )
-        # Fields the response type of the same table documents alike are not repeated here.
-        twin = mod.response_types.get(REQUEST_TWINS.get((mod.group, nt.table), nt.table))
-        same = {
-            n
-            for n, i in nt.fields.items()
-            if twin and twin.fields.get(n, {}).get("desc") == i["desc_en"]
-        }
         # (RequestModel says that fields left as None are not sent.)
-        if same:
-            text = f"Fields without a docstring mean what they mean in :class:`{twin.name}`."  # type: ignore[union-attr]
-            doc += ["", *wrap(text, "    ", hang=False)]
         lines += [*close_docstring(doc), ""]
         body = []
         fake_ep = {"id": nt.endpoints[0]}
@@ -1079,9 +1065,8 @@ class Generator:
                 body.append(self.field_line_required(mod, name, typ))
             else:
                 body.append(self.field_line(mod, name, f"{typ} | None = None"))
-            doc_of = None if name in same else key_doc(name, info.get("template"), info["desc_en"])
-            lines += attribute(body[-1], doc_of)
-        self.request_keys[(mod.group, nt.name)] = (tuple(body), twin.name if same else None)  # type: ignore[union-attr]
+            lines += attribute(body[-1], key_doc(name, info.get("template"), info["desc_en"]))
+        self.request_keys[(mod.group, nt.name)] = tuple(body)
         return "\n".join(lines) + "\n"
 
     def field_line_required(self, mod: Module, name: str, typ: str) -> str:
@@ -1859,17 +1844,15 @@ def shared_structs(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[An
 
 
 def shared_requests(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[str, str]:
-    """Request structs of the same name and fields in several modules -> class text; only
-    those whose docs refer to no struct, or to one declared in _shared.py as well."""
-    shared_names = {name for name, _ in gen.shared_structs.values()}
-    users: dict[tuple[str, Any], list[str]] = {}
+    """Request structs of the same name and fields in several modules -> class text."""
+    users: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for (group, name), key in gen.request_keys.items():
         users.setdefault((name, key), []).append(group)
     found = {}
-    for (name, (body, twin)), groups in users.items():
+    for (name, body), groups in users.items():
         annotations = " ".join(line.split(":", 1)[1].split(" = ")[0] for line in body)
         portable = set(re.findall(r"[A-Za-z_]\w*", annotations)) <= PORTABLE
-        if len(groups) > 1 and portable and (twin is None or twin in shared_names):
+        if len(groups) > 1 and portable:
             found[name] = texts[(groups[0], name)]
     return found
 

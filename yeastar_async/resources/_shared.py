@@ -89,10 +89,11 @@ class TrunkList(msgspec.Struct, kw_only=True):
 class TrunkListParam(api.RequestModel, kw_only=True):
     """``Trunk_List`` parameter of ``inbound_route/create``, ``inbound_route/update`` (manual
     line 8394).
-
-    Fields without a docstring mean what they mean in :class:`TrunkList`.
     """
 
     id: int
+    """Unique ID of the trunk."""
     name: str | None = None
+    """Trunk name."""
     type: str | None = None
+    """Trunk type."""

@@ -44,12 +44,12 @@ CompanyContactNumType = Literal[
 class NumberListParam(api.RequestModel, kw_only=True):
     """``Number_List`` parameter of ``company_contact/create``, ``company_contact/update``
     (manual line 6765).
-
-    Fields without a docstring mean what they mean in :class:`NumberList`.
     """
 
     num_type: CompanyContactNumType | None = None
+    """Number type."""
     number: str | None = None
+    """Number."""
 
 
 class CompanyContactListQuery(api.SortedQuery[CompanyContactSortBy], total=False):

@@ -45,64 +45,87 @@ ExtensionForwardDestination = Destination | Literal["mobile_number"]
 class OrganizationInfoParam(api.RequestModel, kw_only=True):
     """``Organization_Info`` parameter of ``extension/create``, ``extension/update`` (manual
     line 3249).
-
-    Fields without a docstring mean what they mean in :class:`OrganizationInfo`.
     """
 
     value: str
+    """Unique ID of the department."""
 
 
 class PresenceSettingParam(api.RequestModel, kw_only=True):
     """``Presence_Setting`` parameter of ``extension/create``, ``extension/update`` (manual line
     3257).
-
-    Fields without a docstring mean what they mean in :class:`PresenceSetting`.
     """
 
     status: ExtensionPresenceStatus
+    """Extension presence status."""
     enb_in_always_forward: api.Flag | None = None
+    """Whether to forward all internal calls to a destination (always forward)."""
     in_always_forward_dest: ExtensionForwardDestination | None = None
+    """Destination type for always-forwarding internal calls."""
     in_always_forward_prefix: str | None = None
     """Prefix / play count for always-forwarding internal calls; depends on the destination
     type."""
     in_always_forward_value: str | None = None
+    """Destination for always-forwarding internal calls."""
     in_always_forward_num: str | None = None
+    """External number when the internal always-forward destination is external_num."""
     enb_in_no_answer_forward: api.Flag | None = None
+    """Whether to forward internal calls when the extension does not answer (no-answer forward)."""
     in_no_answer_forward_dest: ExtensionForwardDestination | None = None
+    """Destination type for no-answer forwarding of internal calls."""
     in_no_answer_forward_prefix: str | None = None
     """Prefix / play count for no-answer forwarding of internal calls; depends on the
     destination type."""
     in_no_answer_forward_value: str | None = None
+    """Destination for no-answer forwarding of internal calls."""
     in_no_answer_forward_num: str | None = None
+    """External number when the internal no-answer forward destination is external_num."""
     enb_in_busy_forward: api.Flag | None = None
+    """Whether to forward internal calls when the extension is busy (busy forward)."""
     in_busy_forward_dest: ExtensionForwardDestination | None = None
+    """Destination type for busy forwarding of internal calls."""
     in_busy_forward_prefix: str | None = None
     """Prefix / play count for busy forwarding of internal calls; depends on the destination
     type."""
     in_busy_forward_value: str | None = None
+    """Destination for busy forwarding of internal calls."""
     in_busy_forward_num: str | None = None
+    """External number when the internal busy forward destination is external_num."""
     enb_ex_always_forward: api.Flag | None = None
+    """Whether to forward all external calls to a destination (always forward)."""
     ex_always_forward_dest: ExtensionForwardDestination | None = None
+    """Destination type for always-forwarding external calls."""
     ex_always_forward_prefix: str | None = None
     """Prefix / play count for always-forwarding external calls; depends on the destination
     type."""
     ex_always_forward_value: str | None = None
+    """Destination for always-forwarding external calls."""
     ex_always_forward_num: str | None = None
+    """External number when the external always-forward destination is external_num."""
     enb_ex_no_answer_forward: api.Flag | None = None
+    """Whether to forward external calls when the extension does not answer (no-answer forward)."""
     ex_no_answer_forward_dest: ExtensionForwardDestination | None = None
+    """Destination type for no-answer forwarding of external calls."""
     ex_no_answer_forward_prefix: str | None = None
     """Prefix / play count for no-answer forwarding of external calls; depends on the
     destination type."""
     ex_no_answer_forward_value: str | None = None
+    """Destination for no-answer forwarding of external calls."""
     ex_no_answer_forward_num: str | None = None
+    """External number when the external no-answer forward destination is external_num."""
     enb_ex_busy_forward: api.Flag | None = None
+    """Whether to forward external calls when the extension is busy (busy forward)."""
     ex_busy_forward_dest: ExtensionForwardDestination | None = None
+    """Destination type for busy forwarding of external calls."""
     ex_busy_forward_prefix: str | None = None
     """Prefix / play count for busy forwarding of external calls; depends on the destination
     type."""
     ex_busy_forward_value: str | None = None
+    """Destination for busy forwarding of external calls."""
     ex_busy_forward_num: str | None = None
+    """External number when the external busy forward destination is external_num."""
     ring_timeout: int | None = None
+    """Ring timeout for incoming calls."""
     enb_ring_mobile: api.Flag | None = None
     """Whether the mobile phone rings simultaneously when the extension rings."""
 

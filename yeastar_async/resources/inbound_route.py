@@ -51,11 +51,10 @@ InboundRouteDestination = (
 class DIDPatternListParam(api.RequestModel, kw_only=True):
     """``DID_Pattern_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8373).
-
-    Fields without a docstring mean what they mean in :class:`DIDPatternList`.
     """
 
     did_pattern: str
+    """DID pattern."""
 
 
 class DIDPatternExtListParam(api.RequestModel, kw_only=True):
@@ -72,24 +71,25 @@ class DIDPatternExtListParam(api.RequestModel, kw_only=True):
 class CIDPatternListParam(api.RequestModel, kw_only=True):
     """``CID_Pattern_List`` parameter of ``inbound_route/create``, ``inbound_route/update``
     (manual line 8387).
-
-    Fields without a docstring mean what they mean in :class:`CIDPatternList`.
     """
 
     cid_pattern: str
+    """Caller ID pattern."""
 
 
 class ExtListParam(api.RequestModel, kw_only=True):
     """``Ext_List`` parameter of ``inbound_route/create``, ``inbound_route/update`` (manual line
     8404).
-
-    Fields without a docstring mean what they mean in :class:`ExtList`.
     """
 
     value: str
+    """Unique ID of the extension / extension group."""
     name: str | None = None
+    """Extension / extension group name."""
     number: str | None = None
+    """Extension number."""
     type: Literal["extension", "ext_group"] | None = None
+    """Type of the selected item."""
 
 
 class InboundRouteListQuery(api.SortedQuery[Literal["id", "pos", "name"]], total=False):

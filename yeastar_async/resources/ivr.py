@@ -30,23 +30,21 @@ IvrDestination = Destination | Literal["conference", "dial_by_name", "play_promp
 
 
 class DialExtensionParam(api.RequestModel, kw_only=True):
-    """``Allow_Ext_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10846).
-
-    Fields without a docstring mean what they mean in :class:`DialExtension`.
-    """
+    """``Allow_Ext_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10846)."""
 
     value: str
+    """ID of the allowed extension / extension group / department."""
     type: Literal["extension", "ext_group", "organization"]
+    """Type of the allowed object."""
 
 
 class AllowRouteListParam(api.RequestModel, kw_only=True):
-    """``Allow_Route_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10861).
-
-    Fields without a docstring mean what they mean in :class:`AllowRouteList`.
-    """
+    """``Allow_Route_List`` parameter of ``ivr/create``, ``ivr/update`` (manual line 10861)."""
 
     text: str | None = None
+    """Name of the outbound route callers may use."""
     value: str
+    """ID of the outbound route callers may use."""
 
 
 class IvrListQuery(api.SortedQuery[Literal["id", "number", "name"]], total=False):

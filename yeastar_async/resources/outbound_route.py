@@ -33,26 +33,29 @@ OutboundRouteSortBy = Literal["id", "pos", "name", "outb_cid"]
 class DialPatternListParam(api.RequestModel, kw_only=True):
     """``Dial_Pattern_List`` parameter of ``outbound_route/create``, ``outbound_route/update``
     (manual line 9338).
-
-    Fields without a docstring mean what they mean in :class:`DialpatternList`.
     """
 
     pattern: str | None = None
+    """Number pattern."""
     strip: int | None = None
+    """Number of leading digits to strip."""
     prepend: str | None = None
+    """Digits to prepend."""
 
 
 class ExtListParam(api.RequestModel, kw_only=True):
     """``Ext_List`` parameter of ``outbound_route/create``, ``outbound_route/update`` (manual
     line 9356).
-
-    Fields without a docstring mean what they mean in :class:`ExtList`.
     """
 
     id: int
+    """Unique ID of the extension / extension group / department."""
     ext_number: str | None = None
+    """Extension number."""
     ext_name: str | None = None
+    """Name of the extension / extension group / department."""
     type: Literal["extension", "ext_group", "organization"]
+    """Type of the selected item."""
 
 
 class OutboundRouteListQuery(api.SortedQuery[OutboundRouteSortBy], total=False):

@@ -44,13 +44,14 @@ QueueKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
 class QueueMemberParam(api.RequestModel, kw_only=True):
     """``Dynamic_Agent_List`` parameter of ``queue/create``, ``queue/update`` (manual line
     12390).
-
-    Fields without a docstring mean what they mean in :class:`QueueMember`.
     """
 
     value: str
+    """Extension ID of the dynamic agent."""
     type: Literal["extension"] | None = None
+    """Type of the dynamic agent."""
     number_value: int | None = None
+    """Skill level of the dynamic agent."""
 
 
 class SatisfactionSurveyPointListParam(api.RequestModel, kw_only=True):

@@ -49,40 +49,40 @@ TrunkCodecSel = Literal[
 
 
 class OutCallerInfoParam(api.RequestModel, kw_only=True):
-    """``OutCaller_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5683).
-
-    Fields without a docstring mean what they mean in :class:`OutCallerInfo`.
-    """
+    """``OutCaller_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5683)."""
 
     outbound_cid_option: Literal["range", "shared"]
     """Outbound caller ID type."""
     outbound_cid: str
+    """Outbound caller ID."""
     outbound_cid_name: str | None = None
+    """Outbound caller ID name."""
     outbound_cid_to_ext_range: str | None = None
+    """Extension range corresponding to the outbound caller ID range."""
     ext_list: list[ExtensionInfoParam | dict[str, Any]] | None = None
     """Extension information."""
 
 
 class ExtensionInfoParam(api.RequestModel, kw_only=True):
-    """``Extension_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5694).
-
-    Fields without a docstring mean what they mean in :class:`ExtensionInfo`.
-    """
+    """``Extension_Info`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5694)."""
 
     type: Literal["extension", "ext_group"] | None = None
+    """Extension or extension group."""
     ext_number: str | None = None
+    """Extension number or extension group name."""
     ext_name: str | None = None
+    """Extension name or extension group name."""
     id: int
+    """Extension ID or extension group ID."""
 
 
 class DIDListParam(api.RequestModel, kw_only=True):
-    """``DID_List`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5704).
-
-    Fields without a docstring mean what they mean in :class:`DIDList`.
-    """
+    """``DID_List`` parameter of ``trunk/create``, ``trunk/update`` (manual line 5704)."""
 
     did: str
+    """DID number bound to the trunk."""
     did_name: str | None = None
+    """DID name bound to the trunk."""
 
 
 class TrunkListQuery(api.SortedQuery[TrunkSortBy], total=False):
