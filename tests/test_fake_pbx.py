@@ -13,56 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests._raw import API, RawApi
 from yeastar_async.testing import FakePBX, RequestRecord
-
-API = "/openapi/v1.0/"
-
-
-class Api:
-    """A tiny raw client: one call = one request, answers as (status, body)."""
-
-    def __init__(self, pbx: FakePBX, session: aiohttp.ClientSession) -> None:
-        self.pbx = pbx
-        self.session = session
-        self.last_headers: dict[str, str] = {}
-
-    async def call(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        token: str | None = None,
-        params: dict[str, str] | None = None,
-        json: Any = None,
-    ) -> tuple[int, Any]:
-        query = dict(params or {})
-        if token is not None:
-            query["access_token"] = token
-        async with self.session.request(
-            method,
-            self.pbx.base_url + API + endpoint,
-            params=query,
-            json=json,
-            headers={"User-Agent": "OpenAPI"},
-        ) as resp:
-            self.last_headers = dict(resp.headers)
-            if resp.content_type == "application/json":
-                return resp.status, await resp.json()
-            return resp.status, await resp.text()
-
-    async def login(self, secret: str | None = None) -> Any:
-        status, body = await self.call(
-            "POST",
-            "get_token",
-            json={"username": self.pbx.client_id, "password": secret or self.pbx.client_secret},
-        )
-        assert status == 200
-        return body
-
-    async def token(self) -> str:
-        body = await self.login()
-        assert body["errcode"] == 0, body
-        return str(body["access_token"])
 
 
 @pytest.fixture
@@ -72,9 +24,9 @@ async def pbx() -> AsyncIterator[FakePBX]:
 
 
 @pytest.fixture
-async def api(pbx: FakePBX) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        yield Api(pbx, session)
+async def api(pbx: FakePBX) -> AsyncIterator[RawApi]:
+    async with RawApi.connect(pbx) as client:
+        yield client
 
 
 async def test_base_url_and_repr_hide_the_secret(pbx: FakePBX) -> None:
@@ -86,7 +38,7 @@ async def test_base_url_and_repr_hide_the_secret(pbx: FakePBX) -> None:
     assert pbx.client_secret != FakePBX().client_secret  # random per instance
 
 
-async def test_get_token_answers_the_manual_shape(api: Api, pbx: FakePBX) -> None:
+async def test_get_token_answers_the_manual_shape(api: RawApi, pbx: FakePBX) -> None:
     body = await api.login()
     assert list(body) == [
         "errcode",
@@ -112,19 +64,19 @@ async def test_get_token_answers_the_manual_shape(api: Api, pbx: FakePBX) -> Non
 async def test_configured_lifetimes_are_reported() -> None:
     pbx = FakePBX(access_token_ttl=2, refresh_token_ttl=7.5)
     async with pbx, aiohttp.ClientSession() as session:
-        body = await Api(pbx, session).login()
+        body = await RawApi(pbx, session).login()
     assert body["access_token_expire_time"] == 2
     assert body["refresh_token_expire_time"] == 7.5
 
 
 async def test_keep_alive_leaves_the_connection_open() -> None:
     async with FakePBX(keep_alive=True) as pbx, aiohttp.ClientSession() as session:
-        api = Api(pbx, session)
+        api = RawApi(pbx, session)
         await api.login()
         assert api.last_headers.get("Connection", "").lower() != "close"
 
 
-async def test_wrong_credentials_answer_the_manual_failure(api: Api, pbx: FakePBX) -> None:
+async def test_wrong_credentials_answer_the_manual_failure(api: RawApi, pbx: FakePBX) -> None:
     body = await api.login(secret="wrong")
     assert body == {
         "errcode": -1,
@@ -135,7 +87,7 @@ async def test_wrong_credentials_answer_the_manual_failure(api: Api, pbx: FakePB
     assert pbx.live_tokens() == 0
 
 
-async def test_five_failed_logins_block_the_ip_until_unblocked(api: Api, pbx: FakePBX) -> None:
+async def test_five_failed_logins_block_the_ip_until_unblocked(api: RawApi, pbx: FakePBX) -> None:
     for _ in range(5):
         assert (await api.login(secret="wrong"))["errcode"] == -1
     assert pbx.is_blocked("127.0.0.1")
@@ -147,7 +99,7 @@ async def test_five_failed_logins_block_the_ip_until_unblocked(api: Api, pbx: Fa
     assert (await api.login())["errcode"] == 0
 
 
-async def test_a_good_login_resets_the_failure_counter(api: Api, pbx: FakePBX) -> None:
+async def test_a_good_login_resets_the_failure_counter(api: RawApi, pbx: FakePBX) -> None:
     for _ in range(4):
         await api.login(secret="wrong")
     assert (await api.login())["errcode"] == 0
@@ -158,8 +110,8 @@ async def test_a_good_login_resets_the_failure_counter(api: Api, pbx: FakePBX) -
     assert pbx.is_blocked()
 
 
-async def test_block_ip_switch(api: Api, pbx: FakePBX) -> None:
-    token = await api.token()
+async def test_block_ip_switch(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
     pbx.block_ip()
     assert (await api.call("GET", "system/capacity", token=token))[1]["errcode"] == 70004
     pbx.unblock("127.0.0.1")
@@ -168,9 +120,9 @@ async def test_block_ip_switch(api: Api, pbx: FakePBX) -> None:
 
 async def test_token_cap_answers_60002() -> None:
     async with FakePBX(max_tokens=2) as pbx, aiohttp.ClientSession() as session:
-        api = Api(pbx, session)
-        first = await api.token()
-        await api.token()
+        api = RawApi(pbx, session)
+        first = await api.new_token()
+        await api.new_token()
         assert await api.login() == {"errcode": 60002, "errmsg": "MAX LIMITATION EXCEEDED"}
         assert pbx.stats.logins_capped == 1
         assert not pbx.is_blocked()  # not a credential failure
@@ -178,7 +130,7 @@ async def test_token_cap_answers_60002() -> None:
         assert (await api.login())["errcode"] == 0
 
 
-async def test_refresh_token_rotates_the_pair(api: Api, pbx: FakePBX) -> None:
+async def test_refresh_token_rotates_the_pair(api: RawApi, pbx: FakePBX) -> None:
     old = await api.login()
     status, new = await api.call(
         "POST", "refresh_token", json={"refresh_token": old["refresh_token"]}
@@ -198,7 +150,7 @@ async def test_refresh_token_rotates_the_pair(api: Api, pbx: FakePBX) -> None:
     assert pbx.live_tokens() == 1
 
 
-async def test_refresh_token_without_a_token_is_a_parameter_error(api: Api) -> None:
+async def test_refresh_token_without_a_token_is_a_parameter_error(api: RawApi) -> None:
     _, body = await api.call("POST", "refresh_token", json={})
     assert body == {
         "errcode": 40002,
@@ -207,8 +159,8 @@ async def test_refresh_token_without_a_token_is_a_parameter_error(api: Api) -> N
     }
 
 
-async def test_del_token_revokes(api: Api, pbx: FakePBX) -> None:
-    token = await api.token()
+async def test_del_token_revokes(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
     assert await api.call("GET", "del_token", token=token) == (
         200,
         {"errcode": 0, "errmsg": "SUCCESS"},
@@ -220,14 +172,16 @@ async def test_del_token_revokes(api: Api, pbx: FakePBX) -> None:
 
 
 @pytest.mark.parametrize("token", [None, "", "not-a-token"])
-async def test_other_endpoints_need_a_live_token(api: Api, pbx: FakePBX, token: str | None) -> None:
+async def test_other_endpoints_need_a_live_token(
+    api: RawApi, pbx: FakePBX, token: str | None
+) -> None:
     _, body = await api.call("GET", "system/information", token=token)
     assert body == {"errcode": 10004, "errmsg": "TOKEN EXPIRED"}
     assert pbx.stats.token_rejections == 1
 
 
-async def test_system_endpoints_answer_the_manual_examples(api: Api) -> None:
-    token = await api.token()
+async def test_system_endpoints_answer_the_manual_examples(api: RawApi) -> None:
+    token = await api.new_token()
     _, info = await api.call("GET", "system/information", token=token)
     assert info["data"]["firmware_version"] == "X.7.0.16"
     assert info["data"]["sn"] == "3631A2124XXX"
@@ -243,7 +197,7 @@ async def test_system_endpoints_answer_the_manual_examples(api: Api) -> None:
     assert menu["data"][0] == {"text": "None", "value": "0"}
 
 
-async def test_expire_tokens_keeps_refresh_tokens(api: Api, pbx: FakePBX) -> None:
+async def test_expire_tokens_keeps_refresh_tokens(api: RawApi, pbx: FakePBX) -> None:
     pair = await api.login()
     assert pbx.expire_tokens() == 1
     assert pbx.live_tokens() == 0
@@ -253,7 +207,7 @@ async def test_expire_tokens_keeps_refresh_tokens(api: Api, pbx: FakePBX) -> Non
     assert new["errcode"] == 0
 
 
-async def test_expire_refresh_tokens_keeps_access_tokens(api: Api, pbx: FakePBX) -> None:
+async def test_expire_refresh_tokens_keeps_access_tokens(api: RawApi, pbx: FakePBX) -> None:
     pair = await api.login()
     assert pbx.expire_refresh_tokens() == 1
     _, body = await api.call("POST", "refresh_token", json={"refresh_token": pair["refresh_token"]})
@@ -266,7 +220,7 @@ async def test_tokens_expire_with_the_injected_clock() -> None:
     now = [1000.0]
     pbx = FakePBX(access_token_ttl=30, refresh_token_ttl=60, clock=lambda: now[0])
     async with pbx, aiohttp.ClientSession() as session:
-        api = Api(pbx, session)
+        api = RawApi(pbx, session)
         pair = await api.login()
         now[0] += 29.9
         ok = await api.call("GET", "system/capacity", token=pair["access_token"])
@@ -280,8 +234,8 @@ async def test_tokens_expire_with_the_injected_clock() -> None:
         assert (await api.call("POST", "refresh_token", json=stale))[1]["errcode"] == 10004
 
 
-async def test_fail_next_answers_a_status_then_recovers(api: Api, pbx: FakePBX) -> None:
-    token = await api.token()
+async def test_fail_next_answers_a_status_then_recovers(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
     pbx.fail_next(2, status=503)
     for _ in range(2):
         status, text = await api.call("GET", "system/capacity", token=token)
@@ -292,16 +246,16 @@ async def test_fail_next_answers_a_status_then_recovers(api: Api, pbx: FakePBX) 
     assert [r.status for r in pbx.requests_for("system/capacity")] == [503, 503, 200]
 
 
-async def test_fail_next_limited_to_one_endpoint(api: Api, pbx: FakePBX) -> None:
+async def test_fail_next_limited_to_one_endpoint(api: RawApi, pbx: FakePBX) -> None:
     pbx.fail_next(1, status=502, endpoint="system/capacity")
-    token = await api.token()  # get_token is not affected
+    token = await api.new_token()  # get_token is not affected
     assert (await api.call("GET", "system/information", token=token))[0] == 200
     assert (await api.call("GET", "system/capacity", token=token))[0] == 502
     assert (await api.call("GET", "system/capacity", token=token))[0] == 200
 
 
-async def test_fail_next_errcode_does_not_touch_state(api: Api, pbx: FakePBX) -> None:
-    token = await api.token()
+async def test_fail_next_errcode_does_not_touch_state(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
     pbx.fail_next_errcode(1, 10004, endpoint="system/information")
     pbx.fail_next_errcode(1, 40002, endpoint="get_token", invalid_param_list=[{"field": "x"}])
     _, body = await api.call("GET", "system/information", token=token)
@@ -320,8 +274,8 @@ async def test_fail_next_errcode_does_not_touch_state(api: Api, pbx: FakePBX) ->
     }
 
 
-async def test_delay_next_holds_a_request(api: Api, pbx: FakePBX) -> None:
-    token = await api.token()
+async def test_delay_next_holds_a_request(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
     pbx.delay_next(1, 5.0, endpoint="system/capacity")
     with pytest.raises(asyncio.TimeoutError):
         async with asyncio.timeout(0.1):
@@ -332,8 +286,8 @@ async def test_delay_next_holds_a_request(api: Api, pbx: FakePBX) -> None:
 async def test_close_ends_pending_delays_at_once() -> None:
     pbx = await FakePBX().start()
     async with aiohttp.ClientSession() as session:
-        api = Api(pbx, session)
-        token = await api.token()
+        api = RawApi(pbx, session)
+        token = await api.new_token()
         pbx.delay_next(1, 60.0)
         call = asyncio.create_task(api.call("GET", "system/capacity", token=token))
         await pbx.wait_for_request("system/capacity")
@@ -343,10 +297,10 @@ async def test_close_ends_pending_delays_at_once() -> None:
         assert status == 200
 
 
-async def test_set_response_overrides_after_the_token_check(api: Api, pbx: FakePBX) -> None:
+async def test_set_response_overrides_after_the_token_check(api: RawApi, pbx: FakePBX) -> None:
     pbx.set_response("system/information", {"errcode": 0, "errmsg": "SUCCESS", "data": {"x": 1}})
     assert (await api.call("GET", "system/information"))[1]["errcode"] == 10004
-    token = await api.token()
+    token = await api.new_token()
     assert (await api.call("GET", "system/information", token=token))[1]["data"] == {"x": 1}
 
     async def dynamic(record: RequestRecord) -> dict[str, Any]:
@@ -360,24 +314,24 @@ async def test_set_response_overrides_after_the_token_check(api: Api, pbx: FakeP
     assert info["data"]["device_name"] == "PBX"
 
 
-async def test_a_post_body_that_is_not_json_answers_40001(api: Api, pbx: FakePBX) -> None:
-    token = await api.token()
+async def test_a_post_body_that_is_not_json_answers_40001(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
     url = f"{pbx.base_url}/openapi/v1.0/call/dial?access_token={token}"
     async with api.session.post(url, data=b"caller=2000") as resp:
         assert await resp.json() == {"errcode": 40001, "errmsg": "PARAMETER SYNTAX ERROR"}
     assert pbx.stats.login_attempts == 1
 
 
-async def test_unknown_endpoint_and_wrong_method_answer_10001(api: Api) -> None:
-    token = await api.token()
+async def test_unknown_endpoint_and_wrong_method_answer_10001(api: RawApi) -> None:
+    token = await api.new_token()
     missing = {"errcode": 10001, "errmsg": "INTERFACE NOT EXISTED"}
     assert (await api.call("GET", "no/such", token=token))[1] == missing
     assert (await api.call("POST", "system/information", token=token))[1] == missing
     assert (await api.call("GET", "get_token"))[1] == missing
 
 
-async def test_request_log_records_what_was_sent(api: Api, pbx: FakePBX) -> None:
-    token = await api.token()
+async def test_request_log_records_what_was_sent(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
     await api.call("GET", "system/get_menuoptions", token=token, params={"menu": "trunk"})
     login, menu = pbx.requests
     assert login.method == "POST"
@@ -400,7 +354,7 @@ async def test_request_log_records_what_was_sent(api: Api, pbx: FakePBX) -> None
     assert pbx.requests == []
 
 
-async def test_wait_for_request_and_reset_stats(api: Api, pbx: FakePBX) -> None:
+async def test_wait_for_request_and_reset_stats(api: RawApi, pbx: FakePBX) -> None:
     waiter = asyncio.create_task(pbx.wait_for_request("get_token", count=2))
     await api.login()
     assert not waiter.done()

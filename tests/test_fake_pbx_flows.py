@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests._raw import RawApi
 from yeastar_async.testing import FakeCall, FakePBX
 from yeastar_async.testing.pytest_plugin import fake_pbx, fake_pbx_factory
 
@@ -22,42 +23,19 @@ __all__ = ["fake_pbx", "fake_pbx_factory"]  # the plugin's fixtures, used below
 CALL_TOPICS = (30008, 30009, 30011, 30012, 30016, 30017)
 
 
-class Phone:
+class Phone(RawApi):
     """An application's view of the fake: REST calls plus the subscribed event stream."""
 
     def __init__(self, pbx: FakePBX, session: aiohttp.ClientSession) -> None:
-        self.pbx = pbx
-        self.session = session
-        self.token = ""
+        super().__init__(pbx, session)
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def start(self, *topics: int) -> Phone:
-        async with self.session.post(
-            self.pbx.base_url + "/openapi/v1.0/get_token",
-            json={"username": self.pbx.client_id, "password": self.pbx.client_secret},
-        ) as resp:
-            self.token = (await resp.json())["access_token"]
+        await self.new_token()
         self.ws = await self.session.ws_connect(f"{self.pbx.ws_url}?access_token={self.token}")
         await self.ws.send_str(json.dumps({"topic_list": list(topics or CALL_TOPICS)}))
         assert await self.ws.receive_str(timeout=2) == '{"errcode":0,"errmsg":"SUCCESS"}'
         return self
-
-    async def post(self, endpoint: str, **params: Any) -> dict[str, Any]:
-        async with self.session.post(
-            f"{self.pbx.base_url}/openapi/v1.0/{endpoint}",
-            params={"access_token": self.token},
-            json=params,
-        ) as resp:
-            body: dict[str, Any] = await resp.json()
-            return body
-
-    async def get(self, endpoint: str, **params: Any) -> dict[str, Any]:
-        query = {k: str(v) for k, v in params.items()} | {"access_token": self.token}
-        async with self.session.get(
-            f"{self.pbx.base_url}/openapi/v1.0/{endpoint}", params=query
-        ) as resp:
-            body: dict[str, Any] = await resp.json()
-            return body
 
     async def event(self, *wanted: int) -> tuple[int, dict[str, Any]]:
         """The next event frame (skipping topics not in ``wanted``): (topic, decoded msg)."""

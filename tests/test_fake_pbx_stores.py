@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
-import aiohttp
 import pytest
 
+from tests._raw import RawApi
 from yeastar_async.testing import FakePBX
 
 NEW_EXTENSION = {
@@ -26,32 +25,6 @@ NEW_EXTENSION = {
 }
 
 
-class Client:
-    """Raw REST calls with one live token; GET params go in the query, POST in the body."""
-
-    def __init__(self, pbx: FakePBX, session: aiohttp.ClientSession, token: str) -> None:
-        self.pbx = pbx
-        self.session = session
-        self.token = token
-
-    async def get(self, endpoint: str, **params: Any) -> dict[str, Any]:
-        query = {k: str(v) for k, v in params.items()} | {"access_token": self.token}
-        async with self.session.get(
-            f"{self.pbx.base_url}/openapi/v1.0/{endpoint}", params=query
-        ) as resp:
-            body: dict[str, Any] = await resp.json()
-            return body
-
-    async def post(self, endpoint: str, **params: Any) -> dict[str, Any]:
-        async with self.session.post(
-            f"{self.pbx.base_url}/openapi/v1.0/{endpoint}",
-            params={"access_token": self.token},
-            json=params,
-        ) as resp:
-            body: dict[str, Any] = await resp.json()
-            return body
-
-
 @pytest.fixture
 async def pbx() -> AsyncIterator[FakePBX]:
     async with FakePBX() as fake:
@@ -59,17 +32,12 @@ async def pbx() -> AsyncIterator[FakePBX]:
 
 
 @pytest.fixture
-async def api(pbx: FakePBX) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            pbx.base_url + "/openapi/v1.0/get_token",
-            json={"username": pbx.client_id, "password": pbx.client_secret},
-        ) as resp:
-            token = (await resp.json())["access_token"]
-        yield Client(pbx, session, token)
+async def api(pbx: FakePBX) -> AsyncIterator[RawApi]:
+    async with RawApi.connect(pbx, login=True) as client:
+        yield client
 
 
-async def test_seeded_extensions_list_sorted_and_paginated(api: Client) -> None:
+async def test_seeded_extensions_list_sorted_and_paginated(api: RawApi) -> None:
     page = await api.get("extension/list")
     assert page["total_number"] == 4
     assert [e["number"] for e in page["data"]] == ["2000", "2001", "2002", "2005"]
@@ -86,7 +54,7 @@ async def test_seeded_extensions_list_sorted_and_paginated(api: Client) -> None:
     assert [e["number"] for e in desc["data"]] == ["2005", "2002"]
 
 
-async def test_extension_create_get_update_delete(api: Client) -> None:
+async def test_extension_create_get_update_delete(api: RawApi) -> None:
     created = await api.post("extension/create", **NEW_EXTENSION)
     assert created["errcode"] == 0
     new_id = created["id"]
@@ -110,7 +78,7 @@ async def test_extension_create_get_update_delete(api: Client) -> None:
     assert await api.post("extension/update", id=new_id, caller_id="1") == missing
 
 
-async def test_extension_duplicates_answer_40003(api: Client) -> None:
+async def test_extension_duplicates_answer_40003(api: RawApi) -> None:
     body = await api.post("extension/create", **{**NEW_EXTENSION, "number": "2001"})
     assert body["errcode"] == 40003
     assert body["errmsg"] == "DUPLICATE KEY VALUE"
@@ -127,7 +95,7 @@ async def test_extension_duplicates_answer_40003(api: Client) -> None:
     assert update["duplicate_field_list"][0]["field"] == "email_addr"
 
 
-async def test_extension_search(api: Client) -> None:
+async def test_extension_search(api: RawApi) -> None:
     by_name = await api.get("extension/search", search_value="huff")
     assert [e["number"] for e in by_name["data"]] == ["2001"]
     by_number = await api.get("extension/search", search_value="200")
@@ -135,7 +103,7 @@ async def test_extension_search(api: Client) -> None:
     assert (await api.get("extension/search", search_value="nobody"))["data"] == []
 
 
-async def test_extension_changes_emit_30022_and_30009(api: Client, pbx: FakePBX) -> None:
+async def test_extension_changes_emit_30022_and_30009(api: RawApi, pbx: FakePBX) -> None:
     async with api.session.ws_connect(f"{pbx.ws_url}?access_token={api.token}") as ws:
         await ws.send_str('{"topic_list":[30009,30022]}')
         assert (await ws.receive_str()) == '{"errcode":0,"errmsg":"SUCCESS"}'
@@ -155,7 +123,7 @@ async def test_extension_changes_emit_30022_and_30009(api: Client, pbx: FakePBX)
     assert msgs[3] == {"ext_number": "3001", "option": "DELETE"}
 
 
-async def test_inbound_route_lifecycle(api: Client) -> None:
+async def test_inbound_route_lifecycle(api: RawApi) -> None:
     seeded = await api.get("inbound_route/list")
     assert seeded["total_number"] == 2
     created = await api.post(
@@ -186,7 +154,7 @@ async def test_inbound_route_lifecycle(api: Client) -> None:
     assert (await api.get("inbound_route/list"))["total_number"] == 2
 
 
-async def test_queue_agent_login_and_pause(api: Client) -> None:
+async def test_queue_agent_login_and_pause(api: RawApi) -> None:
     status = await api.get("queue/agent_status", id=3)
     agents = {a["number"]: a for a in status["data"]}
     assert status["total_number"] == 3
@@ -223,7 +191,7 @@ async def test_queue_agent_login_and_pause(api: Client) -> None:
     assert (await api.get("queue/agent_status", id=99))["errcode"] == 60001
 
 
-async def test_queue_crud_and_agent_lists(api: Client) -> None:
+async def test_queue_crud_and_agent_lists(api: RawApi) -> None:
     listed = await api.get("queue/list")
     assert listed["total_number"] == 1
     assert listed["queue_list"][0]["number"] == "6402"
@@ -251,7 +219,7 @@ async def test_queue_crud_and_agent_lists(api: Client) -> None:
     assert (await api.get("queue/agent_status", id=queue_id))["errcode"] == 60001
 
 
-async def test_contacts_and_phonebooks(api: Client) -> None:
+async def test_contacts_and_phonebooks(api: RawApi) -> None:
     book = await api.post("phonebook/create", name="Partners")
     book_id = book["id"]
     contact = await api.post(
@@ -290,7 +258,7 @@ async def test_contacts_and_phonebooks(api: Client) -> None:
     assert (await api.post("phonebook/create", name="Partners"))["errcode"] == 40003
 
 
-async def test_wakeup_calls_and_checkout(api: Client, pbx: FakePBX) -> None:
+async def test_wakeup_calls_and_checkout(api: RawApi, pbx: FakePBX) -> None:
     seeded = await api.get("wakeupcall/list")
     assert [e["ext_id"] for e in seeded["data"]] == [39, 223]
     created = await api.post(
