@@ -397,6 +397,34 @@ def test_live_call_id_sent_as_a_number_stays_an_exact_string() -> None:
     assert (ring.msg.caller_number, ring.msg.call_id) == ("5503301", "1713151497.320")
 
 
+# A call id in the frame's own spelling: never through float (1648801160.110 -> ...11).
+NUMERIC_CALL_IDS = ["1648801160.110", "1648801160.000100", "1.5e9", "16488E-2", "0.0000001"]
+
+
+@pytest.mark.parametrize("literal", NUMERIC_CALL_IDS)
+@pytest.mark.parametrize("shape", ["string", "object", "twice"])
+def test_a_numeric_call_id_keeps_the_exact_text_of_the_frame(literal: str, shape: str) -> None:
+    # Built by hand: json.dumps(1648801160.110) would already write 1648801160.11.
+    inner = '{"call_id":' + literal + ',"members":[]}'
+    msg = {"string": json.dumps(inner), "object": inner, "twice": json.dumps(json.dumps(inner))}
+    ev = decode('{"type":30011,"sn":"S","msg":' + msg[shape] + "}")
+    assert isinstance(ev, CallStatusChanged)
+    assert ev.msg.call_id == literal
+    cdr_msg = json.dumps('{"call_id":' + literal + ',"call_duration":24.0}')
+    cdr = decode('{"type":30012,"sn":"S","msg":' + cdr_msg + "}")
+    assert isinstance(cdr, NewCdr)
+    assert (cdr.msg.call_id, cdr.msg.call_duration) == (literal, 24)
+    ring = decode('{"type":30026,"msg":{"call_id":' + literal + ',"agent_number":2010}}')
+    assert isinstance(ring, AgentRingTimeout)
+    assert (ring.msg.call_id, ring.msg.agent_number) == (literal, "2010")
+
+
+def test_a_numeric_sn_keeps_the_exact_text_of_the_frame() -> None:
+    ev = decode('{"type":30011,"sn":36312124.10,"msg":"{}"}')
+    assert ev.sn == "36312124.10"
+    assert decode('{"type":30011,"sn":3631212410,"msg":"{}"}').sn == "3631212410"
+
+
 def test_every_fixture_decodes_to_its_topic() -> None:
     files = sorted(FIXTURES.glob("300*.json"))
     assert len(files) >= 16

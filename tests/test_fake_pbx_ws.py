@@ -263,6 +263,33 @@ async def test_drop_connections_sends_no_close_frame() -> None:
         await pbx.wait_for_disconnect()
 
 
+async def test_a_dropped_socket_stops_counting_at_once(session: aiohttp.ClientSession) -> None:
+    """drop_connections() takes the sockets out of the open and subscribed sets right away,
+    not when their server tasks end: a wait for the next subscription really waits for it."""
+    async with FakePBX() as pbx:
+        token = (await login(pbx, session))["access_token"]
+        first = await open_ws(pbx, session, token)
+        await subscribe(first, 30011)
+        dropped = await pbx.wait_for_subscription([30011])
+        assert pbx.drop_connections() == 1
+        # Same tick as the drop: the server's reader task has not run yet.
+        assert dropped.closed
+        assert pbx.sockets == []
+        with pytest.raises(TimeoutError, match="subscription"):
+            await pbx.wait_for_subscription([30011], timeout=0.05)
+        assert await pbx.emit(30011, {"n": 1}) == 0
+        second = await open_ws(pbx, session, token)
+        await subscribe(second, 30011)
+        fresh = await pbx.wait_for_subscription([30011])
+        assert fresh is not dropped
+        assert fresh.id == dropped.id + 1
+        assert pbx.drop_connections() == 1
+        assert pbx.drop_connections() == 0  # already gone: not dropped twice
+        await closed(first)
+        await closed(second)
+        await pbx.wait_for_disconnect()
+
+
 async def test_black_hole_is_silent_until_lifted(session: aiohttp.ClientSession) -> None:
     async with FakePBX(idle_timeout=0.1) as pbx:
         ws = await open_ws(pbx, session)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from yeastar_async import YeastarClient
 from yeastar_async._auth import TokenManager
 from yeastar_async._http import Transport
 from yeastar_async._models import ApiResponse
@@ -868,6 +869,93 @@ async def test_aclose_from_a_handler_does_not_wait_for_itself(pbx: FakePBX) -> N
         assert not stream_tasks()
 
 
+async def test_client_aclose_from_a_handler_returns_and_the_rest_completes_later(
+    pbx: FakePBX,
+) -> None:
+    client = YeastarClient(
+        pbx.base_url, pbx.client_id, pbx.client_secret, **{**FAST, "shutdown_timeout": 3.0}
+    )
+    try:
+        done: list[str] = []
+
+        @client.on(CallStatusChanged)
+        async def closes(ev: CallStatusChanged) -> None:
+            await client.aclose()
+            done.append("aclose returned")
+
+        @client.on(CallStatusChanged)
+        async def next_handler(ev: CallStatusChanged) -> None:
+            done.append(f"next handler got {ev.msg.call_id}")
+
+        listener = asyncio.create_task(client.listen())
+        await pbx.wait_for_subscription([30011])
+        started = time.monotonic()
+        await emit_calls(pbx, "1")
+        async with asyncio.timeout(WAIT):
+            await listener
+        assert time.monotonic() - started < 1.0  # not the 3 s shutdown_timeout
+        # The handler was not cancelled: it went on, and so did the event's next handler.
+        assert done == ["aclose returned", "next handler got 1"]
+        assert client.closed
+        # From outside, aclose() waits for the whole shutdown: token revoked, session closed.
+        async with asyncio.timeout(WAIT):
+            await client.aclose()
+        assert pbx.count("del_token") == 1
+        assert pbx.live_tokens() == 0
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.request("GET", "system/information")
+        await pbx.wait_for_no_connections()
+    finally:
+        await client.aclose()
+
+
+async def test_a_shutdown_timeout_names_the_cancelled_handler_and_the_lost_events(
+    pbx: FakePBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="yeastar_async.events")
+    async with Harness(pbx, shutdown_timeout=0.1) as h:
+        entered = asyncio.Event()
+
+        @h.stream.on(CallStatusChanged)
+        async def stuck_handler(ev: CallStatusChanged) -> None:
+            entered.set()
+            await asyncio.Event().wait()
+
+        listener = h.listen()
+        async with h.stream.subscribe(30011) as sub:
+            await pbx.wait_for_subscription([30011])
+            await emit_calls(pbx, "0", "1", "2")
+            # The subscription saw all three, so the handler queue holds them too.
+            for _ in range(3):
+                await anext(sub)
+            async with asyncio.timeout(WAIT):
+                await entered.wait()
+            await h.stream.aclose()
+        async with asyncio.timeout(WAIT):
+            await listener
+    [record] = [r for r in caplog.records if "shutdown_timeout" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    text = record.getMessage()
+    assert stuck_handler.__qualname__ in text
+    assert "topic 30011" in text
+    assert "2 queued event(s) not delivered" in text
+
+
+async def test_a_shutdown_within_shutdown_timeout_logs_no_warning(
+    pbx: FakePBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="yeastar_async.events")
+    async with Harness(pbx) as h:
+        h.record(CallStatusChanged)
+        listener = h.listen()
+        await pbx.wait_for_subscription([30011])
+        await emit_calls(pbx, "0")
+        await h.next(CallStatusChanged)
+        await h.stream.aclose()
+        await listener
+    assert not [r for r in caplog.records if "shutdown_timeout" in r.getMessage()]
+
+
 async def test_after_aclose_listen_returns_and_subscribe_refuses(pbx: FakePBX) -> None:
     async with Harness(pbx) as h:
         await h.stream.aclose()
@@ -986,12 +1074,29 @@ def test_default_options() -> None:
         ("handler_timeout", 0),
         ("shutdown_timeout", 0),
         ("max_frame_size", 0),
+        ("max_frame_size", 10),
+        ("max_frame_size", 1023),
         ("max_frame_size", True),
     ],
 )
 def test_invalid_options_name_the_option_and_value(name: str, value: Any) -> None:
     with pytest.raises(ValueError, match=name) as info:
         StreamOptions(**{name: value})
+    assert repr(value) in str(info.value)
+
+
+def test_the_smallest_max_frame_size_is_accepted() -> None:
+    assert StreamOptions(max_frame_size=1024).max_frame_size == 1024
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [("event_queue_size", 0), ("event_queue_size", -5), ("max_frame_size", 10)],
+)
+def test_client_option_errors_name_the_keyword_passed(keyword: str, value: int) -> None:
+    options: dict[str, Any] = {keyword: value}
+    with pytest.raises(ValueError, match=rf"^{keyword}\b") as info:
+        YeastarClient("http://127.0.0.1:1", "id", "secret", **options)
     assert repr(value) in str(info.value)
 
 

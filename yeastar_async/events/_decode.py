@@ -7,13 +7,13 @@ unescaped); then that string is decoded straight into the topic's payload Struct
 built once per topic. A ``msg`` sent as an object is converted from the parsed dict.
 
 Only when that strict-shaped decode fails does the slow *repair* path run: the frame is parsed
-again as plain JSON (floats kept exact as :class:`~decimal.Decimal`), the payload is nudged
-towards the model — numbers become strings where a string is expected (so a call id sent as
-``1702287660.000012`` stays ``"1702287660.000012"``), blank strings and ``null`` fall back to the
-field's default (``"members": null`` gives ``[]``), a single object where a list is expected is
-wrapped, a ``msg`` that was JSON-encoded twice is unwrapped — and converted. A payload that still
-does not fit gives :class:`UnknownEvent` with the raw frame; a frame that is not an event
-envelope at all raises :class:`~yeastar_async.errors.EventDecodeError`.
+again as plain JSON (numbers kept as their exact text, see :mod:`._numbers`), the payload is
+nudged towards the model — numbers become strings where a string is expected, spelled as in the
+frame (a call id sent as ``1648801160.110`` gives ``"1648801160.110"``), blank strings and
+``null`` fall back to the field's default (``"members": null`` gives ``[]``), a single object
+where a list is expected is wrapped, a ``msg`` that was JSON-encoded twice is unwrapped — and
+converted. A payload that still does not fit gives :class:`UnknownEvent` with the raw frame; a
+frame that is not an event envelope at all raises :class:`~yeastar_async.errors.EventDecodeError`.
 """
 
 from __future__ import annotations
@@ -144,7 +144,12 @@ def _envelope_fallback(frame: Frame) -> tuple[int, str | None, Any]:
     if type(topic) is not int:
         raise EventDecodeError(f"frame has no integer 'type': {_excerpt(frame)}")
     sn = obj.get("sn")
-    if isinstance(sn, (int, float)) and not isinstance(sn, bool):
+    if isinstance(sn, float):
+        # The number's text as sent, not the float's shortest repr (which drops digits).
+        from yeastar_async.events._numbers import EXACT_TEXT_JSON
+
+        sn = str(EXACT_TEXT_JSON.decode(frame)["sn"])
+    elif isinstance(sn, int) and not isinstance(sn, bool):
         sn = str(sn)
     elif not isinstance(sn, str):
         sn = None
@@ -166,15 +171,17 @@ def _repair(frame: Frame, payload_type: Any) -> tuple[Any, str]:
     payload is nudged towards the model by :mod:`yeastar_async._lenient` (imported here, on
     first use, so that ``import yeastar_async`` does not pay for it).
     """
-    from yeastar_async._lenient import EXACT_JSON, convert
+    from yeastar_async._lenient import convert
+    from yeastar_async.events._numbers import EXACT_TEXT_JSON
 
     try:
-        obj = EXACT_JSON.decode(frame)
+        # Numbers as their exact text: a call id sent as 1648801160.110 keeps its last zero.
+        obj = EXACT_TEXT_JSON.decode(frame)
         msg = obj.get("msg") if isinstance(obj, dict) else None
         for _ in range(_MAX_UNWRAP):
             if not isinstance(msg, str):
                 break
-            msg = EXACT_JSON.decode(msg)
+            msg = EXACT_TEXT_JSON.decode(msg)
         if not isinstance(msg, dict):
             return None, f"msg is {type(msg).__name__}, not an object"
         return convert(msg, payload_type), ""

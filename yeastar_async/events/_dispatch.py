@@ -39,6 +39,8 @@ __all__ = [
     "StreamStats",
     "Subscription",
     "Target",
+    "describe",
+    "handler_name",
 ]
 
 logger = logging.getLogger("yeastar_async.events")
@@ -277,7 +279,8 @@ def _is_async_callable(fn: object) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-def _name(fn: object) -> str:
+def handler_name(fn: object) -> str:
+    """How log lines name a handler: its qualified name, else its repr."""
     return str(getattr(fn, "__qualname__", None) or repr(fn))
 
 
@@ -313,6 +316,8 @@ class Dispatcher:
         self._topics: frozenset[int] = frozenset()
         self._drops_unreported = 0
         self._last_drop_report = float("-inf")
+        # The handler (and its event) that the stream's shutdown cancelled, if any.
+        self._interrupted: tuple[Handler, Any] | None = None
 
     # -- targets --------------------------------------------------------------------------
 
@@ -352,7 +357,7 @@ class Dispatcher:
         """Register ``fn`` (an ``async def``) for ``target``, after the ones already there."""
         if not _is_async_callable(fn):
             raise TypeError(
-                f"event handlers must be async functions (async def), got {_name(fn)!r}"
+                f"event handlers must be async functions (async def), got {handler_name(fn)!r}"
             )
         key = self.resolve(target)
         self._handlers[key] = (*self._handlers.get(key, ()), fn)
@@ -365,7 +370,7 @@ class Dispatcher:
         try:
             handlers.remove(fn)
         except ValueError:
-            raise ValueError(f"{_name(fn)!r} is not a handler of {target!r}") from None
+            raise ValueError(f"{handler_name(fn)!r} is not a handler of {target!r}") from None
         if handlers:
             self._handlers[key] = tuple(handlers)
         else:
@@ -526,16 +531,24 @@ class Dispatcher:
                     await fn(event)
                 except asyncio.CancelledError:
                     if _stopping():
+                        self._interrupted = (fn, event)
                         raise
                     self._cancelled(fn, event)
                 except Exception:
                     self.stats.handler_errors += 1
-                    logger.exception("event handler %s failed on %s", _name(fn), _describe(event))
+                    logger.exception(
+                        "event handler %s failed on %s", handler_name(fn), describe(event)
+                    )
+
+    def take_interrupted(self) -> tuple[Handler, Any] | None:
+        """The handler and event the stream's shutdown cancelled since the last call, if any."""
+        interrupted, self._interrupted = self._interrupted, None
+        return interrupted
 
     def _cancelled(self, fn: Handler, event: Any) -> None:
         """A handler cancelled itself (or something it awaited): its failure only."""
         self.stats.handler_errors += 1
-        logger.error("event handler %s was cancelled on %s", _name(fn), _describe(event))
+        logger.error("event handler %s was cancelled on %s", handler_name(fn), describe(event))
 
     async def _call(self, fn: Handler, event: Any) -> None:
         try:
@@ -546,6 +559,7 @@ class Dispatcher:
                     await fn(event)
         except asyncio.CancelledError:
             if _stopping():
+                self._interrupted = (fn, event)
                 raise
             self._cancelled(fn, event)
         except TimeoutError:
@@ -553,15 +567,15 @@ class Dispatcher:
             if self._handler_timeout is not None and scope.expired():
                 logger.error(
                     "event handler %s exceeded handler_timeout=%ss on %s; cancelled",
-                    _name(fn),
+                    handler_name(fn),
                     self._handler_timeout,
-                    _describe(event),
+                    describe(event),
                 )
             else:
-                logger.exception("event handler %s failed on %s", _name(fn), _describe(event))
+                logger.exception("event handler %s failed on %s", handler_name(fn), describe(event))
         except Exception:
             self.stats.handler_errors += 1
-            logger.exception("event handler %s failed on %s", _name(fn), _describe(event))
+            logger.exception("event handler %s failed on %s", handler_name(fn), describe(event))
 
     # -- drops ----------------------------------------------------------------------------
 
@@ -605,7 +619,8 @@ def _stopping() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _describe(event: object) -> str:
+def describe(event: object) -> str:
+    """How log lines name an event: class, topic and ``sn`` (never the payload)."""
     sn = getattr(event, "sn", None)
     topic = getattr(event, "type", None)
     text = type(event).__name__

@@ -67,6 +67,8 @@ from yeastar_async.events._dispatch import (
     StreamStats,
     Subscription,
     Target,
+    describe,
+    handler_name,
 )
 from yeastar_async.events.models import TOPICS, Connected, Disconnected, UnknownEvent
 
@@ -89,6 +91,8 @@ _OPEN_TIMEOUT_FLOOR: Final = 10.0
 _PBX_IDLE_LIMIT: Final = 60.0
 #: At most one warning per this many seconds about skipped frames (a garbage storm).
 _BAD_FRAME_LOG_INTERVAL: Final = 5.0
+#: Smallest accepted ``max_frame_size``: acks, heartbeat replies and small events fit.
+MIN_FRAME_SIZE: Final = 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,15 +158,16 @@ class StreamOptions:
         reconnect_delay_max: largest delay before a reconnect attempt (>= the minimum).
         healthy_after: the backoff restarts from the minimum only after a link stayed up this
             long (>= 0), so a PBX that accepts and then drops connections is never hammered.
-        queue_size: capacity of the handler queue and of each subscription buffer (>= 1).
+        queue_size: capacity of the handler queue and of each subscription buffer (>= 1;
+            ``event_queue_size`` of :class:`~yeastar_async.YeastarClient`).
         overflow: what a full queue does: ``"block"`` (the reader waits; nothing is lost),
             ``"drop_newest"`` or ``"drop_oldest"`` (counted in ``stats.drops``, and logged).
         handler_timeout: a handler still running after this long is cancelled and counted as
             a handler error (None: no limit).
         shutdown_timeout: :meth:`EventStream.aclose` finishes within about this long (> 0);
             queued events are still handed to the handlers within it.
-        max_frame_size: largest accepted frame, in bytes (a larger one drops the link and
-            counts in ``stats.malformed_frames``).
+        max_frame_size: largest accepted frame, in bytes, at least 1024 (a larger frame
+            drops the link and counts in ``stats.malformed_frames``).
     """
 
     heartbeat_interval: float = 25.0
@@ -195,10 +200,19 @@ class StreamOptions:
             )
         if not 0 <= _number("healthy_after", self.healthy_after) < math.inf:
             raise ValueError(f"healthy_after must be >= 0, got {self.healthy_after!r}")
-        for name in ("queue_size", "max_frame_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        size = self.queue_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            # Named both ways: YeastarClient takes this option as `event_queue_size`.
+            raise ValueError(
+                f"event_queue_size (StreamOptions.queue_size) must be an integer >= 1, got {size!r}"
+            )
+        size = self.max_frame_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_FRAME_SIZE:
+            # Below this even the subscribe ack or a small event is refused, and the link is
+            # replaced over and over.
+            raise ValueError(
+                f"max_frame_size must be an integer >= {MIN_FRAME_SIZE} (bytes), got {size!r}"
+            )
         if self.overflow not in OVERFLOW_POLICIES:
             raise ValueError(
                 f"overflow must be one of {', '.join(map(repr, OVERFLOW_POLICIES))}, "
@@ -758,7 +772,7 @@ class EventStream:
         wait for the handler itself).
         """
         self._closed = True
-        if self._consumer is not None and asyncio.current_task() is self._consumer:
+        if self._in_handler():
             if self._stop is not None:
                 self._stop.set()
         else:
@@ -766,6 +780,15 @@ class EventStream:
                 await self._stop_engine()
         self._dispatch.end_subscriptions()
         self._dispatch.report_drops()
+
+    def _in_handler(self) -> bool:
+        """Whether the calling task is the one running this stream's handlers.
+
+        The client's ``aclose()`` asks too: awaiting the shutdown from there would wait for
+        the very handler that asked, until ``shutdown_timeout`` cancels it.
+        """
+        consumer = self._consumer
+        return consumer is not None and asyncio.current_task() is consumer
 
     # -- engine lifecycle -----------------------------------------------------------------
 
@@ -809,6 +832,7 @@ class EventStream:
         """Supervisor + handler consumer until stopped; returns the fatal error, if any."""
         loop = asyncio.get_running_loop()
         inbox = self._dispatch.open_inbox()
+        self._dispatch.take_interrupted()  # nothing stale from an earlier run
         consumer = asyncio.create_task(self._dispatch.consume(inbox), name="yeastar-event-handlers")
         self._consumer = consumer
         supervisor = asyncio.create_task(self._supervise(), name="yeastar-event-supervisor")
@@ -824,6 +848,7 @@ class EventStream:
             await asyncio.wait({supervisor}, timeout=max(0.0, deadline - loop.time()))
             self._dispatch.close_inbox()
             await asyncio.wait({consumer}, timeout=max(0.0, deadline - loop.time()))
+            cut_short = not consumer.done()
             for task in (supervisor, consumer):
                 if not task.done():
                     task.cancel()
@@ -832,6 +857,8 @@ class EventStream:
             await asyncio.wait({supervisor, consumer, stopper}, timeout=grace)
             self._link = None
             self._consumer = None
+            if cut_short:
+                self._report_cut_short(len(inbox))
         failure: BaseException | None = None
         for task in (supervisor, consumer):
             if task.done() and not task.cancelled() and task.exception() is not None:
@@ -840,6 +867,21 @@ class EventStream:
             logger.error("event stream stopped: %s", self._endpoint.redact(str(failure)))
             self._dispatch.end_subscriptions(failure)
         return failure
+
+    def _report_cut_short(self, undelivered: int) -> None:
+        """Say which handler ``shutdown_timeout`` cancelled and what it left undelivered."""
+        interrupted = self._dispatch.take_interrupted()
+        if interrupted is None:
+            running = "the running handler was cancelled"
+        else:
+            fn, event = interrupted
+            running = f"handler {handler_name(fn)} was cancelled on {describe(event)}"
+        logger.warning(
+            "event stream: shutdown_timeout=%ss expired: %s; %d queued event(s) not delivered",
+            self._opts.shutdown_timeout,
+            running,
+            undelivered,
+        )
 
     # -- supervision ----------------------------------------------------------------------
 

@@ -214,10 +214,7 @@ class WsHub:
         self._notify()
 
     def _forget(self, conn: FakeSocket) -> None:
-        conn.closed = True
-        for handle in (conn.idle_handle, conn.expiry_handle):
-            if handle is not None:
-                handle.cancel()
+        self._mark_gone(conn)
         with contextlib.suppress(ValueError):
             self.sockets.remove(conn)
         self._notify()
@@ -311,11 +308,23 @@ class WsHub:
         await self._close(conn, code=code)
         return sent
 
-    @staticmethod
-    def _abort(conn: FakeSocket) -> None:
+    def _abort(self, conn: FakeSocket) -> None:
         transport = conn.request.transport
         if transport is not None:
             transport.abort()
+        # Gone now, not when its handler task gets round to noticing: until then it must not
+        # count as open or subscribed (wait_for_subscription() right after a drop would
+        # otherwise return at once, on the dead socket).
+        self._mark_gone(conn)
+
+    def _mark_gone(self, conn: FakeSocket) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        for handle in (conn.idle_handle, conn.expiry_handle):
+            if handle is not None:
+                handle.cancel()
+        self._notify()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
