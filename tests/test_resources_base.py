@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -28,6 +28,7 @@ from yeastar_async.resources import (
 )
 from yeastar_async.resources._base import (
     DEFAULT_PAGE_SIZE,
+    check_rules,
     encode_body,
     encode_query,
     endpoint_spec,
@@ -180,6 +181,48 @@ async def test_datetime_and_list_parameters_through_methods() -> None:
     ]
 
 
+async def test_a_datetime_for_a_date_parameter_sends_only_its_date() -> None:
+    transport = Transport()
+    moment = datetime(2024, 3, 5, 14, 7, 9)
+    await CallReportResource(transport).list(type="extcallactivity", time=moment, ext_id_list=[1])
+    await CallReportResource(transport, datetime_format="%Y/%m/%d %I:%M:%S %p").download(
+        type="trunkactivity", time=moment, trunk_id_list=[2], start_time=moment
+    )
+    assert [sent[2] for sent in transport.sent] == [
+        {"type": "extcallactivity", "time": "03/05/2024", "ext_id_list": "1"},
+        {
+            "type": "trunkactivity",
+            "time": "2024/03/05",
+            "trunk_id_list": "2",
+            "start_time": "2024/03/05 02:07:09 PM",  # a date-time parameter keeps its time
+        },
+    ]
+    spec = endpoint_spec(CallReportResource.list)
+    assert spec is not None
+    assert spec.date_only() == frozenset({"time"})
+    cdr = endpoint_spec(CdrResource.search)
+    assert cdr is not None
+    assert cdr.date_only() == frozenset()
+
+
+async def test_an_aware_datetime_is_sent_as_its_own_wall_clock_time() -> None:
+    transport = Transport()
+    eastern = timezone(timedelta(hours=-5))
+    await CdrResource(transport).search(
+        start_time=datetime(2024, 3, 5, 23, 30, tzinfo=eastern),
+        end_time=datetime(2024, 3, 6, 1, 0, tzinfo=UTC),
+    )
+    assert transport.sent[0][2] == {
+        "start_time": "03/05/2024 23:30:00",
+        "end_time": "03/06/2024 01:00:00",
+    }
+    # The date part of the wall-clock time, not of the time converted to UTC (03/06).
+    await CallReportResource(transport).list(
+        type="extcallactivity", time=datetime(2024, 3, 5, 23, 30, tzinfo=eastern), ext_id_list=[1]
+    )
+    assert transport.sent[1][2]["time"] == "03/05/2024"
+
+
 async def test_update_sends_only_the_named_fields() -> None:
     transport = Transport()
     await ExtensionResource(transport).update(id=60, presence_status="off_work")
@@ -268,6 +311,37 @@ def test_rule_messages_name_the_parameters() -> None:
         one.check("y()", {})
     with pytest.raises(ValueError, match=r"\(got a, b\)"):
         one.check("y()", {"a": 1, "b": 2})
+
+
+def test_every_broken_rule_is_named_in_one_error() -> None:
+    rules = (
+        requires("a", when="kind", equals="x"),
+        exactly_one("b", "c"),
+        requires("d", when="e", equals=1),
+    )
+    with pytest.raises(ValueError, match="; ") as caught:
+        check_rules("z()", rules, {"kind": "x"})
+    assert str(caught.value) == (
+        "z(): a required when kind='x'; give exactly one of b, c (got none)"
+    )
+    check_rules("z()", rules, {"kind": "y", "c": 1})  # keeps every rule: no error
+
+
+async def test_call_report_names_every_missing_parameter_at_once() -> None:
+    transport = Transport()
+    report = CallReportResource(transport)
+    with pytest.raises(ValueError, match="trunk_id_list") as caught:
+        await report.list(type="trunkactivity")
+    message = str(caught.value)
+    assert message.startswith("call_report.list(): time required when type=")
+    assert "; trunk_id_list required when type=" in message
+    with pytest.raises(ValueError, match=r"time required .*; ext_id_list required"):
+        await report.download(type="extcallactivity")
+    with pytest.raises(ValueError, match="trunk_id_list") as caught:
+        await report.list(type="trunkactivity", time="2024/03")
+    assert str(caught.value).startswith("call_report.list(): trunk_id_list required when type=")
+    assert ";" not in str(caught.value)  # one violation left: its message as before
+    assert transport.sent == []
 
 
 async def test_call_query_and_hangup_need_exactly_one_identifier() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,68 @@ async def test_a_cancelled_download_leaves_no_partial_file(tmp_path: Path) -> No
         await task
     assert names(tmp_path) == []
     assert transport.closed
+
+
+# -- where save() writes -----------------------------------------------------------------------
+
+
+async def test_a_path_ending_in_a_separator_is_a_folder_created_with_its_parents(
+    server: FileServer, files: Downloader, tmp_path: Path
+) -> None:
+    folder = tmp_path / "recordings" / "2024"
+    path = await files.save(answer("a.wav"), f"{folder}{os.sep}")
+    assert path == folder / "a.wav"
+    assert read(path) == CONTENT
+    assert names(folder) == ["a.wav"]
+    # The folder exists now: the same call again writes inside it, also with "/".
+    assert await files.save(answer("b.wav"), f"{folder}/") == folder / "b.wav"
+    assert names(folder) == ["a.wav", "b.wav"]
+
+
+async def test_the_readme_example_saves_into_a_relative_folder(
+    server: FileServer, files: Downloader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = await files.save(answer("rec.wav"), "recordings/")
+    assert path == Path("recordings") / "rec.wav"
+    assert names(tmp_path) == ["recordings"]
+    assert read(tmp_path / "recordings" / "rec.wav") == CONTENT
+
+
+async def test_a_file_path_gets_its_missing_parent_folders(
+    server: FileServer, files: Downloader, tmp_path: Path
+) -> None:
+    target = tmp_path / "reports" / "march" / "cdr.csv"
+    assert await files.save(answer("Cdr-X.csv"), target) == target
+    assert read(target) == CONTENT
+    assert names(target.parent) == ["cdr.csv"]
+
+
+async def test_a_name_close_to_the_length_limit_still_downloads(
+    server: FileServer, files: Downloader, tmp_path: Path
+) -> None:
+    # The temporary file's name adds a prefix and suffix: it must stay within 255 bytes too.
+    target = tmp_path / ("r" * 250 + ".csv")
+    assert await files.save("/api/download/r.csv", target) == target
+    assert read(target) == CONTENT
+    assert names(tmp_path) == [target.name]
+
+
+async def test_write_errors_name_the_callers_path_not_the_temporary_file(
+    server: FileServer, files: Downloader, tmp_path: Path
+) -> None:
+    too_long = tmp_path / ("x" * 300 + ".wav")  # no file system takes a 300-byte name
+    with pytest.raises(OSError, match="x" * 300) as caught:
+        await files.save("/api/download/x.wav", too_long)
+    assert caught.value.filename == str(too_long)
+    assert ".part" not in str(caught.value)
+    assert str(too_long) in str(caught.value)
+    # A parent that is a file: the error is about that path of the caller's.
+    write(tmp_path / "taken", b"")
+    with pytest.raises(OSError, match="taken") as caught:
+        await files.save("/api/download/x.wav", tmp_path / "taken" / "x.wav")
+    assert ".part" not in str(caught.value)
+    assert str(tmp_path / "taken") in str(caught.value)
+    with pytest.raises(OSError, match="taken"):
+        await files.save(answer("x.wav"), f"{tmp_path / 'taken'}/")
+    assert names(tmp_path) == ["taken"]

@@ -316,21 +316,42 @@ TIME_PARAMS = {
 #: call_report's ``time`` is a date (hourly report of one day; see its docstring).
 DATE_PARAMS = {("call_report", "time")}
 
+#: Added to the description of every ``datetime`` parameter.
+DATETIME_NOTE = (
+    "In the PBX's date/time display format: a datetime is formatted with the client's "
+    "datetime_format. A timezone-aware datetime is sent as its own wall-clock time, not "
+    "converted: the PBX reads times in its own time zone."
+)
+#: Added to the description of the date parameters (manual line 14095).
+DATE_NOTE = (
+    "In the PBX's date display format (manual line 14095). A date is sent as the date part of "
+    "the client's datetime_format (default MM/DD/YYYY, e.g. 03/05/2024) and asks for the hourly "
+    "report of that day; a datetime is sent as its date part only, without its time. For the "
+    'daily report of a month or the monthly report of a year give a string: "YYYY/MM" or '
+    '"YYYY" (e.g. "2024/03", "2024") on a PBX that displays dates as YYYY/MM/DD, the manual\'s '
+    "example; the same order as the PBX's date display format otherwise."
+)
+
 MODULE_DOCS = {
     "cdr": (
         "Time filters: the PBX compares ``start_time``/``end_time`` in its display format "
         "(System > Date and Time > Display Format) and returns nothing for any other "
         "(manual line 13882); pass :class:`~datetime.datetime` objects to have them formatted "
-        "with the client's ``datetime_format`` (default ``MM/DD/YYYY HH:mm:ss``)."
+        "with the client's ``datetime_format`` (default ``MM/DD/YYYY HH:mm:ss``). Times are "
+        "the PBX's wall-clock times: a timezone-aware datetime is sent as its own wall-clock "
+        "time, not converted to the PBX's time zone."
     ),
     "call_report": (
         "Time filters: ``start_time``/``end_time`` follow the PBX's date/time display format "
         "(pass :class:`~datetime.datetime` objects to have them formatted with the client's "
-        "``datetime_format``); ``time`` selects the period of hourly/daily/monthly reports: "
+        "``datetime_format``; a timezone-aware one is sent as its own wall-clock time, not "
+        "converted). ``time`` selects the period of hourly/daily/monthly reports: "
         "``YYYY/MM/DD`` (one day, hourly), ``YYYY/MM`` (one month, daily) or ``YYYY`` (one "
-        "year, monthly) in the PBX's date order. A :class:`~datetime.date` is formatted with "
-        "the date part of ``datetime_format`` (hourly reports); give a string for the others. "
-        "Which parameters are required depends on ``type`` (checked at call time)."
+        "year, monthly) in the PBX's date order. A :class:`~datetime.date` is sent as the date "
+        "part of ``datetime_format`` (hourly report of that day), a "
+        ":class:`~datetime.datetime` as its date part only; give a string for a month or a "
+        'year (``"2024/03"``, ``"2024"``). Which parameters are required depends on '
+        "``type`` (checked at call time; one ``ValueError`` names every missing one)."
     ),
     "recording": (
         "A call's recording is often not ready yet when its 30012 (new CDR) event arrives: "
@@ -794,24 +815,24 @@ class Generator:
         nodes = {nt.name: nt for nt in structs}
         roots = [nt.name for nt in structs if nt.name not in bases]
         # From here, a field is shared only when described alike too: a base documents it once.
-        decls = {name: set(row) for name, row in rows.items()}
+        alike = {name: set(row) for name, row in rows.items()}
         made: list[NestedType] = []
         while True:
             pairs = [
-                (len(decls[a] & decls[b]), a, b)
+                (len(alike[a] & alike[b]), a, b)
                 for i, a in enumerate(roots)
                 for b in roots[i + 1 :]
-                if len(decls[a] & decls[b]) >= MIN_SHARED_FIELDS
+                if len(alike[a] & alike[b]) >= MIN_SHARED_FIELDS
             ]
             if not pairs:
                 break
             _length, a, b = max(pairs, key=lambda p: p[0])
-            common = decls[a] & decls[b]
-            users = [r for r in roots if common <= decls[r]]
+            common = alike[a] & alike[b]
+            users = [r for r in roots if common <= alike[r]]
             names = [row[0] for row in rows[a] if row in common]
             base_name = (
-                next(u for u in users if decls[u] == common)
-                if any(decls[u] == common for u in users)
+                next(u for u in users if alike[u] == common)
+                if any(alike[u] == common for u in users)
                 else self.base_name(nodes, bases, users, {n.name for n in made})
             )
             if base_name not in nodes:
@@ -820,7 +841,7 @@ class Generator:
                 nodes[base_name] = NestedType(first.table, base_name, first.first_line, [], fields)
                 made.append(nodes[base_name])
                 rows[base_name] = [row for row in rows[a] if row in common]
-                decls[base_name], docs[base_name] = common, docs[a]
+                alike[base_name], docs[base_name] = common, docs[a]
                 roots.append(base_name)
             for user in users:
                 if user != base_name:
@@ -1184,6 +1205,10 @@ class Generator:
             desc = p["desc_en"]
             if (ep["id"], p["name"]) in PARAM_NOTES:
                 desc += " " + PARAM_NOTES[(ep["id"], p["name"])]
+            if TIME_PARAMS.get(p["name"]) == "datetime":
+                desc += " " + DATETIME_NOTE
+            if (mod.group, p["name"]) in DATE_PARAMS:
+                desc += " " + DATE_NOTE
             if p.get("enum") and p.get("enum_open"):
                 desc += f" E.g. {', '.join(p['enum'])} or a custom name."
             if p["name"] in conditional and p["required"]:
@@ -1677,8 +1702,8 @@ class Generator:
             out += [*struct_aliases, "", ""]
         out += [t + "\n" for t in extra_classes]
         for text, name in mod.rule_constants.items():
-            users = ", ".join(uses[text])
-            out.append(f"#: Call-time checks of {users}.")
+            used_by = ", ".join(uses[text])
+            out.append(f"#: Call-time checks of {used_by}.")
             out.append(f"{name} = {mod.rule_text_out.get(text, text)}")
             out.append("")
         if mod.rule_constants:
@@ -1691,8 +1716,8 @@ class Generator:
             ]
             out += [")", "", ""]
         out.append(f"class {cls}(Resource):")
-        titles = ", ".join(f"``{e['id'].split('/', 1)[1]}``" for e in mod.endpoints)
-        out += wrap(f"``client.{mod.group}``: {titles}.", "    ", '"""', 96, hang=False)
+        actions = ", ".join(f"``{e['id'].split('/', 1)[1]}``" for e in mod.endpoints)
+        out += wrap(f"``client.{mod.group}``: {actions}.", "    ", '"""', 96, hang=False)
         out.append('    """')
         out.append("")
         out.append(f'    group = "{mod.group}"')

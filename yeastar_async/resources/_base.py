@@ -12,8 +12,8 @@ The decorator replaces the body with a call through :class:`Transport`. On every
 1. binds the arguments to the declared signature, so a missing required keyword raises
    :class:`TypeError` at the call, before any I/O;
 2. drops arguments left as ``None`` (``update`` sends only the fields the caller names);
-3. runs the declaration's :class:`Rule` checks (conditionally required parameters, "exactly one
-   of" sets), raising :class:`ValueError` naming the parameters, still before any I/O;
+3. runs all the declaration's :class:`Rule` checks (conditionally required parameters, "exactly
+   one of" sets), then raises one :class:`ValueError` naming every broken one, before any I/O;
 4. maps Python names to wire names (a trailing underscore is dropped: ``from_`` -> ``from``);
 5. encodes the values: GET parameters go into the query string, POST parameters into the JSON
    body (see :func:`encode_query` and :func:`encode_body`);
@@ -30,8 +30,12 @@ therefore formatted with the resource's ``datetime_format`` (default
 :data:`DEFAULT_DATETIME_FORMAT`, ``MM/DD/YYYY HH:mm:ss`` 24-hour, the format of the manual's
 examples); a PBX set to ``YYYY/MM/DD`` with a 12-hour clock needs ``"%Y/%m/%d %I:%M:%S %p"``. A
 :class:`~datetime.date` uses the date part of that format (the part before the first space), a
-:class:`~datetime.time` is sent as ``HH:MM`` (wake-up alarms, manual line 15361). Times are sent as
-given (wall-clock time of the PBX); time zones are not converted.
+:class:`~datetime.time` is sent as ``HH:MM`` (wake-up alarms, manual line 15361). A parameter
+declared as a date (its type admits :class:`~datetime.date` but not :class:`~datetime.datetime`,
+e.g. ``time`` of ``call_report/*``) takes a ``datetime`` too, since it is a ``date`` subclass:
+only its date part is sent, never a time of day. Times are sent as given, read by the PBX as
+wall-clock times of its own time zone: a timezone-aware ``datetime`` is sent as its own
+wall-clock time (``tzinfo`` is ignored, nothing is converted), so give times in the PBX's zone.
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ __all__ = [
     "by_channel",
     "by_id",
     "by_ids",
+    "check_rules",
     "encode_body",
     "encode_query",
     "endpoint",
@@ -284,24 +289,40 @@ class Rule:
             return True
         return self.trigger in arguments and arguments[self.trigger] in self.values
 
-    def check(self, where: str, arguments: Mapping[str, Any]) -> None:
-        """Raise :class:`ValueError` when ``arguments`` break the rule."""
+    def violation(self, arguments: Mapping[str, Any]) -> str | None:
+        """What ``arguments`` break of the rule, in words (``None`` when they keep it)."""
         if not self.applies(arguments):
-            return
+            return None
         condition = ""
         if self.trigger is not None:
             shown = " or ".join(repr(v) for v in self.values)
             condition = f" when {self.trigger}={shown}"
         if self.exactly_one:
             given = [name for name in self.names if name in arguments]
-            if len(given) != 1:
-                listed = ", ".join(self.names)
-                got = ", ".join(given) if given else "none"
-                raise ValueError(f"{where}: give exactly one of {listed}{condition} (got {got})")
-            return
+            if len(given) == 1:
+                return None
+            listed = ", ".join(self.names)
+            got = ", ".join(given) if given else "none"
+            return f"give exactly one of {listed}{condition} (got {got})"
         missing = [name for name in self.names if name not in arguments]
         if missing:
-            raise ValueError(f"{where}: {', '.join(missing)} required{condition}")
+            return f"{', '.join(missing)} required{condition}"
+        return None
+
+    def check(self, where: str, arguments: Mapping[str, Any]) -> None:
+        """Raise :class:`ValueError` when ``arguments`` break the rule."""
+        check_rules(where, (self,), arguments)
+
+
+def check_rules(where: str, rules: Iterable[Rule], arguments: Mapping[str, Any]) -> None:
+    """Raise one :class:`ValueError` naming every rule ``arguments`` break (``where``: the call).
+
+    All rules are checked first, so a caller missing several parameters learns of all of them
+    at once; the violations are joined with ``"; "`` after ``where``.
+    """
+    broken = [text for rule in rules if (text := rule.violation(arguments)) is not None]
+    if broken:
+        raise ValueError(f"{where}: {'; '.join(broken)}")
 
 
 def _values(equals: object) -> tuple[object, ...]:
@@ -471,6 +492,8 @@ class EndpointSpec:
     #: :meth:`bind` (None until the first call; empty sets when there is no fast path).
     _accepted: frozenset[str] | None = field(default=None, init=False)
     _required: frozenset[str] = field(default=frozenset(), init=False)
+    #: Names of the date-only parameters (None until first needed), see :meth:`date_only`.
+    _dates: frozenset[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.signature = inspect.signature(self.func)
@@ -509,6 +532,18 @@ class EndpointSpec:
                     found[key] = Field(key, _bind(annotation, bound), required)
             self._fields = found
         return self._fields
+
+    def date_only(self) -> frozenset[str]:
+        """Parameters declared as a date: their type admits ``date`` but not ``datetime``.
+
+        A ``datetime`` given for one (a ``date`` subclass, so type checkers accept it) is sent
+        as its date part only.
+        """
+        if self._dates is None:
+            self._dates = frozenset(
+                name for name, spec_field in self.fields().items() if _date_only(spec_field)
+            )
+        return self._dates
 
     def response_type(self) -> Any:
         """The type answers decode into, read from the return annotation on first use."""
@@ -561,8 +596,8 @@ class EndpointSpec:
             if not kwargs and not self.rules:
                 return {}
             arguments = {name: value for name, value in kwargs.items() if value is not None}
-            for rule in self.rules:
-                rule.check(self._where, arguments)
+            if self.rules:
+                check_rules(self._where, self.rules, arguments)
             return arguments
         where = self._where
         try:
@@ -582,9 +617,35 @@ class EndpointSpec:
             if missing:
                 raise TypeError(f"{where}: missing required keyword argument {missing[0]!r}")
         arguments = {name: value for name, value in given.items() if value is not None}
-        for rule in self.rules:
-            rule.check(where, arguments)
+        if self.rules:
+            check_rules(where, self.rules, arguments)
         return arguments
+
+
+def _members(annotation: Any) -> set[Any]:
+    """The types a (possibly ``Annotated``, nested) union annotation admits."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        found: set[Any] = set()
+        for member in typing.get_args(annotation):
+            found |= _members(member)
+        return found
+    return {annotation}
+
+
+def _date_only(spec_field: Field) -> bool:
+    members = _members(spec_field.annotation)
+    return date in members and datetime not in members
+
+
+def _as_dates(arguments: Mapping[str, Any], dates: frozenset[str]) -> dict[str, Any]:
+    """``arguments`` with the datetimes given for date-only parameters cut to their date."""
+    return {
+        name: value.date() if name in dates and isinstance(value, datetime) else value
+        for name, value in arguments.items()
+    }
 
 
 _NOT_SENT = frozenset({"self", "timeout"})
@@ -675,7 +736,9 @@ class Resource:
     Args:
         transport: the HTTP layer (see :class:`Transport`).
         datetime_format: ``strftime`` format of the PBX's date/time display format, used for
-            :class:`~datetime.datetime` and :class:`~datetime.date` parameter values.
+            :class:`~datetime.datetime` values (a timezone-aware one as its own wall-clock
+            time, not converted). Its date part (before the first space) formats
+            :class:`~datetime.date` values, and datetimes given for date-only parameters.
     """
 
     #: The endpoint group (the part of the endpoint id before "/").
@@ -708,6 +771,9 @@ class Resource:
     ) -> Awaitable[Any]:
         # A plain function handing back the transport's coroutine: no coroutine frame of its
         # own on every request, and encoding errors surface at the call, before any I/O.
+        dates = spec._dates if spec._dates is not None else spec.date_only()
+        if dates and not dates.isdisjoint(arguments):
+            arguments = _as_dates(arguments, dates)
         if spec.method == "GET":
             params = (
                 encode_query(arguments, datetime_format=self._datetime_format) if arguments else {}

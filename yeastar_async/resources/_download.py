@@ -8,6 +8,11 @@ minutes); the file itself is then fetched from that path on the PBX with the cur
 percent-encodes the path (file names contain ``+``) and raises the typed error when the PBX
 answers HTTP 200 with a JSON errcode body instead of the file (expired token, missing file).
 
+Where the file goes (:meth:`Downloader.save`): a path ending in a separator (``"recordings/"``)
+names a folder, created if missing (its parents too), and so does an existing folder; the file is
+written inside under the PBX's file name. Any other path is the file itself, its missing parent
+folders created.
+
 Recordings are often not ready yet when their call's 30012 (new CDR) event arrives. Pass a
 function that asks for the link and a number of ``retries`` to :meth:`Downloader.save`::
 
@@ -63,6 +68,27 @@ def _url_of(answer: DownloadResponse | str) -> str:
     if not answer.download_resource_url:
         raise ValueError("the download answer carries no download_resource_url")
     return answer.download_resource_url
+
+
+def _names_a_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` ends in a separator (``"recordings/"``): it then names a folder."""
+    text = os.fspath(path)
+    separators = tuple({"/", os.sep, os.altsep or os.sep})
+    return text.endswith(separators)
+
+
+def _with_user_path(exc: OSError, part: Path, final: Path) -> OSError:
+    """``exc`` naming ``final`` where it names the hidden temporary file ``part``.
+
+    The temporary file is an internal detail; an error about it (permission, disk full)
+    concerns the file the caller asked for.
+    """
+    if exc.errno is None or str(part) not in (exc.filename, exc.filename2):
+        return exc
+    # Same class (PermissionError ...) and errno, the caller's path as the only file name.
+    renamed = type(exc)(exc.errno, exc.strerror, str(final))
+    renamed.__traceback__ = exc.__traceback__
+    return renamed
 
 
 def _file_name(answer: DownloadResponse | str) -> str:
@@ -126,15 +152,25 @@ class Downloader:
     ) -> Path:
         """Download a file to ``path`` and return where it was written.
 
-        The bytes go to a temporary file next to the target, renamed over it only once the
+        Where it goes:
+
+        * ``path`` ends in a separator (``"recordings/"``, or ``os.sep``): a folder, created if
+          missing (parents too); the file goes inside under the PBX's file name (the answer's
+          ``file``, else the last segment of its URL; never a path of the PBX's choosing).
+        * ``path`` is an existing folder: the same, inside it.
+        * Otherwise ``path`` is the file to write (replaced if it exists); its missing parent
+          folders are created.
+
+        The bytes go to a hidden temporary file next to the target, renamed over it only once the
         transfer is complete, so a failed or cancelled download never leaves a partial file.
+        Errors about that temporary file name the target instead.
 
         Args:
             source: an answer of a ``*/download`` endpoint, its ``download_resource_url``, or a
                 function returning a fresh answer (called again before every retry, e.g.
                 ``lambda: pbx.recording.download(file=name)``).
-            path: the target file, or an existing directory to put the file in under the
-                answer's ``file`` name.
+            path: the target file, or a folder (ending in a separator, or existing) to put the
+                file in under the PBX's file name; missing folders are created.
             retries: further attempts after a failure ``retry_on`` accepts (0: none). A call's
                 recording is often not ready when its 30012 event fires; a few retries cover it.
             retry_delay: seconds before the first retry; doubled before each next one.
@@ -146,17 +182,24 @@ class Downloader:
         Raises:
             ValueError: bad arguments, no URL, or a URL that leaves the PBX's host.
             YeastarError: the last attempt's error (typed from the PBX's errcode body).
+            OSError: the file or a folder cannot be written (the error names that path).
         """
         if retries < 0:
             raise ValueError("retries must be 0 or more")
         target = Path(path)
+        into_folder = _names_a_folder(path)
         delay = retry_delay
         attempt = 0
         while True:
             try:
                 answer = source if isinstance(source, DownloadResponse | str) else await source()
-                is_dir = await anyio.Path(target).is_dir()
-                final = target / _file_name(answer) if is_dir else target
+                if into_folder or await anyio.Path(target).is_dir():
+                    final = target / _file_name(answer)
+                else:
+                    final = target
+                # Only once the answer is in (a refused link creates nothing); they stay if the
+                # transfer then fails, as another download may be using them already.
+                await anyio.Path(final.parent).mkdir(parents=True, exist_ok=True)
                 await self._write(answer, final, progress, timeout, chunk_size)
                 return final
             except Exception as exc:
@@ -175,7 +218,9 @@ class Downloader:
         chunk_size: int,
     ) -> None:
         url = _url_of(answer)
-        part = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
+        # Hidden, unique, and within the 255-byte name limit even for a name close to it.
+        stem = os.fsencode(final.name)[:200].decode(errors="ignore")
+        part = final.with_name(f".{stem}.{secrets.token_hex(4)}.part")
         written = 0
         try:
             chunks = self._transport.download(url, timeout=timeout, chunk_size=chunk_size)
@@ -192,8 +237,12 @@ class Downloader:
                 if closer is not None:
                     await closer()
             await anyio.Path(part).replace(final)
-        except BaseException:
+        except BaseException as exc:
             # Shielded: a cancelled download must still remove its partial file.
             with anyio.CancelScope(shield=True):
                 await anyio.Path(part).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                renamed = _with_user_path(exc, part, final)
+                if renamed is not exc:
+                    raise renamed from None
             raise

@@ -3,7 +3,8 @@
 Time filters: the PBX compares ``start_time``/``end_time`` in its display format (System > Date and
 Time > Display Format) and returns nothing for any other (manual line 13882); pass
 :class:`~datetime.datetime` objects to have them formatted with the client's ``datetime_format``
-(default ``MM/DD/YYYY HH:mm:ss``).
+(default ``MM/DD/YYYY HH:mm:ss``). Times are the PBX's wall-clock times: a timezone-aware datetime
+is sent as its own wall-clock time, not converted to the PBX's time zone.
 """
 
 from __future__ import annotations
@@ -50,9 +51,13 @@ class CdrFilters(TypedDict, total=False):
     """Parameters shared by ``cdr/search``, ``cdr/download`` (keyword arguments)."""
 
     start_time: str | datetime | None
-    """Start time to filter CDRs."""
+    """Start time to filter CDRs. In the PBX's date/time display format: a datetime is formatted
+    with the client's datetime_format. A timezone-aware datetime is sent as its own wall-clock
+    time, not converted: the PBX reads times in its own time zone."""
     end_time: str | datetime | None
-    """End time to filter CDRs."""
+    """End time to filter CDRs. In the PBX's date/time display format: a datetime is formatted
+    with the client's datetime_format. A timezone-aware datetime is sent as its own wall-clock
+    time, not converted: the PBX reads times in its own time zone."""
     call_from: str | None
     """Caller number."""
     call_to: str | None
