@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from yeastar_async._auth import MemoryTokenStore, TokenManager, TokenSet
+from yeastar_async._auth import LoginGuard, MemoryTokenStore, TokenManager, TokenSet, login_guard
 from yeastar_async.errors import (
     AuthenticationError,
     IPBlockedError,
@@ -312,3 +312,58 @@ async def test_current_defers_to_token_with_a_custom_store(
     assert tm.current() is None
     assert await tm.token() == "access-1"
     assert sender.count("get_token") == 1
+
+
+async def test_managers_sharing_a_guard_never_send_a_fifth_rejected_login(
+    sender: ScriptedSender, clock: Clock
+) -> None:
+    """A service that builds a new client after each failure gets no fresh allowance."""
+    guard = LoginGuard()
+    sender.login_error = -1
+    for _ in range(3):  # the same wrong secret, a new manager each time
+        tm = manager(sender, clock, guard=guard)
+        with pytest.raises(AuthenticationError):
+            await tm.token()
+    with pytest.raises(LockoutGuardError, match="these credentials"):
+        await manager(sender, clock, guard=guard).token()
+    assert sender.count("get_token") == 3
+    # Other credentials may try once more: the 4th rejection in a row ...
+    other = TokenManager(sender, "client-id", "another-secret", clock=clock, guard=guard)
+    with pytest.raises(AuthenticationError) as info:
+        await other.token()
+    assert not isinstance(info.value, LockoutGuardError)
+    assert "0 more time(s)" in str(info.value)
+    # ... after which nothing is sent, whatever the credentials: the 5th would block the IP.
+    fresh = TokenManager(sender, "client-id", "a-third-secret", clock=clock, guard=guard)
+    with pytest.raises(LockoutGuardError, match="restart the process") as refused:
+        await fresh.token()
+    assert sender.count("get_token") == 4
+    texts = "".join(str(e) + repr(e) for e in (info.value, refused.value, guard, fresh))
+    assert "another-secret" not in texts
+    assert SECRET not in texts
+
+
+async def test_a_shared_guard_is_cleared_by_any_accepted_login(
+    sender: ScriptedSender, clock: Clock
+) -> None:
+    guard = LoginGuard()
+    sender.login_error = -1
+    with pytest.raises(AuthenticationError):
+        await manager(sender, clock, guard=guard).token()
+    sender.login_error = None
+    await TokenManager(sender, "client-id", "right", clock=clock, guard=guard).token()
+    assert guard.in_a_row == 0
+    sender.login_error = -1
+    for _ in range(3):  # the earlier rejection no longer counts
+        with pytest.raises(AuthenticationError) as info:
+            await manager(sender, clock, guard=guard).token()
+        assert not isinstance(info.value, LockoutGuardError)
+
+
+def test_login_guards_are_per_pbx_url() -> None:
+    assert login_guard("https://pbx.example.com:8088/") is login_guard(
+        "https://PBX.example.com:8088"
+    )
+    assert login_guard("https://pbx.example.com:8088") is not login_guard(
+        "https://other.example.com:8088"
+    )

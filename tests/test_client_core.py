@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from yeastar_async import YeastarClient
@@ -15,8 +17,10 @@ from yeastar_async.errors import (
     IPBlockedError,
     LimitExceededError,
     LockoutGuardError,
+    NotFoundError,
     TokenExpiredError,
     TransportError,
+    YeastarError,
 )
 from yeastar_async.testing import FakePBX
 
@@ -121,6 +125,24 @@ async def test_wrong_secret_ten_times_means_at_most_three_logins() -> None:
         # The PBX's 5-failure block was never reached: the right secret still works.
         async with make_client(pbx) as good:
             assert (await good.request("GET", "system/information"))["errcode"] == 0
+
+
+async def test_new_clients_after_rejected_logins_never_get_the_ip_blocked() -> None:
+    """A service that replaces its client after each failure still stops before the block."""
+    async with FakePBX() as pbx:
+        for attempt in range(6):
+            async with YeastarClient(pbx.base_url, pbx.client_id, "wrong-secret") as client:
+                expected = LockoutGuardError if attempt >= 3 else AuthenticationError
+                with pytest.raises(expected):
+                    await client.request("GET", "system/information")
+        assert pbx.count("get_token") == 3
+        # Nothing was blocked, and the right secret logs in and clears the count.
+        async with make_client(pbx) as good:
+            assert (await good.request("GET", "system/information"))["errcode"] == 0
+        async with YeastarClient(pbx.base_url, pbx.client_id, "wrong-secret") as again:
+            with pytest.raises(AuthenticationError) as info:
+                await again.request("GET", "system/information")
+            assert not isinstance(info.value, LockoutGuardError)
 
 
 async def test_blocked_ip_gives_the_unblock_path() -> None:
@@ -251,3 +273,114 @@ def test_from_env_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("YEASTAR_CLIENT_SECRET")
     with pytest.raises(ValueError, match="YEASTAR_CLIENT_ID, YEASTAR_CLIENT_SECRET"):
         YeastarClient.from_env()
+
+
+async def test_request_formats_params_as_the_typed_methods_do() -> None:
+    async with FakePBX() as pbx, make_client(pbx, datetime_format="%Y-%m-%d %H:%M:%S") as client:
+        await client.request(
+            "GET",
+            "cdr/search",
+            params={
+                "start_time": datetime(2024, 3, 5, 14, 7, 9),
+                "ids": [1, 2],
+                "sort_by": None,
+                "flag": True,
+            },
+        )
+        sent = [r for r in pbx.requests if r.endpoint == "cdr/search"][-1].query
+        assert sent["start_time"] == "2024-03-05 14:07:09"
+        assert sent["ids"] == "1,2"
+        assert sent["flag"] == "1"
+        assert "sort_by" not in sent
+
+
+class _Info(msgspec.Struct):
+    firmware_version: str = ""
+
+
+async def test_request_decodes_into_a_plain_struct() -> None:
+    async with FakePBX() as pbx, make_client(pbx) as client:
+        answer = await client.request("GET", "system/information", response_type=_SystemAnswer)
+        assert isinstance(answer.data, _Info)
+        assert answer.data.firmware_version
+
+
+class _SystemAnswer(msgspec.Struct):
+    data: _Info
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("extension/get?id=39", "pass its parameters as params="),
+        ("get_token", "handled by the client"),
+        ("/refresh_token", "handled by the client"),
+        ("del_token", "handled by the client"),
+    ],
+)
+async def test_request_refuses_what_would_go_wrong_unseen(endpoint: str, message: str) -> None:
+    async with FakePBX() as pbx, make_client(pbx) as client:
+        with pytest.raises(ValueError, match=message) as info:
+            await client.request("POST", endpoint, json={"username": "x", "password": "y"})
+        assert endpoint.strip("/") in str(info.value)
+        assert pbx.requests == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "suggested"),
+    [
+        ("https://pbx.example.com:8088/openapi/v1.0", "'https://pbx.example.com:8088'"),
+        ("https://pbx.example.com:8088/openapi/v1.0/", "'https://pbx.example.com:8088'"),
+        ("https://host/pbx1/openapi/v1.0", "'https://host/pbx1'"),
+    ],
+)
+def test_a_base_url_with_the_api_path_is_refused_with_the_fix(
+    base_url: str, suggested: str
+) -> None:
+    with pytest.raises(ValueError, match="must not include the API path") as info:
+        YeastarClient(base_url, "id", "secret")
+    assert f"use {suggested}" in str(info.value)
+    assert repr(base_url) in str(info.value)
+
+
+async def test_closing_the_client_ends_a_get_in_flight_without_retrying(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    arrived = asyncio.Event()
+    never = asyncio.Event()
+
+    async def hang(record: Any) -> dict[str, Any]:
+        arrived.set()
+        await never.wait()
+        return {"errcode": 0, "errmsg": "SUCCESS"}
+
+    async with FakePBX() as pbx:
+        client = make_client(pbx, retry_backoff=5.0)
+        await client.login()
+        pbx.set_response("system/information", hang)
+        call = asyncio.create_task(client.request("GET", "system/information"))
+        await arrived.wait()
+        with caplog.at_level(logging.INFO, logger="yeastar_async"):
+            await client.aclose()
+            with pytest.raises(RuntimeError, match="the client is closed"):
+                await asyncio.wait_for(call, 2.0)  # not after a 5 s backoff
+        assert "retry" not in caplog.text
+        assert pbx.count("system/information") == 1
+        never.set()
+
+
+async def test_an_error_answer_names_what_the_request_was_about() -> None:
+    async with FakePBX() as pbx, make_client(pbx) as client:
+        with pytest.raises(NotFoundError) as got:
+            await client.extension.get(id=235)
+        assert "for id=235" in str(got.value)
+        assert got.value.request_params == "id=235"
+        with pytest.raises(YeastarError) as hung:
+            await client.call.hangup(channel_id="PJSIP/2000-000000ae")
+        assert "channel_id=PJSIP/2000-000000ae" in str(hung.value)
+        # Only identifying parameters are named: never a password from a POST body.
+        pbx.fail_next_errcode(1, 60001, endpoint="extension/update")
+        with pytest.raises(NotFoundError) as updated:
+            await client.extension.update(id=7, user_password="Pa55-word-9", reg_name="7")
+        assert str(updated.value).endswith("for id=7")
+        assert "Pa55-word-9" not in str(updated.value)

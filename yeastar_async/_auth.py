@@ -4,18 +4,24 @@ Access tokens live 30 minutes and refresh tokens 24 hours. The manager refreshes
 (a margin of 5 minutes, scaled down for short lifetimes); N concurrent callers share one login or
 one refresh; a rejected refresh falls back to one login.
 
-The PBX puts the caller's IP on its block list after 5 consecutive failed logins, so the
-manager never retries a login whose credentials were rejected, and after 3 consecutive
-credential failures it refuses to try again (:class:`~yeastar_async.errors.LockoutGuardError`):
-fix the credentials and create a new client. The token cap (60002 on ``get_token``, about 8 live
-tokens per application) is no credential failure: the manager raises
-:class:`~yeastar_async.errors.LimitExceededError` and waits before the next attempt.
+The PBX puts the caller's IP on its block list after 5 consecutive failed logins, whichever
+application or client sent them, so the manager never retries a login whose credentials were
+rejected, and every client of the process counts into one guard per PBX: after 3 consecutive
+rejections of the same credentials, or 4 of any, no client of the process tries again
+(:class:`~yeastar_async.errors.LockoutGuardError`). Fix the credentials and create a new client:
+credentials that were not rejected yet may try while fewer than 4 logins in a row failed.
+
+The token cap (60002 on ``get_token``, about 8 live tokens per application) is no credential
+failure: the manager raises :class:`~yeastar_async.errors.LimitExceededError` and waits before
+the next attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -124,8 +130,90 @@ class MemoryTokenStore:
         return f"MemoryTokenStore(has_tokens={self._tokens is not None})"
 
 
+#: Rejected logins in a row to one PBX after which no client of the process tries again: the
+#: PBX blocks the IP at the 5th.
+MAX_REJECTED_LOGINS = 4
+
+
+class LoginGuard:
+    """Rejected logins to one PBX from this process, across all its clients.
+
+    A service that builds a new client after a failure must not get a fresh allowance each
+    time: the PBX counts rejections per IP, not per client.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_a_row = 0
+        # sha256(client ID, secret) -> rejections in a row: the credentials themselves are
+        # never kept here.
+        self._by_credentials: dict[bytes, int] = {}
+
+    def __repr__(self) -> str:
+        return f"LoginGuard(in_a_row={self.in_a_row})"
+
+    def rejections(self, credentials: bytes) -> int:
+        """How many logins in a row with these credentials were rejected."""
+        return self._by_credentials.get(credentials, 0)
+
+    def refusal(self, credentials: bytes, max_same: int) -> str | None:
+        """Why a login with these credentials must not be sent, or ``None``."""
+        same = self.rejections(credentials)
+        if same >= max_same:
+            return (
+                f"get_token: not logging in again with these credentials after {same} rejected "
+                "logins in a row; the PBX blocks the IP after 5. Fix the Client ID / Client "
+                "Secret (Integrations > API) and create a new client"
+            )
+        if self.in_a_row >= MAX_REJECTED_LOGINS:
+            return (
+                f"get_token: not logging in: the last {self.in_a_row} logins to this PBX from "
+                "this process were rejected, and the PBX blocks the IP at the 5th. Check the "
+                "Client ID / Client Secret (Integrations > API), then restart the process"
+            )
+        return None
+
+    def rejected(self, credentials: bytes) -> int:
+        """Count a rejected login; returns the rejections in a row of these credentials."""
+        with self._lock:
+            self.in_a_row += 1
+            count = self._by_credentials[credentials] = self.rejections(credentials) + 1
+        return count
+
+    def accepted(self) -> None:
+        """A login succeeded: the PBX's count starts again."""
+        with self._lock:
+            self.in_a_row = 0
+            self._by_credentials.clear()
+
+
+_guards: dict[str, LoginGuard] = {}
+_guards_lock = threading.Lock()
+
+
+def login_guard(pbx: str) -> LoginGuard:
+    """The process-wide :class:`LoginGuard` of the PBX at ``pbx`` (its base URL)."""
+    key = pbx.rstrip("/").lower()
+    with _guards_lock:
+        guard = _guards.get(key)
+        if guard is None:
+            guard = _guards[key] = LoginGuard()
+        return guard
+
+
+def forget_login_guard(pbx: str) -> None:
+    """Forget the rejected logins counted for the PBX at ``pbx``: a fake PBX started on a port
+    another one used before has a count of its own."""
+    with _guards_lock:
+        _guards.pop(pbx.rstrip("/").lower(), None)
+
+
 class TokenManager:
-    """Hands out valid access tokens for one application (client ID / secret) on one PBX."""
+    """Hands out valid access tokens for one application (client ID / secret) on one PBX.
+
+    ``guard`` counts rejected logins; clients of one PBX share :func:`login_guard` of its URL
+    (the default, a guard of this manager's own, suits a manager used alone).
+    """
 
     def __init__(
         self,
@@ -139,6 +227,7 @@ class TokenManager:
         limit_retry_after: float = 60.0,
         revoke_timeout: float = 3.0,
         clock: Callable[[], float] = time.time,
+        guard: LoginGuard | None = None,
     ) -> None:
         if not client_id or not isinstance(client_id, str):
             raise ValueError(
@@ -165,7 +254,8 @@ class TokenManager:
         self._limit_retry_after = limit_retry_after
         self._revoke_timeout = revoke_timeout
         self._clock = clock
-        self._credential_failures = 0
+        self._guard = guard if guard is not None else LoginGuard()
+        self._credentials = hashlib.sha256(f"{client_id}\0{client_secret}".encode()).digest()
         self._login_not_before = 0.0
         self._pending: asyncio.Future[str] | None = None
         self._last: TokenSet | None = None
@@ -175,7 +265,7 @@ class TokenManager:
     def __repr__(self) -> str:
         return (
             f"TokenManager(client_id={self._client_id!r}, "
-            f"credential_failures={self._credential_failures})"
+            f"credential_failures={self._guard.rejections(self._credentials)})"
         )
 
     # -- public ----------------------------------------------------------------------------
@@ -275,12 +365,9 @@ class TokenManager:
         return await self._login()
 
     async def _login(self) -> str:
-        if self._credential_failures >= self._max_failures:
-            raise LockoutGuardError(
-                f"get_token: not logging in again after {self._credential_failures} rejected "
-                "logins in a row; the PBX blocks the IP after 5. Fix the Client ID / Client "
-                "Secret (Integrations > API) and create a new client"
-            )
+        refusal = self._guard.refusal(self._credentials, self._max_failures)
+        if refusal is not None:
+            raise LockoutGuardError(refusal)
         wait = self._login_not_before - self._clock()
         if wait > 0:
             raise LimitExceededError(
@@ -299,11 +386,14 @@ class TokenManager:
                 response_type=_TokenAnswer,
             )
         except AuthenticationError as exc:
-            self._credential_failures += 1
-            left = self._max_failures - self._credential_failures
+            count = self._guard.rejected(self._credentials)
+            left = max(
+                0,
+                min(self._max_failures - count, MAX_REJECTED_LOGINS - self._guard.in_a_row),
+            )
             raise AuthenticationError(
-                f"{exc} (rejected login {self._credential_failures} in a row; this client "
-                f"will try {left} more time(s) before refusing)",
+                f"{exc} (rejected login {count} in a row with these credentials; they will "
+                f"be tried {left} more time(s) before the client refuses)",
                 errcode=exc.errcode,
                 errmsg=exc.errmsg,
                 endpoint=exc.endpoint,
@@ -320,7 +410,7 @@ class TokenManager:
                 errmsg=exc.errmsg,
                 endpoint=exc.endpoint,
             ) from None
-        self._credential_failures = 0
+        self._guard.accepted()
         return await self._keep(answer)
 
     async def _keep(self, answer: _TokenAnswer) -> str:

@@ -14,6 +14,7 @@ token refresh (the PBX rejected it before acting, so this is safe for POST too).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -31,7 +32,7 @@ from ._backoff import Backoff
 from ._lenient import EXACT_JSON, convert
 from ._models import ApiResponse
 from ._tls import SslOption, TlsPolicy
-from .errors import TokenExpiredError, TransportError, error_for
+from .errors import TokenExpiredError, TransportError, YeastarError, error_for
 
 __all__ = ["TokenSource", "Transport", "decode_envelope", "redact"]
 
@@ -100,6 +101,17 @@ def _decoder_for(response_type: type[T]) -> msgspec.json.Decoder[T]:
         _decoders_by_id.clear()
     _decoders_by_id[id(response_type)] = (response_type, decoder)
     return decoder
+
+
+def _sent_params(query: Mapping[str, str], data: bytes | None) -> Mapping[str, Any]:
+    """The parameters of a request that got an error answer (the token left out)."""
+    if data is not None:
+        with contextlib.suppress(msgspec.DecodeError):
+            body = msgspec.json.decode(data)
+            if isinstance(body, dict):
+                return body
+        return {}
+    return {k: v for k, v in query.items() if k != "access_token"}
 
 
 def _excerpt(body: bytes) -> str:
@@ -230,6 +242,14 @@ class Transport:
             raise ValueError(
                 f"base_url must look like 'https://pbx.example.com:8088', got {base_url!r}"
             )
+        api = "/" + api_path.strip("/")
+        if api != "/" and (url.path.rstrip("/") + "/").endswith(api + "/"):
+            # The manual writes URLs as {base_url}/{api_path}/...: a copied prefix would double.
+            bare = str(url.with_path(url.path.rstrip("/")[: -len(api)] or "/")).rstrip("/")
+            raise ValueError(
+                f"base_url must not include the API path {api!r} (it is added to every "
+                f"request), got {base_url!r}: use {bare!r}"
+            )
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
@@ -357,7 +377,12 @@ class Transport:
             body = await self._send_once(method, endpoint, query, data, timeout)
         except TransportError as exc:
             body = await self._retry(exc, method, endpoint, query, data, timeout)
-        return decode_envelope(body, endpoint, response_type)
+        try:
+            return decode_envelope(body, endpoint, response_type)
+        except YeastarError as exc:
+            if exc.errcode is not None and exc.errcode != 10004:
+                exc.note_request(_sent_params(query, data))
+            raise
 
     async def _retry(
         self,
@@ -379,8 +404,12 @@ class Transport:
             retryable = not failure.sent or (method == "GET" and transient)
             if not retryable or backoff.attempt >= self.retries:
                 raise failure
+            if self._closed:
+                # Closing the client cut this request off: no retry can succeed now.
+                raise RuntimeError("the client is closed") from failure
             delay = backoff.next_delay()
-            logger.warning(
+            # INFO: a retry that works needs no attention; the error raised at the end does.
+            logger.info(
                 "%s %s failed (%s); retry %d of %d in %.2f s",
                 method,
                 endpoint,

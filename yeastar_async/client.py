@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
 import aiohttp
 
-from ._auth import TokenManager, TokenStore
+from ._auth import TokenManager, TokenStore, login_guard
 from ._http import Transport
-from ._models import ApiResponse
 from ._tls import SslOption
 from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
+from .resources._base import encode_query
 
 if TYPE_CHECKING:
     from .resources import (
@@ -49,7 +49,8 @@ __all__ = ["YeastarClient"]
 
 logger = logging.getLogger("yeastar_async")
 
-T = TypeVar("T", bound=ApiResponse)
+#: What ``request(response_type=...)`` decodes into: anything msgspec can decode.
+T = TypeVar("T")
 R = TypeVar("R", bound="Resource")
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 #: What ``on()`` and ``subscribe()`` accept: an event class or a topic number.
@@ -80,14 +81,6 @@ class _Group(Generic[R]):
         )
         client.__dict__[self._name] = resource
         return resource
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, list | tuple | set | frozenset):
-        return ",".join(str(item) for item in value)
-    return str(value)
 
 
 class YeastarClient:
@@ -134,7 +127,7 @@ class YeastarClient:
             ``"drop_newest"`` or ``"drop_oldest"`` (drops are counted and logged).
         handler_timeout: cancel a handler still running after this many seconds.
         shutdown_timeout: :meth:`aclose` hands queued events to handlers within this long.
-        max_frame_size: largest WebSocket frame accepted, in bytes.
+        max_frame_size: largest WebSocket frame accepted, in bytes (at least 1024).
     """
 
     def __init__(
@@ -200,6 +193,8 @@ class YeastarClient:
             client_secret,
             store=token_store,
             refresh_margin=refresh_margin,
+            # Every client of this process counts rejected logins to this PBX together.
+            guard=login_guard(self._transport.base_url),
         )
         self._transport.tokens = self._tokens
         self._client_id = client_id
@@ -283,11 +278,16 @@ class YeastarClient:
     async def aclose(self) -> None:
         """Stop the event stream, revoke the token (best effort) and close the session.
 
-        Idempotent: later calls wait for the first one to finish.
+        Idempotent: later calls wait for the first one to finish. Called from an event
+        handler, it starts the shutdown and returns at once (waiting there would wait for
+        that handler itself); the rest completes in the background, and a later ``aclose()``
+        from elsewhere waits for all of it.
         """
         if self._close_task is None:
             self._closed = True
             self._close_task = asyncio.ensure_future(self._close())
+        if self._stream._in_handler():
+            return
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
@@ -397,13 +397,28 @@ class YeastarClient:
         """Call any endpoint by name: ``await pbx.request("GET", "extension/list", params=...)``.
 
         The token, retries and errcode checks apply as for the typed methods. Returns the
-        decoded answer as a dict, or as ``response_type`` when given. List values in ``params``
-        are sent comma-separated, as the manual shows.
+        decoded answer as a dict, or as ``response_type`` when given (any type msgspec decodes:
+        a ``msgspec.Struct`` of your own, or e.g. ``resources.PageResponse[MyItem]``).
+        ``params`` go in the query string as the typed methods send them: ``None`` left out,
+        lists comma-separated, booleans as 1/0, ``datetime`` / ``date`` values in the client's
+        ``datetime_format``. ``json`` is sent as given. The token endpoints (``get_token``,
+        ``refresh_token``, ``del_token``) are the client's own and refused here, so that no
+        login escapes the lockout guard.
         """
         method = method.upper()
         if method not in ("GET", "POST"):
             raise ValueError(f"method must be 'GET' or 'POST', got {method!r}")
-        query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
+        name = endpoint.strip("/")
+        if "?" in name:
+            raise ValueError(
+                f"endpoint {endpoint!r} has a query string: pass its parameters as params="
+            )
+        if name in _TOKEN_ENDPOINTS:
+            raise ValueError(
+                f"{name} is handled by the client (login(), token refresh, aclose()); "
+                "call pbx.login() to check the credentials"
+            )
+        query = encode_query(params, datetime_format=self._datetime_format) if params else None
         return await self._transport.request(
             method,
             endpoint,
@@ -415,3 +430,4 @@ class YeastarClient:
 
 
 _RAW: Any = dict[str, Any]
+_TOKEN_ENDPOINTS = frozenset({"get_token", "refresh_token", "del_token"})

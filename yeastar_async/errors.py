@@ -10,6 +10,7 @@ before they reach an error, and parameter values of secret-looking fields are ma
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,29 @@ def _mask(field: str, value: object) -> object:
     return value
 
 
+#: Parameters that say what a request was about (``id``, ``ext_id``, ``channel_id``, ``file``,
+#: a report's ``type`` ...): an error answered to it names their values. None is a secret.
+_IDENTIFYING = re.compile(r"(id|ids|file|number|type|\w+_(id|ids|num|number|list))")
+_MAX_SHOWN = 60
+
+
+def _identifying(params: Mapping[str, Any]) -> str:
+    """``id=235, type=blind``: the identifying parameters among ``params``, shortened."""
+    parts = []
+    for name, value in params.items():
+        if not _IDENTIFYING.fullmatch(name) or isinstance(value, Mapping):
+            continue
+        if isinstance(value, list) and not all(isinstance(v, str | int | float) for v in value):
+            continue
+        shown = _mask(name, value)
+        # As the PBX reads them: "ids=1,2,3" (a query string has no quotes).
+        text = ",".join(map(str, shown)) if isinstance(shown, list) else str(shown)
+        if len(text) > _MAX_SHOWN:
+            text = text[: _MAX_SHOWN - 3] + "..."
+        parts.append(f"{name}={text}")
+    return ", ".join(parts[:_MAX_LISTED])
+
+
 def _describe_items(items: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for item in items[:_MAX_LISTED]:
@@ -74,6 +98,8 @@ class YeastarError(Exception):
         invalid_param_list: the PBX's list of rejected parameters, when it sent one.
         duplicate_field_list: the PBX's list of duplicated unique fields, when it sent one.
         submsg: the PBX's extra explanation, when it sent one.
+        request_params: the request's identifying parameters as the message names them
+            (``"id=235"``), or ``""``.
     """
 
     #: Extra advice appended to the message (how to fix it), per class.
@@ -96,11 +122,23 @@ class YeastarError(Exception):
         self.invalid_param_list = list(invalid_param_list or [])
         self.duplicate_field_list = list(duplicate_field_list or [])
         self.submsg = submsg
+        self.request_params = ""
+        self._built = message is None
         super().__init__(message if message is not None else self._build_message())
+
+    def note_request(self, params: Mapping[str, Any]) -> None:
+        """Name the identifying parameters of the request this error answers (``id=235``) in
+        its message; called by the transport, which knows the request."""
+        shown = _identifying(params)
+        if shown and self._built:
+            self.request_params = shown
+            self.args = (self._build_message(), *self.args[1:])
 
     def _build_message(self) -> str:
         where = f"{self.endpoint}: " if self.endpoint else ""
         text = f"{where}PBX answered errcode {self.errcode} {self.errmsg!r}".rstrip()
+        if self.request_params:
+            text += f" for {self.request_params}"
         if self.invalid_param_list:
             text += f"; invalid parameters: {_describe_items(self.invalid_param_list)}"
         if self.duplicate_field_list:

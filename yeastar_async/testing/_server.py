@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from .._auth import forget_login_guard
 from ._auth import IPGuard, TokenBook
 from ._catalog import Catalog, EndpointSpec, load_catalog
 from ._flows import CallFlows, FakeCall
@@ -166,6 +167,7 @@ class FakePBX:
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._started_before = False
         self._connections: set[Any] = set()
         self.store: Stores | None = None
         self._flows: CallFlows | None = None
@@ -193,6 +195,10 @@ class FakePBX:
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+        if not self._started_before:
+            # A new PBX: rejected logins counted for an earlier fake on this port do not count.
+            forget_login_guard(self.base_url)
+            self._started_before = True
         return self
 
     async def close(self) -> None:
