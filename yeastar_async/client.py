@@ -53,6 +53,8 @@ logger = logging.getLogger("yeastar_async")
 T = TypeVar("T")
 R = TypeVar("R", bound="Resource")
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+#: An event class a handler or a subscription is typed by.
+E = TypeVar("E")
 #: What ``on()`` and ``subscribe()`` accept: an event class or a topic number.
 EventTarget = int | type[Any]
 
@@ -311,15 +313,24 @@ class YeastarClient:
 
     # -- events ----------------------------------------------------------------------------
 
+    @overload
+    def on(
+        self, target: type[E]
+    ) -> Callable[[Callable[[E], Awaitable[object]]], Callable[[E], Awaitable[object]]]: ...
+
+    @overload
+    def on(self, target: int) -> Callable[[H], H]: ...
+
     def on(self, target: EventTarget) -> Callable[[H], H]:
         """Decorator registering an async handler for an event class or topic number.
 
         ``@pbx.on(events.IncomingCallRequest)`` or ``@pbx.on(30016)``; local events
         (``events.Connected``, ``events.Disconnected``) too. Several handlers of one event run
         in registration order, one event at a time; a handler that raises is logged and
-        affects nothing else. Returns the function unchanged.
+        affects nothing else. Returns the function unchanged. With an event class, type
+        checkers hold the handler to taking one argument of that class.
         """
-        return self._stream.on(target)
+        return self._stream.decorator(target)
 
     def add_handler(self, target: EventTarget, handler: Callable[[Any], Awaitable[Any]]) -> None:
         """Register ``handler`` for ``target``, like :meth:`on`."""
@@ -339,12 +350,23 @@ class YeastarClient:
         """
         await self._stream.listen()
 
+    @overload
+    def subscribe(
+        self, target: type[E], /
+    ) -> contextlib.AbstractAsyncContextManager[Subscription[E]]: ...
+
+    @overload
     def subscribe(
         self, *targets: EventTarget
-    ) -> contextlib.AbstractAsyncContextManager[Subscription]:
+    ) -> contextlib.AbstractAsyncContextManager[Subscription[Any]]: ...
+
+    def subscribe(
+        self, *targets: EventTarget
+    ) -> contextlib.AbstractAsyncContextManager[Subscription[Any]]:
         """The events ``targets`` name, as an async iterator: ``async with pbx.subscribe(30011)
         as stream: async for ev in stream``. Works with or without :meth:`listen` running;
-        local events only when their classes are named.
+        local events only when their classes are named. With one event class the stream's
+        items are typed as that class.
         """
         return self._stream.subscribe(*targets)
 

@@ -57,6 +57,8 @@ Handler: TypeAlias = Callable[[Any], Awaitable[Any]]
 _Key: TypeAlias = int | type[LocalEvent]
 
 _T = TypeVar("_T")
+#: The event type a subscription yields (``Any`` when it names topics or several classes).
+E_co = TypeVar("E_co", covariant=True)
 _DROP_REPORT_INTERVAL: Final = 5.0
 
 
@@ -221,7 +223,7 @@ class _Buffer(Generic[_T]):
         self._not_empty.clear()
 
 
-class Subscription:
+class Subscription(Generic[E_co]):
     """An async iterator over the events one ``subscribe(*targets)`` call named.
 
     Events arrive in the order the PBX sent them. Iteration ends when the subscription's
@@ -257,12 +259,13 @@ class Subscription:
         """Events buffered and not yet consumed."""
         return len(self._buffer)
 
-    def __aiter__(self) -> Subscription:
+    def __aiter__(self) -> Subscription[E_co]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> E_co:
         try:
-            return await self._buffer.get()
+            event: E_co = await self._buffer.get()
+            return event
         except _Closed:
             raise StopAsyncIteration from None
 
@@ -310,8 +313,8 @@ class Dispatcher:
         # Tuples, replaced on every change: the consumer iterates them as they are, and a
         # handler that adds or removes handlers never changes the tuple being iterated.
         self._handlers: dict[_Key, tuple[Handler, ...]] = {}
-        self._subscriptions: list[Subscription] = []
-        self._routes: dict[_Key, tuple[Subscription, ...]] = {}
+        self._subscriptions: list[Subscription[Any]] = []
+        self._routes: dict[_Key, tuple[Subscription[Any], ...]] = {}
         self._inbox: _Buffer[Any] | None = None
         self._topics: frozenset[int] = frozenset()
         self._drops_unreported = 0
@@ -383,18 +386,21 @@ class Dispatcher:
 
     # -- subscriptions --------------------------------------------------------------------
 
-    def open_subscription(self, targets: Iterable[Target]) -> Subscription:
+    def open_subscription(self, targets: Iterable[Target]) -> Subscription[Any]:
         """Start buffering the events ``targets`` name; returns the iterator."""
         targets = tuple(targets)
         if not targets:
             raise ValueError("subscribe() needs at least one event class or topic number")
         keys = frozenset(self.resolve(t) for t in targets)
-        sub = Subscription(targets, keys, _Buffer(self._queue_size, self._overflow, self._drop))
+        buffer: _Buffer[Any] = _Buffer(self._queue_size, self._overflow, self._drop)
+        sub: Subscription[Any] = Subscription(targets, keys, buffer)
         self._subscriptions.append(sub)
         self._rebuild_routes()
         return sub
 
-    def close_subscription(self, sub: Subscription, error: BaseException | None = None) -> None:
+    def close_subscription(
+        self, sub: Subscription[Any], error: BaseException | None = None
+    ) -> None:
         """Stop delivering to ``sub``; its iterator ends after what is buffered (or raises)."""
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
@@ -407,7 +413,7 @@ class Dispatcher:
             self.close_subscription(sub, error)
 
     def _rebuild_routes(self) -> None:
-        routes: dict[_Key, list[Subscription]] = {}
+        routes: dict[_Key, list[Subscription[Any]]] = {}
         for sub in self._subscriptions:
             for key in sub._keys:
                 routes.setdefault(key, []).append(sub)

@@ -39,7 +39,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
 
 import msgspec
 
@@ -78,6 +78,7 @@ logger = logging.getLogger("yeastar_async.events")
 _ws_logger = logging.getLogger("yeastar_async.events.websocket")
 
 _H = TypeVar("_H", bound=Callable[..., Awaitable[Any]])
+_E = TypeVar("_E")
 
 #: Failures no retry can fix: surface them instead of risking the PBX's IP block.
 _FATAL: Final = (AuthenticationError, IPBlockedError)
@@ -677,6 +678,14 @@ class EventStream:
         """True once :meth:`aclose` was called."""
         return self._closed
 
+    @overload
+    def on(
+        self, target: type[_E]
+    ) -> Callable[[Callable[[_E], Awaitable[object]]], Callable[[_E], Awaitable[object]]]: ...
+
+    @overload
+    def on(self, target: int) -> Callable[[_H], _H]: ...
+
     def on(self, target: Target) -> Callable[[_H], _H]:
         """Decorator registering an async handler for an event class or topic number.
 
@@ -685,6 +694,10 @@ class EventStream:
         the function is returned unchanged. TypeError/ValueError for a non-async function or
         something that names no event.
         """
+        return self.decorator(target)
+
+    def decorator(self, target: Target) -> Callable[[_H], _H]:
+        """What :meth:`on` returns, untyped by the event class (for wrappers of :meth:`on`)."""
         self._dispatch.resolve(target)  # fail at decoration time, not at the first event
 
         def register(fn: _H) -> _H:
@@ -725,7 +738,19 @@ class EventStream:
         if failure is not None:
             raise failure
 
-    def subscribe(self, *targets: Target) -> contextlib.AbstractAsyncContextManager[Subscription]:
+    @overload
+    def subscribe(
+        self, target: type[_E], /
+    ) -> contextlib.AbstractAsyncContextManager[Subscription[_E]]: ...
+
+    @overload
+    def subscribe(
+        self, *targets: Target
+    ) -> contextlib.AbstractAsyncContextManager[Subscription[Any]]: ...
+
+    def subscribe(
+        self, *targets: Target
+    ) -> contextlib.AbstractAsyncContextManager[Subscription[Any]]:
         """Async context manager yielding an async iterator of the events ``targets`` name.
 
         Works with or without :meth:`listen` running. Entering adds the subscription's topics
@@ -747,7 +772,7 @@ class EventStream:
         return self._subscription(keys)
 
     @contextlib.asynccontextmanager
-    async def _subscription(self, targets: tuple[Target, ...]) -> AsyncIterator[Subscription]:
+    async def _subscription(self, targets: tuple[Target, ...]) -> AsyncIterator[Subscription[Any]]:
         if self._closed:
             raise RuntimeError("the event stream is closed")
         sub = self._dispatch.open_subscription(targets)
