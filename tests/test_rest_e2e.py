@@ -171,11 +171,21 @@ async def test_missing_required_parameter_sends_nothing_not_even_a_login(pbx: Fa
 
 async def test_the_pbx_parameter_check_is_typed_too(pbx: FakePBX) -> None:
     async with client_for(pbx) as client:
-        # An empty string passes the signature but not the PBX: 40002 with invalid_param_list.
+        # An empty string is no id: the PBX answers 40002 with invalid_param_list ...
         with pytest.raises(ParameterError) as bad:
-            await client.extension.get(id="")  # type: ignore[arg-type]
+            await client.request("GET", "extension/get", params={"id": ""})
         assert bad.value.errcode == 40002
         assert bad.value.invalid_param_list == [{"field": "id", "validation_type": "required"}]
+        # ... which the typed method says before sending anything.
+        sent = pbx.count("extension/get")
+        for blank in ("", None):
+            with pytest.raises(ValueError, match="id is required and cannot be"):
+                await client.extension.get(id=blank)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"ids is required and cannot be \[\]"):
+            await client.extension.query(ids=[])
+        with pytest.raises(ValueError, match="exactly one of channel_id, paging_number"):
+            await client.call.hangup(channel_id="")
+        assert pbx.count("extension/get") == sent
 
 
 # -- inbound routes ---------------------------------------------------------------------------

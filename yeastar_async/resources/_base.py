@@ -298,13 +298,13 @@ class Rule:
             shown = " or ".join(repr(v) for v in self.values)
             condition = f" when {self.trigger}={shown}"
         if self.exactly_one:
-            given = [name for name in self.names if name in arguments]
+            given = [name for name in self.names if _given(arguments, name)]
             if len(given) == 1:
                 return None
             listed = ", ".join(self.names)
             got = ", ".join(given) if given else "none"
             return f"give exactly one of {listed}{condition} (got {got})"
-        missing = [name for name in self.names if name not in arguments]
+        missing = [name for name in self.names if not _given(arguments, name)]
         if missing:
             return f"{', '.join(missing)} required{condition}"
         return None
@@ -312,6 +312,12 @@ class Rule:
     def check(self, where: str, arguments: Mapping[str, Any]) -> None:
         """Raise :class:`ValueError` when ``arguments`` break the rule."""
         check_rules(where, (self,), arguments)
+
+
+def _given(arguments: Mapping[str, Any], name: str) -> bool:
+    """Whether ``name`` carries a value: ``""`` or an empty list is no channel, id or number."""
+    value = arguments.get(name)
+    return value is not None and value != "" and not (_is_list(value) and not value)
 
 
 def check_rules(where: str, rules: Iterable[Rule], arguments: Mapping[str, Any]) -> None:
@@ -595,6 +601,8 @@ class EndpointSpec:
         if len(args) == 1 and kwargs.keys() <= accepted and kwargs.keys() >= self._required:
             if not kwargs and not self.rules:
                 return {}
+            for name in self._required:
+                _check_given(self._where, name, kwargs[name])
             arguments = {name: value for name, value in kwargs.items() if value is not None}
             if self.rules:
                 check_rules(self._where, self.rules, arguments)
@@ -616,10 +624,19 @@ class EndpointSpec:
             missing = [f.name for f in fields.values() if f.required and f.name not in given]
             if missing:
                 raise TypeError(f"{where}: missing required keyword argument {missing[0]!r}")
+        for name in self._required:
+            _check_given(where, name, given[name])
         arguments = {name: value for name, value in given.items() if value is not None}
         if self.rules:
             check_rules(where, self.rules, arguments)
         return arguments
+
+
+def _check_given(where: str, name: str, value: Any) -> None:
+    """A required parameter must carry a value: ``None``, ``""`` or an empty list would reach
+    the PBX as a missing parameter (40002) or an empty string."""
+    if not _given({name: value}, name):
+        raise ValueError(f"{where}: {name} is required and cannot be {value!r}")
 
 
 def _members(annotation: Any) -> set[Any]:
