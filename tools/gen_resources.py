@@ -391,6 +391,9 @@ def canon(group: str, table: str) -> str:
 def key_doc(name: str, template: str | None, doc: str) -> str:
     """The doc of one field a per-key template stands for, its key named: ``press5_dest`` of
     ``press{x}_dest`` "Destination type of key x (x = 0-9)." -> "Destination type of key 5."."""
+    if template and "~" in template:  # reason_partya~reason_partyf: one letter each
+        m = re.match(r"Parts used to build (the [\w ]+? text)", doc)
+        return f"Part {name[-1]} of {m.group(1)}." if m else doc
     pattern = re.escape(template or "").replace(r"\{x\}", "(.+)")
     m = re.fullmatch(pattern, name) if "(.+)" in pattern else None
     if m is None:

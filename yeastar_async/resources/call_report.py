@@ -339,17 +339,17 @@ class IvrCallDetail(_IvrCallDetailFields, kw_only=True):
     opr_duration: int | None = None
     """Time from entering the IVR to leaving it."""
     reason_partya: str | None = None
-    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    """Part a of the destination text."""
     reason_partyb: str | None = None
-    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    """Part b of the destination text."""
     reason_partyc: str | None = None
-    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    """Part c of the destination text."""
     reason_partyd: str | None = None
-    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    """Part d of the destination text."""
     reason_partye: str | None = None
-    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    """Part e of the destination text."""
     reason_partyf: str | None = None
-    """Parts used to build the destination text (fields reason_partya ... reason_partyf)."""
+    """Part f of the destination text."""
     call_to: str | None = None
     """Number and name of the key-press destination."""
     dst_num: str | None = None
@@ -422,17 +422,17 @@ class CallDetail(_IvrCallDetailFields, kw_only=True):
     process_time: str | None = None
     """Time an agent changed the handling status of the abandoned/missed call."""
     reason_partya: str | None = None
-    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    """Part a of the reason text."""
     reason_partyb: str | None = None
-    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    """Part b of the reason text."""
     reason_partyc: str | None = None
-    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    """Part c of the reason text."""
     reason_partyd: str | None = None
-    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    """Part d of the reason text."""
     reason_partye: str | None = None
-    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    """Part e of the reason text."""
     reason_partyf: str | None = None
-    """Parts used to build the reason text (fields reason_partya ... reason_partyf)."""
+    """Part f of the reason text."""
     call_to: str | None = None
     """Callee number and name."""
     queue_num: str | None = None
