@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -420,3 +421,40 @@ async def test_answer_that_cannot_fit_is_transport_error(transport: Transport, m
     mocked.get(url("extension/list"), body=b'{"errcode":0,"data":["a","b"]}')
     with pytest.raises(errors.TransportError, match="does not match Strict"):
         await transport.request("GET", "extension/list", response_type=Strict)
+
+
+async def test_a_space_in_a_query_value_goes_on_the_wire_as_percent_20() -> None:
+    """Date filters hold spaces; ``+`` is a space only to form decoders, ``%20`` to all."""
+    request_lines: list[bytes] = []
+
+    async def answer(reader: Any, writer: Any) -> None:
+        request_lines.append(await reader.readline())
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        body = b'{"errcode":0,"errmsg":"SUCCESS"}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = Transport(f"http://127.0.0.1:{port}")
+    try:
+        await transport.send(
+            "GET",
+            "cdr/search",
+            params={"start_time": "05/30/2022 00:00:00", "call_from": "+8610 a&b"},
+            response_type=ApiResponse,
+            token=TOKEN,
+        )
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    line = request_lines[0].decode()
+    assert "start_time=05/30/2022%2000:00:00" in line, line
+    assert "call_from=%2B8610%20a%26b" in line, line
+    assert "+" not in line.split(" ")[1], line

@@ -80,10 +80,14 @@ EXTRA_RULES: dict[str, list[str]] = {
         'requires("prompt_manager_password", when="prompt_manager_enb", equals=1)',
         'requires("prompt_manger_password", when="prompt_manger_enb", equals=1)',
     ],
+    "ivr/update": ['requires("prompt_manager_password", when="prompt_manager_enb", equals=1)'],
 }
 
 #: Prose rules whose trigger name differs from the endpoint's parameter (skip the parsed one).
-SKIP_PARSED_RULES = {("ivr/create", "prompt_manager_password")}
+SKIP_PARSED_RULES = {
+    ("ivr/create", "prompt_manager_password"),
+    ("ivr/update", "prompt_manager_password"),
+}
 
 #: Extra parameters (endpoint -> [(name, copy_of, note)]).
 EXTRA_PARAMS: dict[str, list[tuple[str, str, str]]] = {
@@ -100,6 +104,38 @@ EXTRA_PARAMS: dict[str, list[tuple[str, str, str]]] = {
             "Spelled as by ivr/get, ivr/update and the examples (manual line 10873); "
             "ivr/create's table spells it prompt_manager_password.",
         ),
+    ],
+    "ivr/update": [
+        (
+            "prompt_manager_enb",
+            "prompt_manger_enb",
+            "Spelled as by ivr/create's table (manual line 10801); ivr/update's table and the "
+            "examples spell it prompt_manger_enb.",
+        ),
+        (
+            "prompt_manager_password",
+            "prompt_manger_password",
+            "Spelled as by ivr/create's table (manual line 10801); ivr/update's table and the "
+            "examples spell it prompt_manger_password.",
+        ),
+    ],
+    # The tables spell is_paused, both request examples is_pause: which one a firmware reads
+    # is unconfirmed, so both are offered (pass one).
+    "queue/agent_login": [
+        (
+            "is_pause",
+            "is_paused",
+            "Spelled as by the manual's request example (line 13263); the table spells it "
+            "is_paused. Pass one of the two.",
+        )
+    ],
+    "agent/login": [
+        (
+            "is_pause",
+            "is_paused",
+            "Spelled as by the manual's request example (line 13365); the table spells it "
+            "is_paused. Pass one of the two.",
+        )
     ],
 }
 

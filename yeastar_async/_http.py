@@ -103,6 +103,17 @@ def _decoder_for(response_type: type[T]) -> msgspec.json.Decoder[T]:
     return decoder
 
 
+def _with_query(url: str, query: Mapping[str, str]) -> URL:
+    """``url`` with ``query``, a space written ``%20``: yarl writes ``+``, which only form
+    decoders read as a space, and the PBX's date filters hold spaces
+    (``start_time=05/30/2022 00:00:00``). A literal ``+`` is ``%2B`` already."""
+    built = URL(url).with_query(query)
+    raw = built.raw_query_string
+    if "+" not in raw:
+        return built
+    return URL(f"{url}?{raw.replace('+', '%20')}", encoded=True)
+
+
 def _sent_params(query: Mapping[str, str], data: bytes | None) -> Mapping[str, Any]:
     """The parameters of a request that got an error answer (the token left out)."""
     if data is not None:
@@ -444,7 +455,7 @@ class Transport:
                 self._token_urls[endpoint] = cached
             url, params = cached[1], None
         else:
-            url = self.endpoint_url(endpoint)
+            url, params = _with_query(self.endpoint_url(endpoint), query), None
         headers = {"Content-Type": "application/json"} if data is not None else None
         client_timeout = (
             self._default_timeout

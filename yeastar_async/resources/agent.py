@@ -26,6 +26,7 @@ class AgentResource(api.Resource):
         queue_ids: str | Sequence[int] | None = None,
         operation: Literal["login", "logout"],
         is_paused: api.Flag | None = None,
+        is_pause: api.Flag | None = None,
         reason: str | None = None,
         timeout: float | None = None,
     ) -> ApiResponse:
@@ -39,6 +40,9 @@ class AgentResource(api.Resource):
                 of the agent's queues. A list is sent comma-separated.
             operation: Log the agent in to or out of the specified queues.
             is_paused: Whether to pause the dynamic agent right after logging in.
+            is_pause: Whether to pause the dynamic agent right after logging in. Spelled as by
+                the manual's request example (line 13365); the table spells it is_paused. Pass
+                one of the two.
             reason: Feature code of the pause reason.
         """
 

@@ -67,10 +67,14 @@ class IvrOptions(TypedDict, total=False):
     """Outbound routes callers may use from the IVR."""
     enb_dial_check_vm: api.Flag | None
     """Whether callers may check voicemail through the IVR."""
+    prompt_manager_enb: api.Flag | None
+    """Whether callers may dial feature code #9 to change IVR prompts."""
     prompt_manger_enb: api.Flag | None
     """Whether callers may dial feature code #9 to change IVR prompts. Spelled as by ivr/get,
     ivr/update and the examples (manual line 10873); ivr/create's table spells it
     prompt_manager_enb."""
+    prompt_manager_password: str | None
+    """Password for changing IVR prompts."""
     prompt_manger_password: str | None
     """Password for changing IVR prompts. Spelled as by ivr/get, ivr/update and the examples
     (manual line 10873); ivr/create's table spells it prompt_manager_password."""
@@ -367,21 +371,13 @@ class DialExtension(msgspec.Struct, kw_only=True):
 AllowRouteList = SubOrg
 
 
-#: Call-time checks of ivr/create.
+#: Call-time checks of ivr/create, ivr/update.
 _CREATE_RULES = (
     api.requires("dial_ext_list", when="dial_ext_option", equals="allow"),
     api.requires("restrict_dial_ext_list", when="dial_ext_option", equals="restrict"),
     api.requires("dial_outb_route_list", when="enb_dial_outb_routes", equals=1),
     api.requires("prompt_manger_password", when="prompt_manger_enb", equals=1),
     api.requires("prompt_manager_password", when="prompt_manager_enb", equals=1),
-)
-
-#: Call-time checks of ivr/update.
-_UPDATE_RULES = (
-    api.requires("dial_ext_list", when="dial_ext_option", equals="allow"),
-    api.requires("restrict_dial_ext_list", when="dial_ext_option", equals="restrict"),
-    api.requires("dial_outb_route_list", when="enb_dial_outb_routes", equals=1),
-    api.requires("prompt_manger_password", when="prompt_manger_enb", equals=1),
 )
 
 
@@ -410,8 +406,6 @@ class IvrResource(api.Resource):
         resp_timeout: int,
         digit_timeout: int,
         dial_ext_option: IvrDialExtOption,
-        prompt_manager_enb: api.Flag | None = None,
-        prompt_manager_password: str | None = None,
         timeout: float | None = None,
         **options: Unpack[IvrOptions],
     ) -> api.CreatedResponse:
@@ -436,11 +430,9 @@ class IvrResource(api.Resource):
                 finishes.
             digit_timeout: Timeout between two consecutive key presses of the caller.
             dial_ext_option: Whether callers may dial extensions through this IVR.
-            prompt_manager_enb: Whether callers may dial feature code #9 to change IVR prompts.
-            prompt_manager_password: Password for changing IVR prompts.
         """
 
-    @api.endpoint("POST", "ivr/update", rules=_UPDATE_RULES, joined=("prompt",))
+    @api.endpoint("POST", "ivr/update", rules=_CREATE_RULES, joined=("prompt",))
     async def update(
         self,
         *,
@@ -459,11 +451,7 @@ class IvrResource(api.Resource):
 
         ``POST ivr/update``, manual line 10953. More parameters: :class:`IvrOptions`.
 
-        Checked before sending (``ValueError``): ``dial_ext_list`` required when
-        ``dial_ext_option`` is ``allow``; ``restrict_dial_ext_list`` required when
-        ``dial_ext_option`` is ``restrict``; ``dial_outb_route_list`` required when
-        ``enb_dial_outb_routes`` is ``1``; ``prompt_manger_password`` required when
-        ``prompt_manger_enb`` is ``1``.
+        Checked before sending: as for :meth:`create`.
 
         Args:
             id: Unique ID of the IVR.

@@ -497,6 +497,7 @@ class QueueResource(api.Resource):
         queue_id: int,
         operation: Literal["login", "logout"],
         is_paused: api.Flag | None = None,
+        is_pause: api.Flag | None = None,
         reason: str | None = None,
         timeout: float | None = None,
     ) -> ApiResponse:
@@ -509,6 +510,9 @@ class QueueResource(api.Resource):
             queue_id: Unique ID of the queue.
             operation: Log the agents in to or out of the queue.
             is_paused: Whether to pause the dynamic agents right after logging them in.
+            is_pause: Whether to pause the dynamic agents right after logging them in. Spelled
+                as by the manual's request example (line 13263); the table spells it is_paused.
+                Pass one of the two.
             reason: Feature code of the pause reason.
         """
 
