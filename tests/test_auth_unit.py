@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -367,3 +368,89 @@ def test_login_guards_are_per_pbx_url() -> None:
     assert login_guard("https://pbx.example.com:8088") is not login_guard(
         "https://other.example.com:8088"
     )
+
+
+class FlakyStore:
+    """A shared store (Redis-like) that can be switched to failing."""
+
+    def __init__(self) -> None:
+        self.tokens: TokenSet | None = None
+        self.down = False
+
+    async def load(self) -> TokenSet | None:
+        if self.down:
+            raise ConnectionError("store down (load)")
+        return self.tokens
+
+    async def save(self, tokens: TokenSet | None) -> None:
+        if self.down:
+            raise ConnectionError("store down (save)")
+        self.tokens = tokens
+
+
+async def test_a_failing_store_costs_no_extra_logins_and_never_raises(
+    sender: ScriptedSender, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FlakyStore()
+    store.down = True
+    tm = manager(sender, clock, store=store)
+    with caplog.at_level(logging.DEBUG, logger="yeastar_async.auth"):
+        for _ in range(5):
+            assert await tm.token() == "access-1"
+        await tm.revoke()  # closing: revokes the client's own token, raises nothing
+    assert sender.count("get_token") == 1
+    assert sender.calls[-1] == ("del_token", "access-1")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "one warning per outage"
+    assert "store down" in warnings[0].getMessage()
+    assert "access-1" not in caplog.text
+
+
+async def test_a_store_that_recovers_gets_the_token_again(
+    sender: ScriptedSender, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FlakyStore()
+    store.down = True
+    tm = manager(sender, clock, store=store)
+    await tm.token()
+    store.down = False
+    clock.now += 1800  # due: renewed, and the store has it again
+    with caplog.at_level(logging.INFO, logger="yeastar_async.auth"):
+        assert await tm.token() == "access-2"
+    assert store.tokens is not None
+    assert store.tokens.access_token == "access-2"
+    assert "works again" in caplog.text
+
+
+async def test_clients_sharing_a_locking_store_log_in_once_together(
+    sender: ScriptedSender, clock: Clock
+) -> None:
+    store = MemoryTokenStore()
+    first, second = (manager(sender, clock, store=store) for _ in range(2))
+    sender.gate = asyncio.Event()
+    both = asyncio.gather(first.token(), second.token())
+    await asyncio.sleep(0)  # both reach their renewal before the PBX answers
+    sender.gate.set()
+    assert await both == ["access-1", "access-1"]
+    assert sender.count("get_token") == 1
+    # Both find the token due at the same moment: one refresh, no login.
+    clock.now += 1800
+    assert await asyncio.gather(first.token(), second.token()) == ["access-2", "access-2"]
+    assert sender.count("refresh_token") == 1
+    assert sender.count("get_token") == 1
+
+
+async def test_a_store_with_plain_methods_works(sender: ScriptedSender, clock: Clock) -> None:
+    class PlainStore:
+        tokens: TokenSet | None = None
+
+        def load(self) -> TokenSet | None:
+            return self.tokens
+
+        def save(self, tokens: TokenSet | None) -> None:
+            self.tokens = tokens
+
+    store = PlainStore()
+    tm = manager(sender, clock, store=store)  # type: ignore[arg-type]
+    assert await tm.token() == "access-1"
+    assert store.tokens is not None

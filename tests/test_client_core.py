@@ -384,3 +384,10 @@ async def test_an_error_answer_names_what_the_request_was_about() -> None:
             await client.extension.update(id=7, user_password="Pa55-word-9", reg_name="7")
         assert str(updated.value).endswith("for id=7")
         assert "Pa55-word-9" not in str(updated.value)
+
+
+async def test_the_fake_answers_a_login_as_set_response_says() -> None:
+    async with FakePBX() as pbx, make_client(pbx) as client:
+        pbx.set_response("get_token", {"errcode": 60002, "errmsg": "MAX LIMITATION EXCEEDED"})
+        with pytest.raises(LimitExceededError):
+            await client.request("GET", "system/information")

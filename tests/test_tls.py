@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import ssl
@@ -17,6 +18,8 @@ from yeastar_async._http import Transport
 from yeastar_async._models import ApiResponse
 from yeastar_async._tls import TlsPolicy
 from yeastar_async.errors import TransportError
+from yeastar_async.events import EventStream, StreamOptions
+from yeastar_async.events.models import Connected
 
 
 class Tokens:
@@ -109,9 +112,12 @@ async def test_sha256_pin_accepts_the_pinned_certificate(
 
 
 async def test_sha256_pin_rejects_another_certificate(https_server: tuple[str, bytes]) -> None:
-    base, _ = https_server
-    with pytest.raises(TransportError, match="pinned"):
+    base, served = https_server
+    with pytest.raises(TransportError, match="does not match the pin") as info:
         await call(base, "ab" * 32)
+    # Both fingerprints are named: the one presented and the pin.
+    assert served.hex(":") in str(info.value)
+    assert bytes.fromhex("ab" * 32).hex(":") in str(info.value)
 
 
 async def test_verification_off_works_and_warns(
@@ -150,3 +156,113 @@ def test_bad_ssl_option_names_the_value(bad: str) -> None:
 def test_wrong_ssl_type_is_type_error() -> None:
     with pytest.raises(TypeError, match="not int"):
         TlsPolicy(3)  # type: ignore[arg-type]
+
+
+class _Signal(logging.Handler):
+    """Sets ``event`` when a record containing ``text`` is logged."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+@pytest.fixture
+async def wss_server(ca: trustme.CA) -> AsyncIterator[tuple[str, bytes, list[str]]]:
+    """A TLS WebSocket "PBX": acks a subscribe; records every HTTP request it receives."""
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    requests: list[str] = []
+
+    async def subscribe(request: web.Request) -> web.WebSocketResponse:
+        requests.append(request.path_qs)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            await ws.send_str('{"errcode":0,"errmsg":"SUCCESS"}')
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/openapi/v1.0/subscribe", subscribe)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    port = runner.addresses[0][1]
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    try:
+        yield f"https://127.0.0.1:{port}", hashlib.sha256(der).digest(), requests
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_websocket_with_a_wrong_pin_never_sends_the_token(
+    wss_server: tuple[str, bytes, list[str]],
+) -> None:
+    base, _, requests = wss_server
+    wrong = hashlib.sha256(b"another certificate").hexdigest()
+    signal = _Signal("certificate check failed")
+    logging.getLogger("yeastar_async").addHandler(signal)
+    transport = Transport(base, ssl=wrong)
+    stream = EventStream(Tokens(), transport, StreamOptions(reconnect_delay_min=5.0))
+    stream.add_handler(30011, _ignore)
+    listener = asyncio.create_task(stream.listen())
+    try:
+        async with asyncio.timeout(10):
+            await signal.event.wait()
+        assert requests == [], "the upgrade request (with the token) reached the impostor"
+    finally:
+        logging.getLogger("yeastar_async").removeHandler(signal)
+        await stream.aclose()
+        await listener
+        await transport.aclose()
+
+
+async def test_a_websocket_with_the_right_pin_connects(
+    wss_server: tuple[str, bytes, list[str]],
+) -> None:
+    base, pin, requests = wss_server
+    transport = Transport(base, ssl=pin.hex())
+    stream = EventStream(Tokens(), transport)
+    stream.add_handler(30011, _ignore)
+    connected = asyncio.Event()
+
+    async def on_connected(ev: Connected) -> None:
+        connected.set()
+
+    stream.add_handler(Connected, on_connected)
+    listener = asyncio.create_task(stream.listen())
+    try:
+        async with asyncio.timeout(10):
+            await connected.wait()
+        assert requests == ["/openapi/v1.0/subscribe?access_token=t"]
+    finally:
+        await stream.aclose()
+        await listener
+        await transport.aclose()
+
+
+async def _ignore(ev: Any) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "sha256 Fingerprint={colons}",  # what openssl x509 -fingerprint -sha256 prints
+        "SHA256 Fingerprint={colons}",
+        "{spaced}",
+        "sha256:{plain}",
+    ],
+)
+def test_a_pin_pasted_as_openssl_prints_it_is_accepted(spelling: str) -> None:
+    digest = hashlib.sha256(b"cert").digest()
+    text = spelling.format(
+        colons=digest.hex(":").upper(), spaced=digest.hex(" "), plain=digest.hex()
+    )
+    assert TlsPolicy(text).pin == digest

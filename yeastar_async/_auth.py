@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import threading
 import time
@@ -96,6 +97,15 @@ class TokenStore(Protocol):
     tokens between processes, which keeps the application under the PBX's cap of about 8 live
     tokens; then pass ``revoke_on_close=False`` so one process closing does not revoke the token
     the others use.
+
+    A store may also offer ``lock()``, returning an async context manager that only one client
+    of the store holds at a time (a Redis lock, a file lock): the client holds it while it
+    renews the token and looks at the store again first, so clients that find the token due at
+    the same moment renew it once instead of each logging in (each login is one more live token).
+    :class:`MemoryTokenStore` has one, for clients of one process sharing it.
+
+    A store that fails (raises) does not stop the client: it logs a warning and goes on with the
+    token it holds itself, saving it to the store again once the store works.
     """
 
     async def load(self) -> TokenSet | None:
@@ -112,6 +122,13 @@ class MemoryTokenStore:
 
     def __init__(self) -> None:
         self._tokens: TokenSet | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def lock(self) -> asyncio.Lock:
+        """Held by a client while it renews the token (see :class:`TokenStore`)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     @property
     def tokens(self) -> TokenSet | None:
@@ -258,7 +275,9 @@ class TokenManager:
         self._credentials = hashlib.sha256(f"{client_id}\0{client_secret}".encode()).digest()
         self._login_not_before = 0.0
         self._pending: asyncio.Future[str] | None = None
+        #: The client's own copy of the token set: what it goes on with if the store fails.
         self._last: TokenSet | None = None
+        self._store_down = False
         self.logins = 0
         self.refreshes = 0
 
@@ -289,7 +308,7 @@ class TokenManager:
         :class:`IPBlockedError`, :class:`LimitExceededError` for the token cap, and
         :class:`TransportError` when the PBX cannot be reached.
         """
-        current = await self._store.load()
+        current = await self._load()
         if current is not None and self._usable(current):
             return current.access_token
         if self._pending is None or self._pending.done():
@@ -303,9 +322,9 @@ class TokenManager:
 
         A no-op when that token was already replaced (another caller renewed it meanwhile).
         """
-        current = await self._store.load()
+        current = await self._load()
         if current is not None and current.access_token == token:
-            await self._store.save(
+            await self._save(
                 TokenSet(
                     access_token=current.access_token,
                     access_expires_at=0.0,
@@ -328,8 +347,8 @@ class TokenManager:
         Shielded from cancellation and bounded by a short timeout; a failure is logged, never
         raised. The store is cleared either way.
         """
-        current = await self._store.load()
-        await self._store.save(None)
+        current = await self._load()
+        await self._save(None)
         if current is None or current.access_expires_at <= self._clock():
             return
         # If the caller is cancelled, the revocation still finishes in the background.
@@ -342,7 +361,65 @@ class TokenManager:
         margin = min(self._margin, tokens.access_lifetime * 0.2)
         return tokens.access_expires_at - margin > self._clock()
 
+    async def _load(self) -> TokenSet | None:
+        """The store's token set; the client's own when the store fails."""
+        if self._memory is not None:
+            return self._memory.tokens
+        try:
+            # A store with plain (not async) methods works too.
+            answer: Any = self._store.load()
+            loaded: TokenSet | None = await answer if inspect.isawaitable(answer) else answer
+        except Exception as exc:
+            self._store_failed("load", exc)
+            return self._last
+        self._store_works()
+        return loaded
+
+    async def _save(self, tokens: TokenSet | None) -> None:
+        """Store ``tokens`` (kept by the client too, should the store fail)."""
+        self._last = tokens
+        try:
+            saved = self._store.save(tokens)
+            if inspect.isawaitable(saved):
+                await saved
+        except Exception as exc:
+            self._store_failed("save", exc)
+        else:
+            self._store_works()
+
+    def _store_failed(self, what: str, exc: Exception) -> None:
+        # Warn once per outage: a store that is down fails on every request.
+        level = logging.DEBUG if self._store_down else logging.WARNING
+        self._store_down = True
+        text = f"{type(exc).__name__}: {exc}"
+        for known in (self._last.access_token, self._last.refresh_token) if self._last else ():
+            if known:
+                text = text.replace(known, "***")
+        logger.log(
+            level,
+            "token store %s failed (%s); going on with this client's own token",
+            what,
+            text,
+        )
+
+    def _store_works(self) -> None:
+        if self._store_down:
+            self._store_down = False
+            logger.info("token store works again")
+
     async def _renew(self, current: TokenSet | None) -> str:
+        lock = getattr(self._store, "lock", None)
+        if lock is None:
+            return await self._renew_unlocked(current)
+        async with lock():
+            # Another client of the store may have renewed the token while this one waited.
+            latest = await self._load()
+            if latest is not None and self._usable(latest):
+                self._last = latest
+                return latest.access_token
+            return await self._renew_unlocked(latest if latest is not None else current)
+
+    async def _renew_unlocked(self, current: TokenSet | None) -> str:
         if (
             current is not None
             and current.refresh_token
@@ -424,8 +501,7 @@ class TokenManager:
             refresh_expires_at=now + answer.refresh_token_expire_time,
             access_lifetime=float(answer.access_token_expire_time),
         )
-        await self._store.save(tokens)
-        self._last = tokens
+        await self._save(tokens)
         return tokens.access_token
 
     async def _send_revoke(self, token: str) -> None:

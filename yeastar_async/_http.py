@@ -498,10 +498,12 @@ class Transport:
                     f"{timeout if timeout is not None else self.timeout} s",
                     endpoint=endpoint,
                 ) from None
-            except aiohttp.ServerFingerprintMismatch:
+            except aiohttp.ServerFingerprintMismatch as exc:
+                # Both fingerprints, as the WebSocket's check says them: a renewed certificate
+                # shows at once.
                 raise TransportError(
-                    f"{method} {endpoint}: the PBX certificate does not match the pinned "
-                    "SHA-256 fingerprint",
+                    f"{method} {endpoint}: the PBX certificate's SHA-256 fingerprint "
+                    f"{exc.got.hex(':')} does not match the pin {exc.expected.hex(':')}",
                     endpoint=endpoint,
                 ) from None
             except aiohttp.ClientError as exc:

@@ -13,27 +13,46 @@ import logging
 import os
 import re
 import ssl
-from typing import TypeAlias
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import aiohttp
 
 from .errors import TransportError
 
-__all__ = ["SslOption", "TlsPolicy"]
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+__all__ = ["SslOption", "TlsPolicy", "checked_connection"]
 
 logger = logging.getLogger("yeastar_async")
 
 #: What ``YeastarClient(ssl=...)`` accepts.
 SslOption: TypeAlias = "ssl.SSLContext | str | os.PathLike[str] | bool | None"
 
-_HEX_PIN = re.compile(r"^(?:sha256[:/])?((?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2})$")
+#: A label before the hex digits: ``sha256:``, ``sha256/`` or openssl's ``sha256 Fingerprint=``.
+_PIN_LABEL = re.compile(r"^sha256(?:\s*fingerprint\s*=|[:/])", re.IGNORECASE)
+_PIN_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _parse_pin(text: str) -> bytes | None:
-    match = _HEX_PIN.match(text.strip())
-    if match is None:
-        return None
-    return bytes.fromhex(match.group(1).replace(":", ""))
+    digits = re.sub(r"[\s:]", "", _PIN_LABEL.sub("", text.strip()))
+    return bytes.fromhex(digits) if _PIN_HEX.fullmatch(digits) else None
+
+
+def checked_connection(check: Callable[[ssl.SSLObject | None], None]) -> type[ClientConnection]:
+    """A websockets connection class that runs ``check`` on the TLS session before it sends
+    the HTTP upgrade, whose URL carries the access token: a certificate that fails a pin
+    never sees the token. (websockets cannot pin by itself: its context verifies nothing
+    when a pin replaces verification.)"""
+    from websockets.asyncio.client import ClientConnection
+
+    class CheckedConnection(ClientConnection):
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            check(self.transport.get_extra_info("ssl_object"))
+            await super().handshake(*args, **kwargs)
+
+    return CheckedConnection
 
 
 class TlsPolicy:
@@ -89,7 +108,8 @@ class TlsPolicy:
         return False
 
     def for_websocket(self) -> ssl.SSLContext:
-        """The websockets ``SSLContext``; with a pin, :meth:`check_peer` follows the handshake."""
+        """The websockets ``SSLContext``; with a pin, :func:`checked_connection` runs
+        :meth:`check_peer` after the TLS handshake, before the upgrade request."""
         if self._context is not None:
             return self._context
         ctx = ssl.create_default_context()

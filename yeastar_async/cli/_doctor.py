@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from .._tls import checked_connection
 from ..client import YeastarClient
 from ..errors import (
     AccessDeniedError,
@@ -67,7 +68,8 @@ _FIX_NOT_TLS: Final = (
 )
 _FIX_LOGIN: Final = (
     "Copy the Client ID and Client Secret again from Integrations > API on the PBX. doctor tried "
-    "once only: the PBX blocks the caller's IP after 5 failed logins in a row."
+    "once only, but the PBX blocks this IP after 5 rejected logins in a row, counted across runs "
+    "(of doctor or any other command): fix the credentials before running again."
 )
 _FIX_BLOCKED: Final = (
     "This IP is on the PBX's IP blocklist (after 5 failed logins). An administrator removes it "
@@ -81,6 +83,23 @@ _FIX_API_OFF: Final = (
     "Enable the API under Integrations > API (it needs a firmware and licence that include the "
     "API), then save."
 )
+_FIX_NO_ENDPOINT: Final = (
+    "The PBX has no such endpoint (errcode 10001): the API is off, or this firmware predates "
+    "the endpoint. Enable the API under Integrations > API (it needs a firmware and licence that "
+    "include the API); if the error stays, update the PBX firmware."
+)
+#: 10002 / 10003: the version in the API path (``openapi/v1.0``), not a setting, is the issue.
+_FIX_VERSION: Final = {
+    10002: (
+        "This firmware no longer maintains the API version in /{api_path} (errcode 10002). "
+        "Check which API version the PBX's firmware documents: this SDK speaks the one in that "
+        "path (Python: YeastarClient(api_path=...) selects another)."
+    ),
+    10003: (
+        "This firmware does not support the API version in /{api_path} (errcode 10003). Check "
+        "that the base URL points at a Yeastar P-Series PBX, and update its firmware."
+    ),
+}
 _FIX_TOKEN_CAP: Final = (
     "The application holds too many live tokens (about 8): close other clients (closing "
     "revokes their token) or wait until their tokens expire (30 min)."
@@ -100,7 +119,8 @@ _PREREQUISITES: Final = (
 )
 
 
-def _login_fix(exc: YeastarError) -> str:
+def _error_fix(exc: YeastarError, api_path: str) -> str:
+    """The fix line for an error of the login or a later REST check."""
     if isinstance(exc, IPBlockedError):
         return _FIX_ALLOW_LIST if exc.errcode == 70087 else _FIX_BLOCKED
     if isinstance(exc, AuthenticationError):  # LockoutGuardError too: the same fix
@@ -108,12 +128,29 @@ def _login_fix(exc: YeastarError) -> str:
     if isinstance(exc, LimitExceededError):
         return _FIX_TOKEN_CAP
     if isinstance(exc, ApiUnavailableError):
-        return _FIX_API_OFF
+        if exc.errcode == 10001:
+            return _FIX_NO_ENDPOINT
+        if exc.errcode in _FIX_VERSION:
+            return _FIX_VERSION[exc.errcode].format(api_path=api_path)
+        return _FIX_API_OFF  # 70123 API UNAVAILABLE: the API is switched off
     if isinstance(exc, AccessDeniedError):
         return _FIX_ACCESS
-    if isinstance(exc, TransportError) and exc.status == 404:
-        return "Nothing answers /openapi/v1.0 here: check the port, and " + _FIX_API_OFF.lower()
-    return "See the error above; run with -v for details."
+    if isinstance(exc, TransportError):
+        if exc.status == 404:
+            enable = _FIX_API_OFF[0].lower() + _FIX_API_OFF[1:]
+            return f"Nothing answers /{api_path} here: check the port, and {enable}"
+        if exc.status is not None and exc.status >= 500:
+            return (
+                f"The PBX, or a proxy in front of it, failed the request (HTTP {exc.status}): "
+                "it may be starting or overloaded. Wait a minute and run doctor again; if it "
+                "persists, check the PBX and any reverse proxy's logs."
+            )
+        if exc.status is None:
+            return (
+                "No answer in time or the connection broke: check the network path to the PBX "
+                "and its load (--timeout S allows slower answers)."
+            )
+    return "The detail is in this check's line; run with -v to see the requests and answers."
 
 
 def _brief(exc: YeastarError) -> str:
@@ -140,10 +177,11 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-def _pin_hint(host: str, port: int, fingerprint: str) -> str:
+def _pin_hint(host: str, port: int, fingerprint: str | None) -> str:
+    pin = f"--pin {fingerprint}" if fingerprint else "--pin <sha256 fingerprint>"
     return (
-        "Don't switch verification off. Pin the certificate: --pin "
-        f"{fingerprint} after comparing it with the fingerprint seen on the PBX itself (e.g. "
+        f"Don't switch verification off. Pin the certificate: {pin} after comparing it with "
+        "the fingerprint seen on the PBX itself (e.g. "
         f"openssl s_client -connect {host}:{port} </dev/null | openssl x509 -noout -fingerprint "
         "-sha256, run from a trusted network), or pass the CA that signed it with --ca-file PATH."
     )
@@ -165,6 +203,10 @@ class _Doctor:
         self.checks: list[Check] = []
         host, port, secure = _host_port(client.base_url)
         self.host, self.port, self.secure = host, port, secure
+
+    def fix(self, exc: YeastarError) -> str:
+        """The fix line for ``exc``, failing a REST check."""
+        return _error_fix(exc, self.transport.api_path)
 
     def report(self, check: Check) -> Check:
         self.checks.append(check)
@@ -285,7 +327,7 @@ class _Doctor:
             reason = "handshake timed out" if isinstance(exc, TimeoutError) else str(exc)
             self.report(Check("TLS", "fail", f"TLS handshake failed: {reason}", _FIX_NOT_TLS))
             return False
-        fingerprint = _fingerprint(der) if der else "?"
+        fingerprint = _fingerprint(der) if der else None
         if policy.pin is not None:
             self.report(Check("TLS", "pass", f"{version}, certificate matches the pin"))
         elif not policy.verify:
@@ -307,7 +349,7 @@ class _Doctor:
         try:
             await self.client.login()
         except YeastarError as exc:
-            self.report(Check("login", "fail", _brief(exc), _login_fix(exc)))
+            self.report(Check("login", "fail", _brief(exc), self.fix(exc)))
             return False
         self.report(Check("login", "pass", "token granted"))
         return True
@@ -319,7 +361,7 @@ class _Doctor:
         try:
             data = (await request()).data
         except YeastarError as exc:
-            self.report(Check(name, "fail", _brief(exc), _login_fix(exc)))
+            self.report(Check(name, "fail", _brief(exc), self.fix(exc)))
             return None
         if data is None:
             self.report(Check(name, "pass", f"{endpoint} answered"))
@@ -369,6 +411,8 @@ class _Doctor:
         try:
             async with ws_connect(
                 transport.ws_url(token),
+                # --pin is checked before the upgrade request carries the token.
+                create_connection=checked_connection(transport.check_peer),
                 user_agent_header=transport.user_agent,
                 open_timeout=self.timeout,
                 ping_interval=None,
@@ -378,10 +422,6 @@ class _Doctor:
                 logger=_RedactingLogger(_ws_logger, transport.redact),
                 **tls,
             ) as ws:
-                try:
-                    transport.check_peer(ws.transport.get_extra_info("ssl_object"))
-                except TransportError as exc:
-                    raise _WsCheckFailed(str(exc), "Check --pin (see the TLS check).") from None
                 started = time.perf_counter()
                 await ws.send(json.dumps({"topic_list": [30011]}))
                 ack = await self._ws_reply(ws, lambda f: f.lstrip().startswith('{"errcode"'))
@@ -389,7 +429,10 @@ class _Doctor:
                     raise _WsCheckFailed(
                         f"no answer to the subscribe message within {self.timeout:.0f} s", _FIX_WS
                     )
-                code = json.loads(ack).get("errcode")
+                try:
+                    code = json.loads(ack).get("errcode")
+                except (ValueError, AttributeError):  # not a JSON object after all
+                    code = None
                 if code != 0:
                     raise _WsCheckFailed(f"the PBX rejected the subscription: {ack}", _FIX_WS)
                 ack_ms = (time.perf_counter() - started) * 1000
@@ -402,6 +445,8 @@ class _Doctor:
                         _FIX_WS,
                     )
                 beat_ms = (time.perf_counter() - started) * 1000
+        except TransportError as exc:  # the pin did not match: nothing was sent
+            raise _WsCheckFailed(str(exc), "Check --pin (see the TLS check).") from None
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise _WsCheckFailed(f"WebSocket upgrade refused: HTTP {status}", _FIX_WS) from None

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from websockets.exceptions import ConnectionClosed
 
 from yeastar_async._backoff import Backoff, RandomSource
+from yeastar_async._tls import checked_connection
 from yeastar_async.errors import (
     AuthenticationError,
     EventDecodeError,
@@ -1000,6 +1001,8 @@ class EventStream:
         try:
             ws = await ws_connect(
                 self._endpoint.ws_url(token),
+                # A pinned certificate is checked before the upgrade request carries the token.
+                create_connection=checked_connection(self._endpoint.check_peer),
                 user_agent_header=self._endpoint.user_agent,
                 compression=None,
                 # The PBX's own `heartbeat` text frames keep the link; no protocol pings.
@@ -1014,6 +1017,9 @@ class EventStream:
             )
         except InvalidURI as exc:
             raise ValueError(redact(str(exc))) from None
+        except TransportError as exc:  # the pin check: nothing was sent
+            logger.error("event stream: %s", redact(str(exc)))
+            return f"certificate check failed: {redact(str(exc))}", False, None
         except InvalidStatus as exc:
             status = exc.response.status_code
             # 401/403 on the upgrade: the PBX did not take the token.
@@ -1025,11 +1031,6 @@ class EventStream:
         reason, token_expired = "stream closed", False
         graceful = False
         try:
-            try:
-                self._endpoint.check_peer(ws.transport.get_extra_info("ssl_object"))
-            except TransportError as exc:
-                logger.error("event stream: %s", redact(str(exc)))
-                return f"certificate check failed: {redact(str(exc))}", False, None
             self._link = link
             fatal: BaseException | None = None
             try:

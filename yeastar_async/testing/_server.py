@@ -433,7 +433,8 @@ class FakePBX:
         self._faults.append(_Fault(remaining=n, endpoint=endpoint, delay=seconds))
 
     def set_response(self, endpoint: str, body: dict[str, Any] | Handler | None) -> None:
-        """Answer ``endpoint`` (any method, after the token check) with ``body`` from now on.
+        """Answer ``endpoint`` (any method, after the token check; the login endpoints
+        ``get_token`` / ``refresh_token`` need no token) with ``body`` from now on.
 
         ``body`` is a JSON dict sent as is, or a function of the :class:`RequestRecord`
         returning one (it may be async). None removes the override.
@@ -789,7 +790,9 @@ class FakePBX:
             return self._error(record, 10001)
         if spec is not None and not spec.auth and not overridden:
             return self._auth_endpoint(record)
-        if not self._tokens.access_live(record.access_token):
+        # The login endpoints take no access token, overridden or not.
+        token_free = spec is not None and not spec.auth
+        if not token_free and not self._tokens.access_live(record.access_token):
             self.stats.token_rejections += 1
             return self._error(record, 10004)
         if overridden:
