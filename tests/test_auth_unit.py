@@ -333,7 +333,7 @@ async def test_managers_sharing_a_guard_never_send_a_fifth_rejected_login(
     with pytest.raises(AuthenticationError) as info:
         await other.token()
     assert not isinstance(info.value, LockoutGuardError)
-    assert "0 more time(s)" in str(info.value)
+    assert "0 more time(s) at most" in str(info.value)
     # ... after which nothing is sent, whatever the credentials: the 5th would block the IP.
     fresh = TokenManager(sender, "client-id", "a-third-secret", clock=clock, guard=guard)
     with pytest.raises(LockoutGuardError, match="restart the process") as refused:

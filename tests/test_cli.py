@@ -625,3 +625,151 @@ def test_symbols_fall_back_to_ascii_on_a_legacy_console(monkeypatch: pytest.Monk
     _output.out("✓ login → ok, ✗ TLS, 30011 ×2")
     console.flush()
     assert raw.getvalue() == b"OK login -> ok, XX TLS, 30011 x2\n"
+
+
+# -- usage and advice found in a black-box trial ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "where", "endpoint"),
+    [
+        (["call", "hangup", ""], "call.hangup(): give exactly one of channel_id", "call/hangup"),
+        (["call", "dial", "", "2001"], "call.dial(): caller is required", "call/dial"),
+        (["recording", "download", "", "--out", "x"], "give exactly one of id, file", "download"),
+        (["recording", "download", "7", "--out", "x", "--retries", "-1"], "retries", "download"),
+    ],
+    ids=["hangup", "dial", "download", "retries"],
+)
+async def test_arguments_the_sdk_refuses_are_bad_usage(
+    env: FakePBX,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    where: str,
+    endpoint: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # --out x: nothing may be written anyway
+    assert await run(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line, no traceback
+    assert err.startswith("yeastar-async: error: ")
+    assert where in err
+    assert env.count("recording/download" if endpoint == "download" else endpoint) == 0
+    assert os.listdir(tmp_path) == []
+
+
+async def test_unexpected_errors_are_not_taken_for_bad_usage(
+    env: FakePBX, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a bug, not the user's input")
+
+    monkeypatch.setattr(YeastarClient, "login", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        await run("doctor")
+
+
+async def test_an_unusable_download_answer_is_a_pbx_failure(
+    env: FakePBX, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ValueError raised after the PBX answered is the PBX's fault: exit 1, not 2.
+    env.set_response("recording/download", {"errcode": 0, "errmsg": "SUCCESS", "file": "a.wav"})
+    assert await run("recording", "download", "614", "--out", str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: recording/download: ")
+    assert "download_resource_url" in err
+
+
+async def test_a_rejected_login_advises_fixing_the_credentials_first(
+    pbx: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("call", "dial", "2000", "2001", *flags(pbx, secret="wrong-secret")) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2  # the error, then the advice
+    assert lines[0].startswith("error: get_token: PBX answered errcode -1")
+    advice = lines[1]
+    assert "YEASTAR_CLIENT_ID / YEASTAR_CLIENT_SECRET (or --client-id / --client-secret)" in advice
+    assert "5 rejected logins in a row, counted across runs" in advice
+    assert "wrong-secret" not in "\n".join(lines)
+    assert pbx.stats.login_attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("errcode", "fix", "not_said"),
+    [
+        (10001, "the API is off, or this firmware predates the endpoint", ""),
+        (10002, "no longer maintains the API version in /openapi/v1.0", "Enable the API"),
+        (10003, "does not support the API version in /openapi/v1.0", "Enable the API"),
+        (70123, "Enable the API under Integrations > API", "API version"),
+    ],
+)
+async def test_doctor_api_errors_name_their_own_fix(
+    env: FakePBX, capsys: pytest.CaptureFixture[str], errcode: int, fix: str, not_said: str
+) -> None:
+    env.fail_next_errcode(1, errcode, endpoint="get_token")
+    assert await run("doctor") == 1
+    out = capsys.readouterr().out
+    fix_line = next(line for line in out.splitlines() if "fix: " in line and "https://" not in line)
+    assert fix in fix_line
+    if not_said:
+        assert not_said not in fix_line
+
+
+async def test_doctor_names_the_http_failure_on_its_own_line(
+    env: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.fail_next(1, 503, endpoint="get_token")
+    assert await run("doctor") == 1
+    lines = capsys.readouterr().out.splitlines()
+    login = next(i for i, line in enumerate(lines) if line.startswith("✗ login"))
+    assert "HTTP 503" in lines[login]  # the detail, on the check's own line
+    assert "fix: " in lines[login + 1]
+    assert "HTTP 503" in lines[login + 1]
+    assert "above" not in lines[login + 1]
+
+
+async def test_insecure_warning_names_the_command_line_flag(
+    pbx: FakePBX, ca: trustme.CA, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with tls_front(pbx, ca) as (url, fingerprint):
+        argv = ["--base-url", url, "--client-id", pbx.client_id]
+        argv += ["--client-secret", pbx.client_secret, "--insecure"]
+        assert await run("call", "dial", "2000", "2001", *argv) == 0
+        err = capsys.readouterr().err
+        assert err.count("TLS certificate verification is OFF") == 1
+        assert "--pin <sha256 fingerprint>" in err
+        assert "yeastar-async doctor prints it" in err
+        assert "ssl=" not in err  # the Python spelling means nothing on a command line
+
+        assert await run("doctor", *argv) == 0
+        out = capsys.readouterr().out
+        assert f"--pin {fingerprint}" in out  # the fingerprint to use
+
+
+async def test_plain_http_prints_no_tls_warning(
+    env: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("call", "dial", "2000", "2001", "--insecure") == 0
+    assert "verification is OFF" not in capsys.readouterr().err
+
+
+def test_fake_pbx_help_documents_fixed_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["fake-pbx", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--client-id ID the client ID to accept" in help_text
+    assert "--client-secret SECRET the client secret to accept" in help_text
+    assert "keep the same settings across restarts" in help_text
+
+
+async def test_fake_pbx_accepts_the_given_credentials() -> None:
+    proc = await _spawn("fake-pbx", "--client-id", "manual", "--client-secret", "s3cret-fixed")
+    try:
+        lines = await _read_until(proc, "client secret")
+        assert lines[-1].split()[-1] == "s3cret-fixed"
+        base_url = next(line for line in lines if "base_url" in line).split()[-1]
+        async with YeastarClient(base_url, "manual", "s3cret-fixed") as client:
+            await client.login()
+    finally:
+        await _reap(proc)

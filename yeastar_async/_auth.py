@@ -468,9 +468,11 @@ class TokenManager:
                 0,
                 min(self._max_failures - count, MAX_REJECTED_LOGINS - self._guard.in_a_row),
             )
+            # "In this process": the guard cannot see other processes' attempts, the PBX can.
             raise AuthenticationError(
-                f"{exc} (rejected login {count} in a row with these credentials; they will "
-                f"be tried {left} more time(s) before the client refuses)",
+                f"{exc} (rejected login {count} in a row with these credentials; this process "
+                f"tries them {left} more time(s) at most; the PBX blocks the IP after 5 "
+                "rejected logins in a row from anywhere)",
                 errcode=exc.errcode,
                 errmsg=exc.errmsg,
                 endpoint=exc.endpoint,

@@ -8,15 +8,17 @@ Commands::
     yeastar-async call dial CALLER CALLEE
     yeastar-async call hangup CHANNEL_ID
     yeastar-async recording download ID --out PATH
-    yeastar-async fake-pbx [--port N] [--host 127.0.0.1]
+    yeastar-async fake-pbx [--port N] [--host 127.0.0.1] [--client-id ID] [--client-secret S]
 
 Commands that talk to a PBX take its address and API credentials from ``--base-url``,
 ``--client-id``, ``--client-secret`` or the environment variables ``YEASTAR_BASE_URL``,
 ``YEASTAR_CLIENT_ID``, ``YEASTAR_CLIENT_SECRET`` (prefer the variable for the secret: command
 lines are visible to other users). TLS: ``--ca-file PATH``, ``--pin SHA256`` or ``--insecure``.
 
-Exit codes: 0 success, 1 a failed check or a PBX/network error (one line, no traceback),
-2 bad usage, 130 interrupted (the commands that run until stopped exit 0 on Ctrl-C or SIGTERM).
+Exit codes: 0 success, 1 a failed check or a PBX/network error (one line, no traceback; a
+rejected login adds a line of advice), 2 bad usage (an argument the SDK refuses too, e.g. an
+empty CHANNEL_ID), 130 interrupted (the commands that run until stopped exit 0 on Ctrl-C or
+SIGTERM).
 
 The modules, in the one direction the data flows (each imports only those above it)::
 

@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any, Final
 
+from ..errors import YeastarError
+from ..resources import DownloadResponse
 from ._connect import make_client
 from ._output import out
 
@@ -92,14 +94,26 @@ async def cmd_recording_download(args: argparse.Namespace) -> int:
     """``recording download ID --out PATH``: fetch a recording (by id or file name)."""
     ident: str = args.id
     query: dict[str, Any] = {"id": int(ident)} if ident.isdigit() else {"file": ident}
+    answered = False
+
     async with make_client(args) as client:
+
+        async def answer() -> DownloadResponse:
+            nonlocal answered
+            reply = await client.recording.download(**query)
+            answered = True
+            return reply
+
         progress = Progress(f"recording {ident}")
-        saved = await client.files.save(
-            lambda: client.recording.download(**query),
-            args.out,
-            retries=args.retries,
-            progress=progress.update,
-        )
+        try:
+            saved = await client.files.save(
+                answer, args.out, retries=args.retries, progress=progress.update
+            )
+        except ValueError as exc:
+            if not answered:
+                raise  # the SDK's check of the arguments (an empty ID): bad usage, exit 2
+            # The PBX's answer is unusable (no link, or one to another host): not the user's.
+            raise YeastarError(f"recording/download: {exc}") from None
         progress.done()
     out(f"saved {saved} ({progress.bytes} bytes)")
     return 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
+from collections.abc import Iterator
 from typing import Any, Final
 
 from ..client import YeastarClient
-from ._output import UsageError
+from ._output import PROG, UsageError, err
 
 ENV_BASE_URL: Final = "YEASTAR_BASE_URL"
 ENV_CLIENT_ID: Final = "YEASTAR_CLIENT_ID"
@@ -102,6 +105,43 @@ def _setting(args: argparse.Namespace, name: str, env: str, flag: str) -> str:
     return str(value)
 
 
+INSECURE_WARNING: Final = (
+    f"{PROG}: warning: TLS certificate verification is OFF (--insecure): anyone on the path can "
+    "read the API credentials. Pin the PBX certificate instead: --pin <sha256 fingerprint> "
+    f"({PROG} doctor prints it), or --ca-file PATH."
+)
+
+
+class _TlsWarningFilter(logging.Filter):
+    """Holds back the library's "verification is OFF" warning, which names the Python option
+    (``ssl=...``); the command line prints its own with the flag (``--pin``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.caught = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Matched by origin (the TLS module's warnings), not by its wording.
+        if record.levelno == logging.WARNING and record.module == "_tls":
+            self.caught = True
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _cli_tls_warning() -> Iterator[None]:
+    """While a client is built: the library's TLS warning, reworded for the command line."""
+    library = logging.getLogger("yeastar_async")
+    held = _TlsWarningFilter()
+    library.addFilter(held)
+    try:
+        yield
+    finally:
+        library.removeFilter(held)
+    if held.caught:
+        err(INSECURE_WARNING)
+
+
 def make_client(args: argparse.Namespace, **options: Any) -> YeastarClient:
     """A client for the PBX the flags / environment name; UsageError when something is missing."""
     base_url = _setting(args, "base_url", ENV_BASE_URL, "--base-url")
@@ -112,6 +152,7 @@ def make_client(args: argparse.Namespace, **options: Any) -> YeastarClient:
         options.setdefault("timeout", timeout)
         options.setdefault("connect_timeout", min(timeout, 10.0))
     try:
-        return YeastarClient(base_url, client_id, secret, ssl=_ssl_option(args), **options)
+        with _cli_tls_warning():
+            return YeastarClient(base_url, client_id, secret, ssl=_ssl_option(args), **options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

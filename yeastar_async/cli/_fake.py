@@ -43,6 +43,8 @@ async def cmd_fake_pbx(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"host": args.host, "port": args.port}
     if args.client_id:
         options["client_id"] = args.client_id
+    if args.client_secret:
+        options["client_secret"] = args.client_secret
     async with FakePBX(ring_time=1.0, talk_time=3.0, **options) as pbx:
         out("FakePBX running (press Ctrl-C to stop)")
         print_fake_credentials(pbx)

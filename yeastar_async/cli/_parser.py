@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._version import __version__
-from ..errors import YeastarError
+from ..errors import AuthenticationError, YeastarError
 from ._commands import cmd_call_dial, cmd_call_hangup, cmd_recording_download
-from ._connect import connection_parent
+from ._connect import ENV_CLIENT_ID, ENV_CLIENT_SECRET, connection_parent
 from ._demo import cmd_demo
 from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics
@@ -21,6 +21,13 @@ from ._fake import cmd_fake_pbx
 from ._output import PROG, UsageError, err, logging_to_stderr
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
+
+#: After a rejected login. Each run is a new process, so the SDK's per-process count of
+#: rejected logins starts again at 0 every time; the PBX's count does not.
+AUTH_ADVICE = (
+    f"Fix {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET} (or --client-id / --client-secret) before "
+    "running again: the PBX blocks this IP after 5 rejected logins in a row, counted across runs."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,9 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     fake = command(
         "fake-pbx", cmd_fake_pbx, "run the fake PBX for manual testing", pbx=False, forever=True
     )
+    fake.epilog = (
+        "Without --client-secret every start prints a new secret and an exported "
+        f"{ENV_CLIENT_SECRET} goes stale; give --client-id and --client-secret (and --port) to "
+        "keep the same settings across restarts. The fake's secret is printed: it guards nothing."
+    )
     fake.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     fake.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
-    fake.add_argument("--client-id", default="", help="client id to accept")
+    fake.add_argument(
+        "--client-id",
+        default="",
+        metavar="ID",
+        help="the client ID to accept (default: fake-client-id)",
+    )
+    fake.add_argument(
+        "--client-secret",
+        default="",
+        metavar="SECRET",
+        help="the client secret to accept (default: a new random one on every start)",
+    )
     fake.add_argument(
         "--traffic", type=float, default=0.0, metavar="S", help="simulate a call every S seconds"
     )
@@ -128,7 +151,15 @@ async def _run(args: argparse.Namespace) -> int:
             return 2
         except YeastarError as exc:
             err(f"error: {exc}")
+            if isinstance(exc, AuthenticationError):
+                err(AUTH_ADVICE)
             return 1
+        except ValueError as exc:
+            # The SDK checks a call's arguments before any I/O and raises ValueError (an empty
+            # CHANNEL_ID: "give exactly one of channel_id, paging_number"): the user's input.
+            # The commands turn the ValueErrors that come from a PBX answer into YeastarError.
+            err(f"{PROG}: error: {exc}")
+            return 2
         except (OSError, TimeoutError) as exc:
             err(f"error: {exc or type(exc).__name__}")
             return 1
