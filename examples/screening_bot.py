@@ -12,7 +12,7 @@ the window). Each decision is printed. ``yeastar-async demo`` runs this bot agai
 PBX prerequisites:
 
 * the API enabled under Integrations > API (and this host on its IP allow list, if one is set);
-* on the same page, Advanced > trunk status monitoring: "Inbound Call Control" turned on for every
+* on the same page, Advanced > trunk status monitoring: "Control Inbound Call" turned on for every
   trunk whose calls should be screened (no 30016 event otherwise).
 
 Run it (the secret stays out of the command line and the shell history)::

@@ -284,7 +284,7 @@ async def test_doctor_all_green_over_http(env: FakePBX, capsys: pytest.CaptureFi
     assert "✓ capacity      extensions " in out
     assert "✓ WebSocket     subscribed (" in out
     assert "heartbeat answered" in out
-    assert '"Inbound Call Control"' in out  # the prerequisites the API cannot check
+    assert '"Control Inbound Call"' in out  # the prerequisites the API cannot check
     assert "Presence Status Monitoring" in out
     assert out.rstrip().endswith("All checks passed.")
     assert pbx.stats.login_attempts == 1
@@ -382,6 +382,15 @@ async def test_doctor_self_signed_certificate_suggests_a_pin(
         assert "✗ TLS" in out
         assert "does not match" in out
         assert f"It now presents {fingerprint}." in out
+
+        # The pin as openssl prints it, and from the environment as from_env() reads it.
+        openssl = f"sha256 Fingerprint={fingerprint.upper()}"
+        assert await run(*argv, "--pin", openssl) == 0
+        capsys.readouterr()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("YEASTAR_PIN", fingerprint.replace(":", " "))
+            assert await run(*argv) == 0
+            assert "certificate matches the pin" in capsys.readouterr().out
 
 
 async def test_doctor_with_a_ca_file_and_insecure(

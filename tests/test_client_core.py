@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -391,3 +392,64 @@ async def test_the_fake_answers_a_login_as_set_response_says() -> None:
         pbx.set_response("get_token", {"errcode": 60002, "errmsg": "MAX LIMITATION EXCEEDED"})
         with pytest.raises(LimitExceededError):
             await client.request("GET", "system/information")
+
+
+async def test_closing_during_a_login_still_revokes_the_token_it_brings() -> None:
+    async with FakePBX() as pbx:
+        client = make_client(pbx)
+        pbx.delay_next(1, 0.3, endpoint="get_token")
+        call = asyncio.create_task(client.request("GET", "system/information"))
+        await pbx.wait_for_request("get_token")
+        await client.aclose()
+        # The call may still finish with the new token, or end with the client's closing.
+        (outcome,) = await asyncio.gather(call, return_exceptions=True)
+        assert isinstance(outcome, dict | RuntimeError | TransportError), outcome
+        assert pbx.live_tokens() == 0
+        assert pbx.stats.revocations == 1
+
+
+@pytest.mark.parametrize("endpoint", ["get_token", "refresh_token"])
+async def test_a_transient_error_on_a_token_endpoint_is_retried(endpoint: str) -> None:
+    async with FakePBX() as pbx, make_client(pbx, retry_backoff=0.01) as client:
+        if endpoint == "refresh_token":
+            await client.login()
+            pbx.expire_tokens(notify_sockets=False)
+        pbx.fail_next(1, status=503, endpoint=endpoint)
+        answers = await asyncio.gather(
+            *(client.request("GET", "system/information") for _ in range(10))
+        )
+        assert all(a["errcode"] == 0 for a in answers)
+        assert pbx.count(endpoint) == 2  # the 503, then the retry all ten calls shared
+        assert pbx.count("get_token") == 1 + (endpoint == "get_token")
+
+
+def test_a_client_used_in_a_second_event_loop_says_so_and_closes_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``asyncio.run()`` twice with one client: a clear error, and ``aclose()`` still works."""
+    loop = asyncio.new_event_loop()
+    pbx = FakePBX()
+    loop.run_until_complete(pbx.start())
+    server = threading.Thread(target=loop.run_forever, daemon=True)
+    server.start()
+    try:
+        client = make_client(pbx)
+
+        async def first() -> None:
+            assert (await client.request("GET", "system/information"))["errcode"] == 0
+
+        async def second() -> None:
+            with pytest.raises(RuntimeError, match="first used in another event loop"):
+                await client.request("GET", "system/information")
+            await client.aclose()  # raises nothing: what it cannot do it logs
+
+        asyncio.run(first())
+        with caplog.at_level(logging.WARNING, logger="yeastar_async"):
+            asyncio.run(second())
+        assert client.closed
+        assert "another event loop" in caplog.text
+    finally:
+        asyncio.run_coroutine_threadsafe(pbx.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        server.join(5)
+        loop.close()

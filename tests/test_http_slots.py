@@ -11,6 +11,7 @@ from aiohttp import web
 
 from yeastar_async._http import Transport, _Slots
 from yeastar_async._models import ApiResponse
+from yeastar_async.errors import TransportError
 
 OK = b'{"errcode":0,"errmsg":"SUCCESS"}'
 
@@ -97,11 +98,13 @@ class Gate:
     def __init__(self) -> None:
         self.in_flight = 0
         self.peak = 0
+        self.paths: list[str] = []
         self.arrived = asyncio.Condition()
         self.release = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         async with self.arrived:
+            self.paths.append(request.path.removeprefix("/openapi/v1.0/"))
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             self.arrived.notify_all()
@@ -115,6 +118,8 @@ async def gate() -> AsyncIterator[tuple[Gate, str]]:
     g = Gate()
     app = web.Application()
     app.router.add_get("/openapi/v1.0/system/information", g.handle)
+    app.router.add_get("/openapi/v1.0/extension/list", g.handle)
+    app.router.add_post("/openapi/v1.0/call/accept_inbound", g.handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -190,5 +195,71 @@ async def test_a_cancelled_request_gives_its_slot_back(gate: tuple[Gate, str]) -
         server.release.set()
         async with asyncio.timeout(5):
             assert (await queued).errcode == 0
+    finally:
+        await transport.aclose()
+
+
+async def test_an_incoming_call_answer_goes_before_the_queued_requests(
+    gate: tuple[Gate, str],
+) -> None:
+    """30016 leaves 10 seconds: its accept/refuse must not wait behind a queue of list calls."""
+    server, base_url = gate
+    transport = Transport(base_url, max_concurrency=1)
+    transport.tokens = StaticTokens()
+    try:
+        held = asyncio.create_task(
+            transport.request("GET", "system/information", response_type=ApiResponse)
+        )
+        async with server.arrived, asyncio.timeout(5):
+            await server.arrived.wait_for(lambda: server.in_flight == 1)
+        queued = [
+            asyncio.create_task(
+                transport.request("GET", "extension/list", response_type=ApiResponse)
+            )
+            for _ in range(3)
+        ]
+        for _ in range(5):
+            await asyncio.sleep(0)  # the list calls are queued first
+        accept = asyncio.create_task(
+            transport.request(
+                "POST", "call/accept_inbound", json={"channel_id": "x"}, response_type=ApiResponse
+            )
+        )
+        for _ in range(5):
+            await asyncio.sleep(0)
+        server.release.set()
+        async with asyncio.timeout(5):
+            await asyncio.gather(held, accept, *queued)
+        assert (
+            server.paths == ["system/information", "call/accept_inbound"] + ["extension/list"] * 3
+        )
+    finally:
+        await transport.aclose()
+
+
+async def test_waiting_for_a_slot_counts_against_the_timeout(gate: tuple[Gate, str]) -> None:
+    server, base_url = gate
+    transport = Transport(base_url, max_concurrency=1)
+    transport.tokens = StaticTokens()
+    try:
+        held = asyncio.create_task(
+            transport.request("GET", "system/information", response_type=ApiResponse)
+        )
+        async with server.arrived, asyncio.timeout(5):
+            await server.arrived.wait_for(lambda: server.in_flight == 1)
+        async with asyncio.timeout(5):  # not after the held request: after its own 0.2 s
+            with pytest.raises(TransportError, match=r"no request slot free within 0\.2 s") as info:
+                await transport.send(
+                    "POST",
+                    "call/accept_inbound",
+                    json={"channel_id": "x"},
+                    response_type=ApiResponse,
+                    timeout=0.2,
+                    token="tok",
+                )
+        assert info.value.sent is False
+        assert server.in_flight == 1
+        server.release.set()
+        await held
     finally:
         await transport.aclose()

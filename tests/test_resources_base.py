@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections.abc
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
@@ -426,6 +427,13 @@ async def test_await_fetches_exactly_the_requested_page() -> None:
     assert [e.id for e in page.data] == [3, 4, 5]
     assert page.total_number == 7
     assert transport.sent == [("GET", "extension/list", {"page": "2", "page_size": "3"})]
+
+
+async def test_a_page_can_be_a_task_of_a_task_group() -> None:
+    transport = Transport(pages_of(list(range(7))))
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(ExtensionResource(transport).list(page=3, page_size=3).fetch())
+    assert [e.id for e in task.result().data] == [6]
 
 
 async def test_iteration_stops_at_total_without_an_extra_request() -> None:

@@ -10,16 +10,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import trustme
 from aiohttp import web
 
+from yeastar_async import YeastarClient
 from yeastar_async._http import Transport
 from yeastar_async._models import ApiResponse
 from yeastar_async._tls import TlsPolicy
 from yeastar_async.errors import TransportError
 from yeastar_async.events import EventStream, StreamOptions
 from yeastar_async.events.models import Connected
+from yeastar_async.testing import FakePBX
 
 
 class Tokens:
@@ -266,3 +269,30 @@ def test_a_pin_pasted_as_openssl_prints_it_is_accepted(spelling: str) -> None:
         colons=digest.hex(":").upper(), spaced=digest.hex(" "), plain=digest.hex()
     )
     assert TlsPolicy(text).pin == digest
+
+
+@pytest.mark.parametrize("verifying", [True, False], ids=["default-session", "unverified-session"])
+async def test_a_borrowed_session_keeps_the_clients_tls_choice(
+    https_server: tuple[str, bytes], verifying: bool
+) -> None:
+    """The pin holds with an injected session too, whatever that session would do itself."""
+    base, pin = https_server
+    connector = aiohttp.TCPConnector() if verifying else aiohttp.TCPConnector(ssl=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        right = Transport(base, ssl=pin.hex(), retries=0, session=session)
+        wrong = Transport(base, ssl="ab" * 32, retries=0, session=session)
+        right.tokens = wrong.tokens = Tokens()
+        answer = await right.request("GET", "system/information", response_type=ApiResponse)
+        assert answer.errcode == 0
+        with pytest.raises(TransportError, match="does not match the pin"):
+            await wrong.request("GET", "system/information", response_type=ApiResponse)
+
+
+async def test_a_borrowed_session_sends_the_clients_user_agent() -> None:
+    async with FakePBX() as pbx, aiohttp.ClientSession() as session:
+        client = YeastarClient(
+            pbx.base_url, pbx.client_id, pbx.client_secret, session=session, user_agent="MyApp/1"
+        )
+        async with client:
+            await client.request("GET", "system/information")
+        assert {r.headers.get("User-Agent") for r in pbx.requests} == {"MyApp/1"}

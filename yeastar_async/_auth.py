@@ -19,6 +19,7 @@ the next attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -345,8 +346,15 @@ class TokenManager:
         """Revoke the current access token (``del_token``), best effort.
 
         Shielded from cancellation and bounded by a short timeout; a failure is logged, never
-        raised. The store is cleared either way.
+        raised. The store is cleared either way. A login or refresh in flight is given half that
+        timeout to finish first, so the token it brings is revoked too.
         """
+        pending = self._pending
+        if pending is not None and not pending.done():
+            # A login or refresh in flight would leave a live token nobody revokes: give it
+            # half the revocation's bound to finish, whatever its outcome.
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(pending), self._revoke_timeout / 2)
         current = await self._load()
         await self._save(None)
         if current is None or current.access_expires_at <= self._clock():
@@ -519,7 +527,8 @@ class TokenManager:
                     timeout=self._revoke_timeout / 2,
                     token=token,
                 )
-        except (YeastarError, OSError, TimeoutError) as exc:
+        except (YeastarError, OSError, TimeoutError, RuntimeError) as exc:
+            # RuntimeError: the session is closed, or belongs to another event loop.
             logger.warning(
                 "could not revoke the access token on close: %s",
                 exc or f"no answer within {self._revoke_timeout} s",

@@ -103,6 +103,22 @@ def _decoder_for(response_type: type[T]) -> msgspec.json.Decoder[T]:
     return decoder
 
 
+#: POSTs retried like GETs: repeating them costs at most one token (a login whose answer was
+#: lost) or falls back to a login (a refresh token already used), while a transient error on
+#: them would fail every call waiting for the token.
+_REPEATABLE = frozenset({"get_token", "refresh_token"})
+
+
+class _SlotTimeout(TransportError):
+    """No request slot came free within the attempt's timeout. Not retried: the caller's
+    bound is what ran out."""
+
+
+#: Requests that go before the queued ones when every slot is taken: answering a 30016
+#: incoming-call request has 10 seconds, whatever else the client is doing.
+_URGENT = frozenset({"call/accept_inbound", "call/refuse_inbound"})
+
+
 def _with_query(url: str, query: Mapping[str, str]) -> URL:
     """``url`` with ``query``, a space written ``%20``: yarl writes ``+``, which only form
     decoders read as a space, and the PBX's date filters hold spaces
@@ -202,10 +218,13 @@ class _Slots:
         self.free = n
         self.waiters: deque[asyncio.Future[None]] = deque()
 
-    async def wait(self) -> None:
-        """Wait until :meth:`release` hands this caller a slot."""
+    async def wait(self, *, urgent: bool = False) -> None:
+        """Wait until :meth:`release` hands this caller a slot (``urgent``: before the others)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
+        if urgent:
+            self.waiters.appendleft(fut)
+        else:
+            self.waiters.append(fut)
         try:
             await fut
         except asyncio.CancelledError:
@@ -284,12 +303,22 @@ class Transport:
         self._sleep = sleep
         self._session = session
         self._owns_session = session is None
+        # A borrowed session knows neither the TLS choice nor the User-Agent the PBX requires
+        # (the client's own session carries both): they go with every request instead.
+        self._per_request: dict[str, Any] = {}
+        self._ua_header: dict[str, str] = {}
+        if session is not None:
+            self._ua_header = {"User-Agent": user_agent}
+            if url.scheme == "https":
+                self._per_request["ssl"] = self.tls.for_aiohttp()
+        self._json_headers = {"Content-Type": "application/json", **self._ua_header}
         self._slots = _Slots(max_concurrency)
         #: endpoint -> (token, the endpoint URL with that token as its query): see _send_once.
         self._token_urls: dict[str, tuple[str, URL]] = {}
         self._default_timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max_concurrency = max_concurrency
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, api_path={self.api_path!r})"
@@ -299,6 +328,14 @@ class Transport:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("the client is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                raise RuntimeError(
+                    "this client was first used in another event loop (asyncio.run() called "
+                    "twice, or a test loop of another scope): create one client per loop"
+                )
+            self._loop = loop
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._max_concurrency, ssl=self.tls.for_aiohttp()
@@ -313,7 +350,13 @@ class Transport:
         self._closed = True
         self._token_urls.clear()  # no token outlives the client in a cached URL
         if self._session is not None and self._owns_session:
-            await self._session.close()
+            if self._loop in (None, asyncio.get_running_loop()):
+                await self._session.close()
+            else:
+                # Its loop is gone (or elsewhere): the session cannot be closed from here, and
+                # its sockets went with that loop. Marked closed, so it does not warn again.
+                logger.warning("the client's session belongs to another event loop; dropped")
+                self._session.detach()
         self._session = None
 
     # -- requests --------------------------------------------------------------------------
@@ -406,14 +449,16 @@ class Transport:
     ) -> bytes:
         """Retry after the first attempt failed with ``failure``, or re-raise it.
 
-        GET: connection errors, timeouts and 502/503/504. POST: only a request that never left.
+        GET (and the token POSTs): connection errors, timeouts and 502/503/504. Other POSTs:
+        only a request that never left.
         """
         # Built at the first failure only: a Backoff seeds its own random.Random.
         backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
         while True:
             transient = failure.status is None or failure.status in _RETRY_STATUSES
-            retryable = not failure.sent or (method == "GET" and transient)
-            if not retryable or backoff.attempt >= self.retries:
+            repeatable = method == "GET" or endpoint in _REPEATABLE
+            retryable = not failure.sent or (repeatable and transient)
+            if not retryable or backoff.attempt >= self.retries or type(failure) is _SlotTimeout:
                 raise failure
             if self._closed:
                 # Closing the client cut this request off: no retry can succeed now.
@@ -456,7 +501,7 @@ class Transport:
             url, params = cached[1], None
         else:
             url, params = _with_query(self.endpoint_url(endpoint), query), None
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = self._json_headers if data is not None else self._ua_header or None
         client_timeout = (
             self._default_timeout
             if timeout is None
@@ -467,7 +512,9 @@ class Transport:
         if slots.free > 0 and not slots.waiters:
             slots.free -= 1
         else:
-            await slots.wait()
+            # The wait for a slot counts against the attempt's timeout: a caller's bound holds
+            # however busy the client is.
+            client_timeout = await self._queue(method, endpoint, timeout)
         try:
             try:
                 async with session.request(
@@ -477,6 +524,7 @@ class Transport:
                     data=data,
                     headers=headers,
                     timeout=client_timeout,
+                    **self._per_request,
                 ) as resp:
                     body = await resp.read()
                     status = resp.status
@@ -530,6 +578,25 @@ class Transport:
                 body_excerpt=_excerpt(body),
             )
         return body
+
+    async def _queue(
+        self, method: str, endpoint: str, timeout: float | None
+    ) -> aiohttp.ClientTimeout:
+        """Wait for a request slot within the attempt's timeout; returns the time left."""
+        limit = timeout if timeout is not None else self.timeout
+        waited = time.monotonic()
+        try:
+            async with asyncio.timeout(limit):
+                await self._slots.wait(urgent=endpoint in _URGENT)
+        except TimeoutError:
+            raise _SlotTimeout(
+                f"{method} {endpoint}: no request slot free within {limit} s (all "
+                f"{self._max_concurrency} in flight: raise max_concurrency or lower the load)",
+                endpoint=endpoint,
+                sent=False,
+            ) from None
+        left = max(limit - (time.monotonic() - waited), 0.001)
+        return aiohttp.ClientTimeout(total=left, connect=min(self.connect_timeout, left))
 
     # -- downloads -------------------------------------------------------------------------
 
@@ -587,7 +654,11 @@ class Transport:
             token = await tokens.token()
             try:
                 async with session.get(
-                    url, params={"access_token": token}, timeout=client_timeout
+                    url,
+                    params={"access_token": token},
+                    timeout=client_timeout,
+                    headers=self._ua_header or None,
+                    **self._per_request,
                 ) as resp:
                     if resp.status != 200:
                         body = await resp.content.read(_EXCERPT)

@@ -23,7 +23,7 @@ from .errors import TransportError
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
-__all__ = ["SslOption", "TlsPolicy", "checked_connection"]
+__all__ = ["SslOption", "TlsPolicy", "checked_connection", "parse_pin"]
 
 logger = logging.getLogger("yeastar_async")
 
@@ -35,7 +35,9 @@ _PIN_LABEL = re.compile(r"^sha256(?:\s*fingerprint\s*=|[:/])", re.IGNORECASE)
 _PIN_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def _parse_pin(text: str) -> bytes | None:
+def parse_pin(text: str) -> bytes | None:
+    """The 32 bytes of a SHA-256 fingerprint written as openssl prints it, with colons or
+    spaces, or as 64 hex digits (``sha256:`` prefix allowed); ``None`` if it is none."""
     digits = re.sub(r"[\s:]", "", _PIN_LABEL.sub("", text.strip()))
     return bytes.fromhex(digits) if _PIN_HEX.fullmatch(digits) else None
 
@@ -83,7 +85,7 @@ class TlsPolicy:
             )
         elif isinstance(option, str | os.PathLike):
             text = os.fspath(option)
-            pin = _parse_pin(text) if isinstance(option, str) else None
+            pin = parse_pin(text) if isinstance(option, str) else None
             if pin is not None:
                 self.pin = pin
             elif os.path.isfile(text):

@@ -6,18 +6,19 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator
 from typing import Any, Final
 
+from .._tls import parse_pin
 from ..client import YeastarClient
 from ._output import PROG, UsageError, err
 
 ENV_BASE_URL: Final = "YEASTAR_BASE_URL"
 ENV_CLIENT_ID: Final = "YEASTAR_CLIENT_ID"
 ENV_CLIENT_SECRET: Final = "YEASTAR_CLIENT_SECRET"
-
-_PIN: Final = re.compile(r"^(?:sha256[:/])?(?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
+#: TLS from the environment, as YeastarClient.from_env() reads it (a flag wins).
+ENV_PIN: Final = "YEASTAR_PIN"
+ENV_CA_FILE: Final = "YEASTAR_CA_FILE"
 
 
 def connection_parent() -> argparse.ArgumentParser:
@@ -47,12 +48,18 @@ def connection_parent() -> argparse.ArgumentParser:
         "--timeout", default=hide, type=positive_float, metavar="S", help="request timeout"
     )
     tls = group.add_mutually_exclusive_group()
-    tls.add_argument("--ca-file", default=hide, metavar="PATH", help="verify against this CA")
+    tls.add_argument(
+        "--ca-file",
+        default=hide,
+        metavar="PATH",
+        help=f"verify against this CA (env {ENV_CA_FILE})",
+    )
     tls.add_argument(
         "--pin",
         default=hide,
         metavar="SHA256",
-        help="trust exactly the certificate with this SHA-256 fingerprint (self-signed PBX)",
+        help="trust exactly the certificate with this SHA-256 fingerprint (self-signed PBX; "
+        f"as openssl prints it, or 64 hex digits; env {ENV_PIN})",
     )
     tls.add_argument(
         "--insecure",
@@ -82,18 +89,21 @@ def opt(args: argparse.Namespace, name: str) -> Any:
 def _ssl_option(args: argparse.Namespace) -> str | bool | None:
     if opt(args, "insecure"):
         return False
-    pin = opt(args, "pin")
+    flags = opt(args, "pin") is not None or opt(args, "ca_file") is not None
+    pin = opt(args, "pin") if flags else os.environ.get(ENV_PIN) or None
+    ca_file = opt(args, "ca_file") if flags else os.environ.get(ENV_CA_FILE) or None
     if pin is not None:
-        if not _PIN.match(pin.strip()):
+        if parse_pin(str(pin)) is None:
+            source = "--pin" if flags else ENV_PIN
             raise UsageError(
-                "--pin takes a SHA-256 certificate fingerprint: 64 hex digits, colons allowed "
-                "(yeastar-async doctor prints the PBX's)"
+                f"{source} takes a SHA-256 certificate fingerprint: 64 hex digits, as openssl "
+                "prints it or with colons or spaces (yeastar-async doctor prints the PBX's)"
             )
         return str(pin).strip()
-    ca_file = opt(args, "ca_file")
     if ca_file is not None:
         if not os.path.isfile(ca_file):
-            raise UsageError(f"--ca-file: no such file: {ca_file}")
+            source = "--ca-file" if flags else ENV_CA_FILE
+            raise UsageError(f"{source}: no such file: {ca_file}")
         return str(ca_file)
     return None
 

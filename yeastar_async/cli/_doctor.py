@@ -114,7 +114,7 @@ _PREREQUISITES: Final = (
     "  - 30007 / 30008 / 30009 need the extension Registration / Call / Presence Status "
     "Monitoring toggles",
     "  - 30010 (and trunk legs in 30011) need the trunk's status monitoring toggle",
-    '  - 30016 and call/accept_inbound, call/refuse_inbound need "Inbound Call Control" '
+    '  - 30016 and call/accept_inbound, call/refuse_inbound need "Control Inbound Call" '
     "on the trunk",
 )
 

@@ -1155,6 +1155,11 @@ class Paginator(Generic[R, I]):
     def __await__(self) -> Generator[Any, None, R]:
         return self._fetch(dict(self._arguments)).__await__()
 
+    async def fetch(self) -> R:
+        """The one page ``await`` gives, as a coroutine: for ``asyncio.create_task`` and
+        ``TaskGroup.create_task``, which take coroutines only."""
+        return await self._fetch(dict(self._arguments))
+
     def __aiter__(self) -> AsyncIterator[I]:
         return self._iterate_items()
 
