@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from yeastar_async.resources import (
+    AgentResource,
     CallReportResource,
     CallResource,
     CdrResource,
@@ -530,3 +531,25 @@ async def test_numbers_as_strings_new_fields_and_missing_fields_decode() -> None
     assert page.total_number == 2
     assert page.data[0].id == 238
     assert page.data[1].number is None
+
+
+async def test_a_parameter_the_manual_spells_two_ways_is_sent_under_both() -> None:
+    transport = Transport()
+    await QueueResource(transport).agent_login(
+        ext_ids=[92, 85], queue_id=3, operation="login", is_paused=1
+    )
+    await AgentResource(transport).login(ext_id=85, operation="login")
+    assert transport.sent == [
+        (
+            "GET",
+            "queue/agent_login",
+            {
+                "ext_ids": "92,85",
+                "queue_id": "3",
+                "operation": "login",
+                "is_paused": "1",
+                "is_pause": "1",
+            },
+        ),
+        ("GET", "agent/login", {"ext_id": "85", "operation": "login"}),
+    ]

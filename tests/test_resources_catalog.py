@@ -45,9 +45,6 @@ EXTRA_PARAMS = {
     # ivr/create's table spells prompt_manager_*; ivr/get, ivr/update and the examples manger.
     "ivr/create": {"prompt_manger_enb", "prompt_manger_password"},
     "ivr/update": {"prompt_manager_enb", "prompt_manager_password"},
-    # The tables spell is_paused, the request examples is_pause.
-    "queue/agent_login": {"is_pause"},
-    "agent/login": {"is_pause"},
 }
 
 

@@ -119,24 +119,6 @@ EXTRA_PARAMS: dict[str, list[tuple[str, str, str]]] = {
             "examples spell it prompt_manger_password.",
         ),
     ],
-    # The tables spell is_paused, both request examples is_pause: which one a firmware reads
-    # is unconfirmed, so both are offered (pass one).
-    "queue/agent_login": [
-        (
-            "is_pause",
-            "is_paused",
-            "Spelled as by the manual's request example (line 13263); the table spells it "
-            "is_paused. Pass one of the two.",
-        )
-    ],
-    "agent/login": [
-        (
-            "is_pause",
-            "is_paused",
-            "Spelled as by the manual's request example (line 13365); the table spells it "
-            "is_paused. Pass one of the two.",
-        )
-    ],
 }
 
 #: Nested request fields left out: (group, table, field) -> reason.
@@ -251,6 +233,14 @@ PARAMS_ALSO_LIST = {
 }
 
 #: Notes the manual writes in prose, added to a parameter's description.
+#: Parameters sent under a second name too, where the manual spells one parameter two ways
+#: and which one a firmware reads is unconfirmed: endpoint -> {parameter: other wire name}.
+#: The tables spell is_paused, both request examples is_pause (manual lines 13263, 13365).
+WIRE_COPIES = {
+    "queue/agent_login": {"is_paused": "is_pause"},
+    "agent/login": {"is_paused": "is_pause"},
+}
+
 PARAM_NOTES = {
     ("extension/create", "organization_list"): (
         "Required when department management is enabled on the PBX."
@@ -263,6 +253,12 @@ PARAM_NOTES = {
     ),
     ("call/transfer", "channel_id"): (
         "Blind: the party being transferred; attended: the party performing the transfer."
+    ),
+    ("queue/agent_login", "is_paused"): (
+        "Sent as is_paused and as is_pause, the manual's two spellings (lines 13236, 13263)."
+    ),
+    ("agent/login", "is_paused"): (
+        "Sent as is_paused and as is_pause, the manual's two spellings (lines 13352, 13365)."
     ),
 }
 
@@ -1503,6 +1499,8 @@ class Generator:
         ]
         if joined:
             decorator_args.append(f"joined={tuple(joined)!r}".replace("'", '"'))
+        if ep["id"] in WIRE_COPIES:
+            decorator_args.append(f"also={json.dumps(WIRE_COPIES[ep['id']])}")
         lines = [f"    @{deco}({', '.join(decorator_args)})"]
         lines.append(f"    {head} {action}({', '.join(sig)}) -> {ret}:")
         title = ep.get("title_en") or ep["id"]

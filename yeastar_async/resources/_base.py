@@ -485,6 +485,8 @@ class EndpointSpec:
     func: Callable[..., Any]
     rules: tuple[Rule, ...] = ()
     joined: frozenset[str] = frozenset()
+    #: Parameter -> a second wire name it is sent under too.
+    also: dict[str, str] = field(default_factory=dict)
     #: For paginated endpoints: the response field holding the items, and whether the
     #: response carries ``total_number``.
     items: str | None = None
@@ -701,6 +703,7 @@ def endpoint(
     *,
     rules: Iterable[Rule] = (),
     joined: Iterable[str] = (),
+    also: Mapping[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Declare an ``async def`` method with body ``...`` as the endpoint ``path``.
 
@@ -709,10 +712,13 @@ def endpoint(
         path: the endpoint id of the manual, e.g. ``"extension/get"``.
         rules: call-time checks (:func:`requires`, :func:`exactly_one`).
         joined: POST parameters whose list values are sent as one comma-separated string.
+        also: parameters sent under a second name too (the manual spells them two ways).
     """
 
     def decorate(func: F) -> F:
-        spec = EndpointSpec(method, path, func, tuple(rules), frozenset(joined))
+        spec = EndpointSpec(
+            method, path, func, tuple(rules), frozenset(joined), also=dict(also or {})
+        )
         return typing.cast(F, _install(spec))
 
     return decorate
@@ -791,6 +797,9 @@ class Resource:
         dates = spec._dates if spec._dates is not None else spec.date_only()
         if dates and not dates.isdisjoint(arguments):
             arguments = _as_dates(arguments, dates)
+        if spec.also:
+            extra = {copy: arguments[name] for name, copy in spec.also.items() if name in arguments}
+            arguments = {**arguments, **extra}
         if spec.method == "GET":
             params = (
                 encode_query(arguments, datetime_format=self._datetime_format) if arguments else {}

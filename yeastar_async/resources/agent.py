@@ -18,7 +18,7 @@ class AgentResource(api.Resource):
 
     group = "agent"
 
-    @api.endpoint("GET", "agent/login")
+    @api.endpoint("GET", "agent/login", also={"is_paused": "is_pause"})
     async def login(
         self,
         *,
@@ -26,7 +26,6 @@ class AgentResource(api.Resource):
         queue_ids: str | Sequence[int] | None = None,
         operation: Literal["login", "logout"],
         is_paused: api.Flag | None = None,
-        is_pause: api.Flag | None = None,
         reason: str | None = None,
         timeout: float | None = None,
     ) -> ApiResponse:
@@ -39,10 +38,8 @@ class AgentResource(api.Resource):
             queue_ids: Unique IDs of the queues to log the agent in to / out of; if omitted, all
                 of the agent's queues. A list is sent comma-separated.
             operation: Log the agent in to or out of the specified queues.
-            is_paused: Whether to pause the dynamic agent right after logging in.
-            is_pause: Whether to pause the dynamic agent right after logging in. Spelled as by
-                the manual's request example (line 13365); the table spells it is_paused. Pass
-                one of the two.
+            is_paused: Whether to pause the dynamic agent right after logging in. Sent as
+                is_paused and as is_pause, the manual's two spellings (lines 13352, 13365).
             reason: Feature code of the pause reason.
         """
 

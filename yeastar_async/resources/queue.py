@@ -489,7 +489,7 @@ class QueueResource(api.Resource):
     call_status = api.by_id(QueueCallStatusResponse, "Query a queue's call status.", 12824)
     agent_status = api.by_id(api.PageResponse[AgentList], "Query a queue's agent status.", 12953)
 
-    @api.endpoint("GET", "queue/agent_login")
+    @api.endpoint("GET", "queue/agent_login", also={"is_paused": "is_pause"})
     async def agent_login(
         self,
         *,
@@ -497,7 +497,6 @@ class QueueResource(api.Resource):
         queue_id: int,
         operation: Literal["login", "logout"],
         is_paused: api.Flag | None = None,
-        is_pause: api.Flag | None = None,
         reason: str | None = None,
         timeout: float | None = None,
     ) -> ApiResponse:
@@ -509,10 +508,8 @@ class QueueResource(api.Resource):
             ext_ids: Extension IDs of the dynamic agents. A list is sent comma-separated.
             queue_id: Unique ID of the queue.
             operation: Log the agents in to or out of the queue.
-            is_paused: Whether to pause the dynamic agents right after logging them in.
-            is_pause: Whether to pause the dynamic agents right after logging them in. Spelled
-                as by the manual's request example (line 13263); the table spells it is_paused.
-                Pass one of the two.
+            is_paused: Whether to pause the dynamic agents right after logging them in. Sent as
+                is_paused and as is_pause, the manual's two spellings (lines 13236, 13263).
             reason: Feature code of the pause reason.
         """
 

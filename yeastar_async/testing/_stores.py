@@ -1,14 +1,16 @@
 """In-memory state behind the FakePBX's REST endpoints (``FakePBX(stores=True)``, the default).
 
 Stateful groups: extensions, company contacts, phonebooks, inbound routes, queues with their
-agents (login / pause / agent status) and wake-up calls (plus ``hotel/checkout``). Everything
+agents (login / pause / agent status), wake-up calls (plus ``hotel/checkout``) and call detail
+records (``cdr/list``, ``cdr/search``: every call the fake's flows finish adds one). Everything
 else answers the manual's examples. The stores start with a small seeded PBX, taken from the
 manual's examples, so that lists are not empty:
 
 * extensions 2000 (id 39, Leo Ball), 2001 (id 223, Phillip Huff), 2002 (id 227, Madison Cooper)
   and 2005 (id 228, Kevin Connor);
 * queue 6402 (id 3) with 2000 and 2001 as dynamic agents and 2002 as a static agent;
-* the manual's company contacts, phonebooks, inbound routes and wake-up calls.
+* the manual's company contacts, phonebooks, inbound routes and wake-up calls;
+* the manual's CDRs 2710-2714 (the ``cdr/list`` and ``cdr/search`` examples).
 
 Errors follow the PBX: an unknown id answers 60001 DATA NOT FOUND (70516 for a wake-up call,
 70093 / 70128 for phonebooks / contacts), a duplicate unique value 40003 DUPLICATE KEY VALUE with
@@ -18,13 +20,15 @@ Errors follow the PBX: an unknown id answers 60001 DATA NOT FOUND (70516 for a w
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ._catalog import Catalog
 from ._log import RequestRecord
 
-__all__ = ["Stores"]
+__all__ = ["CDR_TIME_FORMAT", "CdrLog", "Stores"]
 
 Body = dict[str, Any]
 Emit = Callable[[int, Mapping[str, Any]], Awaitable[int]]
@@ -211,6 +215,196 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (0, number) if number is not None else (1, str(value))
 
 
+#: The time format of CDR ``time`` values and of ``cdr/search``'s ``start_time`` / ``end_time``:
+#: the PBX's default display format (month/day/year, 24-hour clock; manual line 13814).
+CDR_TIME_FORMAT = "%m/%d/%Y %H:%M:%S"
+# The 30012 event's ``time_start`` format (manual line 17501).
+_EVENT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# "Kristin Hale<2005>" -> "2005": CDRs show an extension as "name<number>" (manual line 13704).
+_NAMED_NUMBER = re.compile(r"<([^<>]*)>\s*$")
+
+# The records of the manual's cdr/list example (line 13704), as printed. The packaged catalog
+# keeps only a placeholder for that example because its printed JSON is broken; cdr/search's
+# example (line 13874, record 2710 and two of these) is read from the catalog.
+_SEED_CDRS: tuple[Body, ...] = (
+    {
+        "id": 2711,
+        "time": "05/30/2022 14:55:00",
+        "call_from": "Kristin Hale<2005>",
+        "call_to": "21000",
+        "timestamp": 1653893700,
+        "uid": "2022053014550020730",
+        "src_addr": "192.168.28.25",
+        "dst_trunk": "peer-to-34",
+        "disposition": "NO ANSWER",
+        "call_type": "Outbound",
+        "dod_number": "2005",
+        "reason": "dst extension_busy_no_forward  ",
+    },
+    {
+        "id": 2712,
+        "time": "05/30/2022 14:55:49",
+        "call_from": "Kristin Hale<2005>",
+        "call_to": "21000",
+        "timestamp": 1653893749,
+        "uid": "202205301455494E686",
+        "src_addr": "192.168.28.25",
+        "dst_trunk": "peer-to-41",
+        "duration": 54,
+        "ring_duration": 2,
+        "talk_duration": 52,
+        "disposition": "ANSWERED",
+        "call_type": "Outbound",
+        "dod_number": "2005",
+        "record_file": "20220530145555-1653893749.6-2005-21000-Outbound.wav",
+        "reason": "dst hangup      ",
+    },
+    {
+        "id": 2713,
+        "time": "05/30/2022 14:57:00",
+        "call_from": "PlayFile",
+        "call_to": "Kristin Hale<2005>",
+        "timestamp": 1653893820,
+        "uid": "20220530145700EEC37",
+        "src_addr": "192.168.28.25",
+        "duration": 49,
+        "ring_duration": 1,
+        "talk_duration": 48,
+        "disposition": "ANSWERED",
+        "call_type": "Internal",
+        "reason": "src hangup      ",
+    },
+    {
+        "id": 2714,
+        "time": "06/14/2022 11:19:28",
+        "call_from": "Kristin Hale<2005>",
+        "call_to": "Anna Simmons<2008>",
+        "timestamp": 1655176768,
+        "uid": "20220614111928CC54A",
+        "src_addr": "192.168.28.25",
+        "duration": 48,
+        "ring_duration": 2,
+        "talk_duration": 46,
+        "disposition": "ANSWERED",
+        "call_type": "Internal",
+        "record_file": "20220614111933-1655176768.0-2005-2008-Internal.wav",
+        "reason": "src hangup",
+    },
+)
+
+
+def _blank(value: Any) -> bool:
+    # The PBX sends empty 30012 values as one space.
+    return value is None or not str(value).strip()
+
+
+def _cdr_time(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(value).strip(), CDR_TIME_FORMAT)
+    except ValueError:
+        return None
+
+
+def _party_number(party: Any) -> str:
+    """The number of a CDR party: ``"Kristin Hale<2005>"`` -> ``"2005"``, ``"21000"`` as is."""
+    text = str(party or "")
+    found = _NAMED_NUMBER.search(text)
+    return (found.group(1) if found else text).strip()
+
+
+class CdrLog:
+    """The call detail records behind ``cdr/list`` and ``cdr/search``, oldest id first.
+
+    Attributes:
+        records: every record in the ``CDR_Details`` shape of the manual (line 13679).
+    """
+
+    def __init__(self, seed: Iterable[Mapping[str, Any]] = ()) -> None:
+        self.records: list[Body] = []
+        self.next_id = 1
+        for row in seed:
+            if _int(row.get("id")) not in {r["id"] for r in self.records}:
+                self.add(row, _int(row.get("id")))
+        self.records.sort(key=lambda r: r["id"])
+
+    def add(self, row: Mapping[str, Any], record_id: int | None = None) -> Body:
+        """Store a copy of ``row`` under ``record_id`` (default: the next id); returns it."""
+        stored = {"id": record_id if record_id is not None else self.next_id}
+        stored.update({k: copy.deepcopy(v) for k, v in row.items() if k != "id"})
+        self.records.append(stored)
+        self.next_id = max(self.next_id, stored["id"] + 1)
+        return stored
+
+    def handle_list(self, record: RequestRecord) -> Body:
+        """``cdr/list``: every record, sorted (``sort_by`` / ``order_by``) and paged."""
+        return self._page(record, self.records)
+
+    def handle_search(self, record: RequestRecord) -> Body:
+        """``cdr/search``: the records matching the simple filters of the manual (line 13814).
+
+        ``call_from`` / ``call_to`` match the party's number (``"Leo Ball<2000>"`` matches
+        ``2000``), or any part of it with ``enable_fuzzy_search=1``; ``status`` matches the
+        disposition; ``start_time`` / ``end_time`` bound ``time`` (inclusive) when they are in
+        :data:`CDR_TIME_FORMAT` and are ignored otherwise. ``extension_group`` is ignored (the
+        fake keeps no extension groups).
+        """
+        params = record.params
+        fuzzy = str(params.get("enable_fuzzy_search") or "0").strip() == "1"
+        checks: list[Callable[[Body], bool]] = []
+        for field in ("call_from", "call_to"):
+            wanted = str(params.get(field) or "").strip()
+            if wanted:
+                checks.append(_party_matches(field, wanted, fuzzy))
+        status = str(params.get("status") or "").strip().upper()
+        if status:
+            checks.append(lambda r: str(r.get("disposition", "")).strip().upper() == status)
+        start, end = _cdr_time(params.get("start_time")), _cdr_time(params.get("end_time"))
+        if start is not None or end is not None:
+            checks.append(lambda r: _within(_cdr_time(r.get("time")), start, end))
+        rows = [r for r in self.records if all(check(r) for check in checks)]
+        return self._page(record, rows)
+
+    @staticmethod
+    def _page(record: RequestRecord, rows: list[Body]) -> Body:
+        params = record.params
+        key = str(params.get("sort_by") or "id")
+        if key == "time":
+            key = "timestamp"  # "MM/DD/YYYY" strings do not sort by date
+        ordered = sorted(
+            rows, key=lambda r: _cdr_sort_key(r.get(key)), reverse=params.get("order_by") == "desc"
+        )
+        page = max(_int(params.get("page")) or 1, 1)
+        size = max(_int(params.get("page_size")) or 10000, 1)  # the manual's default page size
+        chosen = ordered[(page - 1) * size : page * size]
+        return {
+            "errcode": 0,
+            "errmsg": "SUCCESS",
+            "total_number": len(rows),
+            "data": copy.deepcopy(chosen),
+        }
+
+
+def _party_matches(field: str, wanted: str, fuzzy: bool) -> Callable[[Body], bool]:
+    def matches(row: Body) -> bool:
+        party = str(row.get(field) or "")
+        if fuzzy:
+            return wanted.lower() in party.lower()
+        return wanted in (_party_number(party), party.strip())
+
+    return matches
+
+
+def _within(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+    if moment is None:
+        return False
+    return (start is None or moment >= start) and (end is None or moment <= end)
+
+
+def _cdr_sort_key(value: Any) -> tuple[int, Any]:
+    # Records lack fields the PBX left empty (no duration on a NO ANSWER): those sort first.
+    return (-1, 0) if value is None else _sort_key(value)
+
+
 class Stores:
     """Every table, the agents of each queue and the wake-up calls, with their handlers."""
 
@@ -270,6 +464,8 @@ class Stores:
         self._next_wakeup = 1
         #: extension number -> agent call_status (0 unknown, 1 idle, 2 talking, 3 ringing)
         self.call_status: dict[str, int] = {}
+        #: call detail records: the manual's examples, then every call the flows finished
+        self.cdrs = CdrLog([*_SEED_CDRS, *ex["cdr/search"].example().get("data", [])])
         self._seed(ex)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -728,6 +924,57 @@ class Stores:
             await self.presence_changed(item)
         return self.ok()
 
+    # -- call detail records ----------------------------------------------------------------------
+    def _party(self, number: str) -> str:
+        # CDRs name extensions as "First Last<number>" (manual line 13704); others stay numbers.
+        item = self.extension_by_number(number)
+        name = f"{item.get('first_name', '')} {item.get('last_name', '')}".strip() if item else ""
+        return f"{name}<{number}>" if name else number
+
+    def record_call(self, event: Mapping[str, Any]) -> Body:
+        """Add the CDR of a finished call, given its 30012 payload; returns the new record.
+
+        The 30012 fields (manual line 17479) become ``CDR_Details`` fields (line 13679):
+        ``call_id`` -> ``uid`` (so a record can be matched with its event), ``time_start`` ->
+        ``time`` (in :data:`CDR_TIME_FORMAT`) and ``timestamp``, ``call_from`` / ``call_to``
+        (``"name<number>"`` for an extension), ``call_duration`` -> ``duration``,
+        ``talk_duration``, their difference -> ``ring_duration``, ``status`` ->
+        ``disposition``, ``type`` -> ``call_type``, ``src_trunk_name`` / ``dst_trunk_name`` ->
+        ``src_trunk`` / ``dst_trunk``, ``recording`` -> ``record_file``, ``did_number``; an
+        outbound call shows its caller as ``dod_number``. Fields the event leaves empty are
+        left out, as in the manual's examples.
+        """
+        try:
+            started = datetime.strptime(str(event.get("time_start")), _EVENT_TIME_FORMAT)
+        except ValueError:
+            started = datetime.now().replace(microsecond=0)
+        duration = _int(event.get("call_duration")) or 0
+        talk = _int(event.get("talk_duration")) or 0
+        caller = str(event.get("call_from") or "").strip()
+        call_type = str(event.get("type") or "").strip().capitalize()
+        row: Body = {
+            "time": started.strftime(CDR_TIME_FORMAT),
+            "call_from": self._party(caller),
+            "call_to": self._party(str(event.get("call_to") or "").strip()),
+            "timestamp": int(started.timestamp()),
+            "uid": str(event.get("call_id") or ""),
+            "src_addr": "127.0.0.1",  # every phone and trunk of the fake is on loopback
+            "duration": duration,
+            "ring_duration": max(duration - talk, 0),
+            "talk_duration": talk,
+            "disposition": str(event.get("status") or "").strip(),
+            "call_type": call_type,
+        }
+        optional = {
+            "src_trunk": event.get("src_trunk_name"),
+            "dst_trunk": event.get("dst_trunk_name"),
+            "did_number": event.get("did_number"),
+            "dod_number": caller if call_type == "Outbound" else None,
+            "record_file": event.get("recording"),
+        }
+        row.update({k: str(v).strip() for k, v in optional.items() if not _blank(v)})
+        return self.cdrs.add(row)
+
     # -- wiring -----------------------------------------------------------------------------------
     def _with_last_pos(self, handler: Callable[[RequestRecord], Body]) -> Callable[..., Body]:
         # Route lists also report the highest position in use (the PBX orders routes by pos).
@@ -784,6 +1031,8 @@ class Stores:
                 "wakeupcall/update": self.wakeup_update,
                 "wakeupcall/delete": self.wakeup_delete,
                 "hotel/checkout": self.checkout,
+                "cdr/list": self.cdrs.handle_list,
+                "cdr/search": self.cdrs.handle_search,
             }
         )
         return table
