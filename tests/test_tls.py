@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import ssl
@@ -43,15 +44,21 @@ def ca() -> trustme.CA:
 
 @pytest.fixture
 async def https_server(ca: trustme.CA) -> AsyncIterator[tuple[str, bytes]]:
-    cert = ca.issue_cert("127.0.0.1")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-
     async def info(request: web.Request) -> web.Response:
         return web.json_response({"errcode": 0, "errmsg": "SUCCESS"})
 
     app = web.Application()
     app.router.add_get("/openapi/v1.0/system/information", info)
+    async with serve_tls(ca, app) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serve_tls(ca: trustme.CA, app: web.Application) -> AsyncIterator[tuple[str, bytes]]:
+    """``app`` over HTTPS on 127.0.0.1 with a certificate of ``ca``: (base URL, its SHA-256)."""
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
@@ -177,9 +184,6 @@ class _Signal(logging.Handler):
 @pytest.fixture
 async def wss_server(ca: trustme.CA) -> AsyncIterator[tuple[str, bytes, list[str]]]:
     """A TLS WebSocket "PBX": acks a subscribe; records every HTTP request it receives."""
-    cert = ca.issue_cert("127.0.0.1")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
     requests: list[str] = []
 
     async def subscribe(request: web.Request) -> web.WebSocketResponse:
@@ -192,16 +196,8 @@ async def wss_server(ca: trustme.CA) -> AsyncIterator[tuple[str, bytes, list[str
 
     app = web.Application()
     app.router.add_get("/openapi/v1.0/subscribe", subscribe)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-    await site.start()
-    port = runner.addresses[0][1]
-    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
-    try:
-        yield f"https://127.0.0.1:{port}", hashlib.sha256(der).digest(), requests
-    finally:
-        await runner.cleanup()
+    async with serve_tls(ca, app) as (base, digest):
+        yield base, digest, requests
 
 
 async def test_a_websocket_with_a_wrong_pin_never_sends_the_token(
