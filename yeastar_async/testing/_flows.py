@@ -10,6 +10,8 @@
 * ``call/dial``: 30011 with the caller ALERT and the callee RING, ANSWERED / ANSWER, BYE, then
   30012. A callee that is not an extension of the fake is reached over an outbound trunk leg.
 * DTMF (30017), presence changes (30009), and 30008 extension call status along the way.
+* Every call that ends also leaves its record in the CDR store (``cdr/list``, ``cdr/search``),
+  made from its 30012 payload and stored before that event is sent.
 
 Timing: ``ring_time`` and ``talk_time`` (per FakePBX, overridable per call) say how long a call
 rings and talks; ``talk_time=None`` keeps the call up until ``call/hangup`` or
@@ -327,24 +329,26 @@ class CallFlows:
         src = first.trunk_name if first.kind == "inbound" else " "
         dst = last.trunk_name if last.kind == "outbound" else " "
         call_to = last.number or last.to
-        call.cdr.set_result(
-            {
-                "call_id": call.call_id,
-                "time_start": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(call.started_wall)),
-                "call_from": first.number or first.from_,
-                "call_to": call_to,
-                "call_duration": int(now - call.started_at),
-                "talk_duration": talk,
-                "src_trunk_name": src or " ",
-                "dst_trunk_name": dst or " ",
-                "pin_code": " ",
-                "status": status,
-                "type": call.kind.capitalize(),  # the PBX sends "Inbound", "Internal" ...
-                "recording": " ",
-                "did_number": call.did or " ",
-                "agent_ring_time": 0,
-            }
-        )
+        cdr: Body = {
+            "call_id": call.call_id,
+            "time_start": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(call.started_wall)),
+            "call_from": first.number or first.from_,
+            "call_to": call_to,
+            "call_duration": int(now - call.started_at),
+            "talk_duration": talk,
+            "src_trunk_name": src or " ",
+            "dst_trunk_name": dst or " ",
+            "pin_code": " ",
+            "status": status,
+            "type": call.kind.capitalize(),  # the PBX sends "Inbound", "Internal" ...
+            "recording": " ",
+            "did_number": call.did or " ",
+            "agent_ring_time": 0,
+        }
+        # Kept for cdr/list and cdr/search before the 30012 goes out: whoever reacts to the
+        # event (or awaits call.finished()) finds the record there.
+        self.stores.record_call(cdr)
+        call.cdr.set_result(cdr)
 
     async def dtmf(self, call: FakeCall, digits: str) -> int:
         """Emit one 30017 per digit; returns how many frames reached sockets."""

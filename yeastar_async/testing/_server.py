@@ -90,8 +90,9 @@ class FakePBX:
         clock: a monotonic clock for token lifetimes (``time.monotonic``); inject one to age
             tokens without waiting.
         close_timeout: how long closing a WebSocket waits for the client's close frame.
-        stores: keep in-memory state for extensions, contacts, phonebooks, routes, queues and
-            wake-up calls, and run scripted call flows. False is "catalog mode": every endpoint
+        stores: keep in-memory state for extensions, contacts, phonebooks, routes, queues,
+            wake-up calls and CDRs, and run scripted call flows (each finished call adds a
+            record to ``cdr/list`` / ``cdr/search``). False is "catalog mode": every endpoint
             answers the manual's example response whatever the parameters.
         inbound_window: seconds the PBX waits for accept/refuse after 30016 (PBX: 10).
         ring_time: seconds a scripted call rings before it is answered.
@@ -103,7 +104,8 @@ class FakePBX:
         stats: counters (:class:`FakePBXStats`).
         catalog: the endpoint table the fake answers from.
         store: the in-memory state (extensions, contacts, phonebooks, inbound routes,
-            queues and agents, wake-up calls); None with ``stores=False``.
+            queues and agents, wake-up calls, CDRs in ``store.cdrs.records``); None with
+            ``stores=False``.
     """
 
     def __init__(

@@ -344,8 +344,8 @@ class CdrLog:
 
         ``call_from`` / ``call_to`` match the party's number (``"Leo Ball<2000>"`` matches
         ``2000``), or any part of it with ``enable_fuzzy_search=1``; ``status`` matches the
-        disposition; ``start_time`` / ``end_time`` bound ``time`` (inclusive) when they are in
-        :data:`CDR_TIME_FORMAT` and are ignored otherwise. ``extension_group`` is ignored (the
+        disposition; ``start_time`` / ``end_time`` bound ``time`` (inclusive); one not in
+        :data:`CDR_TIME_FORMAT` finds nothing, as on the PBX. ``extension_group`` is ignored (the
         fake keeps no extension groups).
         """
         params = record.params
@@ -358,7 +358,13 @@ class CdrLog:
         status = str(params.get("status") or "").strip().upper()
         if status:
             checks.append(lambda r: str(r.get("disposition", "")).strip().upper() == status)
-        start, end = _cdr_time(params.get("start_time")), _cdr_time(params.get("end_time"))
+        given = {f: params[f] for f in ("start_time", "end_time") if params.get(f)}
+        bounds = {f: _cdr_time(v) for f, v in given.items()}
+        if None in bounds.values():
+            # As the PBX does (manual line 13882): a time not in its display format finds
+            # nothing, which is how a wrong datetime_format shows.
+            return self._page(record, [])
+        start, end = bounds.get("start_time"), bounds.get("end_time")
         if start is not None or end is not None:
             checks.append(lambda r: _within(_cdr_time(r.get("time")), start, end))
         rows = [r for r in self.records if all(check(r) for check in checks)]
