@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -453,3 +453,24 @@ def test_a_client_used_in_a_second_event_loop_says_so_and_closes_quietly(
         loop.call_soon_threadsafe(loop.stop)
         server.join(5)
         loop.close()
+
+
+async def test_aware_datetimes_are_sent_in_the_pbx_time_zone() -> None:
+    pbx_zone = timezone(timedelta(hours=8))  # the PBX's; the caller works in UTC
+    start = datetime(2024, 3, 5, 6, 0, 0, tzinfo=UTC)
+    naive = datetime(2024, 3, 5, 23, 59, 59)  # taken as PBX time, as it is
+    async with FakePBX() as pbx, make_client(pbx, timezone=pbx_zone) as client:
+        await client.cdr.search(start_time=start, end_time=naive)
+        await client.request("GET", "cdr/search", params={"start_time": start})
+        typed, raw = (r.query for r in pbx.requests_for("cdr/search"))
+        assert typed["start_time"] == "03/05/2024 14:00:00"
+        assert typed["end_time"] == "03/05/2024 23:59:59"
+        assert raw["start_time"] == "03/05/2024 14:00:00"
+    async with FakePBX() as pbx, make_client(pbx) as client:  # no time zone: wall-clock time
+        await client.cdr.search(start_time=start)
+        assert pbx.requests_for("cdr/search")[0].query["start_time"] == "03/05/2024 06:00:00"
+
+
+def test_a_timezone_that_is_no_tzinfo_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"timezone must be a datetime\.tzinfo"):
+        YeastarClient("https://pbx:8088", "id", "secret", timezone="Asia/Shanghai")  # type: ignore[arg-type]

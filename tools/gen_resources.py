@@ -351,8 +351,8 @@ DATE_PARAMS = {("call_report", "time")}
 #: Added to the description of every ``datetime`` parameter.
 DATETIME_NOTE = (
     "In the PBX's date/time display format: a datetime is formatted with the client's "
-    "datetime_format. A timezone-aware datetime is sent as its own wall-clock time, not "
-    "converted: the PBX reads times in its own time zone."
+    "datetime_format. The PBX reads times in its own time zone: a timezone-aware datetime is "
+    "converted to the client's timezone= when given, else sent as its own wall-clock time."
 )
 #: Added to the description of the date parameters (manual line 14095).
 DATE_NOTE = (
@@ -370,14 +370,15 @@ MODULE_DOCS = {
         "(System > Date and Time > Display Format) and returns nothing for any other "
         "(manual line 13882); pass :class:`~datetime.datetime` objects to have them formatted "
         "with the client's ``datetime_format`` (default ``MM/DD/YYYY HH:mm:ss``). Times are "
-        "the PBX's wall-clock times: a timezone-aware datetime is sent as its own wall-clock "
-        "time, not converted to the PBX's time zone."
+        "the PBX's wall-clock times: a timezone-aware datetime is converted to the client's "
+        "``timezone`` when given, else sent as its own wall-clock time."
     ),
     "call_report": (
         "Time filters: ``start_time``/``end_time`` follow the PBX's date/time display format "
         "(pass :class:`~datetime.datetime` objects to have them formatted with the client's "
-        "``datetime_format``; a timezone-aware one is sent as its own wall-clock time, not "
-        "converted). ``time`` selects the period of hourly/daily/monthly reports: "
+        "``datetime_format``; a timezone-aware one is converted to the client's ``timezone`` "
+        "when given, else sent as its own wall-clock time). ``time`` selects the period of "
+        "hourly/daily/monthly reports: "
         "``YYYY/MM/DD`` (one day, hourly), ``YYYY/MM`` (one month, daily) or ``YYYY`` (one "
         "year, monthly) in the PBX's date order. A :class:`~datetime.date` is sent as the date "
         "part of ``datetime_format`` (hourly report of that day), a "

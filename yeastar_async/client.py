@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import tzinfo
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
@@ -17,7 +18,7 @@ from ._http import Transport
 from ._tls import SslOption
 from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
-from .resources._base import encode_query
+from .resources._base import encode_query, in_zone
 
 if TYPE_CHECKING:
     from .resources import (
@@ -79,7 +80,9 @@ class _Group(Generic[R]):
         if client is None:
             return self
         resource: R = resource_class(self._name)(  # type: ignore[assignment]
-            client._transport, datetime_format=client._datetime_format
+            client._transport,
+            datetime_format=client._datetime_format,
+            timezone=client._timezone,
         )
         client.__dict__[self._name] = resource
         return resource
@@ -116,6 +119,10 @@ class YeastarClient:
         datetime_format: how ``datetime`` parameters of the CDR and report endpoints are sent;
             it must match the PBX's display format (System > Date and Time), default
             ``"%m/%d/%Y %H:%M:%S"``.
+        timezone: the PBX's time zone (a :class:`~datetime.tzinfo`, e.g.
+            ``zoneinfo.ZoneInfo("Europe/Berlin")``): timezone-aware datetimes are converted to
+            it before they are sent. Without it a datetime is sent as its own wall-clock time;
+            naive datetimes are always taken as PBX time.
         heartbeat_interval: seconds between ``heartbeat`` frames on the WebSocket (< 60, the
             PBX's idle limit).
         heartbeat_timeout: seconds to wait for proof of life after a heartbeat, and for the
@@ -152,6 +159,7 @@ class YeastarClient:
         refresh_margin: float = 300.0,
         revoke_on_close: bool = True,
         datetime_format: str = DEFAULT_DATETIME_FORMAT,
+        timezone: tzinfo | None = None,
         heartbeat_interval: float = 25.0,
         heartbeat_timeout: float = 10.0,
         reconnect_delay_min: float = 0.5,
@@ -201,6 +209,11 @@ class YeastarClient:
         self._transport.tokens = self._tokens
         self._client_id = client_id
         self._datetime_format = datetime_format
+        if timezone is not None and not isinstance(timezone, tzinfo):
+            raise TypeError(
+                f"timezone must be a datetime.tzinfo (e.g. zoneinfo.ZoneInfo), got {timezone!r}"
+            )
+        self._timezone = timezone
         self._revoke_on_close = revoke_on_close
         #: Fetches the files behind the ``*/download`` answers (``save`` / ``iter_bytes``).
         self.files = Downloader(self._transport)
@@ -423,9 +436,9 @@ class YeastarClient:
         a ``msgspec.Struct`` of your own, or e.g. ``resources.PageResponse[MyItem]``).
         ``params`` go in the query string as the typed methods send them: ``None`` left out,
         lists comma-separated, booleans as 1/0, ``datetime`` / ``date`` values in the client's
-        ``datetime_format``. ``json`` is sent as given. The token endpoints (``get_token``,
-        ``refresh_token``, ``del_token``) are the client's own and refused here, so that no
-        login escapes the lockout guard.
+        ``datetime_format`` (and ``timezone``). ``json`` is sent as given. The token endpoints
+        (``get_token``, ``refresh_token``, ``del_token``) are the client's own and refused
+        here, so that no login escapes the lockout guard.
         """
         method = method.upper()
         if method not in ("GET", "POST"):
@@ -440,6 +453,8 @@ class YeastarClient:
                 f"{name} is handled by the client (login(), token refresh, aclose()); "
                 "call pbx.login() to check the credentials"
             )
+        if params and self._timezone is not None:
+            params = in_zone(params, self._timezone)
         query = encode_query(params, datetime_format=self._datetime_format) if params else None
         return await self._transport.request(
             method,

@@ -33,9 +33,10 @@ examples); a PBX set to ``YYYY/MM/DD`` with a 12-hour clock needs ``"%Y/%m/%d %I
 :class:`~datetime.time` is sent as ``HH:MM`` (wake-up alarms, manual line 15361). A parameter
 declared as a date (its type admits :class:`~datetime.date` but not :class:`~datetime.datetime`,
 e.g. ``time`` of ``call_report/*``) takes a ``datetime`` too, since it is a ``date`` subclass:
-only its date part is sent, never a time of day. Times are sent as given, read by the PBX as
-wall-clock times of its own time zone: a timezone-aware ``datetime`` is sent as its own
-wall-clock time (``tzinfo`` is ignored, nothing is converted), so give times in the PBX's zone.
+only its date part is sent, never a time of day. The PBX reads times as wall-clock times of its
+own time zone: with the client's ``timezone`` (the PBX's), a timezone-aware ``datetime`` is
+converted to it first (:func:`in_zone`); otherwise, and for naive ones, a ``datetime`` is sent
+as its own wall-clock time.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from collections.abc import (
     Set,
 )
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, tzinfo
 from typing import (
     Any,
     Generic,
@@ -641,6 +642,15 @@ def _check_given(where: str, name: str, value: Any) -> None:
         raise ValueError(f"{where}: {name} is required and cannot be {value!r}")
 
 
+def in_zone(arguments: Mapping[str, Any], zone: tzinfo) -> Mapping[str, Any]:
+    """``arguments`` with their timezone-aware datetimes converted to ``zone`` (the PBX's), so
+    that they are formatted as the PBX's wall-clock time; naive ones are left as given."""
+    aware = [k for k, v in arguments.items() if isinstance(v, datetime) and v.tzinfo is not None]
+    if not aware:
+        return arguments
+    return {**arguments, **{k: arguments[k].astimezone(zone) for k in aware}}
+
+
 def _members(annotation: Any) -> set[Any]:
     """The types a (possibly ``Annotated``, nested) union annotation admits."""
     origin = typing.get_origin(annotation)
@@ -759,9 +769,11 @@ class Resource:
     Args:
         transport: the HTTP layer (see :class:`Transport`).
         datetime_format: ``strftime`` format of the PBX's date/time display format, used for
-            :class:`~datetime.datetime` values (a timezone-aware one as its own wall-clock
-            time, not converted). Its date part (before the first space) formats
+            :class:`~datetime.datetime` values. Its date part (before the first space) formats
             :class:`~datetime.date` values, and datetimes given for date-only parameters.
+        timezone: the PBX's time zone: a timezone-aware datetime is converted to it before it
+            is formatted. Without it (and always for naive datetimes) a datetime is sent as
+            its own wall-clock time.
     """
 
     #: The endpoint group (the part of the endpoint id before "/").
@@ -771,10 +783,15 @@ class Resource:
     ids_doc: typing.ClassVar[str] = ""
 
     def __init__(
-        self, transport: Transport, *, datetime_format: str = DEFAULT_DATETIME_FORMAT
+        self,
+        transport: Transport,
+        *,
+        datetime_format: str = DEFAULT_DATETIME_FORMAT,
+        timezone: tzinfo | None = None,
     ) -> None:
         self._transport = transport
         self._datetime_format = datetime_format
+        self._timezone = timezone
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.group!r}>"
@@ -797,6 +814,8 @@ class Resource:
         dates = spec._dates if spec._dates is not None else spec.date_only()
         if dates and not dates.isdisjoint(arguments):
             arguments = _as_dates(arguments, dates)
+        if self._timezone is not None:
+            arguments = in_zone(arguments, self._timezone)
         if spec.also:
             extra = {copy: arguments[name] for name, copy in spec.also.items() if name in arguments}
             arguments = {**arguments, **extra}

@@ -2,12 +2,13 @@
 
 Time filters: ``start_time``/``end_time`` follow the PBX's date/time display format (pass
 :class:`~datetime.datetime` objects to have them formatted with the client's ``datetime_format``; a
-timezone-aware one is sent as its own wall-clock time, not converted). ``time`` selects the period
-of hourly/daily/monthly reports: ``YYYY/MM/DD`` (one day, hourly), ``YYYY/MM`` (one month, daily) or
-``YYYY`` (one year, monthly) in the PBX's date order. A :class:`~datetime.date` is sent as the date
-part of ``datetime_format`` (hourly report of that day), a :class:`~datetime.datetime` as its date
-part only; give a string for a month or a year (``"2024/03"``, ``"2024"``). Which parameters are
-required depends on ``type`` (checked at call time; one ``ValueError`` names every missing one).
+timezone-aware one is converted to the client's ``timezone`` when given, else sent as its own
+wall-clock time). ``time`` selects the period of hourly/daily/monthly reports: ``YYYY/MM/DD`` (one
+day, hourly), ``YYYY/MM`` (one month, daily) or ``YYYY`` (one year, monthly) in the PBX's date
+order. A :class:`~datetime.date` is sent as the date part of ``datetime_format`` (hourly report of
+that day), a :class:`~datetime.datetime` as its date part only; give a string for a month or a year
+(``"2024/03"``, ``"2024"``). Which parameters are required depends on ``type`` (checked at call
+time; one ``ValueError`` names every missing one).
 """
 
 from __future__ import annotations
@@ -98,12 +99,14 @@ class CallReportFilters(TypedDict, total=False):
 
     start_time: str | datetime | None
     """Start time to filter the report. In the PBX's date/time display format: a datetime is
-    formatted with the client's datetime_format. A timezone-aware datetime is sent as its own
-    wall-clock time, not converted: the PBX reads times in its own time zone."""
+    formatted with the client's datetime_format. The PBX reads times in its own time zone: a
+    timezone-aware datetime is converted to the client's timezone= when given, else sent as its
+    own wall-clock time."""
     end_time: str | datetime | None
     """End time to filter the report. In the PBX's date/time display format: a datetime is
-    formatted with the client's datetime_format. A timezone-aware datetime is sent as its own
-    wall-clock time, not converted: the PBX reads times in its own time zone."""
+    formatted with the client's datetime_format. The PBX reads times in its own time zone: a
+    timezone-aware datetime is converted to the client's timezone= when given, else sent as its
+    own wall-clock time."""
     time: str | date | None
     """Time range to filter the report. In the PBX's date display format (manual line 14095). A
     date is sent as the date part of the client's datetime_format (default MM/DD/YYYY, e.g.

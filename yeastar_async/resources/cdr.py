@@ -4,7 +4,7 @@ Time filters: the PBX compares ``start_time``/``end_time`` in its display format
 Time > Display Format) and returns nothing for any other (manual line 13882); pass
 :class:`~datetime.datetime` objects to have them formatted with the client's ``datetime_format``
 (default ``MM/DD/YYYY HH:mm:ss``). Times are the PBX's wall-clock times: a timezone-aware datetime
-is sent as its own wall-clock time, not converted to the PBX's time zone.
+is converted to the client's ``timezone`` when given, else sent as its own wall-clock time.
 """
 
 from __future__ import annotations
@@ -52,12 +52,14 @@ class CdrFilters(TypedDict, total=False):
 
     start_time: str | datetime | None
     """Start time to filter CDRs. In the PBX's date/time display format: a datetime is formatted
-    with the client's datetime_format. A timezone-aware datetime is sent as its own wall-clock
-    time, not converted: the PBX reads times in its own time zone."""
+    with the client's datetime_format. The PBX reads times in its own time zone: a
+    timezone-aware datetime is converted to the client's timezone= when given, else sent as its
+    own wall-clock time."""
     end_time: str | datetime | None
     """End time to filter CDRs. In the PBX's date/time display format: a datetime is formatted
-    with the client's datetime_format. A timezone-aware datetime is sent as its own wall-clock
-    time, not converted: the PBX reads times in its own time zone."""
+    with the client's datetime_format. The PBX reads times in its own time zone: a
+    timezone-aware datetime is converted to the client's timezone= when given, else sent as its
+    own wall-clock time."""
     call_from: str | None
     """Caller number."""
     call_to: str | None
