@@ -130,6 +130,16 @@ async def gate() -> AsyncIterator[tuple[Gate, str]]:
     await runner.cleanup()
 
 
+async def occupy(transport: Transport, server: Gate) -> asyncio.Task[ApiResponse]:
+    """One request held at the gate: with ``max_concurrency=1`` every later one queues."""
+    held = asyncio.create_task(
+        transport.request("GET", "system/information", response_type=ApiResponse)
+    )
+    async with server.arrived, asyncio.timeout(5):
+        await server.arrived.wait_for(lambda: server.in_flight == 1)
+    return held
+
+
 class StaticTokens:
     def current(self) -> str | None:
         return "tok"
@@ -179,11 +189,7 @@ async def test_a_cancelled_request_gives_its_slot_back(gate: tuple[Gate, str]) -
     transport = Transport(base_url, max_concurrency=1)
     transport.tokens = StaticTokens()
     try:
-        held = asyncio.create_task(
-            transport.request("GET", "system/information", response_type=ApiResponse)
-        )
-        async with server.arrived, asyncio.timeout(5):
-            await server.arrived.wait_for(lambda: server.in_flight == 1)
+        held = await occupy(transport, server)
         queued = asyncio.create_task(
             transport.request("GET", "system/information", response_type=ApiResponse)
         )
@@ -207,11 +213,7 @@ async def test_an_incoming_call_answer_goes_before_the_queued_requests(
     transport = Transport(base_url, max_concurrency=1)
     transport.tokens = StaticTokens()
     try:
-        held = asyncio.create_task(
-            transport.request("GET", "system/information", response_type=ApiResponse)
-        )
-        async with server.arrived, asyncio.timeout(5):
-            await server.arrived.wait_for(lambda: server.in_flight == 1)
+        held = await occupy(transport, server)
         queued = [
             asyncio.create_task(
                 transport.request("GET", "extension/list", response_type=ApiResponse)
@@ -242,11 +244,7 @@ async def test_waiting_for_a_slot_counts_against_the_timeout(gate: tuple[Gate, s
     transport = Transport(base_url, max_concurrency=1)
     transport.tokens = StaticTokens()
     try:
-        held = asyncio.create_task(
-            transport.request("GET", "system/information", response_type=ApiResponse)
-        )
-        async with server.arrived, asyncio.timeout(5):
-            await server.arrived.wait_for(lambda: server.in_flight == 1)
+        held = await occupy(transport, server)
         async with asyncio.timeout(5):  # not after the held request: after its own 0.2 s
             with pytest.raises(TransportError, match=r"no request slot free within 0\.2 s") as info:
                 await transport.send(
