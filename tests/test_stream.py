@@ -149,6 +149,15 @@ async def pbx() -> AsyncIterator[FakePBX]:
         yield fake
 
 
+async def three_queued(pbx: FakePBX, sub: Any) -> None:
+    """Emit calls "0", "1", "2" and wait until ``sub`` (30011) saw them: the handler queue
+    holds them too."""
+    await pbx.wait_for_subscription([30011])
+    await emit_calls(pbx, "0", "1", "2")
+    for _ in range(3):
+        await anext(sub)
+
+
 async def emit_calls(pbx: FakePBX, *call_ids: str) -> None:
     for call_id in call_ids:
         assert await pbx.emit(30011, payload(call_id)) == 1
@@ -770,11 +779,7 @@ async def test_clean_shutdown_leaves_no_task_or_connection(pbx: FakePBX) -> None
 
         listener = h.listen()
         async with h.stream.subscribe(30011) as sub:
-            await pbx.wait_for_subscription([30011])
-            await emit_calls(pbx, "0", "1", "2")
-            # The subscription saw all three, so the handler queue holds them too.
-            for _ in range(3):
-                await anext(sub)
+            await three_queued(pbx, sub)
             assert stream_tasks()
             closing = asyncio.create_task(h.stream.aclose())
             await asyncio.sleep(0)
@@ -924,11 +929,7 @@ async def test_a_shutdown_timeout_names_the_cancelled_handler_and_the_lost_event
 
         listener = h.listen()
         async with h.stream.subscribe(30011) as sub:
-            await pbx.wait_for_subscription([30011])
-            await emit_calls(pbx, "0", "1", "2")
-            # The subscription saw all three, so the handler queue holds them too.
-            for _ in range(3):
-                await anext(sub)
+            await three_queued(pbx, sub)
             async with asyncio.timeout(WAIT):
                 await entered.wait()
             await h.stream.aclose()
