@@ -373,9 +373,9 @@ def test_login_guards_are_per_pbx_url() -> None:
 class FlakyStore:
     """A shared store (Redis-like) that can be switched to failing."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, down: bool = False) -> None:
         self.tokens: TokenSet | None = None
-        self.down = False
+        self.down = down
 
     async def load(self) -> TokenSet | None:
         if self.down:
@@ -391,8 +391,7 @@ class FlakyStore:
 async def test_a_failing_store_costs_no_extra_logins_and_never_raises(
     sender: ScriptedSender, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = FlakyStore()
-    store.down = True
+    store = FlakyStore(down=True)
     tm = manager(sender, clock, store=store)
     with caplog.at_level(logging.DEBUG, logger="yeastar_async.auth"):
         for _ in range(5):
@@ -409,8 +408,7 @@ async def test_a_failing_store_costs_no_extra_logins_and_never_raises(
 async def test_a_store_that_recovers_gets_the_token_again(
     sender: ScriptedSender, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = FlakyStore()
-    store.down = True
+    store = FlakyStore(down=True)
     tm = manager(sender, clock, store=store)
     await tm.token()
     store.down = False

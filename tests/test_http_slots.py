@@ -130,6 +130,13 @@ async def gate() -> AsyncIterator[tuple[Gate, str]]:
     await runner.cleanup()
 
 
+def one_slot(base_url: str) -> Transport:
+    """A transport with a single request slot and a fixed token."""
+    transport = Transport(base_url, max_concurrency=1)
+    transport.tokens = StaticTokens()
+    return transport
+
+
 async def occupy(transport: Transport, server: Gate) -> asyncio.Task[ApiResponse]:
     """One request held at the gate: with ``max_concurrency=1`` every later one queues."""
     held = asyncio.create_task(
@@ -186,8 +193,7 @@ async def test_no_more_than_max_concurrency_requests_are_in_flight(
 
 async def test_a_cancelled_request_gives_its_slot_back(gate: tuple[Gate, str]) -> None:
     server, base_url = gate
-    transport = Transport(base_url, max_concurrency=1)
-    transport.tokens = StaticTokens()
+    transport = one_slot(base_url)
     try:
         held = await occupy(transport, server)
         queued = asyncio.create_task(
@@ -210,8 +216,7 @@ async def test_an_incoming_call_answer_goes_before_the_queued_requests(
 ) -> None:
     """30016 leaves 10 seconds: its accept/refuse must not wait behind a queue of list calls."""
     server, base_url = gate
-    transport = Transport(base_url, max_concurrency=1)
-    transport.tokens = StaticTokens()
+    transport = one_slot(base_url)
     try:
         held = await occupy(transport, server)
         queued = [
@@ -241,8 +246,7 @@ async def test_an_incoming_call_answer_goes_before_the_queued_requests(
 
 async def test_waiting_for_a_slot_counts_against_the_timeout(gate: tuple[Gate, str]) -> None:
     server, base_url = gate
-    transport = Transport(base_url, max_concurrency=1)
-    transport.tokens = StaticTokens()
+    transport = one_slot(base_url)
     try:
         held = await occupy(transport, server)
         async with asyncio.timeout(5):  # not after the held request: after its own 0.2 s
