@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from ._models import ApiResponse
+from ._secrets import SecretMask
 from .errors import (
     AuthenticationError,
     IPBlockedError,
@@ -246,6 +247,7 @@ class TokenManager:
         revoke_timeout: float = 3.0,
         clock: Callable[[], float] = time.time,
         guard: LoginGuard | None = None,
+        secrets: SecretMask | None = None,
     ) -> None:
         if not client_id or not isinstance(client_id, str):
             raise ValueError(
@@ -264,6 +266,10 @@ class TokenManager:
         self._sender = sender
         self._client_id = client_id
         self._secret = client_secret
+        #: Every secret this manager sees (the client secret, each token it holds or loads) is
+        #: registered here, so that text built from server answers can mask it.
+        self.secrets = secrets if secrets is not None else SecretMask()
+        self.secrets.add(client_secret)
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
         # The built-in store is in this process: current() may read it without awaiting.
         self._memory = self._store if type(self._store) is MemoryTokenStore else None
@@ -372,19 +378,27 @@ class TokenManager:
     async def _load(self) -> TokenSet | None:
         """The store's token set; the client's own when the store fails."""
         if self._memory is not None:
-            return self._memory.tokens
-        try:
-            # A store with plain (not async) methods works too.
-            answer: Any = self._store.load()
-            loaded: TokenSet | None = await answer if inspect.isawaitable(answer) else answer
-        except Exception as exc:
-            self._store_failed("load", exc)
-            return self._last
-        self._store_works()
+            loaded = self._memory.tokens
+        else:
+            try:
+                # A store with plain (not async) methods works too.
+                answer: Any = self._store.load()
+                loaded = await answer if inspect.isawaitable(answer) else answer
+            except Exception as exc:
+                self._store_failed("load", exc)
+                return self._last
+            self._store_works()
+        if loaded is not None and loaded is not self._last:
+            # A token another client of the store renewed is this client's secret too.
+            self.secrets.add(loaded.access_token)
+            self.secrets.add(loaded.refresh_token)
         return loaded
 
     async def _save(self, tokens: TokenSet | None) -> None:
         """Store ``tokens`` (kept by the client too, should the store fail)."""
+        if tokens is not None:
+            self.secrets.add(tokens.access_token)
+            self.secrets.add(tokens.refresh_token)
         self._last = tokens
         try:
             saved = self._store.save(tokens)
@@ -399,10 +413,7 @@ class TokenManager:
         # Warn once per outage: a store that is down fails on every request.
         level = logging.DEBUG if self._store_down else logging.WARNING
         self._store_down = True
-        text = f"{type(exc).__name__}: {exc}"
-        for known in (self._last.access_token, self._last.refresh_token) if self._last else ():
-            if known:
-                text = text.replace(known, "***")
+        text = self.secrets(f"{type(exc).__name__}: {exc}")
         logger.log(
             level,
             "token store %s failed (%s); going on with this client's own token",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import ssl
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from yarl import URL
 from ._backoff import Backoff
 from ._lenient import EXACT_JSON, convert
 from ._models import ApiResponse
+from ._secrets import SecretMask, redact
 from ._tls import SslOption, TlsPolicy
 from .errors import TokenExpiredError, TransportError, YeastarError, error_for
 
@@ -42,15 +42,6 @@ T = TypeVar("T")
 
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _EXCERPT = 200
-_SECRET_QUERY = re.compile(r"((?:access_token|refresh_token|password)=)[^&\s\"']+", re.IGNORECASE)
-_SECRET_JSON = re.compile(
-    r"(\"(?:access_token|refresh_token|password)\"\s*:\s*\")[^\"]*", re.IGNORECASE
-)
-
-
-def redact(text: str) -> str:
-    """Mask token and password values in URLs, query strings and JSON text."""
-    return _SECRET_JSON.sub(r"\1***", _SECRET_QUERY.sub(r"\1***", text))
 
 
 class TokenSource(Protocol):
@@ -296,6 +287,9 @@ class Transport:
         # A plain-http PBX has no TLS to configure; the policy is still resolved to validate `ssl`.
         self.tls = TlsPolicy(ssl if url.scheme == "https" else None)
         self.tokens: TokenSource | None = None
+        #: The literal secrets of this client (its client secret and tokens, registered by the
+        #: token manager), masked in every text built from what the server sent.
+        self.secrets = SecretMask()
         self._url = url
         Backoff(retry_backoff, retry_backoff_max)  # validate the bounds now, not at a retry
         self._retry_backoff = retry_backoff
@@ -718,7 +712,6 @@ class Transport:
         """Raise :class:`TransportError` if a pinned certificate does not match the peer."""
         self.tls.check_peer(ssl_object)
 
-    @staticmethod
-    def redact(text: str) -> str:
-        """Mask token and password values in ``text``."""
-        return redact(text)
+    def redact(self, text: str) -> str:
+        """Mask token and password values in ``text``, and this client's own secrets."""
+        return self.secrets(text)

@@ -205,6 +205,7 @@ class YeastarClient:
             refresh_margin=refresh_margin,
             # Every client of this process counts rejected logins to this PBX together.
             guard=login_guard(self._transport.base_url),
+            secrets=self._transport.secrets,
         )
         self._transport.tokens = self._tokens
         self._client_id = client_id
