@@ -89,10 +89,10 @@ def _unverified_context() -> ssl.SSLContext:
 
 
 def _ca_file_context(path: str) -> ssl.SSLContext:
-    # Keyed by the file's identity and version: a CA file replaced on disk is read anew.
-    stat = os.stat(path)
-    key = ("cafile", os.path.realpath(path), str(stat.st_mtime_ns), str(stat.st_size))
-    return _shared_context(key, lambda: ssl.create_default_context(cafile=path))
+    # Keyed by the file's content: a CA file replaced on disk is read anew.
+    with open(path, "rb") as file:
+        digest = hashlib.sha256(file.read()).hexdigest()
+    return _shared_context(("cafile", digest), lambda: ssl.create_default_context(cafile=path))
 
 
 class TlsPolicy:
