@@ -906,6 +906,38 @@ async def test_doctor_into_a_closed_pipe_ends_quietly(env: FakePBX) -> None:
     assert err == b""  # no "error: [Errno 32] Broken pipe", no "Exception ignored"
 
 
+def _read_fd_until(fd: int, marker: bytes) -> bytes:
+    seen = b""
+    while marker not in seen:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise AssertionError(f"EOF before {marker!r}: {seen!r}")
+        seen += chunk
+    return seen
+
+
+@posix_only
+async def test_demo_into_a_pipe_closed_midway_ends_quietly() -> None:
+    # `demo | head -4`: the reader leaves while event handlers and the bot still print.
+    read_end, write_end = os.pipe()
+    proc = await _spawn("demo", stdout=write_end)
+    os.close(write_end)
+    try:
+        seen = await asyncio.wait_for(
+            asyncio.to_thread(_read_fd_until, read_end, b"connected to the event stream"), 30
+        )
+        assert b"FakePBX listening" in seen
+        os.close(read_end)
+        read_end = -1
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if read_end >= 0:
+            os.close(read_end)
+        await _reap(proc)
+    assert proc.returncode == 0, err.decode()
+    assert err == b"", err.decode()  # no handler traceback, no "Exception ignored"
+
+
 def test_a_closed_stdout_in_process_is_a_quiet_end(monkeypatch: pytest.MonkeyPatch) -> None:
     class Gone:
         encoding = "utf-8"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from typing import Any, Final, TextIO
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Final, TextIO, TypeVar
+
+T = TypeVar("T")
 
 PROG: Final = "yeastar-async"
 
@@ -77,6 +81,59 @@ def err(line: str) -> None:
     """Print ``line`` on stderr, like :func:`out`; a closed stderr is ignored (status lines
     are not the command's result)."""
     _write(line, sys.stderr)
+
+
+class OutputGuard:
+    """Wraps the callbacks a command hands to the library (event handlers, the bot's
+    ``on_decision``) so that a closed stdout ends the command instead of logging a traceback
+    per event: see :func:`ends_when_output_closes`."""
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self._task = task
+        self.closed = False
+
+    def _stop(self) -> None:
+        if not self.closed and self._task is not None:
+            self.closed = True
+            self._task.cancel()
+
+    def handler(self, fn: Callable[[T], Awaitable[Any]]) -> Callable[[T], Awaitable[None]]:
+        """``fn`` (an async event handler), ending the command when it finds stdout closed."""
+
+        @functools.wraps(fn)
+        async def guarded(event: T) -> None:
+            try:
+                await fn(event)
+            except OutputClosed:
+                self._stop()
+
+        return guarded
+
+    def call(self, fn: Callable[[T], Any]) -> Callable[[T], None]:
+        """``fn`` (a plain callback), likewise."""
+
+        @functools.wraps(fn)
+        def guarded(arg: T) -> None:
+            try:
+                fn(arg)
+            except OutputClosed:
+                self._stop()
+
+        return guarded
+
+
+@contextlib.asynccontextmanager
+async def ends_when_output_closes() -> AsyncIterator[OutputGuard]:
+    """Within the block, a guarded callback that finds stdout closed cancels the command's
+    task; the block then raises :class:`OutputClosed` (a quiet end) instead of the cancel."""
+    task = asyncio.current_task()
+    guard = OutputGuard(task)
+    try:
+        yield guard
+    except asyncio.CancelledError:
+        if guard.closed and task is not None and task.uncancel() == 0:
+            raise OutputClosed("stdout was closed") from None
+        raise
 
 
 class LibraryLog(logging.Handler):
