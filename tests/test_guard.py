@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from yeastar_async import YeastarClient
+from yeastar_async import YeastarClient, cli
 from yeastar_async._guard import forget_login_guard, login_guard, pbx_key
 from yeastar_async._guard_store import default_state_path, state_path
 from yeastar_async.errors import (
@@ -282,3 +282,36 @@ async def test_an_unusable_store_state_refuses(fault: str) -> None:
 def test_the_state_file_is_never_in_the_home_during_tests() -> None:
     assert str(default_state_path()).startswith(os.environ["XDG_STATE_HOME"])
     assert not str(default_state_path()).startswith(str(Path.home() / ".local"))
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+async def _doctor(pbx: FakePBX, secret: str) -> int:
+    argv = ["doctor", "--base-url", pbx.base_url, "--client-id", pbx.client_id]
+    async with asyncio.timeout(20):
+        return await cli.amain([*argv, "--client-secret", secret])
+
+
+async def test_doctor_shows_the_count(capsys: pytest.CaptureFixture[str]) -> None:
+    async with FakePBX() as pbx:
+        assert await _doctor(pbx, WRONG) == 1
+        first = capsys.readouterr().out
+        assert "✓ login guard   0 rejected login(s) in a row to 127.0.0.1" in first
+        assert await _doctor(pbx, WRONG) == 1
+        second = capsys.readouterr().out
+        assert "! login guard   1 rejected login(s) in a row to 127.0.0.1 (1 with these" in second
+        assert str(state_file()) in second
+        assert "refuses to send a login at 4" in second
+        assert WRONG not in first + second
+
+
+async def test_doctor_names_an_unusable_state_file(capsys: pytest.CaptureFixture[str]) -> None:
+    state_file().parent.mkdir(parents=True)
+    state_file().write_text("{")
+    async with FakePBX() as pbx:
+        assert await _doctor(pbx, pbx.client_secret) == 1
+        out = capsys.readouterr().out
+        assert "✗ login guard   state unusable" in out
+        assert str(state_file()) in out
+        assert pbx.count("get_token") == 0
