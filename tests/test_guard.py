@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,57 @@ async def test_doctor_names_an_unusable_state_file(capsys: pytest.CaptureFixture
         assert "✗ login guard   state unusable" in out
         assert str(state_file()) in out
         assert pbx.count("get_token") == 0
+
+
+# -- users' own tests -------------------------------------------------------------------------
+
+_USER_TESTS = """
+import pytest
+from yeastar_async import YeastarClient
+from yeastar_async.errors import AuthenticationError, LockoutGuardError
+
+
+async def three_rejections(pbx):
+    for _ in range(3):
+        async with YeastarClient(pbx.base_url, pbx.client_id, "wrong") as client:
+            with pytest.raises(AuthenticationError) as info:
+                await client.login()
+            assert not isinstance(info.value, LockoutGuardError)
+
+
+async def test_one(fake_pbx):
+    await three_rejections(fake_pbx)
+
+
+async def test_two(fake_pbx_factory):
+    await three_rejections(await fake_pbx_factory())
+"""
+
+
+async def test_users_tests_with_the_fixtures_are_isolated(tmp_path: Path) -> None:
+    """Each test starts with no count, and nothing is written to the developer's home."""
+    (tmp_path / "test_user.py").write_text(_USER_TESTS)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PYTEST_"))}
+    env["HOME"] = str(home)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_mode=auto",
+        str(tmp_path / "test_user.py"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(60):
+        out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
+    assert "2 passed" in out.decode()
+    assert not (home / ".local").exists()
