@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 
 from yeastar_async import YeastarClient, cli
-from yeastar_async._guard import forget_login_guard, login_guard, pbx_key
+from yeastar_async._auth import TokenManager, _TokenAnswer
+from yeastar_async._guard import LoginGuard, forget_login_guard, login_guard, pbx_key
 from yeastar_async._guard_store import default_state_path, state_path
 from yeastar_async.errors import (
     AuthenticationError,
     IPBlockedError,
     LockoutGuardError,
     TransportError,
+    error_for,
 )
 from yeastar_async.testing import FakePBX
 
@@ -370,3 +372,80 @@ async def test_users_tests_with_the_fixtures_are_isolated(tmp_path: Path) -> Non
     assert process.returncode == 0, out.decode()
     assert "2 passed" in out.decode()
     assert not (home / ".local").exists()
+
+
+# -- waiting near the limit (no network) ----------------------------------------------------
+
+
+class PasswordSender:
+    """get_token accepts one secret and rejects others; logins of ``held`` wait for ``gate``."""
+
+    def __init__(self, good: str) -> None:
+        self.good = good
+        self.sent: list[str] = []
+        self.gate = asyncio.Event()
+        self.held: set[str] = set()
+        self.arrived = asyncio.Event()  # a held login reached the "PBX"
+
+    async def send(self, method: str, endpoint: str, *, json: Any = None, **_: Any) -> Any:
+        secret = json["password"]
+        self.sent.append(secret)
+        if secret in self.held:
+            self.arrived.set()
+            await self.gate.wait()
+        if secret != self.good:
+            raise error_for(-1, endpoint=endpoint)
+        return _TokenAnswer(access_token=f"a-{len(self.sent)}", refresh_token="r")
+
+
+async def test_near_the_limit_logins_wait_for_the_one_in_flight_without_spinning() -> None:
+    guard = LoginGuard("pbx")
+    sender = PasswordSender("right")
+    for n in range(3):  # three other credentials rejected: one login left before the 4th
+        with pytest.raises(AuthenticationError):
+            await TokenManager(sender, "id", f"wrong-{n}", guard=guard).token()
+    updates = 0
+    real_update = guard._update
+
+    async def counted(*args: Any) -> Any:
+        nonlocal updates
+        updates += 1
+        return await real_update(*args)
+
+    guard._update = counted  # type: ignore[method-assign]
+    sender.held.add("right")
+    first = asyncio.ensure_future(TokenManager(sender, "id", "right", guard=guard).token())
+    others = [
+        asyncio.ensure_future(TokenManager(sender, "id", "right", guard=guard).token())
+        for _ in range(2)
+    ]
+    async with asyncio.timeout(5):
+        await sender.arrived.wait()
+        for _ in range(100):  # the waiting logins must sleep, not retry in a loop
+            await asyncio.sleep(0)
+        assert updates == 3  # one reservation, two refusals that now wait
+        assert sender.sent.count("right") == 1
+        sender.gate.set()
+        assert (await first).startswith("a-")
+        assert all(token.startswith("a-") for token in await asyncio.gather(*others))
+    assert guard.in_a_row == 0
+
+
+async def test_near_the_limit_a_rejection_in_flight_turns_the_waiters_into_refusals() -> None:
+    guard = LoginGuard("pbx")
+    sender = PasswordSender("right")
+    for n in range(3):
+        with pytest.raises(AuthenticationError):
+            await TokenManager(sender, "id", f"wrong-{n}", guard=guard).token()
+    sender.held.add("wrong-3")
+    tasks = [
+        asyncio.ensure_future(TokenManager(sender, "id", secret, guard=guard).token())
+        for secret in ("wrong-3", "right", "right")
+    ]
+    async with asyncio.timeout(5):
+        await sender.arrived.wait()
+        sender.gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert type(results[0]) is AuthenticationError
+    assert all(isinstance(r, LockoutGuardError) for r in results[1:])
+    assert len(sender.sent) == 4  # the 5th, which would block the IP, never went out

@@ -24,6 +24,7 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -145,6 +146,51 @@ class GuardCount:
     where: str
 
 
+class _Gate:
+    """A mutex for coroutines of any event loop (an ``asyncio.Lock`` belongs to one loop)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = False
+        self._queue: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    async def __aenter__(self) -> None:
+        with self._lock:
+            if not self._held:
+                self._held = True
+                return
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            self._queue.append((loop, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, future) in self._queue:
+                    self._queue.remove((loop, future))
+                    raise
+            if not future.cancelled():
+                self._release()  # it was handed over just as the wait was cancelled
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            if not self._queue:
+                self._held = False
+                return
+            loop, future = self._queue.popleft()  # handed over: stays held
+        loop.call_soon_threadsafe(self._hand_over, future)
+
+    def _hand_over(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            self._release()  # the waiter gave up: the next one gets it
+        else:
+            future.set_result(None)
+
+
 class LoginGuard:
     """The rejected logins to one PBX address, shared by every client of the process.
 
@@ -154,11 +200,14 @@ class LoginGuard:
 
     def __init__(self, key: str = "") -> None:
         self.key = key
-        self._lock = threading.Lock()
         self._record = GuardRecord()
-        # Logins of this process between reserve and settle, and who waits for one to end
+        # Reading the count, checking it and counting a login are one step within the
+        # process (the state file's lock covers other processes).
+        self._gate = _Gate()
+        # Logins of this process counted and not yet answered, and who waits for one to end
         # (clients may run on several event loops, so a waiter is a future and its loop).
-        self._pending = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
@@ -194,32 +243,34 @@ class LoginGuard:
 
         while True:
             refusal.clear()
-            with self._lock:
-                self._pending += 1  # before the state is read: others must see it in flight
-            try:
-                after = await self._update(state, change)
-            except GuardStateError as exc:
-                self._settled()
-                raise LockoutGuardError(f"get_token: {exc}") from None
-            except BaseException:
-                self._settled()
-                raise
-            if not refusal:
-                return Reservation(creds, after.epoch, state, after.same(creds), after.in_a_row)
-            waiter = self._settled(wait=True)
-            if waiter is None:
-                raise LockoutGuardError(refusal[0])
+            async with self._gate:
+                try:
+                    after = await self._update(state, change)
+                except GuardStateError as exc:
+                    raise LockoutGuardError(f"get_token: {exc}") from None
+                with self._lock:
+                    if not refusal:
+                        self._in_flight += 1
+                        return Reservation(
+                            creds, after.epoch, state, after.same(creds), after.in_a_row
+                        )
+                    if not self._in_flight:
+                        raise LockoutGuardError(refusal[0])
+                    loop = asyncio.get_running_loop()
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._waiters.append((loop, waiter))
             await waiter
 
     async def count(self, credentials: bytes, state: GuardState | None = None) -> GuardCount:
         """The count as a login would see it now (:class:`GuardStateError` if unreadable)."""
         state = state if state is not None else GuardState()
-        record = await self._update(state, lambda record: record)
+        async with self._gate:
+            record = await self._update(state, lambda record: record)
         return GuardCount(self.key, record.in_a_row, record.same(credentials.hex()), state.where())
 
     def rejected(self, reservation: Reservation) -> None:
         """The login was rejected (it stays counted); also for a login whose fate is unknown."""
-        self._settled()
+        self._landed()
 
     async def accepted(self, reservation: Reservation) -> None:
         """A login succeeded: the PBX's count starts again."""
@@ -238,43 +289,28 @@ class LoginGuard:
         self, reservation: Reservation, change: Callable[[GuardRecord], GuardRecord]
     ) -> None:
         try:
-            await self._update(reservation.state, change)
+            async with self._gate:
+                await self._update(reservation.state, change)
         except GuardStateError as exc:
             # The count stays as it was: towards refusing, never towards a block.
             logger.warning("login guard: could not update the count: %s", exc)
         finally:
-            self._settled()
+            self._landed()
 
     async def _update(
         self, state: GuardState, change: Callable[[GuardRecord], GuardRecord]
     ) -> GuardRecord:
-        """Apply ``change`` to the count where ``state`` keeps it; returns the new count."""
-        if not state.persistent:
-            # Memory only: clients on other threads' loops share this record.
-            with self._lock:
-                self._record = change(self._record)
-                return self._record
-        _, after = await state.update(self.key, self._record, change)
-        self._record = after
-        return after
+        """Apply ``change`` to the count where ``state`` keeps it (under the gate)."""
+        _, self._record = await state.update(self.key, self._record, change)
+        return self._record
 
-    def _settled(self, wait: bool = False) -> asyncio.Future[None] | None:
-        """One login of this process is no longer in flight; wake whoever waits for that.
-
-        With ``wait``, returns a future that a later settle completes, or ``None`` when no
-        other login is in flight (then nothing will change by waiting).
-        """
+    def _landed(self) -> None:
+        """A counted login of this process got its answer: whoever waits looks again."""
         with self._lock:
-            self._pending -= 1
+            self._in_flight -= 1
             woken, self._waiters = self._waiters, []
-            waiter = None
-            if wait and self._pending > 0:
-                loop = asyncio.get_running_loop()
-                waiter = loop.create_future()
-                self._waiters.append((loop, waiter))
         for loop, future in woken:
             loop.call_soon_threadsafe(_wake, future)
-        return waiter
 
     def forget(self) -> None:
         """Drop this process's count (the persisted one is left alone)."""
