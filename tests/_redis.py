@@ -51,8 +51,19 @@ class RedisServer:
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
         assert BINARY is not None
-        args = [BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-                str(self.directory), "--protected-mode", "no", "--loglevel", "warning"]
+        args = [
+            BINARY,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
         if not self.persist:
             args += ["--save", "", "--appendonly", "no"]
         log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - the child keeps it

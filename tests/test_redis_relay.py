@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tests._redis import RedisServer, redis_client, redis_server
+from tests._redis import redis_client, redis_server
 from yeastar_async import YeastarClient, events
 from yeastar_async.redis import EventRelay, RedisTokenStore, current_delivery
 from yeastar_async.testing import FakePBX

@@ -28,7 +28,7 @@ from yeastar_async.events import Connected, Disconnected, Subscription
 from ._codec import encode_event
 from ._lease import Lease, LeaseLost, Pending
 from ._stats import RelayStats
-from ._worker import REDIS_DOWN
+from ._worker import REDIS_DOWN, raise_if_cancelled
 
 if TYPE_CHECKING:
     from yeastar_async.client import YeastarClient
@@ -110,6 +110,7 @@ class Holder:
                 finally:
                     self.holding.clear()
             except REDIS_DOWN as exc:
+                raise_if_cancelled()
                 self.stats.redis_errors += 1
                 delay = backoff.next_delay()
                 level = logging.DEBUG if down else logging.WARNING
@@ -179,6 +180,7 @@ class Holder:
                 if not await self._regain(value):
                     raise
             except REDIS_DOWN as exc:
+                raise_if_cancelled()
                 self.stats.redis_errors += 1
                 logger.debug("relay: lease renewal failed (%s)", type(exc).__name__)
             await asyncio.sleep(interval)
@@ -234,9 +236,12 @@ class Holder:
                 self.stats.appended += await self.lease.append(pending, link.up)
                 return
             except LeaseLost:
+                if value is not None:  # refused by the script, not by the local check
+                    self.stats.fenced += 1
                 if not await self._regain(value):
                     raise
             except REDIS_DOWN as exc:
+                raise_if_cancelled()
                 # The same sequence numbers again: what the lost reply had written is skipped.
                 self.stats.append_retries += 1
                 self.stats.redis_errors += 1

@@ -8,6 +8,8 @@ same step, so a holder that was paused past its lease (a GC pause, SIGSTOP, a VM
 cannot write once another process took over: its value is gone from the key, whatever its own
 clock says. Redis expires the key on its own clock, so the holders' clocks do not matter.
 
+Each entry also records the lease value that wrote it (field ``h``), for audits.
+
 Appends are idempotent within a lease: each event carries a sequence number and the script
 skips numbers it already wrote, so a batch retried after a lost reply is not written twice.
 
@@ -76,7 +78,7 @@ for i = 4, #ARGV, 4 do
   local seq = tonumber(ARGV[i])
   if seq > last then
     redis.call('XADD', KEYS[4 + tonumber(ARGV[i + 1])], 'MAXLEN', '~', ARGV[2], '*',
-      'k', ARGV[i + 2], 'v', ARGV[i + 3])
+      'k', ARGV[i + 2], 'v', ARGV[i + 3], 'h', ARGV[1])
     written = written + 1
     top = seq
   end

@@ -295,6 +295,10 @@ class EventRelay:
     async def _stop_engine(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None and not engine.done():
+            # Readers stop between commands (a blocking read lasts block_ms at most); only one
+            # that is stuck in a handler gets cancelled.
+            self._worker.stopping = True
+            await asyncio.wait({engine}, timeout=self._worker.block_ms / 1000 + 0.5)
             engine.cancel()
             await asyncio.wait({engine})
 

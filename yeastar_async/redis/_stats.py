@@ -18,6 +18,8 @@ class RelayStats:
     """Appends retried because Redis did not answer (each retry is written at most once)."""
     leases_acquired: int = 0
     """Times this process took the lease (became the link holder)."""
+    fenced: int = 0
+    """Appends Redis refused because the lease had passed to another process (nothing written)."""
     leases_lost: int = 0
     """Times it lost the lease to another process (or gave it up, its link down too long)."""
     failovers: int = 0

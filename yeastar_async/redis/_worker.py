@@ -28,7 +28,7 @@ from yeastar_async.events._dispatch import Dispatcher, Handler, Target, describe
 from ._codec import EntryError, decode_entry
 from ._stats import Delivery, RelayStats, reset_delivery, set_delivery
 
-__all__ = ["REDIS_DOWN", "RelaySubscription", "StreamReader", "Worker"]
+__all__ = ["REDIS_DOWN", "RelaySubscription", "StreamReader", "Worker", "raise_if_cancelled"]
 
 logger = logging.getLogger("yeastar_async.redis")
 
@@ -36,6 +36,17 @@ logger = logging.getLogger("yeastar_async.redis")
 REDIS_DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 E_co = TypeVar("E_co", covariant=True)
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a timeout inside the Redis client turned into an error.
+
+    (An outer cancel racing the client's own read timeout can surface as TimeoutError; a
+    retry loop must not swallow it.)
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class RelaySubscription(Generic[E_co]):
@@ -133,7 +144,7 @@ class StreamReader:
         own_pending = True
         next_claim = 0.0
         down = False
-        while True:
+        while not worker.stopping:
             try:
                 if not ready:
                     await self._ensure_group()
@@ -167,6 +178,7 @@ class StreamReader:
                 ready, own_pending = False, True
                 self._acks.clear()
             except REDIS_DOWN as exc:
+                raise_if_cancelled()
                 worker.stats.redis_errors += 1
                 delay = backoff.next_delay()
                 level = logging.DEBUG if down else logging.WARNING
@@ -254,9 +266,7 @@ class StreamReader:
                 self._acks.append(entry_id)
                 continue
             text_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            attempt = attempts.get(entry_id, 1) if again else 1
-            if again:
-                worker.stats.redelivered += 1
+            attempt = attempts.get(entry_id, 2) if again else 1
             if await worker.deliver(event, Delivery(self.stream, text_id, attempt)):
                 self._acks.append(entry_id)
 
@@ -275,7 +285,7 @@ class Worker:
         batch: int,
         handler_timeout: float | None,
         max_deliveries: int,
-        block_ms: int = 1000,
+        block_ms: int = 500,
     ) -> None:
         self.redis = redis
         self.group = group
@@ -289,6 +299,9 @@ class Worker:
         # The stream's registry: the same targets, checks and routing keys as client.on().
         self.registry = Dispatcher()
         self._subscriptions: list[RelaySubscription[Any]] = []
+        #: Readers end after their current command: cancelling one inside a Redis call can
+        #: leave redis-py waiting for up to its socket timeout (a cancellation swallowed).
+        self.stopping = False
 
     def open_subscription(self, targets: tuple[Target, ...]) -> RelaySubscription[Any]:
         """A subscription to the events ``targets`` name (ValueError/TypeError if none)."""
@@ -306,7 +319,8 @@ class Worker:
         sub.close()
 
     async def run(self) -> None:
-        """Read every stream until cancelled (one task per stream)."""
+        """Read every stream until :attr:`stopping` (or cancelled): one task per stream."""
+        self.stopping = False
         readers = [StreamReader(self, stream, idle) for stream, idle in self._streams]
         tasks = [
             asyncio.create_task(r.run(), name=f"yeastar-relay-reader-{r.stream}") for r in readers
@@ -328,6 +342,8 @@ class Worker:
         if not fns and not subs:
             return True  # nothing of this group wants it
         self.stats.delivered += 1
+        if delivery.attempt > 1:
+            self.stats.redelivered += 1
         token = set_delivery(delivery)
         ok = True
         try:
