@@ -7,11 +7,13 @@ it again on the same port (without persistence: empty).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,22 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
         yield client
     finally:
         await client.aclose()
+
+
+async def until(
+    check: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 15.0
+) -> None:
+    """Poll ``check`` (sync or async) until it is true, at most ``timeout`` seconds.
+
+    Only for state kept in Redis or in another process (a lease expiring, a child's writes):
+    nothing in this process could be awaited instead.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                answer = check()
+                if await answer if inspect.isawaitable(answer) else answer:
+                    return
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout}s: {what}") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from tests._redis import RedisServer, redis_client, redis_server
+from tests._redis import RedisServer, redis_client, redis_server, until
 from yeastar_async import events
 from yeastar_async.redis import EventRelay, current_delivery
 from yeastar_async.testing import FakePBX
@@ -167,12 +167,13 @@ async def test_holder_killed_mid_stream_fails_over_without_losing_an_appended_ev
         failover = loop.time() - killed_at
         await emit_until(lambda: any(g.reconnect for g in gaps) and len(handled) >= 60)
 
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                in_stream = await stream_call_ids(redis_client, worker.keys.events)
-                if {c for c, _ in in_stream} <= set(handled):
-                    break
-                await asyncio.sleep(0.02)
+        in_stream: list[tuple[str, bytes]] = []
+
+        async def all_handled() -> bool:
+            in_stream[:] = await stream_call_ids(redis_client, worker.keys.events)
+            return {c for c, _ in in_stream} <= set(handled)
+
+        await until(all_handled, "every event in the stream handled")
         final = await second.wait(lambda s: s["failovers"] >= 1)
         await worker.aclose()
         await work
@@ -209,9 +210,7 @@ async def test_worker_killed_with_events_in_flight_another_handles_them(
         # It reads all of them in one batch, handles three (acknowledged after the batch),
         # and hangs in the fourth's handler: all four are in flight when it is killed.
         doomed = await spawn("worker", redis_server, "--consumer", "doomed")
-        async with asyncio.timeout(TIMEOUT):
-            while not await redis_client.llen("started"):
-                await asyncio.sleep(0.01)
+        await until(lambda: redis_client.llen("started"), "the doomed worker's handler started")
         assert await redis_client.llen("handled") == 3
         doomed.signal(signal.SIGKILL)
         await asyncio.wait_for(doomed.process.wait(), TIMEOUT)
@@ -255,9 +254,11 @@ async def test_paused_holder_cannot_append_after_it_resumes(
         paused.signal(signal.SIGSTOP)
         successor = await spawn("holder", redis_server, pbx=fake_pbx)
         await successor.wait(lambda s: s["holder"])
-        async with asyncio.timeout(TIMEOUT):
-            while len(fake_pbx.sockets) < 2 or not all(s.subscribed for s in fake_pbx.sockets):
-                await asyncio.sleep(0.01)
+        await fake_pbx.wait_until(
+            lambda: len(fake_pbx.sockets) == 2 and all(s.subscribed for s in fake_pbx.sockets),
+            TIMEOUT,
+            "both holders subscribed",
+        )
         # Both links get these; only the successor may append them.
         for i in range(5):
             assert await fake_pbx.emit(30012, cdr(fake_pbx, f"during{i}")) == 2

@@ -4,13 +4,12 @@ workers typed, once per group, 30016 on its own stream, failed handlers retried,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests._redis import redis_client, redis_server
+from tests._redis import redis_client, redis_server, until
 from yeastar_async import YeastarClient, events
 from yeastar_async.redis import EventRelay, RedisTokenStore, current_delivery
 from yeastar_async.testing import FakePBX
@@ -34,14 +33,8 @@ async def start_holder(relay: EventRelay, client: YeastarClient) -> asyncio.Task
 
 
 @pytest.fixture
-async def fake(fake_pbx: FakePBX) -> AsyncIterator[FakePBX]:
-    yield fake_pbx
-
-
-async def wait_for(predicate: Any, timeout: float = TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+def fake(fake_pbx: FakePBX) -> FakePBX:
+    return fake_pbx
 
 
 async def test_events_reach_a_worker_typed_and_acknowledged(
@@ -70,7 +63,7 @@ async def test_events_reach_a_worker_typed_and_acknowledged(
         assert [e.msg.call_id for e, _ in got] == [f"c{i}" for i in range(5)]
         assert all(isinstance(e, events.NewCdr) for e, _ in got)
         assert all(d is not None and d.attempt == 1 for _, d in got)
-        await wait_for(lambda: worker.stats.acked >= 5)
+        await until(lambda: worker.stats.acked >= 5, "five acknowledged")
         pending = await redis_client.xpending(worker.keys.events, "g")
         assert pending["pending"] == 0
         await worker.aclose()
