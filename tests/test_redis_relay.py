@@ -4,12 +4,13 @@ workers typed, once per group, 30016 on its own stream, failed handlers retried,
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests._redis import redis_client, redis_server, until
+from tests._redis import RedisServer, redis_client, redis_server, until
 from yeastar_async import YeastarClient, events
 from yeastar_async.redis import EventRelay, RedisTokenStore, current_delivery
 from yeastar_async.testing import FakePBX
@@ -71,3 +72,250 @@ async def test_events_reach_a_worker_typed_and_acknowledged(
         await client.aclose()
         await asyncio.wait_for(work, TIMEOUT)
         await asyncio.wait_for(hold, TIMEOUT)
+
+
+async def test_inbound_call_answered_through_the_relay_behind_a_cdr_backlog(
+    fake: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    """30016 has its own stream and reader: a slow CDR handler with a backlog never delays it."""
+    holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
+    worker = EventRelay(redis_client, "pbx1", group="g")
+    release_cdrs = asyncio.Event()
+    cdrs: list[str] = []
+
+    @worker.on(events.NewCdr)
+    async def slow_cdr(event: events.NewCdr) -> None:
+        await release_cdrs.wait()  # a CDR export stuck on a slow database
+        cdrs.append(event.msg.call_id)
+
+    client = make_client(fake, redis_client)
+    rest = make_client(fake, redis_client)
+
+    @worker.on(events.IncomingCallRequest)
+    async def screen(event: events.IncomingCallRequest) -> None:
+        inbound = next(m.inbound for m in event.msg.members if m.inbound is not None)
+        await rest.call.accept_inbound(channel_id=inbound.channel_id)
+
+    async with client, rest:
+        hold = await start_holder(holder_relay, client)
+        work = asyncio.create_task(worker.work())
+        await fake.wait_for_subscription([30012, 30016])
+        for i in range(50):
+            await fake.emit(30012, {**fake.example_event(30012), "call_id": f"backlog{i}"})
+        await until(lambda: worker.stats.delivered >= 1, "the CDR handler busy")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        call = fake.simulate_inbound_call("5503301", talk_time=None)
+        assert await call.outcome(timeout=TIMEOUT) == "accepted"
+        answered = loop.time() - started
+        assert cdrs == []  # still stuck behind the first CDR
+        release_cdrs.set()
+        await until(lambda: len(cdrs) >= 50, "the backlog drained")
+        assert cdrs[:50] == [f"backlog{i}" for i in range(50)]
+        await worker.aclose()
+        await holder_relay.aclose()
+        await asyncio.wait_for(work, TIMEOUT)
+        await asyncio.wait_for(hold, TIMEOUT)
+    assert answered < 2.0  # well inside the 10 s window
+    priority = await redis_client.xrange(worker.keys.priority)
+    assert [events.decode(f[b"v"]).type for _, f in priority] == [30016]
+
+
+async def test_every_group_gets_every_event_each_worker_of_a_group_a_share(
+    fake: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
+    seen: dict[str, list[str]] = {"export-a": [], "export-b": [], "pops": []}
+    relays = [
+        EventRelay(redis_client, "pbx1", group="export", consumer="export-a", batch=1),
+        EventRelay(redis_client, "pbx1", group="export", consumer="export-b", batch=1),
+        EventRelay(redis_client, "pbx1", group="pops", consumer="pops"),
+    ]
+    for relay in relays:
+
+        async def record(event: events.NewCdr, name: str = relay.consumer) -> None:
+            seen[name].append(event.msg.call_id)
+            await asyncio.sleep(0)  # let the other worker of the group take its turn
+
+        relay.add_handler(events.NewCdr, record)
+    client = make_client(fake, redis_client)
+    async with client:
+        hold = await start_holder(holder_relay, client)
+        works = [asyncio.create_task(relay.work()) for relay in relays]
+        await fake.wait_for_subscription([30012])
+        sent = [f"c{i}" for i in range(40)]
+        for call_id in sent:
+            await fake.emit(30012, {**fake.example_event(30012), "call_id": call_id})
+        await until(
+            lambda: len(seen["pops"]) == 40 and len(seen["export-a"]) + len(seen["export-b"]) == 40,
+            "both groups got all 40",
+        )
+        for relay in relays:
+            await relay.aclose()
+        await holder_relay.aclose()
+        await asyncio.wait_for(asyncio.gather(*works, hold), TIMEOUT)
+    assert seen["pops"] == sent
+    assert sorted(seen["export-a"] + seen["export-b"], key=sent.index) == sent
+    assert not set(seen["export-a"]) & set(seen["export-b"])
+
+
+async def test_a_failing_handler_is_retried_then_given_up(
+    fake: FakePBX, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
+    worker = EventRelay(redis_client, "pbx1", group="g", claim_idle=0.2, max_deliveries=3)
+    attempts: list[tuple[str, int]] = []
+
+    @worker.on(events.NewCdr)
+    async def flaky(event: events.NewCdr) -> None:
+        delivery = current_delivery()
+        assert delivery is not None
+        attempts.append((event.msg.call_id, delivery.attempt))
+        if event.msg.call_id == "poison" or delivery.attempt == 1:
+            raise RuntimeError("database down")
+
+    client = make_client(fake, redis_client)
+    async with client:
+        hold = await start_holder(holder_relay, client)
+        work = asyncio.create_task(worker.work())
+        await fake.wait_for_subscription([30012])
+        for call_id in ("ok", "poison"):
+            await fake.emit(30012, {**fake.example_event(30012), "call_id": call_id})
+        await until(lambda: worker.stats.given_up == 1, "the poison entry given up")
+        await until(lambda: worker.stats.acked >= 3, "all acknowledged")
+        await worker.aclose()
+        await holder_relay.aclose()
+        await asyncio.wait_for(asyncio.gather(work, hold), TIMEOUT)
+    assert ("ok", 1) in attempts
+    assert ("ok", 2) in attempts
+    assert [a for c, a in attempts if c == "poison"] == [1, 2, 3]
+    assert worker.stats.handler_errors == 4
+    assert "gave up on NewCdr" in caplog.text
+    assert (await redis_client.xpending(worker.keys.events, "g"))["pending"] == 0
+
+
+async def test_subscribe_yields_relayed_events_and_acknowledges_on_next(
+    fake: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
+    worker = EventRelay(redis_client, "pbx1", group="subs", claim_idle=60.0)
+    client = make_client(fake, redis_client)
+    async with client:
+        hold = await start_holder(holder_relay, client)
+        got: list[str] = []
+        async with worker.subscribe(events.NewCdr) as cdrs:
+            await fake.wait_for_subscription([30012])
+            for i in range(3):
+                await fake.emit(30012, {**fake.example_event(30012), "call_id": f"s{i}"})
+            async with asyncio.timeout(TIMEOUT):
+                async for cdr in cdrs:
+                    assert isinstance(cdr, events.NewCdr)
+                    assert cdrs.delivery is not None
+                    got.append(cdr.msg.call_id)
+                    if len(got) == 3:
+                        break  # the third is left unacknowledged: its body may not be done
+        await holder_relay.aclose()
+        await asyncio.wait_for(hold, TIMEOUT)
+    assert got == ["s0", "s1", "s2"]
+    pending = await redis_client.xpending(worker.keys.events, "subs")
+    assert pending["pending"] == 1
+
+
+async def test_a_reconnect_of_the_holder_reaches_the_workers_with_its_gap(
+    fake: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    recovered: list[events.Connected] = []
+
+    async def recover(client: YeastarClient, connected: events.Connected) -> None:
+        recovered.append(connected)
+
+    holder_relay = EventRelay(redis_client, "pbx1", lease=1.0, gap_recovery=recover)
+    worker = EventRelay(redis_client, "pbx1", group="g")
+    links: list[Any] = []
+
+    @worker.on(events.Connected)
+    async def on_connected(event: events.Connected) -> None:
+        links.append(event)
+
+    @worker.on(events.Disconnected)
+    async def on_disconnected(event: events.Disconnected) -> None:
+        links.append(event)
+
+    client = make_client(fake, redis_client)
+    async with client:
+        hold = await start_holder(holder_relay, client)
+        work = asyncio.create_task(worker.work())
+        await fake.wait_for_subscription([30012])
+        fake.drop_connections()
+        await until(lambda: len(links) >= 3, "Connected, Disconnected, Connected relayed")
+        await worker.aclose()
+        await holder_relay.aclose()
+        await asyncio.wait_for(asyncio.gather(work, hold), TIMEOUT)
+    first, lost, again = links[:3]
+    assert first == events.Connected(reconnect=False, gap=None)
+    assert isinstance(lost, events.Disconnected)
+    assert isinstance(again, events.Connected)
+    assert again.reconnect
+    assert again.gap is not None
+    assert again.gap >= 0
+    assert recovered == [again]
+
+
+async def test_relay_and_workers_resume_after_redis_restarts(
+    fake: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
+    worker = EventRelay(redis_client, "pbx1", group="g")
+    got: list[str] = []
+
+    @worker.on(events.NewCdr)
+    async def on_cdr(event: events.NewCdr) -> None:
+        got.append(event.msg.call_id)
+
+    client = make_client(fake, redis_client)
+    async with client:
+        hold = await start_holder(holder_relay, client)
+        work = asyncio.create_task(worker.work())
+        await fake.wait_for_subscription([30012])
+        await fake.emit(30012, {**fake.example_event(30012), "call_id": "before"})
+        await until(lambda: got == ["before"], "the first CDR handled")
+        redis_server.restart()  # no persistence: lease, stream and groups are gone
+        await fake.emit(30012, {**fake.example_event(30012), "call_id": "after"})
+        await until(lambda: "after" in got, "a CDR after the restart handled")
+        assert len(fake.sockets) == 1  # the link was kept
+        await worker.aclose()
+        await holder_relay.aclose()
+        await asyncio.wait_for(asyncio.gather(work, hold), TIMEOUT)
+    assert got == ["before", "after"]
+    assert holder_relay.stats.leases_acquired == 2
+    assert holder_relay.stats.fenced == 0  # the lease lapsed with the restart: nobody took it
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pbx": ""}, "pbx must be a non-empty string"),
+        ({"pbx": "a{b}"}, "without braces"),
+        ({"lease": 0}, "lease must be a number of seconds > 0, got 0"),
+        ({"maxlen": 0}, "maxlen must be an integer >= 1, got 0"),
+        ({"batch": True}, "batch must be an integer >= 1, got True"),
+        ({"claim_idle": -1}, "claim_idle must be a number of seconds > 0, got -1"),
+        ({"priority_topics": ["30016"]}, "priority_topics must be topic numbers, got '30016'"),
+        ({"group": "a\nb"}, "group must be a non-empty string"),
+    ],
+)
+def test_bad_options_are_named(options: dict[str, Any], message: str) -> None:
+    kwargs: dict[str, Any] = {"pbx": "pbx1", **options}
+    pbx = kwargs.pop("pbx")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        EventRelay(aioredis.Redis(), pbx, **kwargs)
+
+
+def test_handlers_are_checked_like_the_clients() -> None:
+    relay = EventRelay(aioredis.Redis(), "pbx1")
+    with pytest.raises(TypeError, match="async"):
+        relay.add_handler(events.NewCdr, lambda event: None)
+    with pytest.raises(TypeError):
+        relay.on("30012")  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="at least one"):
+        relay.subscribe()

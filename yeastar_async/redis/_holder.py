@@ -236,9 +236,9 @@ class Holder:
                 self.stats.appended += await self.lease.append(pending, link.up)
                 return
             except LeaseLost:
-                if value is not None:  # refused by the script, not by the local check
-                    self.stats.fenced += 1
                 if not await self._regain(value):
+                    if value is not None:  # refused by the script, not by the local check
+                        self.stats.fenced += 1
                     raise
             except REDIS_DOWN as exc:
                 raise_if_cancelled()

@@ -263,11 +263,12 @@ class EventRelay:
         self, targets: tuple[Target, ...]
     ) -> AsyncIterator[RelaySubscription[Any]]:
         sub = self._worker.open_subscription(targets)
-        try:
-            async with self._reading():
+        async with self._reading():
+            try:
                 yield sub
-        finally:
-            self._worker.close_subscription(sub)
+            finally:
+                # Closed before the readers stop, so they acknowledge what it finished.
+                self._worker.close_subscription(sub)
 
     async def work(self) -> None:
         """Read this group's share of the events and run the handlers, until :meth:`aclose`."""
