@@ -74,7 +74,8 @@ def decode_entry(fields: Mapping[Any, Any]) -> Event | UnknownEvent | Connected 
     value = _field(fields, b"v")
     try:
         if kind == KIND_EVENT:
-            return decode(value)
+            # As text, as the stream reads a text frame (UnknownEvent.raw is that str).
+            return decode(value.decode())
         if kind == KIND_CONNECTED:
             return _CONNECTED.decode(value)
         if kind == KIND_DISCONNECTED:
