@@ -27,6 +27,7 @@ from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics, topics_help
 from ._fake import cmd_fake_pbx
 from ._output import PROG, OutputClosed, UsageError, err, logging_to_stderr
+from ._relay import RELAY_ARGS, RELAY_HELP, cmd_relay
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -131,6 +132,7 @@ COMMANDS: Final[tuple[Spec, ...]] = (
         ),
         forever=True,
     ),
+    Spec("relay", cmd_relay, RELAY_HELP, tuple(arg(*f, **o) for f, o in RELAY_ARGS), forever=True),
     Spec(
         "doctor",
         cmd_doctor,

@@ -64,6 +64,7 @@ class Holder:
         priority_topics: Collection[int],
         batch: int,
         gap_recovery: GapRecovery | None,
+        on_lease: Callable[[bool], None] | None = None,
     ) -> None:
         self.lease = lease
         self.stats = stats
@@ -76,6 +77,7 @@ class Holder:
         self._seq = itertools.count(1)
         self._recoveries: set[asyncio.Task[None]] = set()
         self.holding = asyncio.Event()
+        self._on_lease = on_lease
 
     async def run(self, client: YeastarClient, topics: Sequence[int]) -> None:
         """Hold the link whenever this process has the lease, until the client closes."""
@@ -93,6 +95,7 @@ class Holder:
                 backoff.reset()
                 self.stats.leases_acquired += 1
                 logger.info("relay: took the lease %s (fence %d)", self.lease, self.lease.fence)
+                self._tell(True)
                 try:
                     await self._tenure(client, topics)
                     return  # the subscription ended: the client was closed
@@ -109,6 +112,7 @@ class Holder:
                     await asyncio.sleep(self._lease_time)
                 finally:
                     self.holding.clear()
+                    self._tell(False)
             except REDIS_DOWN as exc:
                 raise_if_cancelled()
                 self.stats.redis_errors += 1
@@ -122,6 +126,13 @@ class Holder:
                 )
                 down = True
                 await asyncio.sleep(delay)
+
+    def _tell(self, holding: bool) -> None:
+        if self._on_lease is not None:
+            try:
+                self._on_lease(holding)
+            except Exception:
+                logger.exception("relay: on_lease callback failed")
 
     async def stop(self) -> None:
         """Give the lease up (best effort) and end the gap recoveries still running."""

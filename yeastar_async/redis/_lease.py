@@ -21,6 +21,7 @@ Keys (``{pbx}`` is a Redis Cluster hash tag, so one script sees all of them)::
     <prefix>:{<pbx>}:alive     Redis time (ms) the link was last known up
     <prefix>:{<pbx>}:events    the event stream
     <prefix>:{<pbx>}:priority  the priority stream (30016 by default)
+    <prefix>:{<pbx>}:tokens    where ``yeastar-async relay`` keeps its RedisTokenStore
 """
 
 from __future__ import annotations
@@ -106,12 +107,13 @@ class Keys:
     alive: str
     events: str
     priority: str
+    tokens: str
 
     @classmethod
     def of(cls, prefix: str, pbx: str) -> Keys:
         """The keys for ``pbx`` under ``prefix``."""
         base = f"{prefix}:{{{pbx}}}:"
-        names = ("lease", "fence", "seq", "alive", "events", "priority")
+        names = ("lease", "fence", "seq", "alive", "events", "priority", "tokens")
         return cls(*(base + name for name in names))
 
     @property

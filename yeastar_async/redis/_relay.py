@@ -87,6 +87,8 @@ class EventRelay:
             (default: ``lease``); past that it gives the lease up.
         gap_recovery: ``async def(client, connected)`` the holder calls after a reconnect or
             failover with a gap (see :meth:`recover_gap`).
+        on_lease: called with ``True`` when this process takes the lease (holds the link) and
+            ``False`` when it loses or leaves it (status lines, metrics).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class EventRelay:
         max_deliveries: int = 5,
         link_grace: float | None = None,
         gap_recovery: GapRecovery | None = None,
+        on_lease: Callable[[bool], None] | None = None,
     ) -> None:
         self.pbx = _name("pbx", pbx)
         self.group = _name("group", group)
@@ -133,6 +136,7 @@ class EventRelay:
             priority_topics=priority,
             batch=_positive_int("batch", batch),
             gap_recovery=gap_recovery,
+            on_lease=on_lease,
         )
         self._worker = Worker(
             redis,

@@ -1,0 +1,78 @@
+"""``yeastar-async relay`` against the FakePBX and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests._redis import RedisServer, redis_client, redis_server, until
+from yeastar_async import events
+from yeastar_async.cli import amain
+from yeastar_async.cli._relay import default_pbx_name
+from yeastar_async.redis import EventRelay
+from yeastar_async.testing import FakePBX
+
+__all__ = ["redis_client", "redis_server"]
+
+
+@pytest.fixture
+def pbx_env(fake_pbx: FakePBX, monkeypatch: pytest.MonkeyPatch) -> FakePBX:
+    monkeypatch.setenv("YEASTAR_BASE_URL", fake_pbx.base_url)
+    monkeypatch.setenv("YEASTAR_CLIENT_ID", fake_pbx.client_id)
+    monkeypatch.setenv("YEASTAR_CLIENT_SECRET", fake_pbx.client_secret)
+    return fake_pbx
+
+
+async def test_relay_command_appends_the_pbx_events(
+    pbx_env: FakePBX,
+    redis_server: RedisServer,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("YEASTAR_REDIS_URL", redis_server.url)
+    command = asyncio.create_task(amain(["relay", "--pbx-name", "office", "--lease", "1"]))
+    keys = EventRelay(redis_client, "office").keys
+    await pbx_env.wait_for_subscription([30012, 30016])
+    await pbx_env.emit(30012, pbx_env.example_event(30012))
+    await until(lambda: redis_client.xlen(keys.events), "an event in the stream")
+    assert await redis_client.exists(keys.tokens)  # the token is shared through Redis
+    command.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(command, 10)
+    entries = await redis_client.xrange(keys.events)
+    assert [f[b"k"] for _, f in entries] == [b"c", b"e"]
+    assert isinstance(events.decode(entries[1][1][b"v"]), events.NewCdr)
+    status = capsys.readouterr().err
+    assert "holding the link to 'office'" in status
+    assert redis_server.url not in status
+    assert pbx_env.client_secret not in status
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["relay"], "missing --redis (or set YEASTAR_REDIS_URL)"),
+        (["relay", "--redis", "http://x"], "is not a Redis URL"),
+        (["relay", "--redis", "redis://:hunter2@h", "--pbx-name", "a}b"], "--pbx-name must"),
+    ],
+)
+async def test_relay_usage_errors(
+    pbx_env: FakePBX,
+    argv: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("YEASTAR_REDIS_URL", raising=False)
+    assert await amain(argv) == 2
+    text = capsys.readouterr().err
+    assert message in text
+    assert "hunter2" not in text
+
+
+def test_the_pbx_is_named_by_its_address_by_default() -> None:
+    assert default_pbx_name("https://pbx.example.com:8088") == "pbx.example.com:8088"
+    assert default_pbx_name("https://pbx.example.com") == "pbx.example.com"
