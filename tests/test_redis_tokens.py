@@ -52,7 +52,10 @@ async def test_a_value_we_did_not_write_is_named_without_its_content(
 
 
 async def test_the_lock_is_held_by_one_process_at_a_time(redis_server: RedisServer) -> None:
-    first, second = redis_server.client(), redis_server.client()
+    first, second = (
+        aioredis.Redis.from_url(redis_server.url),
+        aioredis.Redis.from_url(redis_server.url),
+    )
     try:
         a, b = RedisTokenStore(first, KEY), RedisTokenStore(second, KEY)
         order: list[str] = []
@@ -87,7 +90,7 @@ async def test_the_lock_is_held_by_one_process_at_a_time(redis_server: RedisServ
 async def test_clients_sharing_the_store_log_in_once(
     fake_pbx: FakePBX, redis_server: RedisServer
 ) -> None:
-    redises = [redis_server.client() for _ in range(4)]
+    redises = [aioredis.Redis.from_url(redis_server.url) for _ in range(4)]
     clients = [
         YeastarClient(
             fake_pbx.base_url,
