@@ -85,6 +85,7 @@ class Holder:
         poll = max(0.005, self._lease_time / 10)
         down = False
         while not client.closed:
+            raise_if_cancelled()
             try:
                 if not await self.lease.acquire():
                     # Wake as the lease runs out: failover within the lease time.
@@ -182,6 +183,7 @@ class Holder:
         loop = asyncio.get_running_loop()
         interval = self._lease_time / 3
         while True:
+            raise_if_cancelled()
             if not link.up and loop.time() - link.down_since > self._grace:
                 raise _LinkDown
             value = self.lease.value
@@ -208,6 +210,7 @@ class Holder:
         loop = asyncio.get_running_loop()
         first = True
         async for event in sub:
+            raise_if_cancelled()
             batch = [event]
             while len(sub) and len(batch) < self._batch:
                 batch.append(await anext(sub))
@@ -242,6 +245,7 @@ class Holder:
     async def _write(self, pending: list[Pending], link: _Link) -> None:
         backoff = Backoff(0.02, 1.0)
         while True:
+            raise_if_cancelled()
             value = self.lease.value
             try:
                 self.stats.appended += await self.lease.append(pending, link.up)

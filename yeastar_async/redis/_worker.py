@@ -39,10 +39,11 @@ E_co = TypeVar("E_co", covariant=True)
 
 
 def raise_if_cancelled() -> None:
-    """Re-raise a cancellation that a timeout inside the Redis client turned into an error.
+    """Re-raise a cancellation the Redis client swallowed; every loop calls it each turn.
 
-    (An outer cancel racing the client's own read timeout can surface as TimeoutError; a
-    retry loop must not swallow it.)
+    redis-py's asyncio client can lose a cancel that lands as a command completes (the
+    command returns, or raises TimeoutError, instead of CancelledError); a loop that went on
+    would never stop.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -145,6 +146,7 @@ class StreamReader:
         next_claim = 0.0
         down = False
         while not worker.stopping:
+            raise_if_cancelled()
             try:
                 if not ready:
                     await self._ensure_group()
