@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     _root = str(Path(__file__).resolve().parent.parent)
     sys.path[0] = _root
 
-from bench import decode, latency, memory, rest, stream
+from bench import decode, latency, memory, relay, rest, stream
 from bench._common import Row, machine, render
 
 #: Section name -> (full-run arguments, quick-run arguments) of its ``run()``.
@@ -38,6 +38,10 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"events": 1_000_000, "warmup": 100_000, "import_rounds": 21},
         {"events": 200_000, "warmup": 50_000, "import_rounds": 5},
     ),
+    "relay": (
+        {"count": 20_000, "calls": 1000, "rounds": 3},
+        {"count": 5_000, "calls": 300, "rounds": 1},
+    ),
 }
 
 SECTIONS: dict[str, Callable[..., Any]] = {
@@ -46,6 +50,12 @@ SECTIONS: dict[str, Callable[..., Any]] = {
     "rest": rest.run,
     "latency": latency.run,
     "memory": memory.run,
+    "relay": relay.run,
+}
+
+#: Sections that need something this machine may not have: name -> (check, what is missing).
+NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
+    "relay": (relay.available, "no redis-server on PATH"),
 }
 
 
@@ -75,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     print(machine())
     rows: list[Row] = []
     for name in names:
+        check, missing = NEEDS.get(name, (lambda: True, ""))
+        if not check():
+            print(f"... {name} skipped: {missing}", flush=True)
+            continue
         started = time.monotonic()
         print(f"... {name}", end="", flush=True)
         rows += run_section(name, **PRESETS[name][1 if args.quick else 0])

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import decode, latency, memory, rest, run, stream
+from bench import decode, latency, memory, relay, rest, run, stream
 from bench._common import Row, frames, render
 
 
@@ -64,6 +64,23 @@ def test_percentile_is_nearest_rank() -> None:
 async def test_memory_section() -> None:
     rows = await memory.run(events=400, warmup=100, import_rounds=1)
     _check(rows, "5 ", 2)
+
+
+async def test_relay_section() -> None:
+    if not relay.available():
+        pytest.skip("no redis-server on PATH: the relay section needs one")
+    rows = await relay.run(count=200, calls=10, rounds=1)
+    _check(rows, "6 relay", 3)
+    assert rows[1].target == relay.TARGET_P99 * 1e3
+    assert rows[2].target == 1.0 + relay.FAILOVER_SLACK
+
+
+def test_runner_skips_a_section_this_machine_cannot_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(run.NEEDS, "relay", (lambda: False, "no redis-server on PATH"))
+    assert run.main(["--only", "relay"]) == 0
+    assert "relay skipped: no redis-server on PATH" in capsys.readouterr().out
 
 
 def test_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
