@@ -349,15 +349,10 @@ class GuardState:
         else:
             before = from_store if from_store is not None else GuardRecord()
             after = change(before)
-        if store_records is not None and after != from_store:
+        if store_records is not None and after != before:
             store_records[key] = after
             await self._save_store(store_records)
         return before, after
-
-    async def read(self, key: str, memory: GuardRecord) -> GuardRecord:
-        """The count of ``key`` as :meth:`update` would see it (no change)."""
-        before, _ = await self.update(key, memory, lambda record: record)
-        return before
 
     def forget(self, key: str) -> None:
         """Drop the file's record of ``key`` (the store's is left to its owner)."""
