@@ -319,3 +319,45 @@ def test_handlers_are_checked_like_the_clients() -> None:
         relay.on("30012")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="at least one"):
         relay.subscribe()
+
+
+async def test_a_slow_batch_of_a_live_worker_is_not_claimed_by_another(
+    fake: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    """Handling a batch longer than claim_idle: its waiting entries are kept as this worker's."""
+    holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
+    slow = EventRelay(redis_client, "pbx1", group="g", claim_idle=0.3, consumer="slow")
+    other = EventRelay(redis_client, "pbx1", group="g", claim_idle=0.3, consumer="other")
+    handled: list[tuple[str, str]] = []
+    go_on = asyncio.Event()
+
+    @slow.on(events.NewCdr)
+    async def slowly(event: events.NewCdr) -> None:
+        if not handled:
+            await go_on.wait()  # the first handler runs for several claim_idle periods
+        handled.append(("slow", event.msg.call_id))
+
+    @other.on(events.NewCdr)
+    async def quickly(event: events.NewCdr) -> None:
+        handled.append(("other", event.msg.call_id))
+
+    client = make_client(fake, redis_client)
+    async with client:
+        hold = await start_holder(holder_relay, client)
+        await fake.wait_for_subscription([30012])
+        for i in range(3):
+            await fake.emit(30012, {**fake.example_event(30012), "call_id": f"c{i}"})
+        await until(lambda: redis_client.xlen(slow.keys.events), "Connected and 3 CDRs appended")
+        await until(lambda: holder_relay.stats.appended >= 4, "Connected and 3 CDRs appended")
+        works = [asyncio.create_task(slow.work())]
+        await until(lambda: slow.stats.delivered >= 1, "the slow handler started")
+        works.append(asyncio.create_task(other.work()))
+        # Proving a negative: four claim_idle periods in which the other worker claims nothing.
+        await asyncio.sleep(1.2)
+        go_on.set()
+        await until(lambda: len(handled) >= 3, "all three handled")
+        for relay in (slow, other, holder_relay):
+            await relay.aclose()
+        await asyncio.wait_for(asyncio.gather(*works, hold), TIMEOUT)
+    assert handled == [("slow", "c0"), ("slow", "c1"), ("slow", "c2")]
+    assert other.stats.redelivered == 0

@@ -13,7 +13,9 @@ logged as given up. Entries pending at a consumer that died are taken over with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Generic, TypeVar
 
@@ -252,25 +254,64 @@ class StreamReader:
         return {row["message_id"]: int(row["times_delivered"]) for row in rows}
 
     async def _handle(self, entries: list[Any], *, again: bool) -> None:
+        if not entries:
+            return
+        attempts = await self._attempts([e[0] for e in entries]) if again else {}
+        waiting = deque(entry_id for entry_id, _ in entries)
+        toucher = asyncio.create_task(self._touch(waiting))
+        try:
+            for entry_id, fields in entries:
+                if await self._handle_one(entry_id, fields, attempts, again=again):
+                    self._acks.append(entry_id)
+                waiting.popleft()
+        finally:
+            toucher.cancel()
+            await asyncio.wait({toucher}, timeout=1.0)
+
+    async def _handle_one(
+        self, entry_id: Any, fields: Any, attempts: dict[Any, int], *, again: bool
+    ) -> bool:
+        """Deliver one entry; True when it may be acknowledged."""
         worker = self._worker
-        attempts = await self._attempts([e[0] for e in entries]) if again and entries else {}
-        for entry_id, fields in entries:
-            if not fields:
-                # Pending but gone from the stream: MAXLEN trimmed it.
-                worker.stats.trimmed += 1
-                self._acks.append(entry_id)
+        if not fields:
+            # Pending but gone from the stream: MAXLEN trimmed it.
+            worker.stats.trimmed += 1
+            return True
+        try:
+            event = decode_entry(fields)
+        except EntryError as exc:
+            worker.stats.bad_entries += 1
+            logger.error("relay worker: skipped entry %s of %s: %s", entry_id, self.stream, exc)
+            return True
+        text_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        attempt = attempts.get(entry_id, 2) if again else 1
+        return await worker.deliver(event, Delivery(self.stream, text_id, attempt))
+
+    async def _touch(self, waiting: deque[Any]) -> None:
+        """While a batch is handled, keep its entries from looking abandoned.
+
+        Another worker claims entries idle for ``claim_idle``; the ones of a live worker that
+        are still waiting their turn (or handled and not yet acknowledged) have their idle time
+        reset every third of it (``XCLAIM ... JUSTID``: no delivery counted). An entry whose
+        handler failed is not among them: it is claimed, and retried, after ``claim_idle``.
+        """
+        interval = self._claim_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            raise_if_cancelled()
+            ids = [*waiting, *self._acks]
+            if not ids:
                 continue
-            try:
-                event = decode_entry(fields)
-            except EntryError as exc:
-                worker.stats.bad_entries += 1
-                logger.error("relay worker: skipped entry %s of %s: %s", entry_id, self.stream, exc)
-                self._acks.append(entry_id)
-                continue
-            text_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            attempt = attempts.get(entry_id, 2) if again else 1
-            if await worker.deliver(event, Delivery(self.stream, text_id, attempt)):
-                self._acks.append(entry_id)
+            with contextlib.suppress(*REDIS_DOWN):
+                await self._redis.xclaim(
+                    self.stream,
+                    self._worker.group,
+                    self._worker.consumer,
+                    # Only entries idle that long: not one another worker just claimed.
+                    min_idle_time=round(self._claim_ms * 0.25),
+                    message_ids=ids,
+                    justid=True,
+                )
 
 
 class Worker:
