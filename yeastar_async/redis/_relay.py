@@ -68,15 +68,17 @@ class EventRelay:
         redis: a ``redis.asyncio.Redis`` client.
         pbx: a name for the PBX, the same in every process (part of the Redis keys).
         group: the consumer group of this worker: one group per job (CDR export, screen pops);
-            every group gets every event, one worker of a group handles it.
+            every group gets every event, one worker of a group handles it. A new group starts
+            with the oldest entry still in the stream.
         consumer: this worker's name in the group (default: host, pid and random bits).
         prefix: the first part of every Redis key.
         lease: seconds the lease lasts without renewal: a dead holder is replaced within it.
         maxlen: about how many entries each stream keeps (``XADD MAXLEN ~``); older ones are
             trimmed, read or not.
         priority_topics: topics appended to the priority stream, read by their own task.
-        claim_idle: seconds an entry may stay unacknowledged before another worker takes it
-            (longer than the slowest handler).
+        claim_idle: seconds after which the entries of a worker that stopped (died, hung in
+            Redis, raised) are taken over by another worker of the group. A live worker keeps
+            its batch (it touches the entries every third of this), however slow its handlers.
         priority_claim_idle: the same for the priority stream (30016 has a 10 s window).
         batch: entries read (and events appended) per Redis round trip, at most.
         handler_timeout: seconds a handler may run before it is cancelled (None: no limit);

@@ -7,7 +7,8 @@ order and hands it to the subscriptions that name it; an entry whose handlers al
 acknowledged (``XACK``, batched per read). An entry whose handler raised stays pending and is
 delivered again after ``claim_idle``; after ``max_deliveries`` attempts it is acknowledged and
 logged as given up. Entries pending at a consumer that died are taken over with
-``XAUTOCLAIM`` once idle for ``claim_idle``.
+``XAUTOCLAIM`` once idle for ``claim_idle``; a live reader touches the entries of the batch it
+is working through, so a slow batch is not mistaken for a dead worker's.
 """
 
 from __future__ import annotations
