@@ -64,6 +64,7 @@ async def test_events_reach_a_worker_typed_and_acknowledged(
         assert [e.msg.call_id for e, _ in got] == [f"c{i}" for i in range(5)]
         assert all(isinstance(e, events.NewCdr) for e, _ in got)
         assert all(d is not None and d.attempt == 1 for _, d in got)
+        assert all(d is not None and 0 <= d.age < TIMEOUT for _, d in got)
         await until(lambda: worker.stats.acked >= 5, "five acknowledged")
         pending = await redis_client.xpending(worker.keys.events, "g")
         assert pending["pending"] == 0

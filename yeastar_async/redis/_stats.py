@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -53,6 +54,19 @@ class Delivery:
     """The entry's ID (``"1700000000000-0"``): unique per stream, the same on a redelivery."""
     attempt: int
     """1 on the first delivery; more when the entry is delivered again (possibly handled)."""
+
+    @property
+    def appended_at(self) -> float:
+        """When the holder appended the entry (``time.time()`` seconds, Redis's clock)."""
+        return int(self.id.partition("-")[0]) / 1000
+
+    @property
+    def age(self) -> float:
+        """Seconds since the entry was appended (this host's clock against Redis's).
+
+        A 30016 older than the PBX's 10 s window is past answering: a claimed one may be.
+        """
+        return time.time() - self.appended_at
 
 
 _CURRENT: ContextVar[Delivery | None] = ContextVar("yeastar_relay_delivery", default=None)
