@@ -92,3 +92,16 @@ async def test_forged_entries_are_skipped_and_acknowledged(redis_client: aioredi
     assert got == [events.NewCdr()]
     assert relay.stats.bad_entries == 3
     assert (await redis_client.xpending(stream, "g"))["pending"] == 0
+
+
+async def test_a_holder_that_lost_track_of_its_own_lease_takes_it_back(
+    redis_client: aioredis.Redis,
+) -> None:
+    keys = Keys.of("yeastar", "pbx")
+    lease, other = Lease(redis_client, keys, 5.0, 1000), Lease(redis_client, keys, 5.0, 1000)
+    assert await lease.acquire()
+    fence, value = lease.fence, lease.value
+    lease.value = None  # e.g. the reply of a renewal was lost
+    assert await lease.acquire()
+    assert (lease.fence, lease.value) == (fence, value)
+    assert not await other.acquire()  # still not anyone else's

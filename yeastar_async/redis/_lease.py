@@ -37,8 +37,18 @@ from redis.asyncio import Redis
 
 __all__ = ["Keys", "Lease", "LeaseLost", "Pending"]
 
+# A holder that finds its own value (a Redis error made it lose track) keeps it: nobody else
+# held the lease in between, or the value would be theirs.
 _ACQUIRE: Final = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local held = redis.call('GET', KEYS[1])
+if held then
+  local mine = ARGV[1] .. '/'
+  if string.sub(held, 1, #mine) == mine then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(string.sub(held, #mine + 1))
+  end
+  return 0
+end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '/' .. fence, 'PX', ARGV[2])
 return fence
