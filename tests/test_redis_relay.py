@@ -33,13 +33,8 @@ async def start_holder(relay: EventRelay, client: YeastarClient) -> asyncio.Task
     return task
 
 
-@pytest.fixture
-def fake(fake_pbx: FakePBX) -> FakePBX:
-    return fake_pbx
-
-
 async def test_events_reach_a_worker_typed_and_acknowledged(
-    fake: FakePBX, redis_client: aioredis.Redis
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
     holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
     worker = EventRelay(redis_client, "pbx1", group="g", lease=1.0)
@@ -52,13 +47,13 @@ async def test_events_reach_a_worker_typed_and_acknowledged(
         if len(got) == 5:
             seen.set()
 
-    client = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
     async with client:
         hold = await start_holder(holder_relay, client)
         work = asyncio.create_task(worker.work())
-        await fake.wait_for_subscription([30012])
+        await fake_pbx.wait_for_subscription([30012])
         for i in range(5):
-            await fake.emit(30012, {**fake.example_event(30012), "call_id": f"c{i}"})
+            await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": f"c{i}"})
         async with asyncio.timeout(TIMEOUT):
             await seen.wait()
         assert [e.msg.call_id for e, _ in got] == [f"c{i}" for i in range(5)]
@@ -76,7 +71,7 @@ async def test_events_reach_a_worker_typed_and_acknowledged(
 
 
 async def test_inbound_call_answered_through_the_relay_behind_a_cdr_backlog(
-    fake: FakePBX, redis_client: aioredis.Redis
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
     """30016 has its own stream and reader: a slow CDR handler with a backlog never delays it."""
     holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
@@ -89,8 +84,8 @@ async def test_inbound_call_answered_through_the_relay_behind_a_cdr_backlog(
         await release_cdrs.wait()  # a CDR export stuck on a slow database
         cdrs.append(event.msg.call_id)
 
-    client = make_client(fake, redis_client)
-    rest = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
+    rest = make_client(fake_pbx, redis_client)
 
     @worker.on(events.IncomingCallRequest)
     async def screen(event: events.IncomingCallRequest) -> None:
@@ -100,13 +95,13 @@ async def test_inbound_call_answered_through_the_relay_behind_a_cdr_backlog(
     async with client, rest:
         hold = await start_holder(holder_relay, client)
         work = asyncio.create_task(worker.work())
-        await fake.wait_for_subscription([30012, 30016])
+        await fake_pbx.wait_for_subscription([30012, 30016])
         for i in range(50):
-            await fake.emit(30012, {**fake.example_event(30012), "call_id": f"backlog{i}"})
+            await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": f"backlog{i}"})
         await until(lambda: worker.stats.delivered >= 1, "the CDR handler busy")
         loop = asyncio.get_running_loop()
         started = loop.time()
-        call = fake.simulate_inbound_call("5503301", talk_time=None)
+        call = fake_pbx.simulate_inbound_call("5503301", talk_time=None)
         assert await call.outcome(timeout=TIMEOUT) == "accepted"
         answered = loop.time() - started
         assert cdrs == []  # still stuck behind the first CDR
@@ -123,7 +118,7 @@ async def test_inbound_call_answered_through_the_relay_behind_a_cdr_backlog(
 
 
 async def test_every_group_gets_every_event_each_worker_of_a_group_a_share(
-    fake: FakePBX, redis_client: aioredis.Redis
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
     holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
     seen: dict[str, list[str]] = {"export-a": [], "export-b": [], "pops": []}
@@ -139,14 +134,14 @@ async def test_every_group_gets_every_event_each_worker_of_a_group_a_share(
             await asyncio.sleep(0)  # let the other worker of the group take its turn
 
         relay.add_handler(events.NewCdr, record)
-    client = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
     async with client:
         hold = await start_holder(holder_relay, client)
         works = [asyncio.create_task(relay.work()) for relay in relays]
-        await fake.wait_for_subscription([30012])
+        await fake_pbx.wait_for_subscription([30012])
         sent = [f"c{i}" for i in range(40)]
         for call_id in sent:
-            await fake.emit(30012, {**fake.example_event(30012), "call_id": call_id})
+            await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": call_id})
         await until(
             lambda: len(seen["pops"]) == 40 and len(seen["export-a"]) + len(seen["export-b"]) == 40,
             "both groups got all 40",
@@ -161,7 +156,7 @@ async def test_every_group_gets_every_event_each_worker_of_a_group_a_share(
 
 
 async def test_a_failing_handler_is_retried_then_given_up(
-    fake: FakePBX, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+    fake_pbx: FakePBX, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
     worker = EventRelay(redis_client, "pbx1", group="g", claim_idle=0.2, max_deliveries=3)
@@ -175,13 +170,13 @@ async def test_a_failing_handler_is_retried_then_given_up(
         if event.msg.call_id == "poison" or delivery.attempt == 1:
             raise RuntimeError("database down")
 
-    client = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
     async with client:
         hold = await start_holder(holder_relay, client)
         work = asyncio.create_task(worker.work())
-        await fake.wait_for_subscription([30012])
+        await fake_pbx.wait_for_subscription([30012])
         for call_id in ("ok", "poison"):
-            await fake.emit(30012, {**fake.example_event(30012), "call_id": call_id})
+            await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": call_id})
         await until(lambda: worker.stats.given_up == 1, "the poison entry given up")
         await until(lambda: worker.stats.acked >= 3, "all acknowledged")
         await worker.aclose()
@@ -196,18 +191,18 @@ async def test_a_failing_handler_is_retried_then_given_up(
 
 
 async def test_subscribe_yields_relayed_events_and_acknowledges_on_next(
-    fake: FakePBX, redis_client: aioredis.Redis
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
     holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
     worker = EventRelay(redis_client, "pbx1", group="subs", claim_idle=60.0)
-    client = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
     async with client:
         hold = await start_holder(holder_relay, client)
         got: list[str] = []
         async with worker.subscribe(events.NewCdr) as cdrs:
-            await fake.wait_for_subscription([30012])
+            await fake_pbx.wait_for_subscription([30012])
             for i in range(3):
-                await fake.emit(30012, {**fake.example_event(30012), "call_id": f"s{i}"})
+                await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": f"s{i}"})
             async with asyncio.timeout(TIMEOUT):
                 async for cdr in cdrs:
                     assert isinstance(cdr, events.NewCdr)
@@ -223,7 +218,7 @@ async def test_subscribe_yields_relayed_events_and_acknowledges_on_next(
 
 
 async def test_a_reconnect_of_the_holder_reaches_the_workers_with_its_gap(
-    fake: FakePBX, redis_client: aioredis.Redis
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
     recovered: list[events.Connected] = []
 
@@ -242,12 +237,12 @@ async def test_a_reconnect_of_the_holder_reaches_the_workers_with_its_gap(
     async def on_disconnected(event: events.Disconnected) -> None:
         links.append(event)
 
-    client = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
     async with client:
         hold = await start_holder(holder_relay, client)
         work = asyncio.create_task(worker.work())
-        await fake.wait_for_subscription([30012])
-        fake.drop_connections()
+        await fake_pbx.wait_for_subscription([30012])
+        fake_pbx.drop_connections()
         await until(lambda: len(links) >= 3, "Connected, Disconnected, Connected relayed")
         await worker.aclose()
         await holder_relay.aclose()
@@ -263,7 +258,7 @@ async def test_a_reconnect_of_the_holder_reaches_the_workers_with_its_gap(
 
 
 async def test_relay_and_workers_resume_after_redis_restarts(
-    fake: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
+    fake_pbx: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
 ) -> None:
     holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
     worker = EventRelay(redis_client, "pbx1", group="g")
@@ -273,17 +268,17 @@ async def test_relay_and_workers_resume_after_redis_restarts(
     async def on_cdr(event: events.NewCdr) -> None:
         got.append(event.msg.call_id)
 
-    client = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
     async with client:
         hold = await start_holder(holder_relay, client)
         work = asyncio.create_task(worker.work())
-        await fake.wait_for_subscription([30012])
-        await fake.emit(30012, {**fake.example_event(30012), "call_id": "before"})
+        await fake_pbx.wait_for_subscription([30012])
+        await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": "before"})
         await until(lambda: got == ["before"], "the first CDR handled")
         redis_server.restart()  # no persistence: lease, stream and groups are gone
-        await fake.emit(30012, {**fake.example_event(30012), "call_id": "after"})
+        await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": "after"})
         await until(lambda: "after" in got, "a CDR after the restart handled")
-        assert len(fake.sockets) == 1  # the link was kept
+        assert len(fake_pbx.sockets) == 1  # the link was kept
         await worker.aclose()
         await holder_relay.aclose()
         await asyncio.wait_for(asyncio.gather(work, hold), TIMEOUT)
@@ -323,7 +318,7 @@ def test_handlers_are_checked_like_the_clients() -> None:
 
 
 async def test_a_slow_batch_of_a_live_worker_is_not_claimed_by_another(
-    fake: FakePBX, redis_client: aioredis.Redis
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
     """Handling a batch longer than claim_idle: its waiting entries are kept as this worker's."""
     holder_relay = EventRelay(redis_client, "pbx1", lease=1.0)
@@ -342,12 +337,12 @@ async def test_a_slow_batch_of_a_live_worker_is_not_claimed_by_another(
     async def quickly(event: events.NewCdr) -> None:
         handled.append(("other", event.msg.call_id))
 
-    client = make_client(fake, redis_client)
+    client = make_client(fake_pbx, redis_client)
     async with client:
         hold = await start_holder(holder_relay, client)
-        await fake.wait_for_subscription([30012])
+        await fake_pbx.wait_for_subscription([30012])
         for i in range(3):
-            await fake.emit(30012, {**fake.example_event(30012), "call_id": f"c{i}"})
+            await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": f"c{i}"})
         await until(lambda: redis_client.xlen(slow.keys.events), "Connected and 3 CDRs appended")
         await until(lambda: holder_relay.stats.appended >= 4, "Connected and 3 CDRs appended")
         works = [asyncio.create_task(slow.work())]
