@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,6 +18,8 @@ from yeastar_async.redis import EventRelay
 from yeastar_async.testing import FakePBX
 
 __all__ = ["redis_client", "redis_server"]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -76,3 +81,24 @@ async def test_relay_usage_errors(
 def test_the_pbx_is_named_by_its_address_by_default() -> None:
     assert default_pbx_name("https://pbx.example.com:8088") == "pbx.example.com:8088"
     assert default_pbx_name("https://pbx.example.com") == "pbx.example.com"
+
+
+def test_without_the_redis_package_the_extra_is_named() -> None:
+    # A fresh interpreter in which `import redis` fails, as without the extra installed.
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "from yeastar_async.cli import main\n"
+        "try:\n"
+        "    import yeastar_async.redis\n"
+        "except ImportError as exc:\n"
+        "    print('import:', exc)\n"
+        "sys.exit(main(['relay', '--redis', 'redis://127.0.0.1:1/0', '--base-url', 'http://x',"
+        " '--client-id', 'a', '--client-secret', 'b']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 2
+    extra = 'pip install "yeastar-async[redis]"'
+    assert f"import: yeastar_async.redis needs the redis package: {extra}" in done.stdout
+    assert f"the relay needs the redis package: {extra}" in done.stderr
