@@ -9,6 +9,8 @@ Commands::
     yeastar-async call hangup CHANNEL_ID
     yeastar-async recording download ID --out PATH
     yeastar-async fake-pbx [--port N] [--host 127.0.0.1] [--client-id ID] [--client-secret S]
+    yeastar-async cec route list [--access-code CODE] [--device-type queue|ivr] [--json]
+    yeastar-async cec route modify ROUTE_ID --queue ID | --ivr ID
 
 Commands that talk to a PBX take its address and API credentials from ``--base-url``,
 ``--client-id``, ``--client-secret`` or the environment variables ``YEASTAR_BASE_URL``,
@@ -20,6 +22,9 @@ rejected login adds a line of advice), 2 bad usage (an argument the SDK refuses 
 empty CHANNEL_ID), 130 interrupted (the commands that run until stopped exit 0 on Ctrl-C or
 SIGTERM).
 
+The ``cec`` commands drive a Huawei Cloud CEC instead; they read ``CEC_DOMAIN``,
+``CEC_APP_KEY`` and ``CEC_APP_SECRET`` from the environment.
+
 The modules, in the one direction the data flows (each imports only those above it)::
 
     _output     stdout/stderr lines, library logs to stderr, UsageError
@@ -27,6 +32,7 @@ The modules, in the one direction the data flows (each imports only those above 
     _connect    connection flags and the YeastarClient they describe
     _fake       fake-pbx (and how to connect to it, also shown by the demo)
     _commands   call dial / hangup, recording download
+    _cec        cec route list / modify (Huawei Cloud CEC; its own client and credentials)
     _events     events
     _demo       demo
     _doctor     doctor

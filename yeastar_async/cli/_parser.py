@@ -12,6 +12,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import AuthenticationError, YeastarError
+from ._cec import add_cec_commands
 from ._commands import cmd_call_dial, cmd_call_hangup, cmd_recording_download
 from ._connect import ENV_CLIENT_ID, ENV_CLIENT_SECRET, connection_parent
 from ._demo import cmd_demo
@@ -104,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--retries", type=int, default=0, metavar="N", help="retry N times if not ready yet"
     )
+
+    add_cec_commands(commands)
 
     fake = command(
         "fake-pbx", cmd_fake_pbx, "run the fake PBX for manual testing", pbx=False, forever=True
