@@ -481,6 +481,17 @@ async def test_a_slow_answer_times_out(cec: CecClient, cec_fake: FakeCec) -> Non
         await cec.called_route.query(timeout=0.2)
 
 
+async def test_a_call_waits_for_a_token_no_longer_than_its_timeout(
+    cec: CecClient, cec_fake: FakeCec
+) -> None:
+    cec_fake.delay_next(1, 1.0, endpoint=TOKEN)
+    slow = asyncio.create_task(cec.called_route.query().fetch())  # waits the whole fetch
+    with pytest.raises(TransportError, match=r"no token within 0\.1 s"):
+        await cec.called_route.query(timeout=0.1)
+    assert (await slow).return_code == "0"  # the shared fetch went on
+    assert cec_fake.count(TOKEN) == 1
+
+
 async def test_the_concurrency_cap_holds(cec_fake: FakeCec, clock: Clock) -> None:
     async with CecClient(
         cec_fake.base_url, cec_fake.app_key, cec_fake.app_secret, clock=clock, max_concurrency=2

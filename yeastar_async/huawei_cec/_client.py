@@ -284,7 +284,7 @@ class CecClient:
         what = f"POST {operation}"
         data = _encoder.encode(body)
         for replay in (False, True):
-            token = await self._tokens.token()
+            token = self._tokens.current() or await self._token_within(operation, timeout)
             headers = {
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {token}",
@@ -309,6 +309,20 @@ class CecClient:
                 continue
             return self._answer(operation, status, raw, response_type)
         raise AssertionError("unreachable: the second try returns or raises")
+
+    async def _token_within(self, operation: str, timeout: float | None) -> str:
+        """A token, waited for no longer than the call's ``timeout``: the shared fetch goes on
+        for the other calls if this one gives up."""
+        limit = timeout if timeout is not None else self.timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await self._tokens.token()
+        except TimeoutError:
+            raise TransportError(
+                f"POST {operation}: no token within {limit} s (tokenByAkSk is slow to answer)",
+                endpoint=operation,
+                sent=False,
+            ) from None
 
     def _answer(self, operation: str, status: int, raw: bytes, response_type: type[T]) -> T:
         if status != 200:

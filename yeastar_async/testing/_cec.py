@@ -103,6 +103,7 @@ class FakeCecStats:
         token_refusals: ``tokenByAkSk`` calls refused for their credentials.
         auth_rejections: business calls answered 401 (no, unknown or expired token, or
             :meth:`FakeCec.reject_tokens`).
+        by_endpoint: requests answered, per endpoint.
     """
 
     tokens_issued: int = 0
