@@ -131,10 +131,8 @@ def _decode(body: bytes, response_type: type[Any], name: str, mask: Callable[[st
         decoder = _decoders[response_type] = msgspec.json.Decoder(response_type, strict=False)
     try:
         return decoder.decode(body)
-    except msgspec.ValidationError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError is a DecodeError
         first: Exception = exc
-    except (msgspec.DecodeError, RecursionError) as exc:
-        first = exc
     try:
         return convert(EXACT_JSON.decode(body), response_type)
     except (msgspec.DecodeError, RecursionError):
