@@ -10,6 +10,8 @@ Commands::
     yeastar-async call hangup CHANNEL_ID
     yeastar-async recording download ID --out PATH
     yeastar-async fake-pbx [--port N] [--host 127.0.0.1] [--client-id ID] [--client-secret S]
+    yeastar-async cec route list [--access-code CODE] [--device-type queue|ivr] [--json]
+    yeastar-async cec route modify ROUTE_ID --queue ID | --ivr ID
 
 Commands that talk to a PBX take its address and API credentials from ``--base-url``,
 ``--client-id``, ``--client-secret`` or the environment variables ``YEASTAR_BASE_URL``,
@@ -22,6 +24,9 @@ advice), 2 bad usage (one line; also an argument the SDK refuses, e.g. an empty 
 Ctrl-C, 143 SIGTERM (the commands that run until stopped, ``events``, ``fake-pbx``, exit 0 on
 SIGTERM: a service manager's normal stop).
 
+The ``cec`` commands drive a Huawei Cloud CEC instead; they read ``CEC_DOMAIN``,
+``CEC_APP_KEY`` and ``CEC_APP_SECRET`` from the environment.
+
 The modules, in the one direction the data flows (each imports only those above it)::
 
     _output     stdout/stderr lines, library logs to stderr, UsageError
@@ -29,6 +34,7 @@ The modules, in the one direction the data flows (each imports only those above 
     _connect    connection flags and the YeastarClient they describe
     _fake       fake-pbx (and how to connect to it, also shown by the demo)
     _commands   call query / dial / hangup, recording download
+    _cec        cec route list / modify (Huawei Cloud CEC; its own client and credentials)
     _events     events
     _demo       demo
     _doctor     doctor

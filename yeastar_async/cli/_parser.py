@@ -14,6 +14,7 @@ from typing import Any, Final, NoReturn
 
 from .._version import __version__
 from ..errors import AuthenticationError, YeastarError
+from ._cec import add_cec_commands
 from ._commands import (
     CALL_TYPES,
     cmd_call_dial,
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         for argument in spec.args:
             command.add_argument(*argument.flags, **argument.options)
         command.set_defaults(func=spec.func, runs_until_interrupted=spec.forever)
+    # Three levels deep (cec route list), with connection flags of its own: not a table row.
+    add_cec_commands(commands)
     return parser
 
 
