@@ -31,8 +31,8 @@ from ._output import PROG, OutputClosed, UsageError, err, logging_to_stderr
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
-#: After a rejected login. Each run is a new process, so the SDK's per-process count of
-#: rejected logins starts again at 0 every time; the PBX's count does not.
+#: After a rejected login. The SDK's count of rejected logins is kept across runs (its state
+#: file), and so is the PBX's: another run with the same credentials only brings the block nearer.
 AUTH_ADVICE = (
     f"Fix {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET} (or --client-id / --client-secret) before "
     "running again: the PBX blocks this IP after 5 rejected logins in a row, counted across runs."
