@@ -467,11 +467,20 @@ class _Link:
                 event = self._control(frame, exc)
                 if event is None:
                     continue
-            except Exception:
+            except Exception as exc:
                 # decode() promises EventDecodeError for bad input; should a frame still find
-                # a bug in it, one frame must not end the stream.
+                # a bug in it, one frame must not end the stream, nor a flood of such frames
+                # become a flood of tracebacks: the bad-frame throttle applies, and only its
+                # warnings carry the traceback.
                 stats.malformed_frames += 1
-                logger.exception("event stream: a frame could not be decoded; skipped")
+                level, more = stream._bad_frames.level()
+                logger.log(
+                    level,
+                    "event stream: a frame could not be decoded (%s); skipped%s",
+                    stream._endpoint.redact(f"{type(exc).__name__}: {exc}"),
+                    more,
+                    exc_info=level >= logging.WARNING,
+                )
                 continue
             else:
                 if type(event) is UnknownEvent:
