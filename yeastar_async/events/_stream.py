@@ -180,6 +180,11 @@ class StreamOptions:
             long (>= 0), so a PBX that accepts and then drops connections is never hammered.
         queue_size: capacity of the handler queue and of each subscription buffer (>= 1;
             ``event_queue_size`` of :class:`~yeastar_async.YeastarClient`).
+        queue_bytes: bytes of frames the handler queue and each subscription buffer may hold
+            (>= 1024; ``event_queue_bytes`` of the client; default 16 MiB). A buffer at
+            either bound is full (its ``overflow`` policy applies); an empty one takes any
+            one frame. Worst case per buffer: about ``queue_bytes + max_frame_size`` of
+            frames, as decoded events, whatever the handlers do.
         overflow: what a full queue does: ``"block"`` (the reader waits; nothing is lost),
             ``"drop_newest"`` or ``"drop_oldest"`` (counted in ``stats.drops``, and logged).
         handler_timeout: a handler still running after this long is cancelled and counted as
@@ -196,6 +201,7 @@ class StreamOptions:
     reconnect_delay_max: float = 30.0
     healthy_after: float = 30.0
     queue_size: int = 1024
+    queue_bytes: int = 16 * 1024 * 1024
     overflow: Overflow = "block"
     handler_timeout: float | None = None
     shutdown_timeout: float = 5.0
@@ -225,6 +231,12 @@ class StreamOptions:
             # Named both ways: YeastarClient takes this option as `event_queue_size`.
             raise ValueError(
                 f"event_queue_size (StreamOptions.queue_size) must be an integer >= 1, got {size!r}"
+            )
+        size = self.queue_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_FRAME_SIZE:
+            raise ValueError(
+                f"event_queue_bytes (StreamOptions.queue_bytes) must be an integer >= "
+                f"{MIN_FRAME_SIZE} (bytes), got {size!r}"
             )
         size = self.max_frame_size
         if isinstance(size, bool) or not isinstance(size, int) or size < MIN_FRAME_SIZE:
@@ -511,9 +523,11 @@ class _Link:
                 _log_unknown(event, stream._bad_payloads, stream._endpoint.redact)
             # Fast path: queued at once. Otherwise publish() may wait for room, and the
             # liveness clock stops while it does (see _held).
-            if not offer(event):
+            # Sized by the frame: the byte bound of the buffers (queue_bytes).
+            size = len(frame)
+            if not offer(event, size):
                 with self._held():
-                    await dispatch.publish(event)
+                    await dispatch.publish(event, size)
 
     def _control(self, frame: str | bytes, error: EventDecodeError) -> Connected | None:
         """Handle a non-event frame; returns the Connected event on the first ack."""
@@ -705,6 +719,7 @@ class EventStream:
         self._rng = rng
         self._dispatch = Dispatcher(
             queue_size=self._opts.queue_size,
+            queue_bytes=self._opts.queue_bytes,
             overflow=self._opts.overflow,
             handler_timeout=self._opts.handler_timeout,
             on_topics_changed=self._topics_changed,
