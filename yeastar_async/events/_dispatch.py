@@ -191,9 +191,19 @@ class _Buffer(Generic[_T]):
 
     def put_nowait(self, item: _T, size: int = 0) -> bool:
         """Add ``item`` if there is room right now (never drops an older event)."""
-        if self._closed or not self._fits(size):
+        # The reader's hot path: _fits and _append inlined.
+        items = self._items
+        count = len(items)
+        if self._closed or count >= self._maxsize:
             return False
-        self._append(item, size)
+        limit = self._max_bytes
+        if count and limit is not None and self._bytes + size > limit:
+            return False
+        if not count:
+            self._not_empty.set()
+        items.append(item)
+        self._sizes.append(size)
+        self._bytes += size
         return True
 
     def put_at_once(self, item: _T, size: int = 0) -> bool:
