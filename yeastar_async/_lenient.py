@@ -22,7 +22,7 @@ int would take the event loop for many seconds and give an integer too long to p
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -75,6 +75,8 @@ def check_number(text: str, value: Decimal) -> Decimal:
     """
     # adjusted() is the exponent of the leading digit: O(1), unlike anything that expands it.
     exponent = value.adjusted()
+    if value.is_zero():
+        return value  # 0e400 is a zero, whatever its exponent
     if exponent > _FLOAT_MAX_EXPONENT or (
         exponent == _FLOAT_MAX_EXPONENT and math.isinf(float(value))
     ):
@@ -83,8 +85,16 @@ def check_number(text: str, value: Decimal) -> Decimal:
 
 
 def exact_number(text: str) -> Decimal:
-    """The float hook of :data:`EXACT_JSON`: ``text`` as an exact Decimal, range-checked."""
-    return check_number(text, Decimal(text))
+    """The float hook of :data:`EXACT_JSON`: ``text`` as an exact Decimal, range-checked.
+
+    An exponent beyond what :mod:`decimal` itself can hold (``1e-99999999999999999999``)
+    raises InvalidOperation, an ArithmeticError: refused as out of range too.
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise NumberOutOfRange(f"number out of range: {_shown(text)}") from None
+    return check_number(text, value)
 
 
 #: Parses JSON keeping floats exact, so a number can become its original text. A number
@@ -202,7 +212,9 @@ def _coerce(value: Any, tp: mi.Type) -> Any:
 
 def _to_int(value: Any) -> Any:
     """``value`` for an int field: whole decimals become ints; outside int64 is refused."""
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal) and value.is_zero():
+        value = 0  # 0e400 included, whose exponent would fail the test below
+    elif isinstance(value, Decimal):
         # The exponent test first: it is O(1), while to_integral_value() and int() of a huge
         # exponent are not (the range check of the parse allows up to 1e308).
         if value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():

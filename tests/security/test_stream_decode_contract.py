@@ -65,6 +65,11 @@ def _contract(frame: str | bytes) -> None:
         '{"type":30011,"msg":"%s"}' % ("[" * 100_000),
         '{"type":30011,"msg":%s}' % ("[" * 100_000 + "]" * 100_000),
         '{"type":30012,"msg":"{\\"call_duration\\":\\"%s\\"}"}' % ("9" * 5000),
+        # Exponents beyond what the decimal module holds (InvalidOperation, not ValueError).
+        '{"type":30012,"msg":"{\\"call_id\\":1e-9999999999999999999999999}"}',
+        '{"type":30012,"msg":"{\\"call_id\\":0.0e-99999999999999999999}"}',
+        '{"type":30012,"msg":"{\\"call_duration\\":1e-9999999999999999999999999}"}',
+        '{"type":30011,"sn":1e-9999999999999999999999999}',
     ],
 )
 def test_hostile_frames_keep_the_contract(frame: str) -> None:
@@ -128,3 +133,21 @@ async def test_a_decoder_bug_logs_one_traceback_per_throttle_window(
     with_traceback = [r for r in records if r.exc_info]
     warnings = [r for r in records if r.levelno >= logging.WARNING]
     assert len(with_traceback) == len(warnings) == 1  # one window of the bad-frame throttle
+
+
+#: JSON number literals of any size and exponent, as a hostile PBX could write them.
+_literals = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,40})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,30})?", fullmatch=True
+)
+_fields = st.sampled_from(["call_id", "call_duration", "talk_duration", "members", "x"])
+
+
+@FUZZ
+@given(st.sampled_from([30011, 30012, 30016]), _fields, _literals, st.booleans(), st.booleans())
+def test_any_number_literal_in_any_field(
+    topic: int, name: str, literal: str, msg_as_string: bool, in_sn: bool
+) -> None:
+    inner = f'{{"{name}":{literal}}}'
+    msg = json.dumps(inner) if msg_as_string else inner
+    sn = literal if in_sn else '"x"'
+    _contract(f'{{"type":{topic},"sn":{sn},"msg":{msg}}}')

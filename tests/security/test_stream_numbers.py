@@ -66,6 +66,13 @@ def test_an_int_field_beyond_int64_is_a_decode_error_naming_the_field(literal: s
         decode(frame)
 
 
+def test_zero_with_any_exponent_is_zero() -> None:
+    event = decode(bomb_frame("0e400"))
+    assert isinstance(event, NewCdr)
+    assert event.msg.call_duration == 0
+    assert convert({"items": [{"n": EXACT_JSON.decode(b"0.0e99999")}]}, Doc) == Doc([Item(0)])
+
+
 def test_numbers_in_range_still_decode() -> None:
     event = decode(bomb_frame("1.8e2"))
     assert isinstance(event, NewCdr)

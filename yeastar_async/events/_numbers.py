@@ -19,7 +19,7 @@ from typing import Final
 
 import msgspec
 
-from yeastar_async._lenient import check_number
+from yeastar_async._lenient import exact_number
 
 __all__ = ["EXACT_TEXT_JSON", "ExactNumber"]
 
@@ -33,8 +33,8 @@ class ExactNumber(Decimal):
 
     def __new__(cls, text: str) -> ExactNumber:
         """Parse ``text`` (a JSON number literal) and keep it; NumberOutOfRange if too big."""
-        self = super().__new__(cls, text)
-        check_number(text, self)
+        # Parsed and range-checked once; the copy from a Decimal is exact and cheap.
+        self = super().__new__(cls, exact_number(text))
         self._text = text
         return self
 
