@@ -73,10 +73,10 @@ def check_number(text: str, value: Decimal) -> Decimal:
     step (int(), comparisons, str() of the int) would cost time in proportion to its
     exponent. Costs a few microseconds.
     """
-    # adjusted() is the exponent of the leading digit: O(1), unlike anything that expands it.
-    exponent = value.adjusted()
     if value.is_zero():
         return value  # 0e400 is a zero, whatever its exponent
+    # adjusted() is the exponent of the leading digit: O(1), unlike anything that expands it.
+    exponent = value.adjusted()
     if exponent > _FLOAT_MAX_EXPONENT or (
         exponent == _FLOAT_MAX_EXPONENT and math.isinf(float(value))
     ):
