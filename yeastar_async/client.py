@@ -148,7 +148,11 @@ class YeastarClient:
             backoff between reconnect attempts.
         healthy_after: the backoff restarts from the minimum only after a link stayed up
             this long.
-        event_queue_size: events buffered between the socket reader and the handlers.
+        event_queue_size: events buffered between the socket reader and the handlers (and in
+            each subscription).
+        event_queue_bytes: bytes of frames those buffers may hold, each (default 16 MiB):
+            a stuck handler fed large frames holds about this much, not ``event_queue_size``
+            frames. Either bound makes a buffer full.
         overflow: ``"block"`` (default: nothing is lost; the reader waits, heartbeats go on),
             ``"drop_newest"`` or ``"drop_oldest"`` (drops are counted and logged).
         handler_timeout: cancel a handler still running after this many seconds.
@@ -184,6 +188,7 @@ class YeastarClient:
         reconnect_delay_max: float = 30.0,
         healthy_after: float = 30.0,
         event_queue_size: int = 1024,
+        event_queue_bytes: int = 16 * 1024 * 1024,
         overflow: Overflow = "block",
         handler_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
@@ -200,6 +205,7 @@ class YeastarClient:
             reconnect_delay_max=reconnect_delay_max,
             healthy_after=healthy_after,
             queue_size=event_queue_size,
+            queue_bytes=event_queue_bytes,
             overflow=overflow,
             handler_timeout=handler_timeout,
             shutdown_timeout=shutdown_timeout,

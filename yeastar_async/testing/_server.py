@@ -455,6 +455,7 @@ class FakePBX:
         self._ws.black_holed = False
         self._ws.heartbeat_replies = True
         self._ws.ack = True
+        self._ws.subscribe_reply = None
         self._ws.reject_status = self._ws.reject_remaining = None
         self._ws.accept_then_close_remaining = 0
 
@@ -576,6 +577,13 @@ class FakePBX:
     def ack_subscribe(self, on: bool = True) -> None:
         """Acknowledge ``topic_list`` messages (the default), or never when False."""
         self._ws.ack = on
+
+    def refuse_subscribe(self, errcode: int | None = 10005, errmsg: str = "ACCESS DENIED") -> None:
+        """Answer every ``topic_list`` with ``{"errcode": errcode, "errmsg": errmsg}`` instead of
+        the ack, until ``refuse_subscribe(None)`` (or :meth:`clear_faults`)."""
+        self._ws.subscribe_reply = (
+            None if errcode is None else json.dumps({"errcode": errcode, "errmsg": errmsg})
+        )
 
     def reject_handshake(self, status: int | None = 503, count: int | None = None) -> None:
         """Answer WebSocket upgrades with HTTP ``status``: ``count`` times, or until cleared.
