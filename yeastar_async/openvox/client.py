@@ -155,7 +155,8 @@ class OpenVoxClient:
         self.username = username
         self.fmt: Format = fmt
         self._url = url
-        self._md5 = hashlib.md5(password.encode("utf-8")).hexdigest()
+        # The API wants the MD5 of the password: its scheme, not a choice of ours.
+        self._md5 = hashlib.md5(password.encode("utf-8"), usedforsecurity=False).hexdigest()
         #: The password, its MD5 and every token this client received, masked in any text.
         self.secrets = SecretMask([password, self._md5])
         self._report_port = report_port
