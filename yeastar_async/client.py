@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 import aiohttp
 
 from ._auth import TokenManager, TokenStore, login_guard
-from ._http import Transport
+from ._http import (
+    DEFAULT_DOWNLOAD_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    Transport,
+    check_endpoint,
+)
 from ._tls import SslOption
 from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
@@ -100,7 +105,8 @@ class YeastarClient:
         client_id: the Client ID from Integrations > API on the PBX.
         client_secret: the Client Secret from the same page. Never logged or shown.
         api_path: the API prefix, ``openapi/v1.0``.
-        user_agent: the ``User-Agent`` header the PBX requires on every request.
+        user_agent: the ``User-Agent`` header the PBX requires on every request (control
+            characters are refused).
         timeout: total seconds per request attempt (each method also takes ``timeout=``).
         connect_timeout: seconds to establish a connection.
         max_concurrency: requests in flight at once (protects a modest PBX).
@@ -112,6 +118,11 @@ class YeastarClient:
             path, a SHA-256 certificate fingerprint to pin, or ``False`` (no verification;
             logged as a warning).
         session: an ``aiohttp.ClientSession`` to borrow (never closed by the client).
+        max_response_size: largest JSON answer read, in bytes (default 32 MiB, far above any
+            real answer); a larger one, by its Content-Length or by the bytes that arrive, is a
+            :class:`~yeastar_async.errors.TransportError`. File downloads are not capped.
+        download_timeout: seconds a whole file download may take (default 600; each call of
+            ``files.save`` / ``files.iter_bytes`` also takes ``timeout=``).
         token_store: where tokens live (default: in memory); share one between processes to
             stay under the PBX's cap of about 8 live tokens.
         refresh_margin: refresh the access token this many seconds before it expires.
@@ -170,6 +181,8 @@ class YeastarClient:
         handler_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
         max_frame_size: int = 1024 * 1024,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         # Validate every option before building anything, so a bad value costs nothing.
         stream_options = StreamOptions(
@@ -196,6 +209,8 @@ class YeastarClient:
             retry_backoff_max=retry_backoff_max,
             ssl=ssl,
             session=session,
+            max_response_size=max_response_size,
+            download_timeout=download_timeout,
         )
         self._tokens = TokenManager(
             self._transport,
@@ -307,6 +322,8 @@ class YeastarClient:
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
+        # Calls sleeping in a retry backoff end now, not after the revocation.
+        self._transport.begin_close()
         try:
             await self._stream.aclose()
             if self._revoke_on_close:
@@ -439,16 +456,14 @@ class YeastarClient:
         lists comma-separated, booleans as 1/0, ``datetime`` / ``date`` values in the client's
         ``datetime_format`` (and ``timezone``). ``json`` is sent as given. The token endpoints
         (``get_token``, ``refresh_token``, ``del_token``) are the client's own and refused
-        here, so that no login escapes the lockout guard.
+        here, so that no login escapes the lockout guard. An endpoint with a query string
+        (``?``), a fragment (``#``), ``.`` / ``..`` segments (percent-encoded too), a backslash
+        or a control character is refused with :class:`ValueError` before any I/O.
         """
         method = method.upper()
         if method not in ("GET", "POST"):
             raise ValueError(f"method must be 'GET' or 'POST', got {method!r}")
-        name = endpoint.strip("/")
-        if "?" in name:
-            raise ValueError(
-                f"endpoint {endpoint!r} has a query string: pass its parameters as params="
-            )
+        name = check_endpoint(endpoint)
         if name in _TOKEN_ENDPOINTS:
             raise ValueError(
                 f"{name} is handled by the client (login(), token refresh, aclose()); "
