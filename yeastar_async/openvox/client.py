@@ -32,11 +32,11 @@ from .._lenient import convert
 from .._secrets import SecretMask
 from .._tls import SslOption, TlsPolicy
 from .._version import __version__
+from .._wire import excerpt, read_capped, refuse_redirect
 from ..errors import TransportError
 from . import _codec
 from ._codec import Format, WireFormatError
 from ._guard import MAX_REJECTED, guard_for
-from ._wire_stub import read_capped, refuse_redirect
 from .errors import OpenVoxAuthError, OpenVoxError, OpenVoxLockoutError, OpenVoxTokenError
 from .models import (
     InboundRoute,
@@ -87,7 +87,7 @@ class OpenVoxClient:
             or ``False`` (no verification; prefer a pin).
         timeout: seconds per request; ``connect_timeout``: seconds to connect.
         max_concurrency: requests in flight at once.
-        max_body: the largest answer accepted, in bytes.
+        max_response_size: the largest answer read, in bytes (1 MiB: routes are small).
         retries: retries of a request that never left (connection refused, DNS failure).
         heartbeat_after: idle seconds after which a heartbeat goes before the next call.
         idle_expiry: idle seconds after which the PBX has dropped the token (30 minutes).
@@ -109,7 +109,7 @@ class OpenVoxClient:
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_concurrency: int = 4,
-        max_body: int = 1 << 20,
+        max_response_size: int = 1 << 20,
         retries: int = 2,
         heartbeat_after: float = 1200.0,
         idle_expiry: float = 1800.0,
@@ -147,8 +147,8 @@ class OpenVoxClient:
             )
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
-        if max_body < 1024:
-            raise ValueError(f"max_body must be >= 1024 bytes, got {max_body!r}")
+        if max_response_size < 1024:
+            raise ValueError(f"max_response_size must be >= 1024 bytes, got {max_response_size!r}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
         self.base_url = str(url)
@@ -166,7 +166,7 @@ class OpenVoxClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._max_body = max_body
+        self._max_response_size = max_response_size
         self._retries = retries
         self._heartbeat_after = heartbeat_after
         self._idle_expiry = idle_expiry
@@ -428,9 +428,15 @@ class OpenVoxClient:
                     allow_redirects=False,
                     **self._per_request,
                 ) as resp:
-                    refuse_redirect(resp.status, resp.headers, what=what, mask=self.secrets)
+                    refuse_redirect(
+                        resp.status, resp.headers, what=what, mask=self.secrets, endpoint=endpoint
+                    )
                     raw = await read_capped(
-                        resp, limit=self._max_body, what=what, mask=self.secrets
+                        resp,
+                        limit=self._max_response_size,
+                        what=what,
+                        mask=self.secrets,
+                        endpoint=endpoint,
                     )
                     status = resp.status
             except aiohttp.ClientConnectorError as exc:
@@ -467,7 +473,7 @@ class OpenVoxClient:
         return raw
 
     def _excerpt(self, raw: bytes) -> str:
-        return self.secrets(raw[:_EXCERPT].decode("utf-8", "replace"))
+        return excerpt(raw, self.secrets)
 
     def _bad_answer(self, endpoint: str, why: str, answer: Mapping[str, Any]) -> TransportError:
         return TransportError(

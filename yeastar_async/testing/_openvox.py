@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ class FakeOpenVox:
         lock_after: wrong passwords in a row that lock the caller's IP (PBX: 5).
         lock_for: seconds an IP stays locked (PBX: 600).
         host / port: where to listen (port 0: a free one).
+        ssl_context: serve HTTPS with this server context (``base_url`` is then ``https://``).
 
     Attributes:
         requests: every request received, oldest first (:class:`OpenVoxRecord`).
@@ -132,8 +134,10 @@ class FakeOpenVox:
         lock_for: float = 600.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.username = username
+        self._ssl_context = ssl_context
         self.password = password if password is not None else secrets.token_hex(8)
         self.host = host
         self.token_idle = token_idle
@@ -166,7 +170,7 @@ class FakeOpenVox:
             # access_log=None: request lines carry the token.
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
-            await web.TCPSite(runner, self.host, self._port).start()
+            await web.TCPSite(runner, self.host, self._port, ssl_context=self._ssl_context).start()
             self._runner = runner
             self._port = int(runner.addresses[0][1])
             # A new PBX at this address: rejected logins counted for an earlier fake are gone.
@@ -197,8 +201,9 @@ class FakeOpenVox:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: what ``OpenVoxClient`` takes."""
-        return f"http://{self.host}:{self._port}"
+        """``http://127.0.0.1:PORT`` (``https`` with ``ssl_context``): what the client takes."""
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self._port}"
 
     # -- inspection and switches -------------------------------------------------------------
 
