@@ -64,6 +64,8 @@ TOKEN_ERRNOS: Final[frozenset[str]] = frozenset({"20004", "20005", "20006"})
 #: Sent as login ``version``: the manual says 1.0.2 makes event reports valid JSON.
 REPORT_VERSION: Final = "1.0.2"
 _EXCERPT: Final = 200
+#: Longest errno kept: the vendor's are 5 digits.
+_MAX_ERRNO: Final = 40
 
 
 class OpenVoxClient:
@@ -246,7 +248,7 @@ class OpenVoxClient:
         for replay in (False, True):
             token = await self._live_token()
             answer = await self._post(endpoint, params, token=token)
-            status = _status(answer)
+            status = self._status(answer)
             if status.status == "Success":
                 self._last_used = self._clock()
                 return answer
@@ -289,7 +291,7 @@ class OpenVoxClient:
     async def _heartbeat(self, token: str) -> None:
         params = {"ipaddr": await self._local_address(), **self._report_params()}
         answer = await self._post("heartbeat", params, token=token)
-        status = _status(answer)
+        status = self._status(answer)
         if status.status != "Success":
             raise OpenVoxError("heartbeat", status.errno)
         self._last_used = self._clock()
@@ -327,7 +329,7 @@ class OpenVoxClient:
         accepted: bool | None = None
         try:
             answer = await self._post("login", params, token=None)
-            status = _status(answer)
+            status = self._status(answer)
             if status.status == "Success" and status.token:
                 accepted = True
             elif status.status == "Failed":
@@ -482,6 +484,14 @@ class OpenVoxClient:
             status=200,
         )
 
+    def _status(self, answer: Mapping[str, Any]) -> StatusAnswer:
+        """The answer's status, errno and token as text, whatever JSON type they came in; the
+        errno masked and shortened, since a hostile peer may echo a secret in it."""
+        fields = {k: answer[k] for k in ("status", "errno", "token") if _scalar(answer.get(k))}
+        status = convert(fields, StatusAnswer)
+        status.errno = self.secrets(status.errno)[:_MAX_ERRNO]
+        return status
+
     def _decode(self, endpoint: str, answer: dict[str, Any], model: type[T]) -> T:
         try:
             return convert(answer, model)
@@ -493,16 +503,8 @@ class OpenVoxClient:
             ) from None
 
 
-def _status(answer: Mapping[str, Any]) -> StatusAnswer:
-    # errno and token as text whatever JSON type they came in (the doc shows strings).
-    return convert(
-        {
-            k: answer[k]
-            for k in ("status", "errno", "token")
-            if isinstance(answer.get(k), str | int)
-        },
-        StatusAnswer,
-    )
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def _optional(params: dict[str, str], **values: str | None) -> dict[str, str]:

@@ -146,7 +146,8 @@ class FakeOpenVox:
         self.requests: list[OpenVoxRecord] = []
         self.inroutes: dict[str, dict[str, str]] = {}
         self.outroutes: dict[str, dict[str, str]] = {}
-        self._clock = clock
+        #: The clock the fake ages tokens and locks by (share it with the client under test).
+        self.clock = clock
         self._port = port
         self._ids = itertools.count(1)
         self._tokens: dict[str, float] = {}  # token -> last use
@@ -214,7 +215,7 @@ class FakeOpenVox:
     @property
     def live_tokens(self) -> list[str]:
         """Tokens still alive (not logged out, not idle too long)."""
-        now = self._clock()
+        now = self.clock()
         return [t for t, used in self._tokens.items() if now - used < self.token_idle]
 
     @property
@@ -264,7 +265,7 @@ class FakeOpenVox:
 
     def is_locked(self, ip: str = "127.0.0.1") -> bool:
         """Whether logins from ``ip`` are locked right now."""
-        return self._clock() < self._locked_until.get(ip, float("-inf"))
+        return self.clock() < self._locked_until.get(ip, float("-inf"))
 
     def failed_logins(self, ip: str = "127.0.0.1") -> int:
         """Wrong passwords in a row from ``ip`` since its last success or lock."""
@@ -389,12 +390,12 @@ class FakeOpenVox:
         if params.get("username") != self.username or params.get("password") != expected:
             failures = self._failures[ip] = self._failures.get(ip, 0) + 1
             if failures >= self.lock_after:
-                self._locked_until[ip] = self._clock() + self.lock_for
+                self._locked_until[ip] = self.clock() + self.lock_for
                 self._failures[ip] = 0
             raise _Refusal(FAKE_ERRNOS["login_failed"])
         self._failures.pop(ip, None)
         token = secrets.token_hex(16)
-        self._tokens[token] = self._clock()
+        self._tokens[token] = self.clock()
         self._issued.append(token)
         return {"token": token}
 
@@ -404,7 +405,7 @@ class FakeOpenVox:
         used = self._tokens.get(token)
         if used is None:
             raise _Refusal(FAKE_ERRNOS["no_such_token"])
-        now = self._clock()
+        now = self.clock()
         if now - used >= self.token_idle:
             del self._tokens[token]
             raise _Refusal(FAKE_ERRNOS["token_timed_out"])
