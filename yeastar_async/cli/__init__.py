@@ -9,6 +9,7 @@ Commands::
     yeastar-async call hangup CHANNEL_ID
     yeastar-async recording download ID --out PATH
     yeastar-async fake-pbx [--port N] [--host 127.0.0.1] [--client-id ID] [--client-secret S]
+    yeastar-async openvox inroute|outroute list|add|update|delete ...   (OpenVox UC IPPBX)
 
 Commands that talk to a PBX take its address and API credentials from ``--base-url``,
 ``--client-id``, ``--client-secret`` or the environment variables ``YEASTAR_BASE_URL``,
@@ -30,6 +31,7 @@ The modules, in the one direction the data flows (each imports only those above 
     _events     events
     _demo       demo
     _doctor     doctor
+    _openvox    openvox (its own connection flags and OPENVOX_* variables)
     _parser     the argument parser, dispatch, main / amain
 """
 

@@ -18,6 +18,7 @@ from ._demo import cmd_demo
 from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics
 from ._fake import cmd_fake_pbx
+from ._openvox import add_openvox_commands
 from ._output import PROG, UsageError, err, logging_to_stderr
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--traffic", type=float, default=0.0, metavar="S", help="simulate a call every S seconds"
     )
+    add_openvox_commands(commands)
     return parser
 
 

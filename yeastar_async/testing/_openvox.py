@@ -451,9 +451,11 @@ class FakeOpenVox:
             raise _Refusal(FAKE_ERRNOS["not_found"])
         if params["name"] != old and params["name"] in store:
             raise _Refusal(FAKE_ERRNOS["duplicate"])
-        route = store.pop(old)
-        route.update(values)
-        store[route["name"]] = route
+        store[old].update(values)
+        # A rename keeps the route's place in the list.
+        renamed = [(route["name"], route) for route in store.values()]
+        store.clear()
+        store.update(renamed)
         return {}
 
     @staticmethod
