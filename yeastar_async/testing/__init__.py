@@ -9,11 +9,12 @@ log of what it received. See its docstring for the options and the switches.
 
 from ._flows import FakeCall, Leg
 from ._log import FakePBXStats, RequestRecord
-from ._openvox import FakeOpenVox, OpenVoxRecord
+from ._openvox import FAKE_ERRNOS, FakeOpenVox, OpenVoxRecord
 from ._server import FakePBX, Handler
 from ._ws import FakeSocket
 
 __all__ = [
+    "FAKE_ERRNOS",
     "FakeCall",
     "FakeOpenVox",
     "FakePBX",
