@@ -448,3 +448,46 @@ async def test_tls_pin_and_ca_file(fmt: Any, ca: trustme.CA, tmp_path: Any) -> N
         with pytest.raises(TransportError):
             await attempt(client(fake, fmt))  # the system store does not know the test CA
         assert fake.count("login") == 2
+
+
+@bounded()
+async def test_a_login_without_verdict_is_not_counted(pbx: FakeOpenVox, fmt: Any) -> None:
+    pbx.fail_next(4, 503, endpoint="login")
+    for _ in range(4):
+        with pytest.raises(TransportError):
+            await attempt(client(pbx, fmt))
+    for _ in range(4):  # four wrong passwords are still allowed: the 503s proved nothing
+        with pytest.raises(OpenVoxAuthError) as caught:
+            await attempt(client(pbx, fmt, password="wrong-password"))
+        assert not isinstance(caught.value, OpenVoxLockoutError)
+
+
+@bounded()
+async def test_a_request_that_never_left_is_retried(fmt: Any) -> None:
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+
+    forget_login_failures()
+    # A port nothing listens on: refused, so the login provably never left.
+    async with FakeOpenVox(password=PASSWORD) as fake:
+        dead = fake.base_url
+    ov = OpenVoxClient(dead, "api", PASSWORD, fmt=fmt, retries=2, sleep=sleep)
+    with pytest.raises(TransportError, match="cannot connect") as caught:
+        await attempt(ov)
+    assert caught.value.sent is False
+    assert len(delays) == 2
+
+
+@bounded()
+async def test_values_xml_cannot_carry_fail_before_any_request(pbx: FakeOpenVox, fmt: Any) -> None:
+    async with client(pbx, fmt) as ov:
+        before = len(pbx.requests)
+        if fmt == "xml":
+            with pytest.raises(ValueError, match=r"dest='1\\x07'"):
+                await ov.inroute.add("a", desttype="extension", dest="1\x07")
+            assert len(pbx.requests) == before
+        else:
+            await ov.inroute.add("a", desttype="extension", dest="1\x07")
+            assert pbx.inroutes["a"]["dest"] == "1\x07"

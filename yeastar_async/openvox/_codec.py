@@ -10,6 +10,7 @@ refused outright, so no entity can be declared (no "billion laughs") and none ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias
 from xml.parsers import expat
@@ -31,6 +32,8 @@ CONTENT_TYPES: Final[dict[str, str]] = {
 _MAX_DEPTH: Final = 16
 _MAX_ELEMENTS: Final = 100_000
 _XML_PROLOG: Final = '<?xml version="1.0" encoding="UTF-8" ?>'
+#: Characters XML 1.0 cannot carry at all, even escaped (most C0 controls, lone surrogates).
+_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class WireFormatError(ValueError):
@@ -38,11 +41,20 @@ class WireFormatError(ValueError):
 
 
 def encode(fmt: Format, params: Mapping[str, str]) -> bytes:
-    """``params`` as a request body: a JSON object, or ``<xml>`` with one child per name."""
+    """``params`` as a request body: a JSON object, or ``<xml>`` with one child per name.
+
+    Raises :class:`ValueError` for a value XML cannot carry (a control character).
+    """
     if fmt == "json":
         return msgspec.json.encode(dict(params))
     parts = [_XML_PROLOG, "<xml>"]
     for name, value in params.items():
+        bad = _NOT_XML.search(value)
+        if bad is not None:
+            raise ValueError(
+                f"{name}={value!r}: the character {bad.group()!r} cannot be sent in XML "
+                "(use fmt='json')"
+            )
         parts.append(f"<{name}>{escape(value)}</{name}>")
     parts.append("</xml>")
     return "".join(parts).encode("utf-8")
@@ -83,7 +95,7 @@ class _Node:
     def value(self) -> Any:
         """Text for a leaf; a list for a container of ``<item>``s; else a dict by tag."""
         if not self.children:
-            return "".join(self.text).strip()
+            return "".join(self.text)
         if all(child.tag == "item" for child in self.children):
             return [child.value() for child in self.children]
         out: dict[str, Any] = {}

@@ -230,7 +230,7 @@ class OpenVoxClient:
         token, self._token = self._token, None
         if token is not None:
             try:
-                await self._post("logout", {}, token=token, body=False)
+                await self._post("logout", None, token=token)
             except (TransportError, OpenVoxError) as exc:
                 logger.debug("logout failed: %s", self.secrets(str(exc)))
         self._closed = True
@@ -245,9 +245,10 @@ class OpenVoxClient:
     ) -> dict[str, Any]:
         """POST ``params`` to ``endpoint`` (e.g. ``"inroute/query"``) with the session token;
         the answer's fields as a dict. Raises :class:`OpenVoxError` for ``status: Failed``."""
+        data = _codec.encode(self.fmt, params)  # a value XML cannot carry fails before any I/O
         for replay in (False, True):
             token = await self._live_token()
-            answer = await self._post(endpoint, params, token=token)
+            answer = await self._post(endpoint, data, token=token)
             status = self._status(answer)
             if status.status == "Success":
                 self._last_used = self._clock()
@@ -290,7 +291,7 @@ class OpenVoxClient:
 
     async def _heartbeat(self, token: str) -> None:
         params = {"ipaddr": await self._local_address(), **self._report_params()}
-        answer = await self._post("heartbeat", params, token=token)
+        answer = await self._post("heartbeat", _codec.encode(self.fmt, params), token=token)
         status = self._status(answer)
         if status.status != "Success":
             raise OpenVoxError("heartbeat", status.errno)
@@ -328,7 +329,7 @@ class OpenVoxClient:
         }
         accepted: bool | None = None
         try:
-            answer = await self._post("login", params, token=None)
+            answer = await self._post("login", _codec.encode(self.fmt, params), token=None)
             status = self._status(answer)
             if status.status == "Success" and status.token:
                 accepted = True
@@ -387,13 +388,13 @@ class OpenVoxClient:
         return self._session
 
     async def _post(
-        self, endpoint: str, params: Mapping[str, str], *, token: str | None, body: bool = True
+        self, endpoint: str, data: bytes | None, *, token: str | None
     ) -> dict[str, Any]:
-        """One POST with retries of requests that never left; the answer decoded."""
+        """POST the encoded ``data`` (None: no body), retrying a request that never left; the
+        answer decoded."""
         query: dict[str, str] = {"type": self.fmt}
         if token is not None:
             query = {"token": token, **query}
-        data = _codec.encode(self.fmt, params) if body else None
         backoff = Backoff(0.25, 4.0)
         while True:
             try:
