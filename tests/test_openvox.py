@@ -491,3 +491,11 @@ async def test_values_xml_cannot_carry_fail_before_any_request(pbx: FakeOpenVox,
         else:
             await ov.inroute.add("a", desttype="extension", dest="1\x07")
             assert pbx.inroutes["a"]["dest"] == "1\x07"
+
+
+@bounded()
+async def test_login_twice_keeps_one_token(pbx: FakeOpenVox, fmt: Any) -> None:
+    async with client(pbx, fmt) as ov:
+        await ov.login()
+        await asyncio.gather(ov.inroute.query(), ov.outroute.query(), ov.login())
+    assert (pbx.count("login"), len(pbx.issued_tokens), pbx.live_tokens) == (1, 1, [])

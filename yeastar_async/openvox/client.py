@@ -214,14 +214,15 @@ class OpenVoxClient:
         await self.aclose()
 
     async def login(self) -> None:
-        """Log in now (calls log in by themselves when needed).
+        """Log in now, unless logged in already (calls log in by themselves when needed).
 
         Raises :class:`OpenVoxAuthError` when the PBX refuses the credentials, and
         :class:`OpenVoxLockoutError`, without sending anything, when the PBX's address refused
         4 logins in a row in this process (a 5th wrong password locks the IP for 10 minutes).
         """
         async with self._login_lock:
-            await self._login_locked()
+            if self._token is None:
+                await self._login_locked()
 
     async def aclose(self) -> None:
         """Log out (if logged in) and close the owned session. Idempotent."""
