@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import trustme
 
+from tests._openvox import MD5, PASSWORD, watch
+from tests._secrets import SecretWatch
 from tests.security._transport_rig import bounded
 from yeastar_async.errors import AuthenticationError, LockoutGuardError, TransportError
 from yeastar_async.openvox import (
@@ -26,9 +28,6 @@ from yeastar_async.openvox import (
     forget_login_failures,
 )
 from yeastar_async.testing import FakeOpenVox
-
-PASSWORD = "correct-horse-battery"
-MD5 = hashlib.md5(PASSWORD.encode()).hexdigest()
 
 pytestmark = pytest.mark.parametrize("fmt", ["json", "xml"])
 
@@ -49,10 +48,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def pbx(clock: Clock) -> AsyncIterator[FakeOpenVox]:
+async def pbx(clock: Clock, secrets_never_logged: SecretWatch) -> AsyncIterator[FakeOpenVox]:
     forget_login_failures()
     async with FakeOpenVox(password=PASSWORD, clock=clock) as fake:
         yield fake
+    watch(secrets_never_logged, fake)
     forget_login_failures()
 
 

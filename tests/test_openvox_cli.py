@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests._openvox import PASSWORD, watch
+from tests._secrets import SecretWatch
 from yeastar_async import cli
 from yeastar_async.openvox import forget_login_failures
 from yeastar_async.testing import FakeOpenVox
 
-PASSWORD = "cli-password-123"
-
 
 @pytest.fixture
-async def pbx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenVox]:
+async def pbx(
+    monkeypatch: pytest.MonkeyPatch, secrets_never_logged: SecretWatch
+) -> AsyncIterator[FakeOpenVox]:
     forget_login_failures()
     async with FakeOpenVox(password=PASSWORD) as fake:
         monkeypatch.setenv("OPENVOX_BASE_URL", fake.base_url)
@@ -25,6 +27,7 @@ async def pbx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenVox]:
         fake.add_inroute("main", "extension", "1000", did="5550100")
         fake.add_outroute("to16", "X.", "trunk-a", prefix="16")
         yield fake
+    watch(secrets_never_logged, fake)
     forget_login_failures()
 
 

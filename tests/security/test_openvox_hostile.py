@@ -4,22 +4,27 @@ holds no secret, costs bounded memory and time, and reaches no third party."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from tests.security._transport_rig import bounded, serve
+from tests._openvox import MD5, PASSWORD
+from tests._secrets import SecretWatch, assert_no_secret, exception_texts
+from tests.security._transport_rig import Recorder, bounded, recorder, serve
 from yeastar_async.errors import TransportError, YeastarError
 from yeastar_async.openvox import OpenVoxAuthError, OpenVoxClient, forget_login_failures
 from yeastar_async.testing import FakeOpenVox
 
-PASSWORD = "hunter2-but-longer"
-MD5 = hashlib.md5(PASSWORD.encode()).hexdigest()
-
 FORMATS = pytest.mark.parametrize("fmt", ["json", "xml"])
+
+
+@pytest.fixture(autouse=True)
+def password_never_logged(secrets_never_logged: SecretWatch) -> None:
+    """Whatever the peer does, no log record shows the password or its MD5."""
+    secrets_never_logged.add(PASSWORD, "OpenVox password")
+    secrets_never_logged.add(MD5, "OpenVox password MD5")
 
 
 @pytest.fixture
@@ -30,41 +35,20 @@ async def pbx() -> AsyncIterator[FakeOpenVox]:
     forget_login_failures()
 
 
-class Bystander:
-    """A third server: nothing the client sends may ever reach it."""
-
-    def __init__(self) -> None:
-        self.hits: list[str] = []
-        self.app = web.Application()
-        self.app.router.add_route("*", "/{tail:.*}", self._hit)
-
-    async def _hit(self, request: web.Request) -> web.Response:
-        self.hits.append(str(request.rel_url))
-        return web.Response(text="<!ENTITY x 'gotcha'>")
-
-
 @pytest.fixture
-async def bystander() -> AsyncIterator[tuple[Bystander, str]]:
-    target = Bystander()
-    async with serve(target.app) as url:
-        yield target, url
+async def bystander() -> AsyncIterator[Recorder]:
+    """A third server: nothing the client sends may ever reach it."""
+    async with recorder() as rec:
+        yield rec
 
 
 def texts(exc: BaseException) -> str:
-    """Everything an exception chain shows: messages, reprs, args and body excerpts."""
-    parts = []
-    seen: BaseException | None = exc
-    while seen is not None:
-        parts += [str(seen), repr(seen), repr(seen.args), getattr(seen, "body_excerpt", "")]
-        parts.append(getattr(seen, "errno", "") or "")
-        seen = seen.__cause__ or seen.__context__
-    return "\n".join(map(str, parts))
+    """Everything an exception and its chain show."""
+    return "\n".join(exception_texts(exc))
 
 
 def assert_clean(exc: BaseException, *secrets: str) -> None:
-    shown = texts(exc)
-    for secret in (PASSWORD, MD5, *secrets):
-        assert secret not in shown
+    assert_no_secret(exc, [PASSWORD, MD5, *secrets])
 
 
 def answer(request: web.Request, fields: dict[str, str]) -> web.Response:
@@ -81,10 +65,8 @@ def client(url: str, fmt: Any) -> OpenVoxClient:
 
 @FORMATS
 @bounded()
-async def test_redirects_are_not_followed(
-    pbx: FakeOpenVox, bystander: tuple[Bystander, str], fmt: Any
-) -> None:
-    target, url = bystander
+async def test_redirects_are_not_followed(pbx: FakeOpenVox, bystander: Recorder, fmt: Any) -> None:
+    target, url = bystander, bystander.base
     # On the login (307 would carry the MD5 password along) ...
     pbx.answer_raw(b"", status=307, headers={"Location": f"{url}/login"}, endpoint="login")
     with pytest.raises(TransportError, match="redirect") as caught:
@@ -124,9 +106,9 @@ async def test_entity_bomb_is_refused(pbx: FakeOpenVox) -> None:
 
 @bounded()
 async def test_external_entities_are_never_resolved(
-    pbx: FakeOpenVox, bystander: tuple[Bystander, str], tmp_path: Any
+    pbx: FakeOpenVox, bystander: Recorder, tmp_path: Any
 ) -> None:
-    target, url = bystander
+    target, url = bystander, bystander.base
     local = tmp_path / "secret.txt"
     local.write_text("TOP-SECRET-FILE")
     attacks = [
