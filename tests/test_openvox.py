@@ -499,3 +499,13 @@ async def test_login_twice_keeps_one_token(pbx: FakeOpenVox, fmt: Any) -> None:
         await ov.login()
         await asyncio.gather(ov.inroute.query(), ov.outroute.query(), ov.login())
     assert (pbx.count("login"), len(pbx.issued_tokens), pbx.live_tokens) == (1, 1, [])
+
+
+@bounded()
+async def test_close_goes_on_when_logout_fails(pbx: FakeOpenVox, fmt: Any) -> None:
+    async with client(pbx, fmt) as ov:
+        pbx.fail_next(1, 500, endpoint="logout")
+    assert pbx.count("logout") == 1
+    assert "logged_in=False" in repr(ov)
+    await ov.aclose()  # idempotent
+    assert pbx.count("logout") == 1

@@ -229,15 +229,19 @@ class OpenVoxClient:
         if self._closed:
             return
         token, self._token = self._token, None
-        if token is not None:
-            try:
-                await self._post("logout", None, token=token)
-            except (TransportError, OpenVoxError) as exc:
-                logger.debug("logout failed: %s", self.secrets(str(exc)))
-        self._closed = True
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        try:
+            if token is not None:
+                try:
+                    await self._post("logout", None, token=token)
+                except (TransportError, OpenVoxError) as exc:
+                    # The token dies by itself after 30 idle minutes; closing goes on.
+                    logger.debug("logout failed: %s", self.secrets(str(exc)))
+        finally:
+            # Even when cancelled mid-logout: no session outlives the client.
+            self._closed = True
+            if self._session is not None and self._owns_session:
+                await self._session.close()
+            self._session = None
 
     # -- calls ------------------------------------------------------------------------------
 
