@@ -16,9 +16,14 @@ __all__ = [
     "DEST_TYPES",
     "DestType",
     "InboundRoute",
+    "InboundRoutes",
     "Names",
     "OutboundRoute",
+    "OutboundRoutes",
+    "StatusAnswer",
+    "check_dest_type",
     "join_names",
+    "join_trunks",
 ]
 
 #: Where an inbound route sends its calls.
