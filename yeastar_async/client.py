@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
 import aiohttp
 
-from ._auth import TokenManager, TokenStore, login_guard
+from ._auth import TokenManager, TokenStore
+from ._guard_store import GuardState, StateOption, state_path
 from ._http import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -125,6 +126,11 @@ class YeastarClient:
             ``files.save`` / ``files.iter_bytes`` also takes ``timeout=``).
         token_store: where tokens live (default: in memory); share one between processes to
             stay under the PBX's cap of about 8 live tokens.
+        login_guard_state: where the lockout guard counts rejected logins to the PBX, so that
+            every process of the user sees them: ``"default"`` (the file
+            ``$XDG_STATE_HOME/yeastar-async/login-guard.json``, or under ``~/.local/state``),
+            a file path, or ``None`` (this process only: for tests). A ``token_store`` that
+            offers ``load_login_guard`` / ``save_login_guard`` keeps the count too.
         refresh_margin: refresh the access token this many seconds before it expires.
         revoke_on_close: revoke the access token (``del_token``) when the client closes.
         datetime_format: how ``datetime`` parameters of the CDR and report endpoints are sent;
@@ -167,6 +173,7 @@ class YeastarClient:
         ssl: SslOption = None,
         session: aiohttp.ClientSession | None = None,
         token_store: TokenStore | None = None,
+        login_guard_state: StateOption = "default",
         refresh_margin: float = 300.0,
         revoke_on_close: bool = True,
         datetime_format: str = DEFAULT_DATETIME_FORMAT,
@@ -185,6 +192,7 @@ class YeastarClient:
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         # Validate every option before building anything, so a bad value costs nothing.
+        guard_state = GuardState(state_path(login_guard_state), store=token_store)
         stream_options = StreamOptions(
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
@@ -218,9 +226,11 @@ class YeastarClient:
             client_secret,
             store=token_store,
             refresh_margin=refresh_margin,
-            # Every client of this process counts rejected logins to this PBX together.
-            guard=login_guard(self._transport.base_url),
             secrets=self._transport.secrets,
+            # Every client of the PBX's address counts rejected logins together, in this
+            # process and, through the state, in the user's other processes.
+            pbx=self._transport.base_url,
+            guard_state=guard_state,
         )
         self._transport.tokens = self._tokens
         self._client_id = client_id

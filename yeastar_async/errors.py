@@ -195,8 +195,10 @@ class AuthenticationError(YeastarError):
 class LockoutGuardError(AuthenticationError):
     """The client refuses to log in again after repeated credential failures.
 
-    The PBX blocks an IP after 5 consecutive failed logins; this client stops after 3. Fix the
-    credentials and create a new client.
+    The PBX blocks an IP after 5 consecutive failed logins; the SDK stops after 3 rejections of
+    the same credentials, or 4 of any, counted across the clients and processes of the user (the
+    login-guard state file, or a token store that keeps the count). The message names the file
+    to delete once the credentials are fixed; a successful login starts the count again.
     """
 
     hint = ""

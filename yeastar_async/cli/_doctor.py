@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from .._guard_store import GuardStateError
 from .._tls import checked_connection
 from ..client import YeastarClient
 from ..errors import (
@@ -70,6 +71,11 @@ _FIX_LOGIN: Final = (
     "Copy the Client ID and Client Secret again from Integrations > API on the PBX. doctor tried "
     "once only, but the PBX blocks this IP after 5 rejected logins in a row, counted across runs "
     "(of doctor or any other command): fix the credentials before running again."
+)
+_FIX_GUARD: Final = (
+    "The PBX blocks this IP at 5 rejected logins in a row, counted by every process here: "
+    f"{PROG} refuses to send a login at 4 (3 with the same credentials). Check the credentials "
+    "before the next try; a successful login clears the count."
 )
 _FIX_BLOCKED: Final = (
     "This IP is on the PBX's IP blocklist (after 5 failed logins). An administrator removes it "
@@ -343,7 +349,26 @@ class _Doctor:
             self.report(Check("TLS", "pass", f"{version}, certificate verified"))
         return True
 
+    async def login_guard(self) -> bool:
+        """The lockout guard's count for this PBX; False when it is unusable (no login then)."""
+        try:
+            count = await self.client._tokens.guard_count()
+        except GuardStateError as exc:
+            self.report(Check("login guard", "fail", "state unusable", str(exc)))
+            return False
+        detail = (
+            f"{count.in_a_row} rejected login(s) in a row to {count.key} "
+            f"({count.same} with these credentials), counted {count.where}"
+        )
+        if count.in_a_row == 0:
+            self.report(Check("login guard", "pass", detail))
+        else:
+            self.report(Check("login guard", "warn", detail, _FIX_GUARD))
+        return True
+
     async def login(self) -> bool:
+        if not await self.login_guard():
+            return False
         # Exactly one get_token: the client never retries a rejected login, and this
         # command makes no other login-triggering call when this one fails.
         try:

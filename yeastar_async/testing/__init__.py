@@ -4,18 +4,23 @@
 OpenAPI v1.0 like a real PBX, quirks included, with switches to make it fail on purpose and a
 log of what it received. See its docstring for the options and the switches.
 
-:class:`FakeOpenVox` does the same for the OpenVox UC IPPBX API v0.0.1 (routes, both formats).
+:class:`FakeCec` does the same for the Huawei Cloud CEC's token and called-route API, and
+:class:`FakeOpenVox` for the OpenVox UC IPPBX API v0.0.1 (routes, both wire formats).
 """
 
+from ._cec import CecHandler, FakeCec, FakeCecRoute, FakeCecStats
 from ._flows import FakeCall, Leg
 from ._log import FakePBXStats, RequestRecord
-from ._openvox import FAKE_ERRNOS, FakeOpenVox, OpenVoxRecord
+from ._openvox import FakeOpenVox, OpenVoxRecord
 from ._server import FakePBX, Handler
 from ._ws import FakeSocket
 
 __all__ = [
-    "FAKE_ERRNOS",
+    "CecHandler",
     "FakeCall",
+    "FakeCec",
+    "FakeCecRoute",
+    "FakeCecStats",
     "FakeOpenVox",
     "FakePBX",
     "FakePBXStats",

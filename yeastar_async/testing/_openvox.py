@@ -118,10 +118,13 @@ class FakeOpenVox:
         ssl_context: serve HTTPS with this server context (``base_url`` is then ``https://``).
 
     Attributes:
+        ERRNOS: the errno the fake answers per cause (:data:`FAKE_ERRNOS`).
         requests: every request received, oldest first (:class:`OpenVoxRecord`).
         inroutes: name -> the inbound route's fields (``id`` included), as the PBX stores them.
         outroutes: name -> the outbound route's fields.
     """
+
+    ERRNOS: Final[Mapping[str, str]] = FAKE_ERRNOS
 
     def __init__(
         self,

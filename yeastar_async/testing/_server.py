@@ -198,8 +198,9 @@ class FakePBX:
         self._runner = runner
         self._port = int(runner.addresses[0][1])
         if not self._started_before:
-            # A new PBX: rejected logins counted for an earlier fake on this port do not count.
-            forget_login_guard(self.base_url)
+            # A new PBX: logins counted for an earlier fake at this address do not count (the
+            # guard keys by address, so by the address the fake is bound to).
+            forget_login_guard(str(runner.addresses[0][0]))
             self._started_before = True
         return self
 
