@@ -1,75 +1,56 @@
-"""The in-process lockout guard: never send the password that would lock the caller's IP.
+"""OpenVox's rule for the shared lockout guard (:mod:`yeastar_async._guard`).
 
 An OpenVox UC PBX locks the caller's IP for 10 minutes after 5 wrong passwords in a row, whoever
-sends them. So the count is per PBX *address* (the resolved IP, shared by every client and user
-name of this process), and a login is refused before it is sent when the rejections so far plus
-the logins still in flight reach 4. A successful login clears the count.
+sends them. So the count is per PBX *address* (the resolved IP, across clients and user names),
+kept where every process of the user sees it (``login_guard_state=``, as for the Yeastar client),
+and a login is refused before it is sent once 4 are counted. A successful login clears the count;
+so does 10 minutes without a counted login, the vendor's documented lock window (a count that old
+is one the PBX has forgotten or has served its lock for).
 
-The guard sees only this process: other processes and hosts behind the same NAT count at the PBX
-but not here.
+OpenVox counts apart from Yeastar: its records live in a namespace of their own in the state.
 """
 
 from __future__ import annotations
 
-import threading
+from typing import Final
 
-__all__ = ["MAX_REJECTED", "LoginGuard", "forget_login_failures", "guard_for"]
+from .._guard import GuardPolicy, Refusal, forget_login_guard
+from .errors import OpenVoxLockoutError
 
-#: Rejected logins in a row this process allows per PBX address: the vendor locks at 5.
-MAX_REJECTED = 4
+__all__ = ["LOCK_WINDOW", "MAX_REJECTED", "OPENVOX_GUARD", "forget_login_failures"]
 
-
-class LoginGuard:
-    """Consecutive rejected logins to one PBX address, and logins awaiting an answer."""
-
-    __slots__ = ("_lock", "in_flight", "rejected")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.rejected = 0
-        self.in_flight = 0
-
-    def reserve(self) -> bool:
-        """Take a login attempt; False when it could be the one that locks the IP."""
-        with self._lock:
-            if self.rejected + self.in_flight >= MAX_REJECTED:
-                return False
-            self.in_flight += 1
-            return True
-
-    def settle(self, *, accepted: bool | None) -> None:
-        """The reserved attempt ended: accepted, rejected, or (None) no verdict (network)."""
-        with self._lock:
-            self.in_flight -= 1
-            if accepted:
-                self.rejected = 0
-            elif accepted is False:
-                self.rejected += 1
-
-    def __repr__(self) -> str:
-        return f"LoginGuard(rejected={self.rejected}, in_flight={self.in_flight})"
+#: Rejected logins in a row allowed per PBX address: the vendor locks at 5.
+MAX_REJECTED: Final = 4
+#: Seconds the vendor locks an IP for (and after which a count lapses here).
+LOCK_WINDOW: Final = 600.0
 
 
-_guards: dict[str, LoginGuard] = {}
-_guards_lock = threading.Lock()
+def _refusal(why: Refusal) -> str:
+    return (
+        f"login: not sent: the OpenVox PBX at {why.address} refused {why.count} logins in a row, "
+        f"counted {why.state.where()}, and it locks the caller's IP for 10 minutes after the "
+        "5th. Fix the user name / password, then create a new client; the count lapses 10 "
+        "minutes after the last login counted (yeastar_async.openvox.forget_login_failures() "
+        "clears it now)"
+    )
 
 
-def guard_for(address: str) -> LoginGuard:
-    """The process-wide guard of the PBX at ``address`` (its resolved IP)."""
-    with _guards_lock:
-        guard = _guards.get(address)
-        if guard is None:
-            guard = _guards[address] = LoginGuard()
-        return guard
+#: The OpenVox UC rule: 4 logins in a row at most, forgotten after the 10-minute lock window.
+OPENVOX_GUARD: Final = GuardPolicy(
+    namespace="openvox",
+    limit=MAX_REJECTED,
+    window=LOCK_WINDOW,
+    endpoint="login",
+    refusal=_refusal,
+    error=OpenVoxLockoutError,
+)
 
 
-def forget_login_failures(address: str | None = None) -> None:
-    """Forget the rejected logins counted for ``address`` (a resolved IP), or for every PBX.
+def forget_login_failures(address: str | None = None, state: object = "default") -> None:
+    """Forget the logins counted for the OpenVox PBX at ``address`` (an IP or host), or for
+    every OpenVox PBX, in this process and in ``state`` (a ``login_guard_state`` value; default:
+    the default state file). Yeastar counts are left alone.
 
     For an operator who fixed the password after the PBX's 10-minute lock ran out, and for tests.
     """
-    with _guards_lock:
-        if address is None:
-            _guards.clear()
-        else:
-            _guards.pop(address, None)
+    forget_login_guard(address, state, OPENVOX_GUARD)

@@ -28,6 +28,8 @@ import msgspec
 from yarl import URL
 
 from .._backoff import Backoff
+from .._guard import login_guard, pbx_key
+from .._guard_store import GuardState, StateOption, state_path
 from .._lenient import convert
 from .._secrets import SecretMask
 from .._tls import SslOption, TlsPolicy
@@ -36,8 +38,8 @@ from .._wire import excerpt, read_capped, refuse_redirect
 from ..errors import TransportError
 from . import _codec
 from ._codec import Format, WireFormatError
-from ._guard import MAX_REJECTED, guard_for
-from .errors import OpenVoxAuthError, OpenVoxError, OpenVoxLockoutError, OpenVoxTokenError
+from ._guard import OPENVOX_GUARD
+from .errors import OpenVoxAuthError, OpenVoxError, OpenVoxTokenError
 from .models import (
     InboundRoute,
     InboundRoutes,
@@ -93,6 +95,10 @@ class OpenVoxClient:
         retries: retries of a request that never left (connection refused, DNS failure).
         heartbeat_after: idle seconds after which a heartbeat goes before the next call.
         idle_expiry: idle seconds after which the PBX has dropped the token (30 minutes).
+        login_guard_state: where the lockout guard counts rejected logins to the PBX, so that
+            restarts and other processes see them: ``"default"`` (the user's state file, shared
+            with the Yeastar client, each vendor counting apart), a file path, or ``None``
+            (this process only).
         clock: a monotonic clock (inject one to age the session in tests).
         session: an aiohttp session to borrow (never closed by the client).
     """
@@ -115,6 +121,7 @@ class OpenVoxClient:
         retries: int = 2,
         heartbeat_after: float = 1200.0,
         idle_expiry: float = 1800.0,
+        login_guard_state: StateOption = "default",
         clock: Callable[[], float] = time.monotonic,
         session: aiohttp.ClientSession | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -161,6 +168,9 @@ class OpenVoxClient:
         self._md5 = hashlib.md5(password.encode("utf-8"), usedforsecurity=False).hexdigest()
         #: The password, its MD5 and every token this client received, masked in any text.
         self.secrets = SecretMask([password, self._md5])
+        # What the guard counts by: a hash, so no secret reaches its state file.
+        self._credentials = hashlib.sha256(f"{username}\0{self._md5}".encode()).digest()
+        self._guard_state = GuardState(state_path(login_guard_state))
         self._report_port = report_port
         self._report_url = report_url
         self._report_host = report_host
@@ -218,7 +228,8 @@ class OpenVoxClient:
 
         Raises :class:`OpenVoxAuthError` when the PBX refuses the credentials, and
         :class:`OpenVoxLockoutError`, without sending anything, when the PBX's address refused
-        4 logins in a row in this process (a 5th wrong password locks the IP for 10 minutes).
+        4 logins in a row, counted where ``login_guard_state`` says (a 5th wrong password locks
+        the IP for 10 minutes).
         """
         async with self._login_lock:
             if self._token is None:
@@ -317,34 +328,34 @@ class OpenVoxClient:
     async def _login_locked(self) -> str:
         if self._closed:
             raise RuntimeError("the client is closed")
-        address = await self._pbx_address()
-        guard = guard_for(address)
-        if not guard.reserve():
-            raise OpenVoxLockoutError(
-                f"login: not sent: the OpenVox PBX at {address} refused {MAX_REJECTED} logins in "
-                "a row from this process, and it locks the caller's IP for 10 minutes after the "
-                "5th. Fix the user name / password, then create a new client (and call "
-                "yeastar_async.openvox.forget_login_failures() if this process keeps running)"
-            )
+        await self._pbx_address()  # a name that does not resolve fails here, before counting
+        guard = login_guard(await pbx_key(self.base_url), OPENVOX_GUARD)
+        # Counted before it is sent (clients and processes starting together cannot all pass).
+        reservation = await guard.reserve(self._credentials, OPENVOX_GUARD.limit, self._guard_state)
         params = {
             "username": self.username,
             "password": self._md5,
             **self._report_params(),
             "version": REPORT_VERSION,
         }
-        accepted: bool | None = None
         try:
             answer = await self._post("login", _codec.encode(self.fmt, params), token=None)
             status = self._status(answer)
-            if status.status == "Success" and status.token:
-                accepted = True
-            elif status.status == "Failed":
-                accepted = False
-                raise OpenVoxAuthError("login", status.errno, about=f"username={self.username}")
-            else:
-                raise self._bad_answer("login", "no token", answer)
-        finally:
-            guard.settle(accepted=accepted)
+        except Exception:
+            # No verdict on the password (no answer, not an answer): not a rejection.
+            await guard.release(reservation)
+            raise
+        except BaseException:
+            # Cancelled mid-login: the PBX may have counted it, so it stays counted.
+            guard.rejected(reservation)
+            raise
+        if status.status == "Failed":
+            guard.rejected(reservation)
+            raise OpenVoxAuthError("login", status.errno, about=f"username={self.username}")
+        if status.status != "Success" or not status.token:
+            await guard.release(reservation)
+            raise self._bad_answer("login", "no token", answer)
+        await guard.accepted(reservation)
         self.secrets.add(status.token)
         self._token = status.token
         self._last_used = self._clock()
