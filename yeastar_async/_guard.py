@@ -496,6 +496,7 @@ def forget_login_guard(
 
     def matches(state_key: str) -> bool:
         return policy.owns(state_key) if key is None else state_key == key
+
     with _guards_lock:
         forgotten = [_guards.pop(k) for k in list(_guards) if matches(k)]
     for guard in forgotten:

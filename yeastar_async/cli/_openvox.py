@@ -37,8 +37,9 @@ ENV_CA_FILE: Final = "OPENVOX_CA_FILE"
 
 AUTH_ADVICE: Final = (
     f"Fix {ENV_USERNAME} / {ENV_PASSWORD} before running again: the OpenVox PBX locks this IP "
-    "for 10 minutes after 5 wrong passwords in a row, counted across runs (this process stops "
-    f"after {MAX_REJECTED}, but each run starts counting again)."
+    "for 10 minutes after 5 wrong passwords in a row, counted across runs (so are they here: "
+    f"after {MAX_REJECTED} in a row no run sends another until a login succeeds or 10 minutes "
+    "pass)."
 )
 
 Action = Callable[[OpenVoxClient, argparse.Namespace], Awaitable[int]]

@@ -8,6 +8,11 @@ the token was made (``CreateTime``, unix seconds on the CEC's clock) and for how
 the local clock is taken as clock skew, not as the token's age, and the lifetime is then counted
 from when the request was sent: a CEC whose clock runs behind must not make every call fetch a
 token.
+
+No lockout guard (unlike the Yeastar and OpenVox clients, :mod:`yeastar_async._guard`): Huawei
+documents no lock of an app key or a caller IP after rejected ``tokenByAkSk`` calls (its pages
+list no error bodies for them at all), so there is no limit to stay under. A rejected fetch is
+not retried by itself either: each failing call costs one fetch.
 """
 
 from __future__ import annotations
