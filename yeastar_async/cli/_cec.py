@@ -14,9 +14,8 @@ from typing import Any, Final
 
 import msgspec
 
-from .._tls import parse_pin
 from ..huawei_cec import CalledRoute, CalledRouteId, CecClient, DeviceType
-from ._connect import positive_float
+from ._connect import positive_float, tls_option
 from ._output import PROG, UsageError, out
 
 __all__ = ["ENV_APP_KEY", "ENV_APP_SECRET", "ENV_DOMAIN", "add_cec_commands"]
@@ -92,18 +91,6 @@ def _env(name: str) -> str:
     return value
 
 
-def _ssl(args: argparse.Namespace) -> str | None:
-    pin = args.cec_pin or os.environ.get(ENV_PIN) or None
-    ca_file = args.cec_ca_file or os.environ.get(ENV_CA_FILE) or None
-    if pin is not None:
-        if parse_pin(pin) is None:
-            raise UsageError(f"--pin / {ENV_PIN} takes a SHA-256 fingerprint (64 hex digits)")
-        return str(pin)
-    if ca_file is not None and not os.path.isfile(ca_file):
-        raise UsageError(f"--ca-file / {ENV_CA_FILE}: no such file: {ca_file}")
-    return ca_file
-
-
 def make_cec_client(args: argparse.Namespace) -> CecClient:
     """The CecClient the environment and flags describe."""
     domain = args.domain or _env(ENV_DOMAIN)
@@ -111,7 +98,9 @@ def make_cec_client(args: argparse.Namespace) -> CecClient:
         domain,
         _env(ENV_APP_KEY),
         _env(ENV_APP_SECRET),
-        ssl=_ssl(args),
+        ssl=tls_option(
+            pin=args.cec_pin, ca_file=args.cec_ca_file, env_pin=ENV_PIN, env_ca_file=ENV_CA_FILE
+        ),
         timeout=args.cec_timeout,
     )
 

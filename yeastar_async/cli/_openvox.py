@@ -16,7 +16,6 @@ from typing import Any, Final
 
 import msgspec
 
-from .._tls import parse_pin
 from ..openvox import (
     DEST_TYPES,
     MAX_REJECTED,
@@ -25,6 +24,7 @@ from ..openvox import (
     OpenVoxClient,
     OutboundRoute,
 )
+from ._connect import tls_option
 from ._output import UsageError, err, out
 
 __all__ = ["ENV_BASE_URL", "ENV_PASSWORD", "ENV_USERNAME", "add_openvox_commands"]
@@ -145,21 +145,6 @@ def _setting(value: str | None, env: str, flag: str) -> str:
     return value
 
 
-def _ssl(args: argparse.Namespace) -> str | bool | None:
-    if args.ov_insecure:
-        return False
-    flags = args.ov_pin is not None or args.ov_ca_file is not None
-    pin = args.ov_pin if flags else os.environ.get(ENV_PIN) or None
-    ca_file = args.ov_ca_file if flags else os.environ.get(ENV_CA_FILE) or None
-    if pin is not None:
-        if parse_pin(pin) is None:
-            raise UsageError(f"{'--pin' if flags else ENV_PIN}: not a SHA-256 fingerprint")
-        return pin.strip()
-    if ca_file is not None and not os.path.isfile(ca_file):
-        raise UsageError(f"{'--ca-file' if flags else ENV_CA_FILE}: no such file: {ca_file}")
-    return ca_file
-
-
 async def _connected(args: argparse.Namespace, action: Action) -> int:
     """Run ``action`` with a logged-in client; a refused login is one line plus advice."""
     base_url = _setting(args.ov_base_url, ENV_BASE_URL, "--base-url")
@@ -175,7 +160,13 @@ async def _connected(args: argparse.Namespace, action: Action) -> int:
             username,
             password,
             fmt=args.ov_format,
-            ssl=_ssl(args),
+            ssl=tls_option(
+                pin=args.ov_pin,
+                ca_file=args.ov_ca_file,
+                env_pin=ENV_PIN,
+                env_ca_file=ENV_CA_FILE,
+                insecure=args.ov_insecure,
+            ),
             timeout=args.ov_timeout,
             connect_timeout=min(args.ov_timeout, 10.0),
         )
