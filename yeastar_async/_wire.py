@@ -11,7 +11,8 @@ Two rules every HTTP client of this package follows, whatever the vendor:
   so a huge or endless body costs at most ``limit`` bytes of memory.
 
 Both raise :class:`~yeastar_async.errors.TransportError` with a message that starts with the
-caller's ``what`` (``"GET extension/list"``) and passes any server-sent text through ``mask``.
+caller's ``what`` (``"GET extension/list"``) and passes any server-sent text through ``mask``;
+:func:`transport_failure` words an aiohttp failure of such a request the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import aiohttp
 
 from .errors import TransportError
 
-__all__ = ["EXCERPT", "excerpt", "read_capped", "refuse_redirect"]
+__all__ = ["EXCERPT", "excerpt", "read_capped", "refuse_redirect", "transport_failure"]
 
 #: Bytes of a body kept in :attr:`TransportError.body_excerpt`.
 EXCERPT = 200
@@ -127,3 +128,42 @@ def _too_large(
         status=resp.status,
         body_excerpt=excerpt(head, mask),
     )
+
+
+def transport_failure(
+    exc: BaseException,
+    *,
+    what: str,
+    endpoint: str,
+    address: str,
+    timeout: float,
+    mask: Callable[[str], str],
+    peer: str = "PBX",
+) -> TransportError:
+    """The :class:`TransportError` for an aiohttp failure (or a timeout) of ``what``.
+
+    ``address`` is ``host:port`` as messages name it, ``timeout`` the limit that ran out, and
+    ``peer`` names the server in a pin mismatch (``"PBX"``, ``"CEC"``). Any text from the
+    exception passes through ``mask``.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # Refused or unresolvable: nothing reached the server, so the request may be retried.
+        # A TLS failure is a connector error too, but the request went out and retrying
+        # cannot fix it.
+        tls = isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError)
+        return TransportError(
+            f"{what}: cannot connect to {address} "
+            f"({type(exc).__name__}: {mask(str(exc.os_error))})",
+            endpoint=endpoint,
+            sent=tls,
+        )
+    if isinstance(exc, TimeoutError):
+        return TransportError(f"{what}: no answer within {timeout:g} s", endpoint=endpoint)
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+        # Both fingerprints: a renewed certificate shows at once.
+        return TransportError(
+            f"{what}: the {peer} certificate's SHA-256 fingerprint {exc.got.hex(':')} does not "
+            f"match the pin {exc.expected.hex(':')}",
+            endpoint=endpoint,
+        )
+    return TransportError(f"{what}: {type(exc).__name__}: {mask(str(exc))}", endpoint=endpoint)

@@ -32,7 +32,7 @@ from .._lenient import EXACT_JSON, convert
 from .._secrets import SecretMask
 from .._tls import SslOption, TlsPolicy
 from .._version import __version__
-from .._wire import excerpt, read_capped, refuse_redirect
+from .._wire import excerpt, read_capped, refuse_redirect, transport_failure
 from ..errors import TransportError
 from ._errors import CecAuthError, CecHttpError, CecReturnCodeError
 from ._models import CecResult, _Token
@@ -457,25 +457,15 @@ class CecClient:
                     resp, limit=self.max_response_size, what=what, mask=self.secrets, endpoint=name
                 )
                 status = resp.status
-        except aiohttp.ClientConnectorError as exc:
-            tls = isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError)
-            raise TransportError(
-                f"{what}: cannot connect to {self._url.host}:{self._url.port} "
-                f"({type(exc).__name__}: {self.secrets(str(exc.os_error))})",
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise transport_failure(
+                exc,
+                what=what,
                 endpoint=name,
-                sent=tls,
-            ) from None
-        except TimeoutError:
-            raise TransportError(f"{what}: no answer within {limit} s", endpoint=name) from None
-        except aiohttp.ServerFingerprintMismatch as exc:
-            raise TransportError(
-                f"{what}: the CEC certificate's SHA-256 fingerprint {exc.got.hex(':')} does not "
-                f"match the pin {exc.expected.hex(':')}",
-                endpoint=name,
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise TransportError(
-                f"{what}: {type(exc).__name__}: {self.secrets(str(exc))}", endpoint=name
+                address=f"{self._url.host}:{self._url.port}",
+                timeout=limit,
+                mask=self.secrets,
+                peer="CEC",
             ) from None
         finally:
             slots.release()

@@ -34,7 +34,7 @@ from .._lenient import convert
 from .._secrets import SecretMask
 from .._tls import SslOption, TlsPolicy
 from .._version import __version__
-from .._wire import excerpt, read_capped, refuse_redirect
+from .._wire import excerpt, read_capped, refuse_redirect, transport_failure
 from ..errors import TransportError
 from . import _codec
 from ._codec import Format, WireFormatError
@@ -176,6 +176,7 @@ class OpenVoxClient:
         self._report_host = report_host
         self.tls = TlsPolicy(ssl if url.scheme == "https" else None)
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        self._timeout_s = timeout
         self._max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._max_response_size = max_response_size
@@ -458,29 +459,14 @@ class OpenVoxClient:
                         endpoint=endpoint,
                     )
                     status = resp.status
-            except aiohttp.ClientConnectorError as exc:
-                never_sent = not isinstance(
-                    exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError
-                )
-                raise TransportError(
-                    f"{what}: cannot connect to {self._url.host}:{self._url.port} "
-                    f"({type(exc).__name__}: {self.secrets(str(exc.os_error))})",
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise transport_failure(
+                    exc,
+                    what=what,
                     endpoint=endpoint,
-                    sent=not never_sent,
-                ) from None
-            except TimeoutError:
-                raise TransportError(
-                    f"{what}: no answer within {self._timeout.total} s", endpoint=endpoint
-                ) from None
-            except aiohttp.ServerFingerprintMismatch as exc:
-                raise TransportError(
-                    f"{what}: the PBX certificate's SHA-256 fingerprint {exc.got.hex(':')} does "
-                    f"not match the pin {exc.expected.hex(':')}",
-                    endpoint=endpoint,
-                ) from None
-            except aiohttp.ClientError as exc:
-                raise TransportError(
-                    f"{what}: {type(exc).__name__}: {self.secrets(str(exc))}", endpoint=endpoint
+                    address=f"{self._url.host}:{self._url.port}",
+                    timeout=self._timeout_s,
+                    mask=self.secrets,
                 ) from None
         if status != 200:
             raise TransportError(
