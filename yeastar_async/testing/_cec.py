@@ -24,12 +24,12 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
 
 from ._log import RequestRecord
+from ._loopback import LoopbackFake
 
 __all__ = ["CecHandler", "FakeCec", "FakeCecRoute", "FakeCecStats"]
 
@@ -116,7 +116,7 @@ def _failure(description: str, code: str = "1") -> dict[str, Any]:
     return {"returnCode": code, "description": description}
 
 
-class FakeCec:
+class FakeCec(LoopbackFake):
     """A fake Huawei Cloud CEC for tests, served over real sockets on 127.0.0.1.
 
     Args:
@@ -147,6 +147,7 @@ class FakeCec:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__()
         self.app_key = app_key
         self.app_secret = app_secret or secrets.token_hex(16)
         self.host = host
@@ -166,7 +167,6 @@ class FakeCec:
         self._next_dnid = 1001
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
-        self._changed = asyncio.Event()
 
     def __repr__(self) -> str:
         state = "running" if self._runner is not None else "stopped"
@@ -197,27 +197,6 @@ class FakeCec:
         self._closing.set()
         await runner.cleanup()
 
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The TCP port (known once started)."""
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: what a ``CecClient`` takes as its domain."""
-        return f"http://{self.host}:{self._port}"
-
     # -- request log ---------------------------------------------------------------------------
     def requests_for(self, endpoint: str) -> list[RequestRecord]:
         """The logged requests to ``endpoint`` (``"tokenByAkSk"``,
@@ -237,19 +216,10 @@ class FakeCec:
         Raises:
             TimeoutError: when ``timeout`` seconds pass first.
         """
-        try:
-            async with asyncio.timeout(timeout):
-                while self.count(endpoint) < count:
-                    await self._changed.wait()
-        except TimeoutError:
-            raise TimeoutError(
-                f"FakeCec: no {count} request(s) to {endpoint} within {timeout} s"
-            ) from None
+        await self.wait_until(
+            lambda: self.count(endpoint) >= count, timeout, f"{count} request(s) to {endpoint}"
+        )
         return self.requests_for(endpoint)[-1]
-
-    def _notify(self) -> None:
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
 
     # -- tokens --------------------------------------------------------------------------------
     def issued_tokens(self) -> list[str]:

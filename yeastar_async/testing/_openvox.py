@@ -19,7 +19,6 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final, Self
 from xml.sax.saxutils import escape
 
@@ -29,6 +28,7 @@ from aiohttp import web
 from ..openvox._codec import WireFormatError, decode
 from ..openvox._guard import forget_login_failures
 from ..openvox.models import DEST_TYPES
+from ._loopback import LoopbackFake
 
 __all__ = ["FAKE_ERRNOS", "FakeOpenVox", "OpenVoxRecord"]
 
@@ -104,7 +104,7 @@ class _Refusal(Exception):
         self.errno = errno
 
 
-class FakeOpenVox:
+class FakeOpenVox(LoopbackFake):
     """A fake OpenVox UC IPPBX, served over real sockets on 127.0.0.1.
 
     Args:
@@ -139,8 +139,10 @@ class FakeOpenVox:
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__()
         self.username = username
         self._ssl_context = ssl_context
+        self._scheme = "https" if ssl_context is not None else "http"
         self.password = password if password is not None else secrets.token_hex(8)
         self.host = host
         self.token_idle = token_idle
@@ -186,28 +188,6 @@ class FakeOpenVox:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The TCP port (after :meth:`start`)."""
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (``https`` with ``ssl_context``): what the client takes."""
-        scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{self.host}:{self._port}"
 
     # -- inspection and switches -------------------------------------------------------------
 
@@ -325,6 +305,7 @@ class FakeOpenVox:
             remote=request.remote or "",
         )
         self.requests.append(record)
+        self._notify()  # for wait_until()
         fault = self._take_fault(endpoint)
         if fault is not None and fault.raw is not None:
             return web.Response(body=fault.raw, status=fault.status, headers=fault.headers)

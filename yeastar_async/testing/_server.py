@@ -25,7 +25,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from types import EllipsisType, TracebackType
+from types import EllipsisType
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -36,6 +36,7 @@ from ._auth import IPGuard, TokenBook
 from ._catalog import Catalog, EndpointSpec, load_catalog
 from ._flows import CallFlows, FakeCall
 from ._log import FakePBXStats, RequestRecord
+from ._loopback import LoopbackFake
 from ._stores import Stores
 from ._ws import DEFAULT_SN, FakeSocket, WsHub
 
@@ -66,7 +67,7 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-class FakePBX:
+class FakePBX(LoopbackFake):
     """A fake Yeastar P-Series PBX for tests, served over real sockets on 127.0.0.1.
 
     Args:
@@ -131,6 +132,7 @@ class FakePBX:
         ring_time: float = 0.0,
         talk_time: float | None = 0.0,
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret or secrets.token_hex(16)
         self.max_tokens = max_tokens
@@ -166,7 +168,6 @@ class FakePBX:
         self._handlers: dict[str, Handler] = {}
         self._files: dict[str, bytes] = {}
         self._download_names: dict[str, str] = {}
-        self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._started_before = False
@@ -247,52 +248,12 @@ class FakePBX:
             lambda: not self._connections, timeout, "close of every TCP connection"
         )
 
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The TCP port (known once started)."""
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: what a client takes as its PBX address."""
-        return f"http://{self.host}:{self._port}"
-
     @property
     def ws_url(self) -> str:
         """The subscribe URL without its token: ``ws://127.0.0.1:PORT/openapi/v1.0/subscribe``."""
         return f"ws://{self.host}:{self._port}{API_PREFIX}subscribe"
 
     # -- waiting -----------------------------------------------------------------------------
-    def _notify(self) -> None:
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
-
-    async def wait_until(
-        self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
-    ) -> None:
-        """Wait until ``predicate()`` is true; it is re-checked whenever the fake's state changes.
-
-        Raises:
-            TimeoutError: naming ``what`` when ``timeout`` seconds pass first.
-        """
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await self._changed.wait()
-        except TimeoutError:
-            raise TimeoutError(f"FakePBX: no {what} within {timeout} s") from None
-
     async def wait_for_request(
         self, endpoint: str, count: int = 1, timeout: float = 5.0
     ) -> RequestRecord:
