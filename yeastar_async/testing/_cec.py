@@ -180,13 +180,7 @@ class FakeCec(LoopbackFake):
         self._closing.clear()
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._handle)
-        # access_log=None: a request line could carry a token.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        self._runner = await self._listen(app)
         return self
 
     async def close(self) -> None:

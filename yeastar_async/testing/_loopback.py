@@ -8,9 +8,12 @@ a connection closed) instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
+
+from aiohttp import web
 
 __all__ = ["LoopbackFake"]
 
@@ -59,6 +62,27 @@ class LoopbackFake:
         """``http://127.0.0.1:PORT`` (``https`` when the fake serves TLS): what a client of it
         takes as the server's address."""
         return f"{self._scheme}://{self.host}:{self._port}"
+
+    async def _listen(
+        self,
+        app: web.Application,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        prepare: Callable[[web.AppRunner], None] | None = None,
+    ) -> web.AppRunner:
+        """Serve ``app`` on ``host:_port`` (``_port`` 0: a free one, then set to it).
+
+        ``prepare`` sees the runner once set up, before the socket opens.
+        """
+        # access_log=None: aiohttp's access log would print request lines, tokens included.
+        # A short shutdown: a test's close() must not wait long for a delayed answer.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        if prepare is not None:
+            prepare(runner)
+        await web.TCPSite(runner, self.host, self._port, ssl_context=ssl_context).start()
+        self._port = int(runner.addresses[0][1])
+        return runner
 
     def _notify(self) -> None:
         event, self._changed = self._changed, asyncio.Event()

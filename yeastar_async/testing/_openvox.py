@@ -173,12 +173,7 @@ class FakeOpenVox(LoopbackFake):
         if self._runner is None:
             app = web.Application(client_max_size=1 << 20)
             app.router.add_route("*", API_PREFIX + "{endpoint:.*}", self._handle)
-            # access_log=None: request lines carry the token.
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await runner.setup()
-            await web.TCPSite(runner, self.host, self._port, ssl_context=self._ssl_context).start()
-            self._runner = runner
-            self._port = int(runner.addresses[0][1])
+            self._runner = await self._listen(app, ssl_context=self._ssl_context)
             # A new PBX at this address: rejected logins counted for an earlier fake are gone.
             forget_login_failures(self.host)
         return self

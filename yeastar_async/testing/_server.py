@@ -190,14 +190,7 @@ class FakePBX(LoopbackFake):
         app = web.Application()
         app.router.add_route("*", API_PREFIX + "{endpoint:.*}", self._handle_api)
         app.router.add_route("*", DOWNLOAD_PREFIX + "{name:.+}", self._handle_download)
-        # access_log=None: aiohttp's access log would print request lines, tokens included.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        self._track_connections(runner)
-        site = web.TCPSite(runner, self.host, self._port)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        runner = self._runner = await self._listen(app, prepare=self._track_connections)
         if not self._started_before:
             # A new PBX: logins counted for an earlier fake at this address do not count (the
             # guard keys by address, so by the address the fake is bound to).
