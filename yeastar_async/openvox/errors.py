@@ -53,8 +53,9 @@ class OpenVoxTokenError(OpenVoxError):
 
 
 class OpenVoxLockoutError(OpenVoxAuthError, LockoutGuardError):
-    """This process refuses to try a 5th password on an OpenVox PBX that refused 4 in a row:
-    the 5th would lock the caller's IP for 10 minutes. Fix the credentials; see
+    """The client refuses to try a 5th password on an OpenVox PBX that refused 4 in a row
+    (counted across processes, see ``login_guard_state``): the 5th would lock the caller's IP
+    for 10 minutes. Fix the credentials; see
     :func:`yeastar_async.openvox.forget_login_failures`."""
 
     hint = ""
