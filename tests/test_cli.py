@@ -552,8 +552,8 @@ def test_every_topic_has_a_line_format() -> None:
         assert ".250  " in line
         assert "{" not in line  # every placeholder was filled
 
-    unknown = events.UnknownEvent(type=30034, raw='{"type":30034,"msg":"{}"}')
-    assert cli.format_event(unknown).endswith('30034 unknown       {"type":30034,"msg":"{}"}')
+    unknown = events.UnknownEvent(type=39034, raw='{"type":39034,"msg":"{}"}')
+    assert cli.format_event(unknown).endswith('39034 unknown       {"type":39034,"msg":"{}"}')
 
 
 def test_call_members_are_readable() -> None:

@@ -11,8 +11,9 @@ from ._connect import make_client
 from ._format import event_json, format_event
 from ._output import err, out
 
-#: Every topic of the manual (30005-30026; there is no 30021): what ``events`` tails by default.
-ALL_TOPICS: Final = tuple(sorted(events.TOPICS))
+#: Every topic of the manual (30005-30026; there is no 30021): what ``events`` tails by default
+#: (every firmware with the API knows them; later topics are asked for with ``--topics``).
+ALL_TOPICS: Final = tuple(sorted(events.MANUAL_TOPICS))
 
 
 def parse_topics(text: str) -> tuple[int, ...]:
