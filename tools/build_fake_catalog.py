@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build ``yeastar_async/testing/catalog.json`` (the FakePBX's endpoint table) from the spec.
 
-The fake PBX ships inside the package and cannot read ``../shared/spec`` at run time, so this
-script distils what it needs from the catalog into one small JSON file:
+The fake PBX ships inside the package and cannot read the repository's ``catalog/`` at run
+time, so this script distils what it needs from the catalog into one small JSON file:
 
 * per endpoint: method, whether it needs a token, the parameters the manual requires on *every*
   call (conditional ones are left out), pagination/download flags, the top-level response keys,
@@ -30,8 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import catalog_files
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "spec"
+DEFAULT_SPEC = ROOT / "catalog"
 DEFAULT_OUT = ROOT / "yeastar_async" / "testing" / "catalog.json"
 
 _CLOSERS = {"{": "}", "[": "]"}
@@ -188,7 +190,7 @@ def required_every_call(endpoint: dict[str, Any]) -> list[str]:
 
 def build(spec: Path) -> dict[str, Any]:
     """The catalog document the FakePBX loads."""
-    endpoints = json.loads((spec / "p_series_endpoints.json").read_text())
+    endpoints = catalog_files.endpoints(spec)
     errors = json.loads((spec / "p_series_errors.json").read_text())
     topics = json.loads((spec / "p_series_events.json").read_text())
 
@@ -213,6 +215,7 @@ def build(spec: Path) -> dict[str, Any]:
             "download": ep["returns_download_url"],
             "response_keys": [f["name"] for f in ep["response"]["fields"]],
             "manual_line": ep["manual_line"],
+            "source_url": ep.get("source_url"),
             "examples": examples,
         }
 
@@ -229,7 +232,8 @@ def build(spec: Path) -> dict[str, Any]:
         }
     return {
         "generated_by": "tools/build_fake_catalog.py",
-        "source": "Yeastar P-Series Software Edition developer manual V1.0 (2024-04-22)",
+        "source": "Yeastar P-Series Software Edition developer manual V1.0 (2024-04-22) and the "
+        "vendor's current developer pages (catalog/p_series_current.json)",
         "endpoints": out_endpoints,
         "errors": out_errors,
         "events": out_events,

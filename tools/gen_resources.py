@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate ``yeastar_async/resources/<group>.py`` from the endpoint catalog.
 
-The catalog (``../shared/spec/p_series_endpoints.json``, extracted from the vendor manual) lists
+The catalog (``catalog/p_series_endpoints.json`` in this repository, extracted from the vendor
+manual, plus the entries of ``catalog/p_series_current.json`` from the vendor's current pages) lists
 every endpoint with its parameters, nested request tables, response fields, manual lines and the
 quirks where the manual contradicts itself. This script turns it into thin declarations over
 ``resources/_base.py``; what the catalog cannot say by itself (conditional requirements written
@@ -10,7 +11,7 @@ in the ``OVERRIDES`` tables below, each with the reason.
 
 Usage (from the repository root)::
 
-    .venv/bin/python tools/gen_resources.py [--catalog PATH]
+    .venv/bin/python tools/gen_resources.py [--catalog DIR]
 
 It then runs ``ruff format`` and ``ruff check --fix`` (imports) over what it wrote.
 
@@ -35,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import catalog_files
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CATALOG = ROOT.parent / "shared" / "spec" / "p_series_endpoints.json"
 OUT = ROOT / "yeastar_async" / "resources"
 
 AUTH_ENDPOINTS = {"get_token", "refresh_token", "del_token"}
@@ -409,6 +411,27 @@ PROSE_RULE = re.compile(
 )
 
 
+def cite(line: int | None, url: str | None = None) -> str:
+    """Where a declaration comes from: ``manual line N``, or the current vendor page's URL."""
+    return f"manual line {line}" if line is not None else f"source: {url}"
+
+
+def ref(item: dict[str, Any]) -> int | str:
+    """The ``line`` argument of a one-line declaration: the manual line, else the page URL."""
+    line = item.get("manual_line")
+    return int(line) if line is not None else str(item["source_url"])
+
+
+def _order(where: int | str) -> tuple[int, int | str]:
+    # Manual tables first, by line; then tables of the current pages.
+    return (0, where) if isinstance(where, int) else (1, where)
+
+
+def cite_ref(where: int | str) -> str:
+    """:func:`cite` of a :func:`ref` value."""
+    return f"manual line {where}" if isinstance(where, int) else f"source: {where}"
+
+
 def camel(name: str) -> str:
     """``Ext_Basicinfo`` -> ``ExtBasicinfo``; ``ext_call_list`` -> ``ExtCallList``."""
     if name in RENAME_TYPES:
@@ -533,7 +556,7 @@ class NestedType:
 
     table: str
     name: str
-    first_line: int
+    first_line: int | str  # the manual line, or the URL of the current page
     endpoints: list[str] = field(default_factory=list)
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # manual name -> info
 
@@ -663,7 +686,7 @@ class Generator:
                 if (mod.group, table) in EXTERNAL_TYPES:
                     continue
                 key = find(canon(mod.group, table))
-                nt = tables.setdefault(key, NestedType(key, camel(key), fields[0]["manual_line"]))
+                nt = tables.setdefault(key, NestedType(key, camel(key), ref(fields[0])))
                 if ep["id"] not in nt.endpoints:
                     nt.endpoints.append(ep["id"])
                 for f in fields:
@@ -674,7 +697,7 @@ class Generator:
                             {
                                 "types": [],
                                 "desc": f["desc_en"],
-                                "line": f["manual_line"],
+                                "line": ref(f),
                                 "template": template,
                             },
                         )
@@ -700,7 +723,7 @@ class Generator:
                         and (mod.group, m.group(1)) not in EXTERNAL_TYPES
                     }
                     if len(refs) > 1:
-                        keep, *others = sorted(refs, key=lambda r: tables[r].first_line)
+                        keep, *others = sorted(refs, key=lambda r: _order(tables[r].first_line))
                         for other in others:
                             alias[other] = keep
                             merged = tables.pop(other)
@@ -789,7 +812,7 @@ class Generator:
         }
         parent = base.name if base else "msgspec.Struct"
         lines = [f"class {nt.name}({parent}, kw_only=True):"]
-        title = title or f"``{nt.table}`` of {where} (manual line {nt.first_line})."
+        title = title or f"``{nt.table}`` of {where} ({cite_ref(nt.first_line)})."
         doc = wrap(title, "    ", '"""', hang=False)
         if base:
             doc.append("")
@@ -967,7 +990,7 @@ class Generator:
         name = RESPONSE_CLASS_NAMES.get(ep["id"]) or f"{camel(mod.group)}{camel(action)}Response"
         mod.response_class_keys[key] = name
         parent = "ApiResponse"
-        title = f"Answer of ``{ep['id']}`` (manual line {ep['manual_line']})"
+        title = f"Answer of ``{ep['id']}`` ({cite(ep['manual_line'], ep.get('source_url'))})"
         if shape.get("total_number") == "Integer" and ARRAY.match(shape.get("data", "")):
             # A page (data, total_number) and more: declared as such, with only the rest.
             mod.imports_base.add("PageResponse")
@@ -997,7 +1020,7 @@ class Generator:
             for original, fields in ep["nested_request_types"].items():
                 table = canon(mod.group, original)
                 nt = tables.setdefault(
-                    table, NestedType(table, camel(table) + "Param", fields[0]["manual_line"])
+                    table, NestedType(table, camel(table) + "Param", ref(fields[0]))
                 )
                 if ep["id"] not in nt.endpoints:
                     nt.endpoints.append(ep["id"])
@@ -1105,7 +1128,7 @@ class Generator:
         where = ", ".join(f"``{e}``" for e in nt.endpoints)
         lines = [f"class {nt.name}(RequestModel, kw_only=True):"]
         doc = wrap(
-            f"``{nt.table}`` parameter of {where} (manual line {nt.first_line}).",
+            f"``{nt.table}`` parameter of {where} ({cite_ref(nt.first_line)}).",
             "    ",
             '"""',
             hang=False,
@@ -1215,7 +1238,7 @@ class Generator:
         for p in params:
             if p["required"] or (ep["id"], p["name"]) in SKIP_PARSED_RULES:
                 continue
-            for trigger, value in PROSE_RULE.findall(p["desc_zh"]):
+            for trigger, value in PROSE_RULE.findall(p.get("desc_zh") or ""):
                 if trigger in names and trigger != p["name"]:
                     parsed.setdefault((trigger, value), []).append(p["name"])
                     conditional.add(p["name"])
@@ -1394,7 +1417,7 @@ class Generator:
         mod.imports_base.add(factory)
         action = ep["id"].split("/", 1)[1]
         title = (ep.get("title_en") or ep["id"]).rstrip(".") + "."
-        args = [plan.ret, json.dumps(title), str(ep["manual_line"])]
+        args = [plan.ret, json.dumps(title), json.dumps(ref(ep))]
         for p in plan.params:
             if p.py in CLASS_DOCUMENTED and mod.class_docs.setdefault(p.py, p.doc) == p.doc:
                 continue
@@ -1439,7 +1462,7 @@ class Generator:
         factory, types = key
         action = plan.ep["id"].split("/", 1)[1]
         title = (plan.ep.get("title_en") or plan.ep["id"]).rstrip(".") + "."
-        args = f"{json.dumps(title)}, {plan.ep['manual_line']}"
+        args = f"{json.dumps(title)}, {json.dumps(ref(plan.ep))}"
         if types in mod.pages:
             method = {"ListEndpoint": "list", "SearchEndpoint": "search"}[factory]
             return f"    {action} = {mod.pages[types]}.{method}({args})"
@@ -1507,7 +1530,7 @@ class Generator:
         title = ep.get("title_en") or ep["id"]
         lines += wrap(f"{title.rstrip('.')}.", " " * 8, '"""', hang=False)
         lines.append("")
-        lead = f"``{ep['method']} {ep['id']}``, manual line {ep['manual_line']}."
+        lead = f"``{ep['method']} {ep['id']}``, {cite(ep['manual_line'], ep.get('source_url'))}."
         if plan.shared is not None:
             more = "Parameters" if not plan.params else "More parameters"
             lead += f" {more}: :class:`{plan.shared.name}`."
@@ -1670,11 +1693,16 @@ class Generator:
             self.render_nested_response(mod, nt, bases.get(nt.name), titles.get(nt.name))
             for nt in ordered
         ]
-        first, last = mod.endpoints[0]["manual_line"], mod.endpoints[-1]["manual_line"]
-        lines_text = f"line {first}" if first == last else f"lines {first}-{last}"
+        lines = [e["manual_line"] for e in mod.endpoints if e["manual_line"] is not None]
+        if lines:
+            first, last = lines[0], lines[-1]
+            where = "manual " + (f"line {first}" if first == last else f"lines {first}-{last}")
+            if len(lines) < len(mod.endpoints):
+                where += " and the vendor's current pages"
+        else:
+            where = "from the vendor's current pages"
         out = wrap(
-            f"``{mod.group}/*`` endpoints, manual {lines_text} (generated by "
-            "tools/gen_resources.py).",
+            f"``{mod.group}/*`` endpoints, {where} (generated by tools/gen_resources.py).",
             "",
             '"""',
             96,
@@ -1954,10 +1982,10 @@ def render_shared(found: dict[Any, Any], requests: dict[str, str]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
+    parser.add_argument("--catalog", type=Path, default=catalog_files.CATALOG_DIR)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    catalog = json.loads(args.catalog.read_text(encoding="utf-8"))
+    catalog = catalog_files.endpoints(args.catalog)
     # First pass: which struct shapes several modules share (they go to _shared.py).
     first = Generator(catalog)
     texts: dict[tuple[str, str], str] = {}

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         TrunkResource,
         UacstaCallResource,
         WakeupcallResource,
+        WebhookResource,
     )
     from .resources._base import Resource
 
@@ -263,6 +264,7 @@ class YeastarClient:
     hotel: _Group[HotelResource] = _Group()
     call: _Group[CallResource] = _Group()
     uacsta_call: _Group[UacstaCallResource] = _Group()
+    webhook: _Group[WebhookResource] = _Group()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

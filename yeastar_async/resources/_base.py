@@ -898,7 +898,8 @@ class Declared(Generic[C]):
         template: a ``__call__`` whose signature the endpoint takes (its body never runs).
         response: the answer's type.
         title: the docstring's first line.
-        line: the manual's line of the endpoint, for the docstring.
+        line: the manual's line of the endpoint, for the docstring; for an endpoint the manual
+            does not have, the URL of the vendor page it was typed from.
         args: ``(parameter, doc)`` for the docstring; a ``None`` doc takes the class attribute
             ``<parameter>_doc`` (``id_doc``, ``ids_doc``).
         method: the HTTP method.
@@ -911,7 +912,7 @@ class Declared(Generic[C]):
         template: Callable[..., Any],
         response: Any,
         title: str,
-        line: int,
+        line: int | str,
         args: Iterable[tuple[str, str | None]] = (),
         *,
         method: Literal["GET", "POST"] = "GET",
@@ -955,7 +956,10 @@ class Declared(Generic[C]):
         response: Any = self._response
         func.__annotations__["return"] = Paginator[response, Any] if self._items else response
         func.__qualname__ = name
-        doc = f"{self._title}\n\n``{self._method} {path}``, manual line {self._line}."
+        where = (
+            f"manual line {self._line}" if isinstance(self._line, int) else f"source: {self._line}"
+        )
+        doc = f"{self._title}\n\n``{self._method} {path}``, {where}."
         if typing.get_origin(response) is ObjectOrListResponse:
             doc += f"\n\n{_OBJECT_OR_LIST_NOTE}"
         if self._note:
@@ -979,7 +983,12 @@ class Declared(Generic[C]):
 
 
 def by_id(
-    response: type[R], title: str, line: int, id: str | None = None, *, path: str | None = None
+    response: type[R],
+    title: str,
+    line: int | str,
+    id: str | None = None,
+    *,
+    path: str | None = None,
 ) -> Declared[ById[R]]:
     """Declare a GET endpoint taking one ``id: int``, answering ``response``.
 
@@ -990,7 +999,12 @@ def by_id(
 
 
 def by_ids(
-    response: type[R], title: str, line: int, ids: str | None = None, *, path: str | None = None
+    response: type[R],
+    title: str,
+    line: int | str,
+    ids: str | None = None,
+    *,
+    path: str | None = None,
 ) -> Declared[ByIds[R]]:
     """Declare a GET endpoint taking ``ids`` (comma-separated), answering ``response``.
 
@@ -1002,7 +1016,7 @@ def by_ids(
 def by_channel(
     response: type[R],
     title: str,
-    line: int,
+    line: int | str,
     channel_id: str,
     *,
     note: str = "",
@@ -1019,7 +1033,7 @@ def by_channel(
 
 
 def no_params(
-    response: type[R], title: str, line: int, *, path: str | None = None
+    response: type[R], title: str, line: int | str, *, path: str | None = None
 ) -> Declared[NoParams[R]]:
     """Declare a GET endpoint that takes no parameters, answering ``response``."""
     return Declared(NoParams.__call__, response, title, line, path=path)
@@ -1074,7 +1088,7 @@ class _PagedEndpoint(Declared[C]):
     def __init__(
         self,
         title: str,
-        line: int,
+        line: int | str,
         *,
         items: str = "data",
         has_total: bool = True,
@@ -1129,7 +1143,7 @@ class Pages(Generic[R, I, S]):
         self._items = items
         self._has_total = has_total
 
-    def _declare(self, kind: Any, title: str, line: int) -> Any:
+    def _declare(self, kind: Any, title: str, line: int | str) -> Any:
         alias = getattr(self, "__orig_class__", None)
         if alias is None:
             raise TypeError("give the types, e.g. Pages[R, I, S]()")
@@ -1137,12 +1151,12 @@ class Pages(Generic[R, I, S]):
             title, line, items=self._items, has_total=self._has_total
         )
 
-    def list(self, title: str, line: int) -> ListEndpoint[R, I, S]:
+    def list(self, title: str, line: int | str) -> ListEndpoint[R, I, S]:
         """A ``list`` endpoint (paging, ``order_by``, ``sort_by``) answering these pages."""
         declared: ListEndpoint[R, I, S] = self._declare(ListEndpoint, title, line)
         return declared
 
-    def search(self, title: str, line: int) -> SearchEndpoint[R, I, S]:
+    def search(self, title: str, line: int | str) -> SearchEndpoint[R, I, S]:
         """A ``search`` endpoint (``search_value`` too) answering these pages."""
         declared: SearchEndpoint[R, I, S] = self._declare(SearchEndpoint, title, line)
         return declared

@@ -30,7 +30,9 @@ class EndpointSpec:
         paginated: whether the endpoint takes page/page_size and returns total_number.
         download: whether it answers ``file`` + ``download_resource_url``.
         response_keys: the documented top-level response keys.
-        manual_line: where the endpoint is described in the manual.
+        manual_line: where the endpoint is described in the manual (None for an endpoint the
+            manual does not have).
+        source_url: the current vendor page of an endpoint the manual does not have.
     """
 
     name: str
@@ -41,8 +43,9 @@ class EndpointSpec:
     paginated: bool
     download: bool
     response_keys: tuple[str, ...]
-    manual_line: int
+    manual_line: int | None
     examples: tuple[dict[str, Any], ...] = field(repr=False)
+    source_url: str | None = None
 
     def example(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """A deep copy of the manual's example response that best fits the given parameters.
@@ -92,6 +95,7 @@ def load_catalog() -> Catalog:
             response_keys=tuple(ep["response_keys"]),
             manual_line=ep["manual_line"],
             examples=tuple(ep["examples"]),
+            source_url=ep.get("source_url"),
         )
         for name, ep in doc["endpoints"].items()
     }

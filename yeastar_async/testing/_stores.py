@@ -27,6 +27,7 @@ from typing import Any
 
 from ._catalog import Catalog
 from ._log import RequestRecord
+from ._webhook_settings import WebhookSettings
 
 __all__ = ["CDR_TIME_FORMAT", "CdrLog", "Stores"]
 
@@ -472,6 +473,9 @@ class Stores:
         self.call_status: dict[str, int] = {}
         #: call detail records: the manual's examples, then every call the flows finished
         self.cdrs = CdrLog([*_SEED_CDRS, *ex["cdr/search"].example().get("data", [])])
+        #: Webhook event push settings (``webhook/query`` / ``webhook/update``): the topics the
+        #: fake knows are the ones it can push
+        self.webhooks = WebhookSettings(supported=sorted(catalog.events))
         self._seed(ex)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -1039,6 +1043,7 @@ class Stores:
                 "hotel/checkout": self.checkout,
                 "cdr/list": self.cdrs.handle_list,
                 "cdr/search": self.cdrs.handle_search,
+                **self.webhooks.handlers(),
             }
         )
         return table
