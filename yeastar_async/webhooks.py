@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from aiohttp import web
 
 from yeastar_async.errors import EventDecodeError, YeastarError
-from yeastar_async.events import EventStream, UnknownEvent, decode, topic_of
+from yeastar_async.events import EventStream, StreamOptions, UnknownEvent, decode, topic_of
 from yeastar_async.events._stream import _Throttle
 
 if TYPE_CHECKING:
@@ -201,7 +201,9 @@ class WebhookReceiver:
             not dispatched again (default 60 s: the PBX's longest retry horizon, 10 s × (5 + 1)).
             Identical bodies within it count as one delivery; 0 disables the check.
         replay_cache: most bodies remembered at once (default 10,000; oldest forgotten first).
-        queue_size: deliveries queued for the handlers before the receiver answers 503.
+        queue_size: deliveries queued before the receiver answers 503 (beyond the stream's
+            own handler queue, ``event_queue_size``; a receiver without ``target`` uses this
+            size for both).
 
     Use it as ``async with WebhookReceiver(...) as rx:`` around :meth:`serve` (or mount
     :meth:`handle` in an aiohttp application of your own, with the receiver started).
@@ -241,7 +243,7 @@ class WebhookReceiver:
             if not numbers:
                 raise ValueError("topics must name at least one topic (or be None: every topic)")
             self.topics = frozenset(numbers)
-        self._stream = self._stream_of(target)
+        self._stream = self._stream_of(target, self._queue_size)
         # A stream of our own has no socket: it takes every topic whatever ours are.
         self._claim = None if target is None else self.topics
         self._stats = WebhookStats()
@@ -253,10 +255,10 @@ class WebhookReceiver:
         self.url: str | None = None
 
     @staticmethod
-    def _stream_of(target: object) -> EventStream:
+    def _stream_of(target: object, queue_size: int) -> EventStream:
         if target is None:
             none = _NoPBX()
-            return EventStream(none, none)
+            return EventStream(none, none, StreamOptions(queue_size=queue_size))
         if isinstance(target, EventStream):
             return target
         stream = getattr(target, "_stream", None)  # a YeastarClient

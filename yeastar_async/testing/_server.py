@@ -32,11 +32,14 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .._auth import forget_login_guard
+from ..events.models import KNOWN_TOPICS, TOPICS
 from ._auth import IPGuard, TokenBook
 from ._catalog import Catalog, EndpointSpec, load_catalog
 from ._flows import CallFlows, FakeCall
 from ._log import FakePBXStats, RequestRecord
 from ._stores import Stores
+from ._webhook_push import WebhookPush
+from ._webhook_settings import WebhookSettings
 from ._ws import DEFAULT_SN, FakeSocket, WsHub
 
 __all__ = ["FakePBX", "Handler"]
@@ -103,6 +106,7 @@ class FakePBX:
         requests: every request received, oldest first (:class:`RequestRecord`).
         stats: counters (:class:`FakePBXStats`).
         catalog: the endpoint table the fake answers from.
+        webhook_push: the webhook deliveries of emitted events (``deliveries``, ``join()``).
         store: the in-memory state (extensions, contacts, phonebooks, inbound routes,
             queues and agents, wake-up calls, CDRs in ``store.cdrs.records``); None with
             ``stores=False``.
@@ -175,6 +179,12 @@ class FakePBX:
         self._flows: CallFlows | None = None
         if stores:
             self._install_stores(inbound_window, ring_time, talk_time)
+        webhooks = self._webhook_settings()
+        if webhooks is not None:
+            # Current firmware pushes the topics past the manual too (webhook/query lists them).
+            webhooks.supported = sorted({*webhooks.supported, *TOPICS, *KNOWN_TOPICS})
+        #: Signed deliveries of every emitted event to the receivers ``webhook/update`` set.
+        self.webhook_push = WebhookPush(webhooks)
 
     def __repr__(self) -> str:
         state = "running" if self._runner is not None else "stopped"
@@ -211,6 +221,7 @@ class FakePBX:
         self._closing.set()
         if self._flows is not None:
             await self._flows.close()
+        await self.webhook_push.aclose()
         await self._ws.close_all()
         await runner.cleanup()
 
@@ -498,13 +509,20 @@ class FakePBX:
     ) -> int:
         """Send an event to every socket subscribed to ``topic``; returns how many got it.
 
+        The same frame is queued for the webhook receivers registered with ``webhook/update``
+        that want the topic (signed, with the settings' timeout and retries; see
+        :attr:`webhook_push`, whose ``join()`` waits for the deliveries).
+
         The frame is ``{"type": topic, "sn": "...", "msg": "<payload as a JSON string>"}``.
         ``msg_as`` is ``"string"`` or ``"object"``; by default it is what the PBX sends (an
         object for 30025/30026, a string otherwise). ``sn`` defaults to the PBX's serial number,
         left out for 30022/30023/30025/30026; None leaves it out. A ``str`` payload is taken as
         already-encoded JSON.
         """
-        return await self._ws.emit(topic, self._ws.frame(topic, payload, msg_as, sn))
+        frame = self._ws.frame(topic, payload, msg_as, sn)
+        sent = await self._ws.emit(topic, frame)
+        self.webhook_push.submit(topic, frame)
+        return sent
 
     def event_frame(
         self,
@@ -589,6 +607,9 @@ class FakePBX:
         self._ws.accept_then_close_remaining = count
 
     # -- stores and scripted calls -------------------------------------------------------------
+    def _webhook_settings(self) -> WebhookSettings | None:
+        return self.store.webhooks if self.store is not None else None
+
     def _install_stores(
         self, inbound_window: float, ring_time: float, talk_time: float | None
     ) -> None:
