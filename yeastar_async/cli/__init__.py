@@ -4,6 +4,7 @@ Commands::
 
     yeastar-async demo [--forever]          the fake PBX, the screening bot and a few calls
     yeastar-async events [--topics 30011,30012] [--json] [--count N]
+    yeastar-async webhook --port P [--secret-env NAME] [--path /x] [--json]   no PBX login
     yeastar-async doctor                    checklist: reachability, TLS, login, API, WebSocket
     yeastar-async call dial CALLER CALLEE
     yeastar-async call hangup CHANNEL_ID
@@ -28,6 +29,7 @@ The modules, in the one direction the data flows (each imports only those above 
     _fake       fake-pbx (and how to connect to it, also shown by the demo)
     _commands   call dial / hangup, recording download
     _events     events
+    _webhook    webhook (the receiver of yeastar_async.webhooks; uses _events' --topics)
     _demo       demo
     _doctor     doctor
     _parser     the argument parser, dispatch, main / amain

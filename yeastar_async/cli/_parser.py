@@ -19,6 +19,7 @@ from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics
 from ._fake import cmd_fake_pbx
 from ._output import PROG, UsageError, err, logging_to_stderr
+from ._webhook import add_webhook_arguments, cmd_webhook
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -82,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--count", type=int, default=0, metavar="N", help="stop after N events")
+
+    hook = command(
+        "webhook", cmd_webhook, "receive events by webhook, one line each", pbx=False, forever=True
+    )
+    add_webhook_arguments(hook)
 
     command(
         "doctor",
