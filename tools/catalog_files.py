@@ -119,7 +119,8 @@ def v2_endpoints(directory: Path = CATALOG_DIR) -> list[dict[str, Any]]:
     """The ``openapi/v2.0`` entries of the current pages.
 
     An entry marked ``same_as_v1`` takes the v1.0 form's parameters and response (the page
-    says only that new data is served at v2.0), keeping its own source, firmware and quirks.
+    says only that new data is served at v2.0) and examples, keeping its own source, firmware
+    and quirks.
     """
     current = _current(directory)
     entries = [_complete(e) for e in current.get("endpoints", []) if e.get("api_version") == "2.0"]
@@ -128,6 +129,6 @@ def v2_endpoints(directory: Path = CATALOG_DIR) -> list[dict[str, Any]]:
         for entry in entries:
             if entry.get("same_as_v1"):
                 base = copy.deepcopy(v1[entry["id"]])
-                for key in ("params", "response", "nested_request_types", "paginated"):
+                for key in ("params", "response", "nested_request_types", "paginated", "examples"):
                     entry[key] = base[key]
     return entries
