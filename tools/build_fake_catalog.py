@@ -188,36 +188,45 @@ def required_every_call(endpoint: dict[str, Any]) -> list[str]:
     return names
 
 
+def _endpoint(ep: dict[str, Any]) -> dict[str, Any]:
+    examples = []
+    for ex in ep["examples"]:
+        body, source = parse_example(ex.get("response") or "")
+        if body is None or body.get("errcode") != 0:
+            body, source = minimal_body(ep), "minimal"
+        examples.append(
+            {"match": request_params(ex.get("request") or ""), "source": source, "body": body}
+        )
+    if not examples:
+        examples.append({"match": {}, "source": "minimal", "body": minimal_body(ep)})
+    return {
+        "method": ep["method"],
+        "auth": ep["auth"],
+        "required": required_every_call(ep),
+        "params": [p["name"] for p in ep["params"]],
+        "paginated": ep["paginated"],
+        "download": ep["returns_download_url"],
+        "response_keys": [f["name"] for f in ep["response"]["fields"]],
+        "manual_line": ep["manual_line"],
+        "source_url": ep.get("source_url"),
+        "examples": examples,
+    }
+
+
 def build(spec: Path) -> dict[str, Any]:
     """The catalog document the FakePBX loads."""
     endpoints = catalog_files.endpoints(spec)
     errors = json.loads((spec / "p_series_errors.json").read_text())
     topics = json.loads((spec / "p_series_events.json").read_text())
 
-    out_endpoints: dict[str, Any] = {}
-    for ep in endpoints:
-        examples = []
-        for ex in ep["examples"]:
-            body, source = parse_example(ex.get("response") or "")
-            if body is None or body.get("errcode") != 0:
-                body, source = minimal_body(ep), "minimal"
-            examples.append(
-                {"match": request_params(ex.get("request") or ""), "source": source, "body": body}
-            )
-        if not examples:
-            examples.append({"match": {}, "source": "minimal", "body": minimal_body(ep)})
-        out_endpoints[ep["id"]] = {
-            "method": ep["method"],
-            "auth": ep["auth"],
-            "required": required_every_call(ep),
-            "params": [p["name"] for p in ep["params"]],
-            "paginated": ep["paginated"],
-            "download": ep["returns_download_url"],
-            "response_keys": [f["name"] for f in ep["response"]["fields"]],
-            "manual_line": ep["manual_line"],
-            "source_url": ep.get("source_url"),
-            "examples": examples,
-        }
+    v2 = catalog_files.v2_endpoints(spec)
+    only_v2 = {e["id"] for e in v2}
+    out_endpoints = {
+        ep["id"]: _endpoint(ep)
+        for ep in endpoints
+        if not (ep.get("api_version") == "2.0" and ep["id"] in only_v2)
+    }
+    out_v2 = {ep["id"]: {**_endpoint(ep), "firmware": ep.get("firmware")} for ep in v2}
 
     out_errors = {str(e["code"]): e["message"] for e in errors}
     out_events: dict[str, Any] = {}
@@ -235,6 +244,7 @@ def build(spec: Path) -> dict[str, Any]:
         "source": "Yeastar P-Series Software Edition developer manual V1.0 (2024-04-22) and the "
         "vendor's current developer pages (catalog/p_series_current.json)",
         "endpoints": out_endpoints,
+        "endpoints_v2": out_v2,
         "errors": out_errors,
         "events": out_events,
     }

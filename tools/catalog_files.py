@@ -84,6 +84,10 @@ def _apply(entry: dict[str, Any], addition: dict[str, Any]) -> None:
         param.setdefault("enum_sources", {}).update(dict.fromkeys(values, url))
     for f in addition.get("response_fields", []):
         entry["response"]["fields"].append({"manual_line": None, "source_url": url, **f})
+    for table, fields in addition.get("response_table_fields", {}).items():
+        entry["response"]["nested"][table] += [
+            {"manual_line": None, "source_url": url, **f} for f in fields
+        ]
     for table, fields in addition.get("response_nested", {}).items():
         entry["response"].setdefault("nested", {})[table] = [
             {"manual_line": None, "source_url": url, **f} for f in fields
@@ -91,8 +95,7 @@ def _apply(entry: dict[str, Any], addition: dict[str, Any]) -> None:
     entry.setdefault("current_sources", []).append(url)
 
 
-def endpoints(directory: Path = CATALOG_DIR) -> list[dict[str, Any]]:
-    """Every ``openapi/v1.0`` endpoint: the manual's (with the current additions), then the new."""
+def _v1(directory: Path) -> list[dict[str, Any]]:
     manual: list[dict[str, Any]] = json.loads((directory / MANUAL).read_text(encoding="utf-8"))
     current = _current(directory)
     by_id = {e["id"]: e for e in manual}
@@ -102,7 +105,30 @@ def endpoints(directory: Path = CATALOG_DIR) -> list[dict[str, Any]]:
     return [*manual, *new]
 
 
+def endpoints(directory: Path = CATALOG_DIR) -> list[dict[str, Any]]:
+    """Every endpoint to declare: the manual's (with the current additions), then the new.
+
+    An endpoint only at openapi/v2.0 (``cdr/detail``) comes last, from its v2.0 entry.
+    """
+    v1 = _v1(directory)
+    known = {e["id"] for e in v1}
+    return [*v1, *[e for e in v2_endpoints(directory) if e["id"] not in known]]
+
+
 def v2_endpoints(directory: Path = CATALOG_DIR) -> list[dict[str, Any]]:
-    """The ``openapi/v2.0`` entries of the current pages."""
+    """The ``openapi/v2.0`` entries of the current pages.
+
+    An entry marked ``same_as_v1`` takes the v1.0 form's parameters and response (the page
+    says only that new data is served at v2.0) and examples, keeping its own source, firmware
+    and quirks.
+    """
     current = _current(directory)
-    return [_complete(e) for e in current.get("endpoints", []) if e.get("api_version") == "2.0"]
+    entries = [_complete(e) for e in current.get("endpoints", []) if e.get("api_version") == "2.0"]
+    if any(e.get("same_as_v1") for e in entries):
+        v1 = {e["id"]: e for e in _v1(directory)}
+        for entry in entries:
+            if entry.get("same_as_v1"):
+                base = copy.deepcopy(v1[entry["id"]])
+                for key in ("params", "response", "nested_request_types", "paginated", "examples"):
+                    entry[key] = base[key]
+    return entries

@@ -224,6 +224,37 @@ RENAME_TYPES = {
     "queue_call_detail": "CallDetail",
 }
 
+#: Endpoints current firmware answers at ``openapi/v2.0`` (``resources/_profile.py`` routes
+#: them): endpoint -> (v2.0 answer, v2.0 item type or None). ``v2.`` names are the hand-written
+#: rows of another shape (``resources/_v2.py``); the others are declared here as a subclass of
+#: the v1.0 answer (same shape, ``api_version`` "2.0").
+V2_ANSWERS: dict[str, tuple[str, str | None]] = {
+    "cdr/list": ("v2.CdrPageV2", "v2.CdrV2"),
+    # merge_history=True answers both versions' rows at once (resources/_history.py).
+    "cdr/search": ("v2.CdrPageV2 | v2.CdrHistory", "v2.CdrV2"),
+    "call_report/list": ("CallReportListResponseV2", None),
+    "call_report/detail": ("CallReportDetailResponseV2", None),
+}
+#: Endpoints only at ``openapi/v2.0`` -> their answer (from ``resources/_v2.py``).
+V2_ONLY_ANSWERS = {"cdr/detail": "v2.CdrDetailResponse"}
+#: Where each versioned endpoint moved (resources/_profile.py, _firmware.py FEATURES).
+V2_FIRMWARE = {
+    "cdr": "83.23.0.123 (Software), 37.23.0.123 (Appliance), 84.23.0.123 (Cloud)",
+    "call_report": "83.21.0.117 (Software), 37.21.0.117 (Appliance), 84.21.0.117 (Cloud)",
+}
+#: Parameters the client handles itself (never sent): endpoint -> [(name, type, doc)].
+LOCAL_PARAMS: dict[str, list[tuple[str, str, str]]] = {
+    "cdr/search": [
+        (
+            "merge_history",
+            "bool = False",
+            "Where the PBX serves CDRs at openapi/v2.0, also query openapi/v1.0 (the history "
+            "from before the upgrade) and return both in one CdrHistory (v1.0 rows first; "
+            "every v2.0 page is fetched). Filters must be ones both versions take.",
+        )
+    ],
+}
+
 #: Names of dedicated response classes where the default would mislead.
 RESPONSE_CLASS_NAMES = {"call/dial": "CallIdResponse"}
 
@@ -345,6 +376,8 @@ CLASS_DOCUMENTED = ("id", "ids")
 TIME_PARAMS = {
     "start_time": "datetime",
     "end_time": "datetime",
+    "detail_time_begin": "datetime",
+    "detail_time_end": "datetime",
     "alarm_time": "time",
 }
 #: call_report's ``time`` is a date (hourly report of one day; see its docstring).
@@ -618,6 +651,7 @@ class Module:
     imports_external: set[str] = field(default_factory=set)
     uses_msgspec: bool = False
     uses_api_response: bool = False
+    uses_v2: bool = False
     aliases: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)
     alias_names: set[str] = field(default_factory=set)
     response_types: dict[str, NestedType] = field(default_factory=dict)
@@ -646,8 +680,10 @@ class Module:
 
 
 class Generator:
-    def __init__(self, catalog: list[dict[str, Any]]) -> None:
+    def __init__(self, catalog: list[dict[str, Any]], v2: Iterable[dict[str, Any]] = ()) -> None:
         self.catalog = [e for e in catalog if e["id"] not in AUTH_ENDPOINTS]
+        #: The openapi/v2.0 entries of endpoints the manual has, by id (their extra parameters).
+        self.v2 = {e["id"]: e for e in v2}
         groups: dict[str, list[dict[str, Any]]] = {}
         for ep in self.catalog:
             groups.setdefault(ep["id"].split("/", 1)[0], []).append(ep)
@@ -682,6 +718,8 @@ class Generator:
 
         tables: dict[str, NestedType] = {}
         for ep in mod.endpoints:
+            if ep["id"] in V2_ONLY_ANSWERS:
+                continue  # answered with the hand-written rows of resources/_v2.py
             for table, fields in ep["response"].get("nested", {}).items():
                 if (mod.group, table) in EXTERNAL_TYPES:
                     continue
@@ -1252,12 +1290,50 @@ class Generator:
             conditional.update(re.findall(r'"(\w+)"', expr.split("when=")[0]))
         return list(dict.fromkeys(rules)), conditional
 
+    def v2_params(self, ep: dict[str, Any]) -> list[dict[str, Any]]:
+        """Parameters only the endpoint's openapi/v2.0 form takes (documented as such)."""
+        v2 = self.v2.get(ep["id"])
+        if v2 is None or ep.get("api_version") == "2.0":
+            return []
+        own = {p["name"] for p in ep["params"]}
+        return [
+            {**p, "desc_en": f"{p['desc_en'].rstrip('.')}. openapi/v2.0 only."}
+            for p in v2["params"]
+            if p["name"] not in own and not p.get("v1_name")
+        ]
+
+    def v2_answer(
+        self, mod: Module, ep: dict[str, Any], ret: str, item_type: str | None
+    ) -> tuple[str, str | None]:
+        """The union of the v1.0 and v2.0 answers (and items) of a versioned endpoint."""
+        v2_ret, v2_item = V2_ANSWERS[ep["id"]]
+        if v2_ret.startswith("v2."):
+            mod.uses_v2 = True
+        else:
+            mod.imports_typing.add("ClassVar")
+            title = (
+                f"Answer of ``{ep['id']}`` at openapi/v2.0: the shape of :class:`{ret}` "
+                '(``api_version`` is ``"2.0"``).'
+            )
+            lines = [f"class {v2_ret}({ret}, kw_only=True):"]
+            lines += [*close_docstring(wrap(title, "    ", '"""', hang=False)), ""]
+            lines.append('    api_version: ClassVar[str] = "2.0"')
+            mod.response_classes.append((v2_ret, ep["id"], lines))
+        union_item = f"{item_type} | {v2_item}" if item_type and v2_item else item_type
+        return f"{ret} | {v2_ret}", union_item
+
     def plan_endpoint(self, mod: Module, ep: dict[str, Any]) -> EndpointPlan:
         """Parameters (typed and documented), rules and response of one endpoint."""
-        params = self.params_of(ep)
+        params = self.params_of(ep) + self.v2_params(ep)
         assert all(p["name"] != "timeout" for p in params), ep["id"]
         rules, conditional = self.rules_of(ep, params)
-        ret, items_field, item_type = self.response_of(mod, ep)
+        if ep["id"] in V2_ONLY_ANSWERS:
+            mod.uses_v2 = True
+            ret, items_field, item_type = V2_ONLY_ANSWERS[ep["id"]], None, None
+        else:
+            ret, items_field, item_type = self.response_of(mod, ep)
+        if ep["id"] in V2_ANSWERS:
+            ret, item_type = self.v2_answer(mod, ep, ret, item_type)
         plan = EndpointPlan(ep, rules, ret, items_field, item_type)
         for p in params:
             typ, join = self.param_type(mod, ep, p)
@@ -1492,6 +1568,9 @@ class Generator:
         if repeated:
             names = ", ".join(repeated)
             docs += wrap(f"as for :meth:`{plan.same_as[0]}`.", " " * 12, f"{names}: ")  # type: ignore[index]
+        for name, typ, doc in LOCAL_PARAMS.get(ep["id"], []):
+            sig.append(f"{name}: {typ}")
+            docs += wrap(doc, " " * 12, f"{name}: ")
         sig.append("timeout: float | None = None")
         if plan.shared is not None:
             mod.imports_typing.add("Unpack")
@@ -1558,6 +1637,19 @@ class Generator:
 
     def notes(self, ep: dict[str, Any]) -> list[str]:
         out = []
+        group = ep["id"].split("/", 1)[0]
+        if ep["id"] in V2_ONLY_ANSWERS:
+            out.append(
+                f"Only at openapi/v2.0, from firmware {V2_FIRMWARE[group]}; an older PBX (or "
+                'cdr_api_version="1.0") raises ApiUnavailableError before sending.'
+            )
+        elif ep["id"] in V2_ANSWERS:
+            v2_ret = V2_ANSWERS[ep["id"]][0].removeprefix("v2.")
+            out.append(
+                f"Answered at openapi/v2.0 from firmware {V2_FIRMWARE[group]} (or with "
+                f'cdr_api_version="2.0"): the answer is then a :class:`{v2_ret}`; '
+                '``answer.api_version`` says which version answered ("1.0" or "2.0").'
+            )
         if ep["id"] in DATA_OBJECT_OR_LIST:
             out.append(
                 "The manual types ``data`` one way and prints the other; read ``.items`` for a "
@@ -1733,6 +1825,8 @@ class Generator:
         if mod.imports_external:
             out.append(f"from {EXTERNAL_MODULE} import {', '.join(sorted(mod.imports_external))}")
         out.append("from yeastar_async.resources import _base as api")
+        if mod.uses_v2:
+            out.append("from yeastar_async.resources import _v2 as v2")
         if shared_imports:
             names = ", ".join(sorted(shared_imports))
             out.append(f"from yeastar_async.resources._shared import {names}")
@@ -1987,7 +2081,8 @@ def main() -> int:
     args = parser.parse_args()
     catalog = catalog_files.endpoints(args.catalog)
     # First pass: which struct shapes several modules share (they go to _shared.py).
-    first = Generator(catalog)
+    v2 = catalog_files.v2_endpoints(args.catalog)
+    first = Generator(catalog, v2)
     texts: dict[tuple[str, str], str] = {}
     request_texts: dict[tuple[str, str], str] = {}
     for mod in first.modules:
@@ -1996,7 +2091,7 @@ def main() -> int:
             texts[(mod.group, nt.name)] = first.render_nested_response(mod, nt)
         for nt in mod.request_types.values():
             request_texts[(mod.group, nt.name)] = first.render_request_type(mod, nt)
-    gen = Generator(catalog)
+    gen = Generator(catalog, v2)
     gen.shared_structs = shared_structs(first, texts)
     first.shared_structs = gen.shared_structs
     gen.shared_requests = shared_requests(first, request_texts)

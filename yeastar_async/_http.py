@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 from collections import deque
@@ -36,6 +37,8 @@ from .errors import TokenExpiredError, TransportError, YeastarError, error_for
 
 __all__ = ["TokenSource", "Transport", "decode_envelope", "redact"]
 
+#: An endpoint qualified with its own API path by ``Transport.request(api_path=...)``.
+_QUALIFIED = re.compile(r"(?:[\w.-]+/)*v\d+\.\d+/")
 logger = logging.getLogger("yeastar_async.http")
 
 T = TypeVar("T")
@@ -356,8 +359,15 @@ class Transport:
     # -- requests --------------------------------------------------------------------------
 
     def endpoint_url(self, endpoint: str) -> str:
-        """``{base_url}/{api_path}/{endpoint}`` without query string."""
-        return f"{self.base_url}/{self.api_path}/{endpoint.lstrip('/')}"
+        """``{base_url}/{api_path}/{endpoint}`` without query string.
+
+        An endpoint that :meth:`request` qualified with another API path
+        (``openapi/v2.0/cdr/search``, see its ``api_path``) keeps that path instead.
+        """
+        endpoint = endpoint.lstrip("/")
+        if _QUALIFIED.match(endpoint):
+            return f"{self.base_url}/{endpoint}"
+        return f"{self.base_url}/{self.api_path}/{endpoint}"
 
     async def request(
         self,
@@ -368,8 +378,15 @@ class Transport:
         json: Any = None,
         response_type: type[T],
         timeout: float | None = None,
+        api_path: str | None = None,
     ) -> T:
-        """Call ``endpoint`` with the current access token; replay once after a 10004."""
+        """Call ``endpoint`` with the current access token; replay once after a 10004.
+
+        ``api_path`` (e.g. ``"openapi/v2.0"``) overrides the client's for this request; errors
+        then name the endpoint with its path (``openapi/v2.0/cdr/search``).
+        """
+        if api_path is not None and api_path.strip("/") != self.api_path:
+            endpoint = f"{api_path.strip('/')}/{endpoint.lstrip('/')}"
         tokens = self._token_source()
         method = method.upper()
         data = _encoder.encode(json) if json is not None else None

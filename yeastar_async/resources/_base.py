@@ -74,6 +74,14 @@ from typing import (
 import msgspec
 
 from yeastar_async._models import ApiResponse
+from yeastar_async.errors import ApiUnavailableError
+from yeastar_async.resources._profile import (
+    V2_NAMES,
+    V2_ONLY_ENDPOINTS,
+    VERSION_ONLY,
+    ApiVersion,
+    PbxProfile,
+)
 
 __all__ = [
     "DEFAULT_DATETIME_FORMAT",
@@ -188,8 +196,11 @@ class Transport(Protocol):
         json: Any = None,
         response_type: type[T],
         timeout: float | None = None,
+        api_path: str | None = None,
     ) -> T:
         """Authorised call of ``{base}/openapi/v1.0/{endpoint}``, decoded into ``response_type``.
+
+        ``api_path`` (``"openapi/v2.0"``) selects another API version for this request only.
 
         The token goes into the query string, a 10004 is replayed once, and a non-zero
         ``errcode`` raises the typed :class:`~yeastar_async.errors.YeastarError`.
@@ -677,7 +688,8 @@ def _as_dates(arguments: Mapping[str, Any], dates: frozenset[str]) -> dict[str, 
     }
 
 
-_NOT_SENT = frozenset({"self", "timeout"})
+#: Keyword arguments the client handles itself (``merge_history`` of ``cdr.search``).
+_NOT_SENT = frozenset({"self", "timeout", "merge_history"})
 _SPEC_ATTRIBUTE = "__yeastar_endpoint__"
 
 
@@ -788,10 +800,14 @@ class Resource:
         *,
         datetime_format: str = DEFAULT_DATETIME_FORMAT,
         timezone: tzinfo | None = None,
+        profile: PbxProfile | None = None,
     ) -> None:
         self._transport = transport
         self._datetime_format = datetime_format
         self._timezone = timezone
+        #: The client's view of ``system/information`` (API versions, date format, time zone);
+        #: None keeps the April 2024 API and the formats given here.
+        self._profile = profile
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.group!r}>"
@@ -811,29 +827,129 @@ class Resource:
     ) -> Awaitable[Any]:
         # A plain function handing back the transport's coroutine: no coroutine frame of its
         # own on every request, and encoding errors surface at the call, before any I/O.
+        profile = self._profile
+        if profile is None:
+            # Without a profile: the April 2024 API, and v2.0 for what exists only there.
+            version: ApiVersion = "2.0" if spec.path in V2_ONLY_ENDPOINTS else "1.0"
+            return self._dispatch(
+                spec, arguments, timeout, version, self._datetime_format, self._timezone
+            )
+        merge = bool(arguments.get("merge_history"))
+        if "merge_history" in arguments:
+            arguments = {k: v for k, v in arguments.items() if k != "merge_history"}
+        if merge or profile.needs_facts(spec.path, arguments):
+            return self._send_after_read(profile, spec, arguments, timeout, merge)
+        return self._dispatch(
+            spec,
+            arguments,
+            timeout,
+            profile.version_for(spec.path),
+            profile.datetime_format(self._datetime_format),
+            profile.timezone(),
+        )
+
+    async def _send_after_read(
+        self,
+        profile: PbxProfile,
+        spec: EndpointSpec,
+        arguments: Mapping[str, Any],
+        timeout: float | None,
+        merge: bool,
+    ) -> Any:
+        await profile.read()
+        if merge:
+            from yeastar_async.resources._history import merged_search
+
+            return await merged_search(self, spec, arguments, timeout)
+        return await self._send(spec, arguments, timeout)
+
+    def version_of(self, path: str) -> ApiVersion:
+        """The API version ``path`` goes to (``"1.0"`` until the profile says otherwise)."""
+        return self._profile.version_for(path) if self._profile is not None else "1.0"
+
+    def _dispatch(
+        self,
+        spec: EndpointSpec,
+        arguments: Mapping[str, Any],
+        timeout: float | None,
+        version: ApiVersion,
+        datetime_format: str,
+        zone: tzinfo | None,
+    ) -> Awaitable[Any]:
+        """Encode ``arguments`` for ``version`` of the endpoint and hand them to the transport."""
+        _check_version(spec, arguments, version)
         dates = spec._dates if spec._dates is not None else spec.date_only()
         if dates and not dates.isdisjoint(arguments):
             arguments = _as_dates(arguments, dates)
-        if self._timezone is not None:
-            arguments = in_zone(arguments, self._timezone)
+        if zone is not None:
+            arguments = in_zone(arguments, zone)
         if spec.also:
             extra = {copy: arguments[name] for name, copy in spec.also.items() if name in arguments}
             arguments = {**arguments, **extra}
+        options: dict[str, Any] = {}
+        if version != "1.0":
+            renamed = V2_NAMES.get(spec.path, {})
+            arguments = {renamed.get(name, name): value for name, value in arguments.items()}
+            options["api_path"] = _api_path(self._transport, version)
+        response_type = _answer_type(spec.response_type(), version)
         if spec.method == "GET":
-            params = (
-                encode_query(arguments, datetime_format=self._datetime_format) if arguments else {}
-            )
+            params = encode_query(arguments, datetime_format=datetime_format) if arguments else {}
             return self._transport.request(
                 "GET",
                 spec.path,
                 params=params,
-                response_type=spec.response_type(),
+                response_type=response_type,
                 timeout=timeout,
+                **options,
             )
-        body = encode_body(arguments, joined=spec.joined, datetime_format=self._datetime_format)
+        body = encode_body(arguments, joined=spec.joined, datetime_format=datetime_format)
         return self._transport.request(
-            "POST", spec.path, json=body, response_type=spec.response_type(), timeout=timeout
+            "POST", spec.path, json=body, response_type=response_type, timeout=timeout, **options
         )
+
+
+def _check_version(spec: EndpointSpec, arguments: Mapping[str, Any], version: ApiVersion) -> None:
+    """Refuse, before any I/O, what the answering API version does not take."""
+    if version == "1.0" and spec.path in V2_ONLY_ENDPOINTS:
+        raise ApiUnavailableError(
+            f"{spec._where}: {spec.path} exists only at openapi/v2.0, which this client does "
+            "not use for this PBX (firmware too old for it, or cdr_api_version='1.0')",
+            endpoint=spec.path,
+        )
+    only = VERSION_ONLY.get(spec.path)
+    if only is None:
+        return
+    v1_only, v2_only = only
+    refused = sorted((v2_only if version == "1.0" else v1_only) & arguments.keys())
+    if refused:
+        other = "2.0" if version == "1.0" else "1.0"
+        raise ValueError(
+            f"{spec._where}: {', '.join(refused)} only exist at openapi/v{other}, and this "
+            f"request goes to openapi/v{version} (see cdr_api_version)"
+        )
+
+
+def _api_path(transport: Any, version: str) -> str:
+    # The client's API path with its version replaced: "openapi/v1.0" -> "openapi/v2.0".
+    base = str(getattr(transport, "api_path", "openapi/v1.0")).strip("/")
+    head, _, tail = base.rpartition("/")
+    if tail.startswith("v") and tail[1:2].isdigit():
+        return f"{head}/v{version}" if head else f"v{version}"
+    return f"{base}/v{version}"
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_type(declared: Any, version: str) -> Any:
+    """The member of a versioned answer union (``A | AV2``) whose ``api_version`` is ``version``."""
+    members = typing.get_args(declared) if _is_union(declared) else (declared,)
+    for member in members:
+        if getattr(member, "api_version", "1.0") == version:
+            return member
+    return members[0]
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
 # -- one-line declarations -----------------------------------------------------------------------

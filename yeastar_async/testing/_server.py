@@ -6,7 +6,8 @@ Use it in tests instead of a real PBX::
         client = YeastarClient(pbx.base_url, pbx.client_id, pbx.client_secret)
         ...
 
-It answers the OpenAPI v1.0 over real loopback sockets, quirks included: errors are HTTP 200
+It answers the OpenAPI v1.0 (and, with ``firmware=`` of current firmware, the v2.0 CDR and
+report endpoints) over real loopback sockets, quirks included: errors are HTTP 200
 bodies ``{"errcode": N, "errmsg": "..."}``, the TCP connection is closed after each response,
 tokens expire and are capped, five failed logins block the caller's IP, and the WebSocket drops
 idle clients. Switches make it misbehave on purpose (expired tokens, failing requests, dropped or
@@ -25,6 +26,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import EllipsisType, TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -32,9 +34,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .._auth import forget_login_guard
+from .._firmware import Feature, Firmware, parse_firmware
 from ..events.models import KNOWN_TOPICS, TOPICS
+from ..resources._profile import strftime_of
 from ._auth import IPGuard, TokenBook
 from ._catalog import Catalog, EndpointSpec, load_catalog
+from ._cdr_v2 import CdrV2Endpoints
 from ._flows import CallFlows, FakeCall
 from ._log import FakePBXStats, RequestRecord
 from ._stores import Stores
@@ -45,6 +50,7 @@ from ._ws import DEFAULT_SN, FakeSocket, WsHub
 __all__ = ["FakePBX", "Handler"]
 
 API_PREFIX = "/openapi/v1.0/"
+API_V2_PREFIX = "/openapi/v2.0/"
 DOWNLOAD_PREFIX = "/api/download/"
 
 #: A custom endpoint answer: takes the request record, returns the JSON body (or awaits it).
@@ -101,6 +107,21 @@ class FakePBX:
         ring_time: seconds a scripted call rings before it is answered.
         talk_time: seconds a scripted call talks before it hangs up; None keeps it up until
             ``call/hangup`` (or :meth:`FakeCall.hangup`).
+        firmware: the ``firmware_version`` ``system/information`` reports (default: the
+            manual's example ``X.7.0.16``, read as the April 2024 API). A current one moves
+            data as the PBX does: from ``x.21.0.117`` ``call_report/list`` / ``detail`` also
+            answer at ``openapi/v2.0``; from ``x.23.0.123`` the CDR endpoints do, and records
+            from ``cdr_upgrade`` on are served only there (``openapi/v1.0`` keeps the older
+            ones); below ``x.20.0.21`` the webhook endpoints answer 10001.
+        cdr_upgrade: when the CDRs moved to v2.0 (naive PBX time; default: when the fake was
+            made, so the manual's seeded records are history and every call the fake finishes
+            is new data). Only with a firmware of ``x.23.0.123`` or later.
+        system_date_format, system_time_format: the display format ``system/information``
+            reports (``"YYYY/MM/DD"``, ``"hh:mm:ss"``; add `` A`` for a 12-hour clock), as
+            current firmware does; ``cdr/search`` then reads and shows times in it. None (the
+            default) reports neither, as older firmware, and uses ``MM/DD/YYYY HH:mm:ss``.
+        utc_offset: the PBX's offset from UTC, shown by ``system_time`` against ``timestamp``
+            (reported with the display format).
 
     Attributes:
         requests: every request received, oldest first (:class:`RequestRecord`).
@@ -134,6 +155,11 @@ class FakePBX:
         inbound_window: float = 10.0,
         ring_time: float = 0.0,
         talk_time: float | None = 0.0,
+        firmware: str | None = None,
+        cdr_upgrade: datetime | None = None,
+        system_date_format: str | None = None,
+        system_time_format: str = "hh:mm:ss",
+        utc_offset: timedelta = timedelta(0),
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret or secrets.token_hex(16)
@@ -177,14 +203,63 @@ class FakePBX:
         self._connections: set[Any] = set()
         self.store: Stores | None = None
         self._flows: CallFlows | None = None
+        self.firmware = firmware
+        self._firmware: Firmware | None = parse_firmware(firmware)
+        self.system_date_format = system_date_format
+        self.system_time_format = system_time_format
+        self.utc_offset = utc_offset
+        display = strftime_of(system_date_format, system_time_format)
+        if system_date_format is not None and display is None:
+            raise ValueError(f"system_date_format {system_date_format!r} is not like YYYY/MM/DD")
+        self._display_format = display
         if stores:
             self._install_stores(inbound_window, ring_time, talk_time)
+            self._install_cdr_versions(display, cdr_upgrade)
+        self.add_handler("system/information", self._information)
         webhooks = self._webhook_settings()
         if webhooks is not None:
             # Current firmware pushes the topics past the manual too (webhook/query lists them).
             webhooks.supported = sorted({*webhooks.supported, *TOPICS, *KNOWN_TOPICS})
         #: Signed deliveries of every emitted event to the receivers ``webhook/update`` set.
         self.webhook_push = WebhookPush(webhooks)
+
+    def _install_cdr_versions(self, display: str | None, upgrade: datetime | None) -> None:
+        store = self.store
+        if store is None:
+            return
+        if display is not None:
+            store.cdrs.display_format = display
+        if self.has("v2_cdr"):
+            store.cdrs.upgrade = upgrade or datetime.now().replace(microsecond=0)
+            for name, handler in CdrV2Endpoints(store.cdrs).handlers().items():
+                self.add_handler(f"v2.0/{name}", handler)
+
+    def has(self, feature: Feature) -> bool:
+        """Whether the fake's ``firmware`` has ``feature`` (``"v2_cdr"``, ``"v2_reports"``,
+        ``"webhook"``); an unknown or absent firmware has none of them."""
+        return self._firmware is not None and self._firmware.has(feature)
+
+    def _serves(self, endpoint: str, version: str) -> bool:
+        # What the firmware answers at all (anything else: 10001 INTERFACE NOT EXISTED).
+        if endpoint.startswith("webhook/") and self._firmware is not None:
+            return self.has("webhook")
+        if version == "1.0":
+            return True
+        feature: Feature = "v2_reports" if endpoint.startswith("call_report/") else "v2_cdr"
+        return self.has(feature)
+
+    def _information(self, record: RequestRecord) -> dict[str, Any]:
+        body = self.catalog.endpoints["system/information"].example()
+        data = body.setdefault("data", {})
+        if self.firmware is not None:
+            data["firmware_version"] = self.firmware
+        if self._display_format is not None:
+            now = datetime.now(UTC).replace(microsecond=0)
+            data["system_date_format"] = self.system_date_format
+            data["system_time_format"] = self.system_time_format
+            data["system_time"] = (now + self.utc_offset).strftime(self._display_format)
+            data["timestamp"] = int(now.timestamp())
+        return body
 
     def __repr__(self) -> str:
         state = "running" if self._runner is not None else "stopped"
@@ -198,6 +273,7 @@ class FakePBX:
         self._closing.clear()
         app = web.Application()
         app.router.add_route("*", API_PREFIX + "{endpoint:.*}", self._handle_api)
+        app.router.add_route("*", API_V2_PREFIX + "{endpoint:.*}", self._handle_api_v2)
         app.router.add_route("*", DOWNLOAD_PREFIX + "{name:.+}", self._handle_download)
         # access_log=None: aiohttp's access log would print request lines, tokens included.
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -472,7 +548,9 @@ class FakePBX:
         """Answer a catalog endpoint with ``handler`` instead of the manual's example.
 
         Unlike :meth:`set_response` the endpoint keeps its checks (method, token, required
-        parameters); the stores and call flows of the fake are built this way.
+        parameters); the stores and call flows of the fake are built this way. An
+        ``openapi/v2.0`` endpoint is named ``"v2.0/<endpoint>"`` (here and in
+        :meth:`set_response`).
         """
         self._handlers[endpoint.strip("/")] = handler
 
@@ -789,25 +867,38 @@ class FakePBX:
                 )
         return None
 
-    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+    async def _handle_api(self, request: web.Request, version: str = "1.0") -> web.StreamResponse:
         record = await self._record(request, request.match_info["endpoint"].strip("/"))
+        record.api_version = version
         try:
             return self._finish(await self._dispatch(request, record))
         finally:
             self._notify()
 
+    async def _handle_api_v2(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle_api(request, "2.0")
+
     async def _dispatch(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
         fault = await self._take_fault(record)
         if fault is not None:
             return fault
-        if record.endpoint == "subscribe" and request.method == "GET":
+        if (
+            record.endpoint == "subscribe"
+            and request.method == "GET"
+            and record.api_version == "1.0"
+        ):
             return await self._ws.handle(request, record)
         if self._guard.is_blocked(record.remote):
             return self._error(record, 70004)
         if record.method == "POST" and record.body.strip() and record.json is None:
             return self._error(record, 40001)  # a body that is not JSON
-        endpoint = record.endpoint
-        spec = self.catalog.endpoints.get(endpoint)
+        # v2.0 endpoints are keyed "v2.0/<name>" among the handlers and overrides.
+        v1 = record.api_version == "1.0"
+        endpoint = record.endpoint if v1 else f"v2.0/{record.endpoint}"
+        table = self.catalog.endpoints if v1 else self.catalog.endpoints_v2
+        spec = table.get(record.endpoint)
+        if spec is not None and not self._serves(record.endpoint, record.api_version):
+            spec = None
         overridden = endpoint in self._overrides
         if not overridden and (spec is None or spec.method != record.method):
             return self._error(record, 10001)
