@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from yeastar_async import YeastarClient, events
+from yeastar_async.errors import ApiUnavailableError
 from yeastar_async.testing import FakePBX
 from yeastar_async.webhooks import SIGNATURE_HEADER, WebhookReceiver, sign, verify_signature
 
@@ -373,3 +374,45 @@ async def test_bad_signatures_are_logged_once_per_burst(
     assert "X-Signature" in warnings[0].getMessage()
     assert rx.stats.bad_signatures == 5
     assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+async def system_alerts(fake: FakePBX) -> tuple[list[Any], str]:
+    """The same user code on any firmware: a 30036 handler, fed by webhook where the PBX can
+    push, else by the WebSocket. Returns the events it got and the route they took."""
+    client = YeastarClient(fake.base_url, fake.client_id, fake.client_secret)
+    alerts = Recorder()
+    client.add_handler(events.SystemEventAlert, alerts)
+    async with client:
+        rx = WebhookReceiver(client, secret=SECRET)
+        async with rx, rx.serve() as url:
+            try:
+                await register(client, url, "POST", [30036])
+            except ApiUnavailableError:
+                route = "websocket"  # firmware before webhooks: 10001 INTERFACE NOT EXISTED
+            else:
+                route = "webhook"
+            if route == "websocket":
+                await rx.aclose()  # hands the topics back to the socket
+            listener = asyncio.create_task(client.listen())
+            if route == "websocket":
+                await fake.wait_until(lambda: bool(fake.sockets and fake.sockets[0].topics))
+            await fake.emit(30036, ALERT)
+            await fake.webhook_push.join()
+            got = list(await alerts.wait_for(1))
+        await client.aclose()
+        await listener
+    return got, route
+
+
+@pytest.mark.parametrize(
+    ("firmware", "route"), [("83.19.0.10", "websocket"), ("84.23.0.123", "webhook")]
+)
+async def test_the_same_handler_gets_30036_at_an_old_and_a_current_firmware(
+    firmware: str, route: str
+) -> None:
+    async with FakePBX(firmware=firmware) as fake:
+        got, took = await system_alerts(fake)
+    assert took == route
+    (alert,) = got
+    assert isinstance(alert, events.SystemEventAlert)
+    assert alert.msg.event_name == "storage_device_failure"
