@@ -249,7 +249,7 @@ class WebhookReceiver:
         self._stats = WebhookStats()
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._throttle = _Throttle()
-        self._queue: asyncio.Queue[Any] | None = None
+        self._queue: asyncio.Queue[tuple[Any, int]] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._release: Callable[[], None] | None = None
         self.url: str | None = None
@@ -331,11 +331,11 @@ class WebhookReceiver:
         except YeastarError as exc:
             logger.error("webhook: the event stream stopped (%s); handlers get no events", exc)
 
-    async def _forward(self, queue: asyncio.Queue[Any]) -> None:
+    async def _forward(self, queue: asyncio.Queue[tuple[Any, int]]) -> None:
         while True:
-            event = await queue.get()
+            event, size = await queue.get()
             try:
-                await self._stream.deliver(event)
+                await self._stream.deliver(event, size)
             finally:
                 queue.task_done()
 
@@ -415,7 +415,7 @@ class WebhookReceiver:
             self._stats.ignored += 1
             return web.Response(text="OK (topic not delivered here)")
         try:
-            queue.put_nowait(event)
+            queue.put_nowait((event, len(body)))
         except asyncio.QueueFull:
             # Not remembered: the PBX's retry of this body must be taken.
             raise _Refused(503, "busy", "busy, retry later") from None
