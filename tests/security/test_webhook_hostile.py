@@ -256,3 +256,13 @@ async def test_the_secret_never_reaches_logs_or_reprs(
     assert await rig.signed(b"{") == 400
     text = " ".join(r.getMessage() for r in caplog.records) + repr(rig.rx) + repr(rig.rx.stats)
     assert SECRET not in text
+
+
+async def test_broken_chunk_framing_is_a_400_not_a_500(rig: Rig) -> None:
+    reader, writer = await rig.raw(head(None, chunked=True) + b"zz\r\nabc\r\n")
+    try:
+        async with asyncio.timeout(3):
+            assert await status_of(reader) == 400
+    finally:
+        writer.close()
+    assert rig.seen == []
