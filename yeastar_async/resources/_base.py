@@ -123,6 +123,7 @@ __all__ = [
     "endpoint",
     "endpoint_spec",
     "exactly_one",
+    "masked_repr",
     "no_params",
     "paginated",
     "requires",
@@ -215,6 +216,16 @@ class Transport(Protocol):
 
 
 # -- models ------------------------------------------------------------------------------------
+
+
+def masked_repr(struct: msgspec.Struct, secret: Iterable[str]) -> str:
+    """``Name(a=1, secret='***')``: the repr of a Struct holding secrets the PBX handed out."""
+    hidden = set(secret)
+    parts = [
+        f"{name}={'***' if name in hidden and value else value!r}"
+        for name, value in msgspec.structs.asdict(struct).items()
+    ]
+    return f"{type(struct).__name__}({', '.join(parts)})"
 
 
 class RequestModel(msgspec.Struct, kw_only=True, omit_defaults=True):
