@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from tests._secrets import SecretWatch
+from yeastar_async._guard import reset_login_guards
 
 
 def _install_aioresponses_shim() -> None:
@@ -65,3 +66,18 @@ def secrets_never_logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretWatc
     finally:
         watch.uninstall()
     watch.check()
+
+
+@pytest.fixture(autouse=True)
+def login_guard_isolated(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every test: the lockout guard's state file in a fresh temporary directory (never the
+    developer's home), and no count or cached resolution left in memory by another test (every
+    FakePBX is 127.0.0.1, one guard key)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    reset_login_guards()
+    try:
+        yield
+    finally:
+        reset_login_guards()

@@ -336,7 +336,7 @@ async def test_managers_sharing_a_guard_never_send_a_fifth_rejected_login(
     assert "0 more time(s) at most" in str(info.value)
     # ... after which nothing is sent, whatever the credentials: the 5th would block the IP.
     fresh = TokenManager(sender, "client-id", "a-third-secret", clock=clock, guard=guard)
-    with pytest.raises(LockoutGuardError, match="restart the process") as refused:
+    with pytest.raises(LockoutGuardError, match="last 4 logins to this PBX") as refused:
         await fresh.token()
     assert sender.count("get_token") == 4
     texts = "".join(str(e) + repr(e) for e in (info.value, refused.value, guard, fresh))

@@ -139,8 +139,11 @@ def test_python_m_help_runs_in_a_subprocess() -> None:
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2  # no command
+    assert "required: COMMAND" in capsys.readouterr().err
     assert cli.main(["events", "--topics", "30011,abc"]) == 2
-    assert "not a topic number: 'abc'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a topic number: 'abc'" in err
+    assert err.count("\n") == 1  # one line: no usage block
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("yeastar-async ")
 
@@ -196,7 +199,7 @@ async def test_demo_forever_stops_cleanly_on_ctrl_c() -> None:
         _, err = await asyncio.wait_for(proc.communicate(), 20)
     finally:
         await _reap(proc)
-    assert proc.returncode == 0, err.decode()
+    assert proc.returncode == 130, err.decode()  # Ctrl-C: 128 + SIGINT, as shells expect
     assert b"Traceback" not in err
     assert err.decode().strip().endswith("stopped")
 
@@ -262,8 +265,8 @@ async def test_events_with_a_wrong_secret_fails_after_one_login(
 ) -> None:
     assert await run("events", *flags(pbx, secret="wrong-secret")) == 1
     err = capsys.readouterr().err
-    assert "error: " in err
-    assert "errcode -1" in err
+    assert err.count("get_token: PBX answered errcode -1") == 1  # the rejection, once
+    assert err.count("Fix YEASTAR_CLIENT_ID") == 1  # then the advice
     assert "Traceback" not in err
     assert "wrong-secret" not in err
     assert pbx.stats.login_attempts == 1
@@ -538,7 +541,8 @@ async def test_fake_pbx_command_serves_until_stopped(stop: signal.Signals, traff
         _, err = await asyncio.wait_for(proc.communicate(), 20)
     finally:
         await _reap(proc)
-    assert proc.returncode == 0, err.decode()
+    # Ctrl-C: 130; SIGTERM (a service manager's stop) ends a command that runs until stopped: 0.
+    assert proc.returncode == (130 if stop == signal.SIGINT else 0), err.decode()
     assert b"Traceback" not in err
 
 
@@ -576,7 +580,10 @@ def test_call_members_are_readable() -> None:
     )  # fmt: skip
     event = events.decode(frame)
     line = cli.format_event(event)
-    assert line.endswith("call status   call 1.2: in 55 via sip1 ALERT, ext 2000 RING")
+    # Each member with the channel ID that `call hangup` / accept_inbound take.
+    assert line.endswith(
+        "call status   call 1.2: in 55 via sip1 ALERT channel c1, ext 2000 RING channel c2"
+    )
     # JSON lines leave out absent legs and the emptied wire aliases.
     doc = json.loads(_format.event_json(event))
     assert doc["msg"]["members"][0] == {
@@ -594,15 +601,23 @@ def test_call_members_are_readable() -> None:
 # -- subprocess helpers ---------------------------------------------------------------------------
 
 
-async def _spawn(*argv: str) -> asyncio.subprocess.Process:
+def _default_sigint() -> None:
+    # A test run started in the background (`pytest &`, nohup, some CI runners) hands its
+    # children an ignored SIGINT, and Python keeps an inherited SIG_IGN: without this the
+    # Ctrl-C tests would wait for a signal the child never notices.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+async def _spawn(*argv: str, stdout: int = asyncio.subprocess.PIPE) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "yeastar_async",
         *argv,
         cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=None if sys.platform == "win32" else _default_sigint,
     )
 
 
@@ -782,3 +797,223 @@ async def test_fake_pbx_accepts_the_given_credentials() -> None:
             await client.login()
     finally:
         await _reap(proc)
+
+
+# -- usage, pipes and signals as a new user met them ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["fake-pbx", "--port", "99999"], "argument --port: not a TCP port (0-65535): '99999'"),
+        (["fake-pbx", "--port", "-1"], "argument --port: not a TCP port"),
+        (["fake-pbx", "--traffic", "-1"], "argument --traffic: must be 0 (off) or 0.01 s"),
+        (["fake-pbx", "--traffic", "nan"], "argument --traffic: must be 0 (off)"),
+        (["fake-pbx", "--traffic", "0.0001"], "argument --traffic: must be 0 (off)"),
+        (["events", "--count", "0"], "argument --count: must be a whole number >= 1: '0'"),
+        (["events", "--count", "-2"], "argument --count: must be a whole number >= 1"),
+        (["events", "--topics", "1"], "no such topic: 1 (the PBX's topics are 30005-30099)"),
+        (["events", "--topics", "30100"], "no such topic: 30100"),
+        (["events", "--topics", "30011;30012"], "not a topic number: '30011;30012'"),
+        (["events", "--topics", " , "], "no topic given"),
+        (["call", "query", "--type", "all"], "argument --type: invalid choice: 'all'"),
+    ],
+)
+async def test_bad_arguments_are_one_line_usage_errors(
+    env: FakePBX, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    # Before: a traceback (--port 99999), a flood (--traffic -1), a tail that never ended
+    # (--count 0), topics taken as given. The timeout bounds the old behaviour.
+    assert await run(*argv, timeout=10) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("yeastar-async: error: ")
+    assert said in err
+    assert f"(see yeastar-async {' '.join(argv[: 2 if argv[0] == 'call' else 1])} --help)" in err
+    assert env.stats.login_attempts == 0
+
+
+@pytest.mark.parametrize("text", ["30011 30012", "30011, 30012", " 30011,30012,30011 "])
+async def test_topics_separated_by_spaces_or_commas(
+    env: FakePBX, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    assert _events.parse_topics(text) == (30011, 30012)
+    task = asyncio.create_task(run("events", "--topics", text, "--count", "1"))
+    socket = await env.wait_for_subscription([30011, 30012])
+    assert socket.topics == {30011, 30012}  # not 3001130012
+    env.simulate_dial("2000", "2001")
+    assert await task == 0
+    assert " 30011 call status " in capsys.readouterr().out
+
+
+def test_the_topic_range_comes_from_the_topic_table() -> None:
+    # Classes for newer topics (30030, 30034-30038, ...) widen the defaults without an edit here.
+    assert set(_events.ALL_TOPICS) == set(events.TOPICS)
+    assert all(topic in _events.TOPIC_RANGE for topic in events.TOPICS)
+    assert _events.TOPIC_RANGE.start == min(events.TOPICS)
+    assert 30099 in _events.TOPIC_RANGE  # newer firmware's topics arrive as UnknownEvent
+    assert _events.parse_topics("30038") == (30038,)
+
+
+async def test_fake_pbx_port_in_use_is_one_line(
+    pbx: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("fake-pbx", "--port", str(pbx.port)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: ")
+    assert "address already in use" in err
+
+
+@posix_only
+async def test_events_into_a_closed_pipe_ends_quietly(env: FakePBX) -> None:
+    # `yeastar-async events --json | head -1`: head reads one line and leaves.
+    read_end, write_end = os.pipe()
+    proc = await _spawn("events", "--json", "--topics", "30009", stdout=write_end)
+    os.close(write_end)
+    try:
+        await env.wait_for_subscription([30009], timeout=30)
+        await env.set_presence("2000", "away")
+        first = await asyncio.wait_for(asyncio.to_thread(os.read, read_end, 65536), 20)
+        assert json.loads(first.decode().splitlines()[0])["type"] == 30009
+        os.close(read_end)  # head exits
+        read_end = -1
+        await env.set_presence("2001", "away")  # this line meets the closed pipe
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if read_end >= 0:
+            os.close(read_end)
+        await _reap(proc)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    assert b"BrokenPipe" not in err
+    assert env.live_tokens() == 0  # it closed the client (revoking its token) on the way out
+
+
+@posix_only
+async def test_doctor_into_a_closed_pipe_ends_quietly(env: FakePBX) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `doctor | head -0`: nobody reads even the first line
+    try:
+        proc = await _spawn("doctor", stdout=write_end)
+    finally:
+        os.close(write_end)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        await _reap(proc)
+    assert proc.returncode == 0, err.decode()
+    assert err == b""  # no "error: [Errno 32] Broken pipe", no "Exception ignored"
+
+
+def _read_fd_until(fd: int, marker: bytes) -> bytes:
+    seen = b""
+    while marker not in seen:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise AssertionError(f"EOF before {marker!r}: {seen!r}")
+        seen += chunk
+    return seen
+
+
+@posix_only
+async def test_demo_into_a_pipe_closed_midway_ends_quietly() -> None:
+    # `demo | head -4`: the reader leaves while event handlers and the bot still print.
+    read_end, write_end = os.pipe()
+    proc = await _spawn("demo", stdout=write_end)
+    os.close(write_end)
+    try:
+        seen = await asyncio.wait_for(
+            asyncio.to_thread(_read_fd_until, read_end, b"connected to the event stream"), 30
+        )
+        assert b"FakePBX listening" in seen
+        os.close(read_end)
+        read_end = -1
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if read_end >= 0:
+            os.close(read_end)
+        await _reap(proc)
+    assert proc.returncode == 0, err.decode()
+    assert err == b"", err.decode()  # no handler traceback, no "Exception ignored"
+
+
+def test_a_closed_stdout_in_process_is_a_quiet_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Gone:
+        encoding = "utf-8"
+
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    with pytest.raises(_output.OutputClosed):
+        _output.out("a line nobody reads")
+    monkeypatch.setattr(sys, "stderr", Gone())
+    _output.err("a status line nobody reads")  # stderr's reader gone: not the command's end
+
+
+@posix_only
+async def test_ctrl_c_reaches_the_child_when_the_test_run_ignores_it() -> None:
+    # The parent (a background test run) ignores SIGINT; the helper restores it for the child.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = await _spawn("fake-pbx")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        await _read_until(proc, "client secret")
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        await _reap(proc)
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().strip().endswith("stopped")
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)], ids=["int", "term"]
+)
+async def test_events_stopped_by_a_signal(env: FakePBX, stop: signal.Signals, code: int) -> None:
+    proc = await _spawn("events", "--topics", "30009")
+    try:
+        await env.wait_for_subscription([30009], timeout=30)
+        proc.send_signal(stop)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        await _reap(proc)
+    assert proc.returncode == code, err.decode()
+    assert b"Traceback" not in err
+    assert env.live_tokens() == 0
+
+
+async def test_call_query_shows_the_channels_to_hang_up(
+    env: FakePBX, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("call", "query") == 0
+    assert capsys.readouterr().out == "no calls\n"
+
+    live = env.simulate_dial("2000", "2001", talk_time=None)
+    other = env.simulate_dial("2002", "2003", talk_time=None)
+    assert await run("call", "query") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    mine = next(line for line in lines if live.call_id in line)
+    assert mine.startswith(f"call {live.call_id}: ext 2000 ")
+    assert f"channel {live.channel_id}" in mine
+    assert [r.params for r in env.requests_for("call/query")][-3:] == [
+        {"type": kind} for kind in ("inbound", "outbound", "internal")
+    ]
+
+    assert await run("call", "query", "--number", "2002") == 0
+    only = capsys.readouterr().out.splitlines()
+    assert len(only) == 1
+    assert other.call_id in only[0]
+
+    # The channel shown is the one `call hangup` takes.
+    channel = mine.split("channel ")[1].split(",")[0]
+    assert await run("call", "hangup", channel) == 0
+    assert (await live.finished(timeout=5))["call_id"] == live.call_id

@@ -5,11 +5,12 @@ Access tokens live 30 minutes and refresh tokens 24 hours. The manager refreshes
 one refresh; a rejected refresh falls back to one login.
 
 The PBX puts the caller's IP on its block list after 5 consecutive failed logins, whichever
-application or client sent them, so the manager never retries a login whose credentials were
-rejected, and every client of the process counts into one guard per PBX: after 3 consecutive
-rejections of the same credentials, or 4 of any, no client of the process tries again
-(:class:`~yeastar_async.errors.LockoutGuardError`). Fix the credentials and create a new client:
-credentials that were not rejected yet may try while fewer than 4 logins in a row failed.
+application, client or process sent them, so the manager never retries a login whose
+credentials were rejected, and counts every login into the lockout guard of the PBX's address
+before sending it (:mod:`._guard`): after 3 consecutive rejections of the same credentials, or 4
+of any, no client tries again (:class:`~yeastar_async.errors.LockoutGuardError`). The count is
+shared by the processes of the user through a state file or the token store
+(:mod:`._guard_store`) and cleared by a successful login.
 
 The token cap (60002 on ``get_token``, about 8 live tokens per application) is no credential
 failure: the manager raises :class:`~yeastar_async.errors.LimitExceededError` and waits before
@@ -23,24 +24,40 @@ import contextlib
 import hashlib
 import inspect
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from ._guard import (
+    MAX_REJECTED_LOGINS,
+    GuardCount,
+    LoginGuard,
+    forget_login_guard,
+    login_guard,
+    pbx_key,
+)
+from ._guard_store import GuardState
 from ._models import ApiResponse
 from ._secrets import SecretMask
 from .errors import (
     AuthenticationError,
     IPBlockedError,
     LimitExceededError,
-    LockoutGuardError,
     TransportError,
     YeastarError,
 )
 
-__all__ = ["MemoryTokenStore", "TokenManager", "TokenSet", "TokenStore"]
+__all__ = [
+    "MAX_REJECTED_LOGINS",
+    "LoginGuard",
+    "MemoryTokenStore",
+    "TokenManager",
+    "TokenSet",
+    "TokenStore",
+    "forget_login_guard",
+    "login_guard",
+]
 
 logger = logging.getLogger("yeastar_async.auth")
 
@@ -108,6 +125,14 @@ class TokenStore(Protocol):
 
     A store that fails (raises) does not stop the client: it logs a warning and goes on with the
     token it holds itself, saving it to the store again once the store works.
+
+    A store may also keep the lockout guard's count of rejected logins, for processes that share
+    it on several hosts: it offers ``load_login_guard()`` and ``save_login_guard(state)``
+    (:class:`~yeastar_async._guard_store.GuardStateStore`; plain or async methods). ``state`` is
+    a JSON-compatible ``dict`` with hashes and counts, no secret; ``load_login_guard()`` returns
+    the last one saved, or ``None``. They are called under ``lock()`` when the store has one. If
+    ``load_login_guard()`` raises or returns anything else, no login is sent (the count is
+    unknown); a failing ``save_login_guard()`` is logged and the state file still counts.
     """
 
     async def load(self) -> TokenSet | None:
@@ -149,89 +174,13 @@ class MemoryTokenStore:
         return f"MemoryTokenStore(has_tokens={self._tokens is not None})"
 
 
-#: Rejected logins in a row to one PBX after which no client of the process tries again: the
-#: PBX blocks the IP at the 5th.
-MAX_REJECTED_LOGINS = 4
-
-
-class LoginGuard:
-    """Rejected logins to one PBX from this process, across all its clients.
-
-    A service that builds a new client after a failure must not get a fresh allowance each
-    time: the PBX counts rejections per IP, not per client.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.in_a_row = 0
-        # sha256(client ID, secret) -> rejections in a row: the credentials themselves are
-        # never kept here.
-        self._by_credentials: dict[bytes, int] = {}
-
-    def __repr__(self) -> str:
-        return f"LoginGuard(in_a_row={self.in_a_row})"
-
-    def rejections(self, credentials: bytes) -> int:
-        """How many logins in a row with these credentials were rejected."""
-        return self._by_credentials.get(credentials, 0)
-
-    def refusal(self, credentials: bytes, max_same: int) -> str | None:
-        """Why a login with these credentials must not be sent, or ``None``."""
-        same = self.rejections(credentials)
-        if same >= max_same:
-            return (
-                f"get_token: not logging in again with these credentials after {same} rejected "
-                "logins in a row; the PBX blocks the IP after 5. Fix the Client ID / Client "
-                "Secret (Integrations > API) and create a new client"
-            )
-        if self.in_a_row >= MAX_REJECTED_LOGINS:
-            return (
-                f"get_token: not logging in: the last {self.in_a_row} logins to this PBX from "
-                "this process were rejected, and the PBX blocks the IP at the 5th. Check the "
-                "Client ID / Client Secret (Integrations > API), then restart the process"
-            )
-        return None
-
-    def rejected(self, credentials: bytes) -> int:
-        """Count a rejected login; returns the rejections in a row of these credentials."""
-        with self._lock:
-            self.in_a_row += 1
-            count = self._by_credentials[credentials] = self.rejections(credentials) + 1
-        return count
-
-    def accepted(self) -> None:
-        """A login succeeded: the PBX's count starts again."""
-        with self._lock:
-            self.in_a_row = 0
-            self._by_credentials.clear()
-
-
-_guards: dict[str, LoginGuard] = {}
-_guards_lock = threading.Lock()
-
-
-def login_guard(pbx: str) -> LoginGuard:
-    """The process-wide :class:`LoginGuard` of the PBX at ``pbx`` (its base URL)."""
-    key = pbx.rstrip("/").lower()
-    with _guards_lock:
-        guard = _guards.get(key)
-        if guard is None:
-            guard = _guards[key] = LoginGuard()
-        return guard
-
-
-def forget_login_guard(pbx: str) -> None:
-    """Forget the rejected logins counted for the PBX at ``pbx``: a fake PBX started on a port
-    another one used before has a count of its own."""
-    with _guards_lock:
-        _guards.pop(pbx.rstrip("/").lower(), None)
-
-
 class TokenManager:
     """Hands out valid access tokens for one application (client ID / secret) on one PBX.
 
-    ``guard`` counts rejected logins; clients of one PBX share :func:`login_guard` of its URL
-    (the default, a guard of this manager's own, suits a manager used alone).
+    ``guard`` counts rejected logins. With ``pbx`` (the base URL) and no ``guard``, each login
+    uses the process-wide :func:`login_guard` of the PBX's resolved address, as every client of
+    it does; without either, a guard of this manager's own (for a manager used alone).
+    ``guard_state`` says where the count persists (default: memory only).
     """
 
     def __init__(
@@ -248,6 +197,8 @@ class TokenManager:
         clock: Callable[[], float] = time.time,
         guard: LoginGuard | None = None,
         secrets: SecretMask | None = None,
+        pbx: str | None = None,
+        guard_state: GuardState | None = None,
     ) -> None:
         if not client_id or not isinstance(client_id, str):
             raise ValueError(
@@ -278,7 +229,9 @@ class TokenManager:
         self._limit_retry_after = limit_retry_after
         self._revoke_timeout = revoke_timeout
         self._clock = clock
-        self._guard = guard if guard is not None else LoginGuard()
+        self._guard = guard if guard is not None or pbx is not None else LoginGuard()
+        self._pbx = pbx
+        self._guard_state = guard_state if guard_state is not None else GuardState()
         self._credentials = hashlib.sha256(f"{client_id}\0{client_secret}".encode()).digest()
         self._login_not_before = 0.0
         self._pending: asyncio.Future[str] | None = None
@@ -291,7 +244,7 @@ class TokenManager:
     def __repr__(self) -> str:
         return (
             f"TokenManager(client_id={self._client_id!r}, "
-            f"credential_failures={self._guard.rejections(self._credentials)})"
+            f"credential_failures={self._guard_now().rejections(self._credentials)})"
         )
 
     # -- public ----------------------------------------------------------------------------
@@ -460,10 +413,29 @@ class TokenManager:
                 return await self._keep(answer)
         return await self._login()
 
+    def _guard_now(self) -> LoginGuard:
+        """The guard as known without I/O (the PBX's address as last resolved)."""
+        if self._guard is not None:
+            return self._guard
+        assert self._pbx is not None
+        return login_guard(self._pbx)
+
+    async def login_guard(self) -> tuple[LoginGuard, GuardState]:
+        """The lockout guard of this manager's PBX (its address resolved now), and its state."""
+        if self._guard is not None:
+            return self._guard, self._guard_state
+        assert self._pbx is not None
+        return login_guard(await pbx_key(self._pbx)), self._guard_state
+
+    async def guard_count(self) -> GuardCount:
+        """What the lockout guard counts for this PBX and these credentials (no login sent).
+
+        Raises :class:`~yeastar_async._guard_store.GuardStateError` when the state is unusable.
+        """
+        guard, state = await self.login_guard()
+        return await guard.count(self._credentials, state)
+
     async def _login(self) -> str:
-        refusal = self._guard.refusal(self._credentials, self._max_failures)
-        if refusal is not None:
-            raise LockoutGuardError(refusal)
         wait = self._login_not_before - self._clock()
         if wait > 0:
             raise LimitExceededError(
@@ -473,6 +445,9 @@ class TokenManager:
                 errmsg="MAX LIMITATION EXCEEDED",
                 endpoint="get_token",
             )
+        guard, state = await self.login_guard()
+        # Counted before it is sent: clients starting together cannot all pass the check.
+        reservation = await guard.reserve(self._credentials, self._max_failures, state)
         self.logins += 1
         try:
             answer = await self._sender.send(
@@ -482,22 +457,25 @@ class TokenManager:
                 response_type=_TokenAnswer,
             )
         except AuthenticationError as exc:
-            count = self._guard.rejected(self._credentials)
+            guard.rejected(reservation)
             left = max(
                 0,
-                min(self._max_failures - count, MAX_REJECTED_LOGINS - self._guard.in_a_row),
+                min(
+                    self._max_failures - reservation.same,
+                    MAX_REJECTED_LOGINS - reservation.in_a_row,
+                ),
             )
-            # "In this process": the guard cannot see other processes' attempts, the PBX can.
             raise AuthenticationError(
-                f"{exc} (rejected login {count} in a row with these credentials; this process "
-                f"tries them {left} more time(s) at most; the PBX blocks the IP after 5 "
-                "rejected logins in a row from anywhere)",
+                f"{exc} (rejected login {reservation.same} in a row with these credentials; "
+                f"they are tried {left} more time(s) at most, counted {state.where()}; the PBX "
+                "blocks the IP after 5 rejected logins in a row from anywhere)",
                 errcode=exc.errcode,
                 errmsg=exc.errmsg,
                 endpoint=exc.endpoint,
                 invalid_param_list=exc.invalid_param_list,
             ) from None
         except LimitExceededError as exc:
+            await guard.release(reservation)
             self._login_not_before = self._clock() + self._limit_retry_after
             raise LimitExceededError(
                 f"{exc}: the application holds too many live tokens (about 8 allowed). Close "
@@ -508,7 +486,15 @@ class TokenManager:
                 errmsg=exc.errmsg,
                 endpoint=exc.endpoint,
             ) from None
-        self._guard.accepted()
+        except Exception:
+            # No verdict on the credentials (no answer, IP blocked, API off): not a rejection.
+            await guard.release(reservation)
+            raise
+        except BaseException:
+            # Cancelled mid-login: the PBX may have counted it, so it stays counted.
+            guard.rejected(reservation)
+            raise
+        await guard.accepted(reservation)
         return await self._keep(answer)
 
     async def _keep(self, answer: _TokenAnswer) -> str:

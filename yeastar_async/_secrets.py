@@ -62,12 +62,11 @@ class SecretMask:
     (``quote`` and ``quote_plus``) and JSON-escaped forms.
     """
 
-    __slots__ = ("_forms", "_lock", "_pattern", "_values")
+    __slots__ = ("_lock", "_pattern", "_values")
 
     def __init__(self, values: Iterable[str | None] = ()) -> None:
         self._lock = threading.Lock()
         self._values: OrderedDict[str, None] = OrderedDict()
-        self._forms: tuple[str, ...] = ()
         self._pattern: re.Pattern[str] | None = None
         for value in values:
             self.add(value)
@@ -89,27 +88,34 @@ class SecretMask:
             self._values[value] = None
             while len(self._values) > _MAX_VALUES:
                 self._values.popitem(last=False)
-            self._rebuild()
+            # Compiled at the next use: a client constructed and never failing compiles nothing.
+            self._pattern = None
 
-    def _rebuild(self) -> None:
+    def _compiled(self) -> re.Pattern[str] | None:
+        pattern = self._pattern
+        if pattern is None and self._values:
+            with self._lock:
+                pattern = self._pattern = self._build()
+        return pattern
+
+    def _build(self) -> re.Pattern[str]:
         forms: set[str] = set()
         for value in self._values:
             forms.update(
                 (value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1])
             )
         # Longest first: a secret that contains another is masked whole.
-        self._forms = tuple(sorted(forms, key=len, reverse=True))
-        self._pattern = re.compile("|".join(map(re.escape, self._forms))) if forms else None
+        return re.compile("|".join(map(re.escape, sorted(forms, key=len, reverse=True))))
 
     def __call__(self, text: str) -> str:
         """``text`` with every secret masked, by name and by value."""
         text = redact(text)
-        pattern = self._pattern
+        pattern = self._compiled()
         if pattern is None:
             return text
         return pattern.sub(MASK, text)
 
     def contains_secret(self, text: str) -> bool:
         """Whether ``text`` holds a known secret in any of its forms (for checks and tests)."""
-        pattern = self._pattern
+        pattern = self._compiled()
         return pattern is not None and pattern.search(text) is not None

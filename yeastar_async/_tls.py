@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import ssl
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -57,6 +58,43 @@ def checked_connection(check: Callable[[ssl.SSLObject | None], None]) -> type[Cl
     return CheckedConnection
 
 
+#: SSL contexts shared by every client of the process with the same TLS choice: building one
+#: loads the system trust store (about 17 ms and 0.8 MB), which a process holding a thousand
+#: PBX clients must not pay a thousand times. Contexts are safe to share between connections;
+#: the SDK never changes one after building it.
+_shared_contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_context(key: tuple[str, ...], build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    with _shared_lock:
+        context = _shared_contexts.get(key)
+        if context is None:
+            context = _shared_contexts[key] = build()
+        return context
+
+
+def _default_context() -> ssl.SSLContext:
+    return _shared_context(("default",), ssl.create_default_context)
+
+
+def _unverified_context() -> ssl.SSLContext:
+    def build() -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    return _shared_context(("unverified",), build)
+
+
+def _ca_file_context(path: str) -> ssl.SSLContext:
+    # Keyed by the file's content: a CA file replaced on disk is read anew.
+    with open(path, "rb") as file:
+        digest = hashlib.sha256(file.read()).hexdigest()
+    return _shared_context(("cafile", digest), lambda: ssl.create_default_context(cafile=path))
+
+
 class TlsPolicy:
     """One resolved TLS choice, turned into what aiohttp and websockets each expect.
 
@@ -66,14 +104,20 @@ class TlsPolicy:
       chain is not verified, but the certificate must match the pin exactly.
     * a path to a CA file (PEM): verify against that CA.
     * ``False``: no verification at all (logged as a warning; prefer a pin).
+
+    Contexts the SDK builds are shared by every policy of the process with the same choice, and
+    the default one is built at first use, not at construction (a plain-``http://`` PBX never
+    builds one).
     """
 
     def __init__(self, option: SslOption) -> None:
         self.pin: bytes | None = None
         self.verify = True
         self._context: ssl.SSLContext | None = None
+        #: The default trust store, resolved lazily (see :meth:`_verified`).
+        self._default = False
         if option is None or option is True:
-            self._context = ssl.create_default_context()
+            self._default = True
         elif isinstance(option, ssl.SSLContext):
             self._context = option
         elif option is False:
@@ -89,7 +133,8 @@ class TlsPolicy:
             if pin is not None:
                 self.pin = pin
             elif os.path.isfile(text):
-                self._context = ssl.create_default_context(cafile=text)
+                # Loaded now (a broken CA file is an error at construction), once per file.
+                self._context = _ca_file_context(text)
             else:
                 raise ValueError(
                     f"ssl={text!r} is neither a SHA-256 certificate fingerprint (64 hex digits) "
@@ -101,23 +146,28 @@ class TlsPolicy:
                 f"True/None or False, not {type(option).__name__}"
             )
 
+    def _verified(self) -> ssl.SSLContext | None:
+        """The verifying context of this policy, if it has one."""
+        if self._default:
+            return _default_context()
+        return self._context
+
     def for_aiohttp(self) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
         """The value for aiohttp's ``ssl=`` argument."""
         if self.pin is not None:
             return aiohttp.Fingerprint(self.pin)
-        if self._context is not None:
-            return self._context
+        context = self._verified()
+        if context is not None:
+            return context
         return False
 
     def for_websocket(self) -> ssl.SSLContext:
         """The websockets ``SSLContext``; with a pin, :func:`checked_connection` runs
         :meth:`check_peer` after the TLS handshake, before the upgrade request."""
-        if self._context is not None:
-            return self._context
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+        context = self._verified()
+        if context is not None:
+            return context
+        return _unverified_context()
 
     def check_peer(self, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> None:
         """Raise :class:`TransportError` when a pinned certificate does not match the peer's."""

@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
 import aiohttp
 
-from ._auth import TokenManager, TokenStore, login_guard
-from ._http import Transport
+from ._auth import TokenManager, TokenStore
+from ._guard_store import GuardState, StateOption, state_path
+from ._http import (
+    DEFAULT_DOWNLOAD_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    Transport,
+    check_endpoint,
+)
 from ._tls import SslOption
 from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
@@ -103,7 +109,8 @@ class YeastarClient:
         client_id: the Client ID from Integrations > API on the PBX.
         client_secret: the Client Secret from the same page. Never logged or shown.
         api_path: the API prefix, ``openapi/v1.0``.
-        user_agent: the ``User-Agent`` header the PBX requires on every request.
+        user_agent: the ``User-Agent`` header the PBX requires on every request (control
+            characters are refused).
         timeout: total seconds per request attempt (each method also takes ``timeout=``).
         connect_timeout: seconds to establish a connection.
         max_concurrency: requests in flight at once (protects a modest PBX).
@@ -115,8 +122,18 @@ class YeastarClient:
             path, a SHA-256 certificate fingerprint to pin, or ``False`` (no verification;
             logged as a warning).
         session: an ``aiohttp.ClientSession`` to borrow (never closed by the client).
+        max_response_size: largest JSON answer read, in bytes (default 32 MiB, far above any
+            real answer); a larger one, by its Content-Length or by the bytes that arrive, is a
+            :class:`~yeastar_async.errors.TransportError`. File downloads are not capped.
+        download_timeout: seconds a whole file download may take (default 600; each call of
+            ``files.save`` / ``files.iter_bytes`` also takes ``timeout=``).
         token_store: where tokens live (default: in memory); share one between processes to
             stay under the PBX's cap of about 8 live tokens.
+        login_guard_state: where the lockout guard counts rejected logins to the PBX, so that
+            every process of the user sees them: ``"default"`` (the file
+            ``$XDG_STATE_HOME/yeastar-async/login-guard.json``, or under ``~/.local/state``),
+            a file path, or ``None`` (this process only: for tests). A ``token_store`` that
+            offers ``load_login_guard`` / ``save_login_guard`` keeps the count too.
         refresh_margin: refresh the access token this many seconds before it expires.
         revoke_on_close: revoke the access token (``del_token``) when the client closes.
         datetime_format: how ``datetime`` parameters of the CDR and report endpoints are sent;
@@ -142,7 +159,11 @@ class YeastarClient:
             backoff between reconnect attempts.
         healthy_after: the backoff restarts from the minimum only after a link stayed up
             this long.
-        event_queue_size: events buffered between the socket reader and the handlers.
+        event_queue_size: events buffered between the socket reader and the handlers (and in
+            each subscription).
+        event_queue_bytes: bytes of frames those buffers may hold, each (default 16 MiB):
+            a stuck handler fed large frames holds about this much, not ``event_queue_size``
+            frames. Either bound makes a buffer full.
         overflow: ``"block"`` (default: nothing is lost; the reader waits, heartbeats go on),
             ``"drop_newest"`` or ``"drop_oldest"`` (drops are counted and logged).
         handler_timeout: cancel a handler still running after this many seconds.
@@ -167,6 +188,7 @@ class YeastarClient:
         ssl: SslOption = None,
         session: aiohttp.ClientSession | None = None,
         token_store: TokenStore | None = None,
+        login_guard_state: StateOption = "default",
         refresh_margin: float = 300.0,
         revoke_on_close: bool = True,
         datetime_format: str | None = None,
@@ -178,12 +200,16 @@ class YeastarClient:
         reconnect_delay_max: float = 30.0,
         healthy_after: float = 30.0,
         event_queue_size: int = 1024,
+        event_queue_bytes: int = 16 * 1024 * 1024,
         overflow: Overflow = "block",
         handler_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
         max_frame_size: int = 1024 * 1024,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         # Validate every option before building anything, so a bad value costs nothing.
+        guard_state = GuardState(state_path(login_guard_state), store=token_store)
         stream_options = StreamOptions(
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
@@ -191,6 +217,7 @@ class YeastarClient:
             reconnect_delay_max=reconnect_delay_max,
             healthy_after=healthy_after,
             queue_size=event_queue_size,
+            queue_bytes=event_queue_bytes,
             overflow=overflow,
             handler_timeout=handler_timeout,
             shutdown_timeout=shutdown_timeout,
@@ -208,6 +235,8 @@ class YeastarClient:
             retry_backoff_max=retry_backoff_max,
             ssl=ssl,
             session=session,
+            max_response_size=max_response_size,
+            download_timeout=download_timeout,
         )
         self._tokens = TokenManager(
             self._transport,
@@ -215,9 +244,11 @@ class YeastarClient:
             client_secret,
             store=token_store,
             refresh_margin=refresh_margin,
-            # Every client of this process counts rejected logins to this PBX together.
-            guard=login_guard(self._transport.base_url),
             secrets=self._transport.secrets,
+            # Every client of the PBX's address counts rejected logins together, in this
+            # process and, through the state, in the user's other processes.
+            pbx=self._transport.base_url,
+            guard_state=guard_state,
         )
         self._transport.tokens = self._tokens
         self._client_id = client_id
@@ -329,6 +360,8 @@ class YeastarClient:
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
+        # Calls sleeping in a retry backoff end now, not after the revocation.
+        self._transport.begin_close()
         try:
             await self._stream.aclose()
             if self._revoke_on_close:
@@ -461,16 +494,14 @@ class YeastarClient:
         lists comma-separated, booleans as 1/0, ``datetime`` / ``date`` values in the client's
         ``datetime_format`` (and ``timezone``). ``json`` is sent as given. The token endpoints
         (``get_token``, ``refresh_token``, ``del_token``) are the client's own and refused
-        here, so that no login escapes the lockout guard.
+        here, so that no login escapes the lockout guard. An endpoint with a query string
+        (``?``), a fragment (``#``), ``.`` / ``..`` segments (percent-encoded too), a backslash
+        or a control character is refused with :class:`ValueError` before any I/O.
         """
         method = method.upper()
         if method not in ("GET", "POST"):
             raise ValueError(f"method must be 'GET' or 'POST', got {method!r}")
-        name = endpoint.strip("/")
-        if "?" in name:
-            raise ValueError(
-                f"endpoint {endpoint!r} has a query string: pass its parameters as params="
-            )
+        name = check_endpoint(endpoint)
         if name in _TOKEN_ENDPOINTS:
             raise ValueError(
                 f"{name} is handled by the client (login(), token refresh, aclose()); "

@@ -1,4 +1,5 @@
-"""``call dial``, ``call hangup`` and ``recording download`` (with its progress line)."""
+"""``call query``, ``call dial``, ``call hangup`` and ``recording download`` (with its progress
+line)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,31 @@ from typing import Any, Final
 from ..errors import YeastarError
 from ..resources import DownloadResponse
 from ._connect import make_client
+from ._format import format_members
 from ._output import out
+
+#: ``call query`` without a filter asks for each type: the PBX wants exactly one filter.
+CALL_TYPES: Final = ("inbound", "outbound", "internal")
+
+
+async def cmd_call_query(args: argparse.Namespace) -> int:
+    """``call query [--call-id ID | --type T | --number N]``: the live calls, one line each,
+    with the channel IDs ``call hangup`` takes (every call when no filter is given)."""
+    given = {name: getattr(args, name) for name in ("call_id", "type", "number")}
+    filters = [{k: v for k, v in given.items() if v is not None}]
+    if not filters[0]:
+        filters = [{"type": kind} for kind in CALL_TYPES]
+    calls: dict[str, Any] = {}
+    async with make_client(args) as client:
+        for query in filters:
+            answer = await client.call.query(**query)
+            for call in answer.data or []:
+                calls.setdefault(call.call_id or "?", call)
+    if not calls:
+        out("no calls")
+    for call_id, call in calls.items():
+        out(f"call {call_id}: {format_members(call)}")
+    return 0
 
 
 async def cmd_call_dial(args: argparse.Namespace) -> int:

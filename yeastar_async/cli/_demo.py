@@ -21,7 +21,7 @@ from ..client import YeastarClient
 from ..errors import TransportError
 from ._fake import print_fake_credentials
 from ._format import format_event
-from ._output import PROG, UsageError, out
+from ._output import PROG, UsageError, ends_when_output_closes, out
 
 #: Callers of the demo: one on the bot's allow list, one on its block list.
 DEMO_ALLOWED: Final = "5503301"
@@ -128,7 +128,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     # call up until the demo hangs it up.
     async with FakePBX(ring_time=0.2, talk_time=None) as pbx:
         out(f"FakePBX listening on {pbx.base_url}")
-        async with YeastarClient(pbx.base_url, pbx.client_id, pbx.client_secret) as client:
+        async with (
+            ends_when_output_closes() as guard,
+            YeastarClient(pbx.base_url, pbx.client_id, pbx.client_secret) as client,
+        ):
             log = _EventLog()
             connected = asyncio.Event()
 
@@ -141,17 +144,18 @@ async def cmd_demo(args: argparse.Namespace) -> int:
                 out(f"connected to the event stream (topics {topics})")
                 connected.set()
 
-            client.add_handler(events.Connected, on_connected)
+            def decided(r: Any) -> None:
+                failed = "" if r.ok else ": the request FAILED"
+                out(f"{'':14}bot: {_DECIDED[r.decision]} {r.caller} ({r.reason}){failed}")
+
+            client.add_handler(events.Connected, guard.handler(on_connected))
             for topic in DEMO_TOPICS:  # the printer first, so a 30016 shows before its decision
-                client.add_handler(topic, show)
+                client.add_handler(topic, guard.handler(show))
             bot = screening.ScreeningBot(
                 client,
                 allow=[DEMO_ALLOWED],
                 block=[DEMO_BLOCKED],
-                on_decision=lambda r: out(
-                    f"{'':14}bot: {_DECIDED[r.decision]} {r.caller} ({r.reason})"
-                    + ("" if r.ok else ": the request FAILED")
-                ),
+                on_decision=guard.call(decided),
             )
             bot.install()
             out(f"screening bot: allow list {DEMO_ALLOWED}, block list {DEMO_BLOCKED}")

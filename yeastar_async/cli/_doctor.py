@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from .._guard_store import GuardStateError
 from .._tls import checked_connection
 from ..client import YeastarClient
 from ..errors import (
@@ -28,7 +28,7 @@ from ..errors import (
     TransportError,
     YeastarError,
 )
-from ..events._stream import _RedactingLogger, _ws_logger
+from ..events._stream import _no_redirect_connect, _RedactingLogger, _ws_logger
 from ._connect import make_client, opt
 from ._output import PROG, out
 
@@ -70,6 +70,11 @@ _FIX_LOGIN: Final = (
     "Copy the Client ID and Client Secret again from Integrations > API on the PBX. doctor tried "
     "once only, but the PBX blocks this IP after 5 rejected logins in a row, counted across runs "
     "(of doctor or any other command): fix the credentials before running again."
+)
+_FIX_GUARD: Final = (
+    "The PBX blocks this IP at 5 rejected logins in a row, counted by every process here: "
+    f"{PROG} refuses to send a login at 4 (3 with the same credentials). Check the credentials "
+    "before the next try; a successful login clears the count."
 )
 _FIX_BLOCKED: Final = (
     "This IP is on the PBX's IP blocklist (after 5 failed logins). An administrator removes it "
@@ -343,7 +348,26 @@ class _Doctor:
             self.report(Check("TLS", "pass", f"{version}, certificate verified"))
         return True
 
+    async def login_guard(self) -> bool:
+        """The lockout guard's count for this PBX; False when it is unusable (no login then)."""
+        try:
+            count = await self.client._tokens.guard_count()
+        except GuardStateError as exc:
+            self.report(Check("login guard", "fail", "state unusable", str(exc)))
+            return False
+        detail = (
+            f"{count.in_a_row} rejected login(s) in a row to {count.key} "
+            f"({count.same} with these credentials), counted {count.where}"
+        )
+        if count.in_a_row == 0:
+            self.report(Check("login guard", "pass", detail))
+        else:
+            self.report(Check("login guard", "warn", detail, _FIX_GUARD))
+        return True
+
     async def login(self) -> bool:
+        if not await self.login_guard():
+            return False
         # Exactly one get_token: the client never retries a rejected login, and this
         # command makes no other login-triggering call when this one fails.
         try:
@@ -409,7 +433,8 @@ class _Doctor:
         if context is not None:
             tls["ssl"] = context
         try:
-            async with ws_connect(
+            # Never follows a redirect: the upgrade carries the token (a 3xx is InvalidStatus).
+            async with _no_redirect_connect()(
                 transport.ws_url(token),
                 # --pin is checked before the upgrade request carries the token.
                 create_connection=checked_connection(transport.check_peer),
@@ -434,7 +459,9 @@ class _Doctor:
                 except (ValueError, AttributeError):  # not a JSON object after all
                     code = None
                 if code != 0:
-                    raise _WsCheckFailed(f"the PBX rejected the subscription: {ack}", _FIX_WS)
+                    raise _WsCheckFailed(
+                        f"the PBX rejected the subscription: {transport.redact(ack)}", _FIX_WS
+                    )
                 ack_ms = (time.perf_counter() - started) * 1000
                 started = time.perf_counter()
                 await ws.send("heartbeat")

@@ -4,45 +4,69 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from typing import Any, Final
 
 from .. import events
 from ._connect import make_client
 from ._format import event_json, format_event
-from ._output import err, out
+from ._output import OutputClosed, err, out
 
-#: Every topic of the manual (30005-30026; there is no 30021): what ``events`` tails by default.
+#: Every topic this library has a class for: what ``events`` tails by default.
 ALL_TOPICS: Final = tuple(sorted(events.TOPICS))
+
+#: The topics ``--topics`` accepts. The PBX numbers its event topics 300xx, from the first topic
+#: of the manual; topics past the newest class (newer firmware) are accepted and arrive as
+#: ``UnknownEvent``, so the upper end is the block's, not the newest class's.
+TOPIC_RANGE: Final = range(min(ALL_TOPICS), max(*ALL_TOPICS, 30099) + 1)
 
 
 def parse_topics(text: str) -> tuple[int, ...]:
-    """argparse type of ``--topics``: comma-separated topic numbers, duplicates dropped."""
+    """argparse type of ``--topics``: topic numbers separated by commas and/or spaces
+    (``30011,30012`` or ``"30011 30012"``), each in :data:`TOPIC_RANGE`, duplicates dropped."""
     topics: list[int] = []
-    for part in text.replace(" ", "").split(","):
+    for part in re.split(r"[,\s]+", text.strip()):
         if not part:
             continue
-        if not part.isdigit() or int(part) <= 0:
+        if not part.isascii() or not part.isdigit():
             raise argparse.ArgumentTypeError(f"not a topic number: {part!r}")
+        if int(part) not in TOPIC_RANGE:
+            raise argparse.ArgumentTypeError(
+                f"no such topic: {part} (the PBX's topics are "
+                f"{TOPIC_RANGE.start}-{TOPIC_RANGE.stop - 1})"
+            )
         topics.append(int(part))
     if not topics:
         raise argparse.ArgumentTypeError("no topic given")
     return tuple(dict.fromkeys(topics))
 
 
+def topics_help() -> str:
+    """The ``--topics`` help line (the default named from the topic table)."""
+    return f"topics to subscribe to (default: all {len(ALL_TOPICS)} of {ALL_TOPICS[0]}-" + (
+        f"{ALL_TOPICS[-1]}); commas or spaces between them"
+    )
+
+
 async def cmd_events(args: argparse.Namespace) -> int:
     """``events``: tail live events, one line (or JSON object) each; status lines on stderr."""
     topics: tuple[int, ...] = args.topics or ALL_TOPICS
+    count: int | None = args.count
     printed = 0
     enough = asyncio.Event()
     async with make_client(args) as client:
 
         async def show(event: Any) -> None:
             nonlocal printed
-            if args.count and printed >= args.count:
+            if enough.is_set():
                 return  # events still queued while the client closes
-            out(event_json(event) if args.json else format_event(event))
+            try:
+                out(event_json(event) if args.json else format_event(event))
+            except OutputClosed:
+                enough.set()  # the reader has gone (| head -1): stop, quietly
+                return
             printed += 1
-            if args.count and printed >= args.count:
+            if count is not None and printed >= count:
                 enough.set()
 
         async def on_connected(event: events.Connected) -> None:

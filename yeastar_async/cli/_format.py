@@ -11,7 +11,7 @@ import msgspec
 from .. import events
 
 #: Event class -> (short label, line format). ``m`` is the event's ``msg``; ``members`` is its
-#: call members rendered by :func:`_members`.
+#: call members rendered by :func:`format_members`.
 _EVENT_LINES: Final[dict[type[Any], tuple[str, str]]] = {
     events.OrganizationStatusChanged: ("organization", "status {m.org_status}"),
     events.OrganizationConfigChanged: ("organization", "{m.action} ids {m.id_list}"),
@@ -59,15 +59,22 @@ _EVENT_LINES: Final[dict[type[Any], tuple[str, str]]] = {
 def _member(member: events.CallMember) -> str:
     ext, inbound, outbound = member.extension, member.inbound, member.outbound
     if ext is not None:
-        return f"ext {ext.number} {ext.member_status}".rstrip()
-    if inbound is not None:
-        return f"in {inbound.from_} via {inbound.trunk_name} {inbound.member_status}".rstrip()
-    if outbound is not None:
-        return f"out {outbound.to} via {outbound.trunk_name} {outbound.member_status}".rstrip()
-    return "?"
+        text, channel = f"ext {ext.number} {ext.member_status}", ext.channel_id
+    elif inbound is not None:
+        text = f"in {inbound.from_} via {inbound.trunk_name} {inbound.member_status}"
+        channel = inbound.channel_id
+    elif outbound is not None:
+        text = f"out {outbound.to} via {outbound.trunk_name} {outbound.member_status}"
+        channel = outbound.channel_id
+    else:
+        return "?"
+    # The channel is what `call hangup` (and accept / refuse_inbound) take.
+    return f"{text.rstrip()} channel {channel}" if channel.strip() else text.rstrip()
 
 
-def _members(msg: Any) -> str:
+def format_members(msg: Any) -> str:
+    """A call's members in one line, each with its channel ID (``ext 2000 RING channel
+    PJSIP/2000-0000004f, ...``); ``no members`` when there are none."""
     members = getattr(msg, "members", None) or []
     return ", ".join(_member(m) for m in members) or "no members"
 
@@ -75,7 +82,8 @@ def _members(msg: Any) -> str:
 def format_event(event: Any, *, clock: Callable[[], float] = time.time) -> str:
     """One readable line for a PBX event: time, topic, label and the payload's gist.
 
-    ``12:00:01.250  30011 call status    call 1702287660.12: ext 2000 RING, ...``. Events this
+    ``12:00:01.250  30011 call status    call 1702287660.12: ext 2000 RING channel
+    PJSIP/2000-0000004f, ...`` (the channel IDs ``call hangup`` takes). Events this
     library has no format for (newer firmware) show their raw frame.
     """
     now = clock()
@@ -87,7 +95,7 @@ def format_event(event: Any, *, clock: Callable[[], float] = time.time) -> str:
         label, body = "unknown", text[:200]
     else:
         label, template = spec
-        body = template.format(m=event.msg, members=_members(event.msg))
+        body = template.format(m=event.msg, members=format_members(event.msg))
     return f"{stamp}  {event.type} {label:<13} {' '.join(body.split())}"
 
 

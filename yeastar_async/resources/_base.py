@@ -86,6 +86,8 @@ from yeastar_async.resources._profile import (
 __all__ = [
     "DEFAULT_DATETIME_FORMAT",
     "DEFAULT_PAGE_SIZE",
+    "OFFSETS",
+    "PAGE_NUMBERS",
     "ByChannel",
     "ById",
     "ByIds",
@@ -104,6 +106,7 @@ __all__ = [
     "OrderBy",
     "PageQuery",
     "PageResponse",
+    "PageStyle",
     "Pages",
     "Paginator",
     "RequestModel",
@@ -137,6 +140,7 @@ DEFAULT_PAGE_SIZE = 100
 T = TypeVar("T", bound=ApiResponse)
 R = TypeVar("R", bound=ApiResponse)
 I = TypeVar("I")  # noqa: E741 - the item type of a page
+P = TypeVar("P")  # one page of a Paginator (any vendor's answer)
 D = TypeVar("D")
 F = TypeVar("F", bound=Callable[..., Any])
 R_co = TypeVar("R_co", covariant=True)
@@ -1292,7 +1296,38 @@ class Pages(Generic[R, I, S]):
 # -- pagination --------------------------------------------------------------------------------
 
 
-class Paginator(Generic[R, I]):
+@dataclass(frozen=True)
+class PageStyle:
+    """How a list endpoint is paged: the names of its two paging arguments and what they count.
+
+    Yeastar endpoints number their pages (:data:`PAGE_NUMBERS`: ``page`` from 1, ``page_size``);
+    other vendors' APIs skip items (:data:`OFFSETS`: ``offset`` from 0, ``limit``). One
+    :class:`Paginator` walks both.
+
+    Attributes:
+        start: the argument saying where a page starts (``page`` / ``offset``).
+        size: the argument saying how many items a page holds (``page_size`` / ``limit``).
+        first: the value of ``start`` for the first page (1 / 0).
+        by_offset: ``start`` counts items (an offset), not pages.
+        total: the attribute of a page holding the number of matching items.
+        default_size: ``size`` used while iterating when the caller gives none.
+    """
+
+    start: str = "page"
+    size: str = "page_size"
+    first: int = 1
+    by_offset: bool = False
+    total: str = "total_number"
+    default_size: int = DEFAULT_PAGE_SIZE
+
+
+#: Yeastar's paging: ``page`` numbers from 1 and ``page_size``, the total in ``total_number``.
+PAGE_NUMBERS = PageStyle()
+#: Offset paging: ``offset`` (items to skip, from 0) and ``limit``, the total in ``total``.
+OFFSETS = PageStyle(start="offset", size="limit", first=0, by_offset=True, total="total")
+
+
+class Paginator(Generic[P, I]):
     """The result of a paginated endpoint: awaitable for one page, async-iterable for all items.
 
     ``await pbx.extension.list(page=2, page_size=50)`` fetches exactly that page (the response,
@@ -1303,28 +1338,34 @@ class Paginator(Generic[R, I]):
     ``page_size`` ends it too; with a total, a short page does not, because a PBX caps
     ``page_size`` (at 10000, manual line 6187) and sends full pages of that smaller size.
     :meth:`pages` yields whole responses instead of items.
+
+    ``style`` names the paging arguments (:class:`PageStyle`): with :data:`OFFSETS` the same
+    holds for ``offset`` / ``limit`` / ``total``, and each next offset is the previous one plus
+    the items actually received (a server that caps ``limit`` skips nothing).
     """
 
     def __init__(
         self,
-        fetch: Callable[[dict[str, Any]], Awaitable[R]],
+        fetch: Callable[[dict[str, Any]], Awaitable[P]],
         arguments: Mapping[str, Any],
         *,
         items: str = "data",
         has_total: bool = True,
+        style: PageStyle = PAGE_NUMBERS,
     ) -> None:
         self._fetch = fetch
         self._arguments = dict(arguments)
         self._items = items
         self._has_total = has_total
+        self._style = style
 
     def __repr__(self) -> str:
         return f"<Paginator {self._arguments!r}>"
 
-    def __await__(self) -> Generator[Any, None, R]:
+    def __await__(self) -> Generator[Any, None, P]:
         return self._fetch(dict(self._arguments)).__await__()
 
-    async def fetch(self) -> R:
+    async def fetch(self) -> P:
         """The one page ``await`` gives, as a coroutine: for ``asyncio.create_task`` and
         ``TaskGroup.create_task``, which take coroutines only."""
         return await self._fetch(dict(self._arguments))
@@ -1332,32 +1373,33 @@ class Paginator(Generic[R, I]):
     def __aiter__(self) -> AsyncIterator[I]:
         return self._iterate_items()
 
-    def items_of(self, page: R) -> list[I]:
+    def items_of(self, page: P) -> list[I]:
         """The items of one page (an empty list where the PBX sent none)."""
         found = getattr(page, self._items, None)
         return list(found) if found else []
 
-    async def pages(self) -> AsyncIterator[R]:
+    async def pages(self) -> AsyncIterator[P]:
         """Every page from the starting one, as whole responses."""
-        number = int(self._arguments.get("page", 1))
-        size = int(self._arguments.get("page_size", DEFAULT_PAGE_SIZE))
+        style = self._style
+        start = int(self._arguments.get(style.start, style.first))
+        size = int(self._arguments.get(style.size, style.default_size))
         if size < 1:
-            raise ValueError("page_size must be at least 1 to iterate")
-        seen = (number - 1) * size
+            raise ValueError(f"{style.size} must be at least 1 to iterate")
+        seen = start if style.by_offset else (start - style.first) * size
         while True:
-            page = await self._fetch({**self._arguments, "page": number, "page_size": size})
+            page = await self._fetch({**self._arguments, style.start: start, style.size: size})
             yield page
             count = len(self.items_of(page))
             seen += count
             if count == 0:
                 return
-            total = getattr(page, "total_number", None) if self._has_total else None
+            total = getattr(page, style.total, None) if self._has_total else None
             if isinstance(total, int):
                 if seen >= total:
                     return
             elif count < size:
                 return
-            number += 1
+            start += count if style.by_offset else 1
 
     async def _iterate_items(self) -> AsyncIterator[I]:
         async for page in self.pages():

@@ -3,15 +3,22 @@
 :class:`FakePBX` is an ``aiohttp.web`` server on 127.0.0.1 (a free port) that answers the
 OpenAPI v1.0 like a real PBX, quirks included, with switches to make it fail on purpose and a
 log of what it received. See its docstring for the options and the switches.
+
+:class:`FakeCec` does the same for the Huawei Cloud CEC's token and called-route API.
 """
 
+from ._cec import CecHandler, FakeCec, FakeCecRoute, FakeCecStats
 from ._flows import FakeCall, Leg
 from ._log import FakePBXStats, RequestRecord
 from ._server import FakePBX, Handler
 from ._ws import FakeSocket
 
 __all__ = [
+    "CecHandler",
     "FakeCall",
+    "FakeCec",
+    "FakeCecRoute",
+    "FakeCecStats",
     "FakePBX",
     "FakePBXStats",
     "FakeSocket",

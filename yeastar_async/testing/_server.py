@@ -274,8 +274,9 @@ class FakePBX:
         self._runner = runner
         self._port = int(runner.addresses[0][1])
         if not self._started_before:
-            # A new PBX: rejected logins counted for an earlier fake on this port do not count.
-            forget_login_guard(self.base_url)
+            # A new PBX: logins counted for an earlier fake at this address do not count (the
+            # guard keys by address, so by the address the fake is bound to).
+            forget_login_guard(str(runner.addresses[0][0]))
             self._started_before = True
         return self
 
@@ -530,6 +531,7 @@ class FakePBX:
         self._ws.black_holed = False
         self._ws.heartbeat_replies = True
         self._ws.ack = True
+        self._ws.subscribe_reply = None
         self._ws.reject_status = self._ws.reject_remaining = None
         self._ws.accept_then_close_remaining = 0
 
@@ -653,6 +655,13 @@ class FakePBX:
     def ack_subscribe(self, on: bool = True) -> None:
         """Acknowledge ``topic_list`` messages (the default), or never when False."""
         self._ws.ack = on
+
+    def refuse_subscribe(self, errcode: int | None = 10005, errmsg: str = "ACCESS DENIED") -> None:
+        """Answer every ``topic_list`` with ``{"errcode": errcode, "errmsg": errmsg}`` instead of
+        the ack, until ``refuse_subscribe(None)`` (or :meth:`clear_faults`)."""
+        self._ws.subscribe_reply = (
+            None if errcode is None else json.dumps({"errcode": errcode, "errmsg": errmsg})
+        )
 
     def reject_handshake(self, status: int | None = 503, count: int | None = None) -> None:
         """Answer WebSocket upgrades with HTTP ``status``: ``count`` times, or until cleared.

@@ -115,6 +115,8 @@ class WsHub:
         self.black_holed = False
         self.heartbeat_replies = True
         self.ack = True
+        #: Sent instead of the ack to every ``topic_list`` when set (an error frame).
+        self.subscribe_reply: str | None = None
         self.reject_status: int | None = None
         self.reject_remaining: int | None = None
         self.accept_then_close_remaining = 0
@@ -209,7 +211,9 @@ class WsHub:
         conn.topics = set(topics)  # a subscribe message replaces the whole set
         conn.subscribe_messages.append(topics)
         self._stats.subscriptions.append(topics)
-        if self.ack:
+        if self.subscribe_reply is not None:
+            await self._reply(conn, self.subscribe_reply)
+        elif self.ack:
             await self._reply(conn, _ACK)
         self._notify()
 

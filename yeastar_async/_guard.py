@@ -1,0 +1,401 @@
+"""The lockout guard: at most 4 rejected logins in a row to one PBX, however many clients try.
+
+The PBX blocks the caller's IP after 5 rejected logins in a row, counted per source IP. So:
+
+- one count per PBX *address*: the base URL's host is resolved (at login time, off the event
+  loop, cached for a minute) and IP literals are normalised, so ``127.0.0.1`` and ``localhost``,
+  or ``http://pbx`` and ``https://pbx:8088``, count together;
+- a login is counted *before* it is sent (a reservation) and taken back only when its answer
+  says nothing about the credentials (no answer, token cap, IP blocked). Logins that would take
+  the count past the limit wait for the ones in flight in this process; in another process they
+  find the reservation in the shared state and are refused. A process that dies mid-login
+  leaves its reservation counted;
+- the count is kept where every process of the user sees it (see :mod:`._guard_store`).
+
+After 3 rejections in a row of the same credentials, or 4 of any, no login is sent
+(:class:`~yeastar_async.errors.LockoutGuardError`); a successful login clears the count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from yarl import URL
+
+from ._guard_store import GuardRecord, GuardState, GuardStateError, state_path
+from .errors import LockoutGuardError
+
+__all__ = [
+    "MAX_REJECTED_LOGINS",
+    "GuardCount",
+    "LoginGuard",
+    "Reservation",
+    "forget_login_guard",
+    "login_guard",
+    "pbx_key",
+    "reset_login_guards",
+]
+
+logger = logging.getLogger("yeastar_async.auth")
+
+#: Rejected logins in a row to one PBX after which no client tries again: the PBX blocks the
+#: IP at the 5th.
+MAX_REJECTED_LOGINS = 4
+#: How long a host name's resolution is reused (logins are rare; addresses change rarely).
+_RESOLVE_TTL = 60.0
+#: A host name that does not resolve keys by its name; asked again this soon.
+_UNRESOLVED_TTL = 5.0
+_RESOLVE_TIMEOUT = 5.0
+
+
+def _host(pbx: str) -> str:
+    """The host of a base URL (or a bare host), lower case, without a trailing dot."""
+    host = URL(pbx).host if "://" in pbx else pbx
+    return (host or pbx).strip("[]").rstrip(".").lower()
+
+
+def _ip_key(text: str) -> str | None:
+    """The normal form of an IP literal (``::ffff:10.0.0.1`` is ``10.0.0.1``), else ``None``."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def _pick(addresses: set[str]) -> str:
+    # One PBX, one key whatever order the resolver answers in: its lowest IPv4 address,
+    # else its lowest IPv6 one.
+    ips = [ipaddress.ip_address(a) for a in addresses]
+    return str(min(ips, key=lambda ip: (ip.version, int(ip))))
+
+
+_resolved: dict[str, tuple[str, float]] = {}
+
+
+def _cached(host: str) -> str | None:
+    hit = _resolved.get(host)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    return None
+
+
+async def pbx_key(pbx: str) -> str:
+    """The guard's key for the PBX at ``pbx`` (a base URL or a host): its IP address.
+
+    A host name is resolved with the loop's resolver (never blocking the loop) and cached
+    briefly; a name that does not resolve is its own key (no login can reach it then).
+    """
+    host = _host(pbx)
+    literal = _ip_key(host)
+    if literal is not None:
+        return literal
+    cached = _cached(host)
+    if cached is not None:
+        return cached
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(_RESOLVE_TIMEOUT):
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addresses = {k for info in infos if (k := _ip_key(str(info[4][0]).split("%")[0]))}
+    except (OSError, TimeoutError):
+        addresses = set()
+    if addresses:
+        key, ttl = _pick(addresses), _RESOLVE_TTL
+    else:
+        key, ttl = host, _UNRESOLVED_TTL
+    _resolved[host] = (key, time.monotonic() + ttl)
+    return key
+
+
+def _key_now(pbx: str) -> str:
+    """:func:`pbx_key` without I/O: IP literals and names resolved lately; else the name."""
+    host = _host(pbx)
+    return _ip_key(host) or _cached(host) or host
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One login counted before it is sent; settle it with the guard once answered."""
+
+    credentials: str
+    epoch: int
+    state: GuardState
+    #: Counts including this login: of these credentials, and of any.
+    same: int
+    in_a_row: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuardCount:
+    """What the guard has counted for one PBX and one pair of credentials (for ``doctor``)."""
+
+    key: str
+    in_a_row: int
+    same: int
+    where: str
+
+
+class _Gate:
+    """A mutex for coroutines of any event loop (an ``asyncio.Lock`` belongs to one loop)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = False
+        self._queue: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    async def __aenter__(self) -> None:
+        with self._lock:
+            if not self._held:
+                self._held = True
+                return
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            self._queue.append((loop, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, future) in self._queue:
+                    self._queue.remove((loop, future))
+                    raise
+            if not future.cancelled():
+                self._release()  # it was handed over just as the wait was cancelled
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            if not self._queue:
+                self._held = False
+                return
+            loop, future = self._queue.popleft()  # handed over: stays held
+        loop.call_soon_threadsafe(self._hand_over, future)
+
+    def _hand_over(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            self._release()  # the waiter gave up: the next one gets it
+        else:
+            future.set_result(None)
+
+
+class LoginGuard:
+    """The rejected logins to one PBX address, shared by every client of the process.
+
+    A service that builds a new client after a failure gets no fresh allowance: the PBX counts
+    rejections per IP, not per client.
+    """
+
+    def __init__(self, key: str = "") -> None:
+        self.key = key
+        self._record = GuardRecord()
+        # Reading the count, checking it and counting a login are one step within the
+        # process (the state file's lock covers other processes).
+        self._gate = _Gate()
+        # Logins of this process counted and not yet answered, and who waits for one to end
+        # (clients may run on several event loops, so a waiter is a future and its loop).
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def __repr__(self) -> str:
+        return f"LoginGuard({self.key!r}, in_a_row={self.in_a_row})"
+
+    @property
+    def in_a_row(self) -> int:
+        """Logins in a row rejected (or counted and not yet answered), as last seen."""
+        return self._record.in_a_row
+
+    def rejections(self, credentials: bytes) -> int:
+        """How many logins in a row with these credentials were counted, as last seen."""
+        return self._record.same(credentials.hex())
+
+    async def reserve(
+        self, credentials: bytes, max_same: int, state: GuardState | None = None
+    ) -> Reservation:
+        """Count a login about to be sent, or raise :class:`LockoutGuardError`.
+
+        While the count is at the limit and logins of this process are still unanswered, waits
+        for them: a success frees the way, a rejection makes this a refusal.
+        """
+        state = state if state is not None else GuardState()
+        creds = credentials.hex()
+        refusal: list[str] = []  # what change() found, if it refused
+
+        def change(record: GuardRecord) -> GuardRecord:
+            reason = _refusal(record, creds, max_same, state, self.key)
+            if reason is not None:
+                refusal.append(reason)
+                return record
+            return record.with_attempt(creds, time.time())
+
+        while True:
+            refusal.clear()
+            async with self._gate:
+                try:
+                    after = await self._update(state, change)
+                except GuardStateError as exc:
+                    raise LockoutGuardError(f"get_token: {exc}") from None
+                with self._lock:
+                    if not refusal:
+                        self._in_flight += 1
+                        return Reservation(
+                            creds, after.epoch, state, after.same(creds), after.in_a_row
+                        )
+                    if not self._in_flight:
+                        raise LockoutGuardError(refusal[0])
+                    loop = asyncio.get_running_loop()
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._waiters.append((loop, waiter))
+            await waiter
+
+    async def count(self, credentials: bytes, state: GuardState | None = None) -> GuardCount:
+        """The count as a login would see it now (:class:`GuardStateError` if unreadable)."""
+        state = state if state is not None else GuardState()
+        async with self._gate:
+            record = await self._update(state, lambda record: record)
+        return GuardCount(self.key, record.in_a_row, record.same(credentials.hex()), state.where())
+
+    def rejected(self, reservation: Reservation) -> None:
+        """The login was rejected (it stays counted); also for a login whose fate is unknown."""
+        self._landed()
+
+    async def accepted(self, reservation: Reservation) -> None:
+        """A login succeeded: the PBX's count starts again."""
+        await self._settle(reservation, lambda record: record.cleared(time.time()))
+
+    async def release(self, reservation: Reservation) -> None:
+        """The answer said nothing about the credentials (no answer, cap, block): uncount it."""
+        await self._settle(
+            reservation,
+            lambda record: record.without_attempt(
+                reservation.credentials, reservation.epoch, time.time()
+            ),
+        )
+
+    async def _settle(
+        self, reservation: Reservation, change: Callable[[GuardRecord], GuardRecord]
+    ) -> None:
+        try:
+            async with self._gate:
+                await self._update(reservation.state, change)
+        except GuardStateError as exc:
+            # The count stays as it was: towards refusing, never towards a block.
+            logger.warning("login guard: could not update the count: %s", exc)
+        finally:
+            self._landed()
+
+    async def _update(
+        self, state: GuardState, change: Callable[[GuardRecord], GuardRecord]
+    ) -> GuardRecord:
+        """Apply ``change`` to the count where ``state`` keeps it (under the gate)."""
+        _, self._record = await state.update(self.key, self._record, change)
+        return self._record
+
+    def _landed(self) -> None:
+        """A counted login of this process got its answer: whoever waits looks again."""
+        with self._lock:
+            self._in_flight -= 1
+            woken, self._waiters = self._waiters, []
+        for loop, future in woken:
+            loop.call_soon_threadsafe(_wake, future)
+
+    def forget(self) -> None:
+        """Drop this process's count (the persisted one is left alone)."""
+        self._record = GuardRecord()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _refusal(
+    record: GuardRecord, creds: str, max_same: int, state: GuardState, key: str
+) -> str | None:
+    """Why a login with these credentials must not be sent now, or ``None``."""
+    where = state.where()
+    pbx = f"the PBX at {key}" if key else "this PBX"
+    if state.path is not None:
+        reset = f"; then delete {str(state.path)!r} to allow logins to it again"
+    elif state.persistent:
+        reset = "; then clear the login guard state in the token store"
+    else:
+        reset = ""
+    same = record.same(creds)
+    if same >= max_same:
+        return (
+            f"get_token: not logging in again with these credentials after {same} rejected "
+            f"logins in a row to {pbx}, counted {where}; the PBX blocks the IP after 5. Fix "
+            "the Client ID / Client Secret (Integrations > API) and create a new client with "
+            "them"
+        )
+    if record.in_a_row >= MAX_REJECTED_LOGINS:
+        return (
+            f"get_token: not logging in: the last {record.in_a_row} logins to {pbx} were "
+            f"rejected or went unanswered, counted {where}; the PBX blocks the IP at the 5th. "
+            "Check the Client ID / Client Secret (Integrations > API) and whether this IP is "
+            f"blocked (Security > Security Rules > IP Blocklist){reset}"
+        )
+    return None
+
+
+_guards: dict[str, LoginGuard] = {}
+_guards_lock = threading.Lock()
+
+
+def _guard_for(key: str) -> LoginGuard:
+    with _guards_lock:
+        guard = _guards.get(key)
+        if guard is None:
+            guard = _guards[key] = LoginGuard(key)
+        return guard
+
+
+def login_guard(pbx: str) -> LoginGuard:
+    """The process-wide :class:`LoginGuard` of the PBX at ``pbx`` (a base URL, host or IP).
+
+    Without I/O: a host name not resolved lately by :func:`pbx_key` keys by its name; clients
+    use ``login_guard(await pbx_key(url))``.
+    """
+    return _guard_for(_key_now(pbx))
+
+
+def forget_login_guard(pbx: str, state: object = "default") -> None:
+    """Forget the logins counted for the PBX at ``pbx``, in this process and in ``state``.
+
+    ``state`` is a ``login_guard_state`` value (default: the default state file). The
+    :class:`~yeastar_async.testing.FakePBX` calls it when it starts: a new fake PBX has a count
+    of its own. A state file that cannot be used is left alone.
+    """
+    key = _key_now(pbx)
+    with _guards_lock:
+        guard = _guards.pop(key, None)
+    if guard is not None:
+        guard.forget()
+    try:
+        GuardState(state_path(state)).forget(key)
+    except GuardStateError as exc:
+        logger.debug("login guard: %s", exc)
+
+
+def reset_login_guards() -> None:
+    """Forget every in-process count and cached resolution (test isolation)."""
+    with _guards_lock:
+        guards = list(_guards.values())
+        _guards.clear()
+    for guard in guards:
+        guard.forget()
+    _resolved.clear()
