@@ -285,6 +285,12 @@ def test_display_formats(
 async def test_pbx_date_format_and_offset_are_used_without_configuration() -> None:
     fake = {"system_date_format": "YYYY/MM/DD", "utc_offset": timedelta(hours=2)}
     async with pbx_at(OLD, **fake) as (pbx, client):
+        info = await client.system.information()
+        assert info.data is not None
+        assert (info.data.system_date_format, info.data.system_time_format) == (
+            "YYYY/MM/DD",
+            "hh:mm:ss",
+        )
         add_new_cdr(pbx, "at-noon", datetime(2030, 1, 1, 12, 0, 0))
         # 10:00 UTC is 12:00 at the PBX (UTC+2), shown and read as YYYY/MM/DD.
         start = datetime(2030, 1, 1, 9, 59, 50, tzinfo=UTC)
@@ -320,7 +326,8 @@ async def test_older_firmware_reports_no_format_and_keeps_the_defaults() -> None
         info = await client.system.information()
     assert record.query["start_time"] == "05/30/2022 14:00:00"  # its own wall-clock time
     assert info.data is not None
-    assert "system_date_format" not in json.dumps(msgspec.to_builtins(info))
+    assert info.data.system_date_format is None
+    assert info.data.timestamp is None
 
 
 # -- new parameters and answers -----------------------------------------------------------
