@@ -415,3 +415,19 @@ def test_every_current_entry_cites_its_page() -> None:
     items = [*doc["endpoints"], *doc["additions"]]
     assert items
     assert all(item["source_url"].startswith("https://help.yeastar.com/") for item in items)
+
+
+@pytest.mark.parametrize("firmware", [OLD, "84.20.0.5", CURRENT, "37.24.1.7"])
+async def test_calls_the_fake_finishes_are_found_by_the_same_code(firmware: str | None) -> None:
+    """A dialled call, then the same search: at any firmware, merged, every record is there."""
+    async with pbx_at(firmware, ring_time=0.0, talk_time=0.0) as (pbx, client):
+        dial = await client.call.dial(caller="2000", callee="2001")
+        assert dial.call_id is not None
+        await pbx.calls[dial.call_id].finished(timeout=5)
+        every = await client.cdr.search(**WIDE, merge_history=True)
+        assert pbx.store is not None
+        stored = {r["uid"] for r in pbx.store.cdrs.records}
+    assert dial.call_id in {r.uid for r in every.data}
+    assert {r.uid for r in every.data} == stored
+    moved = firmware in (CURRENT, "37.24.1.7")
+    assert isinstance(every.data[-1], _v2.CdrV2 if moved else CDRDetails)
