@@ -431,3 +431,22 @@ async def test_calls_the_fake_finishes_are_found_by_the_same_code(firmware: str 
     assert {r.uid for r in every.data} == stored
     moved = firmware in (CURRENT, "37.24.1.7")
     assert isinstance(every.data[-1], _v2.CdrV2 if moved else CDRDetails)
+
+
+async def test_merge_history_is_never_sent_and_works_without_a_client() -> None:
+    from test_resources_catalog import RecordingTransport
+
+    from yeastar_async.resources.cdr import CdrResource
+
+    rows = [{"id": 1, "uid": "a"}, {"id": 2, "uid": "b"}]
+    transport = RecordingTransport(
+        {"errcode": 0, "errmsg": "SUCCESS", "total_number": 2, "data": rows}
+    )
+    cdr = CdrResource(transport)
+    merged = await cdr.search(call_from="2000", merge_history=True)
+    plain = await cdr.search(call_from="2000", merge_history=False)
+    assert isinstance(merged, _v2.CdrHistory)
+    assert [r.uid for r in merged.data] == ["a", "b"]
+    assert plain.api_version == "1.0"
+    assert all("merge_history" not in (sent.params or {}) for sent in transport.sent)
+    assert transport.api_paths == [None, None]
