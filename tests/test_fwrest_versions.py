@@ -450,3 +450,24 @@ async def test_merge_history_is_never_sent_and_works_without_a_client() -> None:
     assert plain.api_version == "1.0"
     assert all("merge_history" not in (sent.params or {}) for sent in transport.sent)
     assert transport.api_paths == [None, None]
+
+
+async def test_a_refused_read_keeps_the_defaults_and_a_failed_one_is_retried() -> None:
+    from yeastar_async.errors import TransportError
+
+    async with pbx_at(CURRENT) as (pbx, _):
+        pbx.set_response("system/information", {"errcode": 10005, "errmsg": "ACCESS DENIED"})
+        async with YeastarClient(pbx.base_url, pbx.client_id, pbx.client_secret) as client:
+            first = await client.cdr.search(**WIDE)
+            second = await client.cdr.search(**WIDE)
+        assert (first.api_version, second.api_version) == ("1.0", "1.0")
+        assert pbx.count("system/information") == 1  # an answer, even a refusal, is kept
+        pbx.set_response("system/information", None)
+        pbx.fail_next(1, status=503, endpoint="system/information")
+        async with YeastarClient(
+            pbx.base_url, pbx.client_id, pbx.client_secret, retries=0
+        ) as client:
+            with pytest.raises(TransportError):
+                await client.cdr.search(**WIDE)
+            answer = await client.cdr.search(**WIDE)  # read again: the PBX answers now
+        assert answer.api_version == "2.0"
