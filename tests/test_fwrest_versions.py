@@ -471,3 +471,20 @@ async def test_a_refused_read_keeps_the_defaults_and_a_failed_one_is_retried() -
                 await client.cdr.search(**WIDE)
             answer = await client.cdr.search(**WIDE)  # read again: the PBX answers now
         assert answer.api_version == "2.0"
+
+
+def test_firmware_thresholds_match_the_catalog() -> None:
+    from yeastar_async._firmware import EDITIONS, FEATURES
+    from yeastar_async.resources._profile import VERSIONED
+
+    lines = {name.split()[0].lower(): line for line, name in EDITIONS.items()}
+
+    def minimums(feature: str) -> dict[str, str]:
+        major, minor, build = FEATURES[feature]  # type: ignore[index]
+        return {key: f"{line}.{major}.{minor}.{build}" for key, line in lines.items()}
+
+    for entry in catalog_files.v2_endpoints():
+        assert entry["firmware"] == minimums(VERSIONED[entry["id"]]), entry["id"]
+    for entry in catalog_files.endpoints():
+        if entry["id"].startswith("webhook/"):
+            assert entry["firmware"] == minimums("webhook")
