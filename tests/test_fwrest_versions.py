@@ -285,6 +285,12 @@ def test_display_formats(
 async def test_pbx_date_format_and_offset_are_used_without_configuration() -> None:
     fake = {"system_date_format": "YYYY/MM/DD", "utc_offset": timedelta(hours=2)}
     async with pbx_at(OLD, **fake) as (pbx, client):
+        info = await client.system.information()
+        assert info.data is not None
+        assert (info.data.system_date_format, info.data.system_time_format) == (
+            "YYYY/MM/DD",
+            "hh:mm:ss",
+        )
         add_new_cdr(pbx, "at-noon", datetime(2030, 1, 1, 12, 0, 0))
         # 10:00 UTC is 12:00 at the PBX (UTC+2), shown and read as YYYY/MM/DD.
         start = datetime(2030, 1, 1, 9, 59, 50, tzinfo=UTC)
@@ -320,7 +326,8 @@ async def test_older_firmware_reports_no_format_and_keeps_the_defaults() -> None
         info = await client.system.information()
     assert record.query["start_time"] == "05/30/2022 14:00:00"  # its own wall-clock time
     assert info.data is not None
-    assert "system_date_format" not in json.dumps(msgspec.to_builtins(info))
+    assert info.data.system_date_format is None
+    assert info.data.timestamp is None
 
 
 # -- new parameters and answers -----------------------------------------------------------
@@ -408,3 +415,76 @@ def test_every_current_entry_cites_its_page() -> None:
     items = [*doc["endpoints"], *doc["additions"]]
     assert items
     assert all(item["source_url"].startswith("https://help.yeastar.com/") for item in items)
+
+
+@pytest.mark.parametrize("firmware", [OLD, "84.20.0.5", CURRENT, "37.24.1.7"])
+async def test_calls_the_fake_finishes_are_found_by_the_same_code(firmware: str | None) -> None:
+    """A dialled call, then the same search: at any firmware, merged, every record is there."""
+    async with pbx_at(firmware, ring_time=0.0, talk_time=0.0) as (pbx, client):
+        dial = await client.call.dial(caller="2000", callee="2001")
+        assert dial.call_id is not None
+        await pbx.calls[dial.call_id].finished(timeout=5)
+        every = await client.cdr.search(**WIDE, merge_history=True)
+        assert pbx.store is not None
+        stored = {r["uid"] for r in pbx.store.cdrs.records}
+    assert dial.call_id in {r.uid for r in every.data}
+    assert {r.uid for r in every.data} == stored
+    moved = firmware in (CURRENT, "37.24.1.7")
+    assert isinstance(every.data[-1], _v2.CdrV2 if moved else CDRDetails)
+
+
+async def test_merge_history_is_never_sent_and_works_without_a_client() -> None:
+    from test_resources_catalog import RecordingTransport
+
+    from yeastar_async.resources.cdr import CdrResource
+
+    rows = [{"id": 1, "uid": "a"}, {"id": 2, "uid": "b"}]
+    transport = RecordingTransport(
+        {"errcode": 0, "errmsg": "SUCCESS", "total_number": 2, "data": rows}
+    )
+    cdr = CdrResource(transport)
+    merged = await cdr.search(call_from="2000", merge_history=True)
+    plain = await cdr.search(call_from="2000", merge_history=False)
+    assert isinstance(merged, _v2.CdrHistory)
+    assert [r.uid for r in merged.data] == ["a", "b"]
+    assert plain.api_version == "1.0"
+    assert all("merge_history" not in (sent.params or {}) for sent in transport.sent)
+    assert transport.api_paths == [None, None]
+
+
+async def test_a_refused_read_keeps_the_defaults_and_a_failed_one_is_retried() -> None:
+    from yeastar_async.errors import TransportError
+
+    async with pbx_at(CURRENT) as (pbx, _):
+        pbx.set_response("system/information", {"errcode": 10005, "errmsg": "ACCESS DENIED"})
+        async with YeastarClient(pbx.base_url, pbx.client_id, pbx.client_secret) as client:
+            first = await client.cdr.search(**WIDE)
+            second = await client.cdr.search(**WIDE)
+        assert (first.api_version, second.api_version) == ("1.0", "1.0")
+        assert pbx.count("system/information") == 1  # an answer, even a refusal, is kept
+        pbx.set_response("system/information", None)
+        pbx.fail_next(1, status=503, endpoint="system/information")
+        async with YeastarClient(
+            pbx.base_url, pbx.client_id, pbx.client_secret, retries=0
+        ) as client:
+            with pytest.raises(TransportError):
+                await client.cdr.search(**WIDE)
+            answer = await client.cdr.search(**WIDE)  # read again: the PBX answers now
+        assert answer.api_version == "2.0"
+
+
+def test_firmware_thresholds_match_the_catalog() -> None:
+    from yeastar_async._firmware import EDITIONS, FEATURES
+    from yeastar_async.resources._profile import VERSIONED
+
+    lines = {name.split()[0].lower(): line for line, name in EDITIONS.items()}
+
+    def minimums(feature: str) -> dict[str, str]:
+        major, minor, build = FEATURES[feature]  # type: ignore[index]
+        return {key: f"{line}.{major}.{minor}.{build}" for key, line in lines.items()}
+
+    for entry in catalog_files.v2_endpoints():
+        assert entry["firmware"] == minimums(VERSIONED[entry["id"]]), entry["id"]
+    for entry in catalog_files.endpoints():
+        if entry["id"].startswith("webhook/"):
+            assert entry["firmware"] == minimums("webhook")

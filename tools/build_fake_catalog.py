@@ -209,6 +209,7 @@ def _endpoint(ep: dict[str, Any]) -> dict[str, Any]:
         "response_keys": [f["name"] for f in ep["response"]["fields"]],
         "manual_line": ep["manual_line"],
         "source_url": ep.get("source_url"),
+        "firmware": ep.get("firmware") or {},
         "examples": examples,
     }
 
@@ -226,7 +227,7 @@ def build(spec: Path) -> dict[str, Any]:
         for ep in endpoints
         if not (ep.get("api_version") == "2.0" and ep["id"] in only_v2)
     }
-    out_v2 = {ep["id"]: {**_endpoint(ep), "firmware": ep.get("firmware")} for ep in v2}
+    out_v2 = {ep["id"]: _endpoint(ep) for ep in v2}
 
     out_errors = {str(e["code"]): e["message"] for e in errors}
     out_events: dict[str, Any] = {}

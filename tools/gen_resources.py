@@ -255,6 +255,38 @@ LOCAL_PARAMS: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 
+#: Structs holding a secret the PBX hands out (the webhook signing key, an extension's
+#: password): their repr shows ``***`` instead. (group, class) -> fields.
+SECRET_FIELDS = {
+    ("webhook", "WebhookEntry"): ("secret",),
+    ("webhook", "WebhookEntryParam"): ("secret",),
+    ("extension", "ExtensionGetpasswordResponse"): ("password",),
+}
+
+
+def mask_secrets(group: str, text: str) -> str:
+    """Give each :data:`SECRET_FIELDS` class of the module a ``__repr__`` that masks them."""
+    lines = text.split("\n")
+    for (owner, name), fields in SECRET_FIELDS.items():
+        if owner != group:
+            continue
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"class {name}("))
+        # The class body ends before the next line at column 0 (blank lines excluded).
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i] and not lines[i][0].isspace()),
+            len(lines),
+        )
+        while not lines[end - 1].strip():
+            end -= 1
+        method = [
+            "",
+            "    def __repr__(self) -> str:",
+            f"        return api.masked_repr(self, {json.dumps(list(fields))})",
+        ]
+        lines[end:end] = method
+    return "\n".join(lines)
+
+
 #: Names of dedicated response classes where the default would mislead.
 RESPONSE_CLASS_NAMES = {"call/dial": "CallIdResponse"}
 
@@ -1890,7 +1922,8 @@ class Generator:
             if method.endswith("\n") or out[-1].endswith('"""') or not out[-1]:
                 out.append("")
             out.append(method)
-        return qualify("\n".join(out) + "\n", mod.imports_base | {"Pages", "Resource"})
+        text = mask_secrets(mod.group, "\n".join(out) + "\n")
+        return qualify(text, mod.imports_base | {"Pages", "Resource"})
 
     def render_init(self) -> str:
         out = [

@@ -45,8 +45,8 @@ from .errors import TokenExpiredError, TransportError, YeastarError, error_for
 
 __all__ = ["TokenSource", "Transport", "check_endpoint", "decode_envelope", "redact"]
 
-#: An endpoint qualified with its own API path by ``Transport.request(api_path=...)``.
-_QUALIFIED = re.compile(r"(?:[\w.-]+/)*v\d+\.\d+/")
+#: The version segment of an endpoint qualified by ``Transport.request(api_path=...)``.
+_VERSION = re.compile(r"v\d+\.\d+/")
 logger = logging.getLogger("yeastar_async.http")
 
 T = TypeVar("T")
@@ -478,7 +478,8 @@ class Transport:
         (``openapi/v2.0/cdr/search``, see its ``api_path``) keeps that path instead.
         """
         endpoint = endpoint.lstrip("/")
-        if _QUALIFIED.match(endpoint):
+        head = self.api_path.rpartition("/")[0]  # "openapi" of "openapi/v1.0"
+        if head and endpoint.startswith(head + "/") and _VERSION.match(endpoint, len(head) + 1):
             return f"{self.base_url}/{endpoint}"
         return f"{self.base_url}/{self.api_path}/{endpoint}"
 

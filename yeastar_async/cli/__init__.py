@@ -13,6 +13,7 @@ Commands::
     yeastar-async fake-pbx [--port N] [--host 127.0.0.1] [--client-id ID] [--client-secret S]
     yeastar-async cec route list [--access-code CODE] [--device-type queue|ivr] [--json]
     yeastar-async cec route modify ROUTE_ID --queue ID | --ivr ID
+    yeastar-async openvox inroute|outroute list|add|update|delete ...   (OpenVox UC IPPBX)
 
 Commands that talk to a PBX take its address and API credentials from ``--base-url``,
 ``--client-id``, ``--client-secret`` or the environment variables ``YEASTAR_BASE_URL``,
@@ -36,6 +37,7 @@ The modules, in the one direction the data flows (each imports only those above 
     _fake       fake-pbx (and how to connect to it, also shown by the demo)
     _commands   call query / dial / hangup, recording download
     _cec        cec route list / modify (Huawei Cloud CEC; its own client and credentials)
+    _openvox    openvox inroute / outroute ... (OpenVox UC IPPBX; its own flags and OPENVOX_*)
     _events     events
     _webhook    webhook (the receiver of yeastar_async.webhooks; uses _events' --topics)
     _demo       demo

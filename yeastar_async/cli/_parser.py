@@ -27,6 +27,7 @@ from ._demo import cmd_demo
 from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics, topics_help
 from ._fake import cmd_fake_pbx
+from ._openvox import add_openvox_commands
 from ._output import PROG, OutputClosed, UsageError, err, logging_to_stderr
 from ._webhook import DEFAULT_SECRET_ENV, cmd_webhook
 
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=spec.func, runs_until_interrupted=spec.forever)
     # Three levels deep (cec route list), with connection flags of its own: not a table row.
     add_cec_commands(commands)
+    add_openvox_commands(commands)  # likewise (openvox inroute list)
     return parser
 
 

@@ -126,6 +126,7 @@ __all__ = [
     "endpoint",
     "endpoint_spec",
     "exactly_one",
+    "masked_repr",
     "no_params",
     "paginated",
     "requires",
@@ -219,6 +220,16 @@ class Transport(Protocol):
 
 
 # -- models ------------------------------------------------------------------------------------
+
+
+def masked_repr(struct: msgspec.Struct, secret: Iterable[str]) -> str:
+    """``Name(a=1, secret='***')``: the repr of a Struct holding secrets the PBX handed out."""
+    hidden = set(secret)
+    parts = [
+        f"{name}={'***' if name in hidden and value else value!r}"
+        for name, value in msgspec.structs.asdict(struct).items()
+    ]
+    return f"{type(struct).__name__}({', '.join(parts)})"
 
 
 class RequestModel(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -831,36 +842,24 @@ class Resource:
     ) -> Awaitable[Any]:
         # A plain function handing back the transport's coroutine: no coroutine frame of its
         # own on every request, and encoding errors surface at the call, before any I/O.
-        profile = self._profile
-        if profile is None:
-            # Without a profile: the April 2024 API, and v2.0 for what exists only there.
-            version: ApiVersion = "2.0" if spec.path in V2_ONLY_ENDPOINTS else "1.0"
-            return self._dispatch(
-                spec, arguments, timeout, version, self._datetime_format, self._timezone
-            )
-        merge = bool(arguments.get("merge_history"))
+        merge = False
         if "merge_history" in arguments:
+            merge = bool(arguments["merge_history"])
             arguments = {k: v for k, v in arguments.items() if k != "merge_history"}
-        if merge or profile.needs_facts(spec.path, arguments):
-            return self._send_after_read(profile, spec, arguments, timeout, merge)
-        return self._dispatch(
-            spec,
-            arguments,
-            timeout,
-            profile.version_for(spec.path),
-            profile.datetime_format(self._datetime_format),
-            profile.timezone(),
-        )
+        profile = self._profile
+        if merge or (profile is not None and profile.needs_facts(spec.path, arguments)):
+            return self._send_after_read(spec, arguments, timeout, merge)
+        return self._dispatch(spec, arguments, timeout, self.version_of(spec.path), *self.formats())
 
     async def _send_after_read(
         self,
-        profile: PbxProfile,
         spec: EndpointSpec,
         arguments: Mapping[str, Any],
         timeout: float | None,
         merge: bool,
     ) -> Any:
-        await profile.read()
+        if self._profile is not None:
+            await self._profile.read()
         if merge:
             from yeastar_async.resources._history import merged_search
 
@@ -868,8 +867,18 @@ class Resource:
         return await self._send(spec, arguments, timeout)
 
     def version_of(self, path: str) -> ApiVersion:
-        """The API version ``path`` goes to (``"1.0"`` until the profile says otherwise)."""
-        return self._profile.version_for(path) if self._profile is not None else "1.0"
+        """The API version ``path`` goes to now: the profile's choice; without a profile the
+        April 2024 API, and v2.0 for an endpoint that exists only there."""
+        if self._profile is not None:
+            return self._profile.version_for(path)
+        return "2.0" if path in V2_ONLY_ENDPOINTS else "1.0"
+
+    def formats(self) -> tuple[str, tzinfo | None]:
+        """The ``strftime`` format and time zone datetimes are sent with now."""
+        profile = self._profile
+        if profile is None:
+            return self._datetime_format, self._timezone
+        return profile.datetime_format(self._datetime_format), profile.timezone()
 
     def _dispatch(
         self,

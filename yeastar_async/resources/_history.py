@@ -34,8 +34,6 @@ async def _every_row(
     timeout: float | None,
     version: ApiVersion,
 ) -> list[Any]:
-    profile = resource._profile
-    assert profile is not None
     size = int(arguments.get("page_size") or HISTORY_PAGE_SIZE)
     rows: list[Any] = []
     number = 1
@@ -45,8 +43,7 @@ async def _every_row(
             {**arguments, "page": number, "page_size": size},
             timeout,
             version,
-            profile.datetime_format(resource._datetime_format),
-            profile.timezone(),
+            *resource.formats(),
         )
         found = list(getattr(page, "data", None) or [])
         rows += found

@@ -436,6 +436,9 @@ class ExtensionGetpasswordResponse(ApiResponse, kw_only=True):
     password: str | None = None
     """The password or PIN, Base64-encoded."""
 
+    def __repr__(self) -> str:
+        return api.masked_repr(self, ["password"])
+
 
 #: ``Organization_Info`` of ``extension/get``: the fields of :class:`SubOrg`.
 OrganizationInfo = SubOrg

@@ -53,6 +53,14 @@ class DeviceInfo(msgspec.Struct, kw_only=True):
     """System time."""
     up_time: int | None = None
     """System uptime."""
+    hardware_version: str | None = None
+    """Hardware version."""
+    system_date_format: str | None = None
+    """Date display format of the system time, e.g. YYYY/MM/DD (current firmware)."""
+    system_time_format: str | None = None
+    """Time display format of the system time, e.g. hh:mm:ss (current firmware)."""
+    timestamp: int | None = None
+    """Timestamp of the current system time, in seconds (current firmware)."""
 
 
 class DeviceCapacity(msgspec.Struct, kw_only=True):

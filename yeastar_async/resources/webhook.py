@@ -33,6 +33,9 @@ class WebhookEntryParam(api.RequestModel, kw_only=True):
     event_ids: list[int]
     """Event IDs to push; [0] for every supported event."""
 
+    def __repr__(self) -> str:
+        return api.masked_repr(self, ["secret"])
+
 
 class WebhookSetting(msgspec.Struct, kw_only=True):
     """``Webhook_Setting`` of ``webhook/query`` (source:
@@ -64,6 +67,9 @@ class WebhookEntry(msgspec.Struct, kw_only=True):
     """HTTP method of the deliveries."""
     event_ids: list[int] = []
     """Subscribed event IDs; [0] means every supported event."""
+
+    def __repr__(self) -> str:
+        return api.masked_repr(self, ["secret"])
 
 
 class WebhookResource(api.Resource):

@@ -33,6 +33,8 @@ class EndpointSpec:
         manual_line: where the endpoint is described in the manual (None for an endpoint the
             manual does not have).
         source_url: the current vendor page of an endpoint the manual does not have.
+        firmware: the first firmware with the endpoint, per edition (``"software"``,
+            ``"appliance"``, ``"cloud"``), where the current pages state one.
     """
 
     name: str
@@ -46,6 +48,7 @@ class EndpointSpec:
     manual_line: int | None
     examples: tuple[dict[str, Any], ...] = field(repr=False)
     source_url: str | None = None
+    firmware: dict[str, str] = field(default_factory=dict)
 
     def example(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """A deep copy of the manual's example response that best fits the given parameters.
@@ -74,14 +77,12 @@ class Catalog:
         errors: error code -> message.
         events: event topic -> name, ``sn`` and ``msg`` form, example payload.
         endpoints_v2: the ``openapi/v2.0`` endpoints by name (current firmware).
-        firmware_v2: the minimum firmware of each v2.0 endpoint, per edition.
     """
 
     endpoints: dict[str, EndpointSpec]
     errors: dict[int, str]
     events: dict[int, dict[str, Any]]
     endpoints_v2: dict[str, EndpointSpec] = field(default_factory=dict)
-    firmware_v2: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def errmsg(self, errcode: int) -> str:
         """The manual's message for ``errcode`` (``""`` for codes it does not list)."""
@@ -108,6 +109,7 @@ def load_catalog() -> Catalog:
                 manual_line=ep["manual_line"],
                 examples=tuple(ep["examples"]),
                 source_url=ep.get("source_url"),
+                firmware=dict(ep.get("firmware") or {}),
             )
             for name, ep in table.items()
         }
@@ -120,5 +122,4 @@ def load_catalog() -> Catalog:
         errors=errors,
         events=events,
         endpoints_v2=specs(v2),
-        firmware_v2={name: ep.get("firmware") or {} for name, ep in v2.items()},
     )

@@ -14,10 +14,13 @@ _SECRET_IN_TEXT = re.compile(r"((?:access|refresh)_token=)[^&\s'\"]+")
 
 
 def _mask(mapping: Any) -> Any:
+    # Nested too: webhook/update carries each entry's secret inside a list.
+    if isinstance(mapping, list):
+        return [_mask(v) for v in mapping]
     if not isinstance(mapping, dict):
         return mapping
     return {
-        k: "***" if any(s in str(k).lower() for s in _SECRET_KEYS) else v
+        k: "***" if any(s in str(k).lower() for s in _SECRET_KEYS) else _mask(v)
         for k, v in mapping.items()
     }
 

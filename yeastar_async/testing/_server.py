@@ -239,14 +239,16 @@ class FakePBX:
         ``"webhook"``); an unknown or absent firmware has none of them."""
         return self._firmware is not None and self._firmware.has(feature)
 
-    def _serves(self, endpoint: str, version: str) -> bool:
-        # What the firmware answers at all (anything else: 10001 INTERFACE NOT EXISTED).
-        if endpoint.startswith("webhook/") and self._firmware is not None:
-            return self.has("webhook")
-        if version == "1.0":
-            return True
-        feature: Feature = "v2_reports" if endpoint.startswith("call_report/") else "v2_cdr"
-        return self.has(feature)
+    def _serves(self, spec: EndpointSpec, version: str) -> bool:
+        # What the firmware answers at all (anything else: 10001 INTERFACE NOT EXISTED): the
+        # catalog's minimum for this edition. A firmware the fake cannot read (the default,
+        # the manual's "X.7.0.16") answers every v1.0 endpoint and no v2.0 one.
+        firmware = self._firmware
+        if firmware is None or firmware.edition is None:
+            return version == "1.0"
+        # "Software Edition" -> the catalog's key "software".
+        first = parse_firmware(spec.firmware.get(firmware.edition.split()[0].lower()))
+        return first is None or first <= firmware
 
     def _information(self, record: RequestRecord) -> dict[str, Any]:
         body = self.catalog.endpoints["system/information"].example()
@@ -906,7 +908,7 @@ class FakePBX:
         endpoint = record.endpoint if v1 else f"v2.0/{record.endpoint}"
         table = self.catalog.endpoints if v1 else self.catalog.endpoints_v2
         spec = table.get(record.endpoint)
-        if spec is not None and not self._serves(record.endpoint, record.api_version):
+        if spec is not None and not self._serves(spec, record.api_version):
             spec = None
         overridden = endpoint in self._overrides
         if not overridden and (spec is None or spec.method != record.method):
