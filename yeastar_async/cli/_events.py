@@ -13,8 +13,13 @@ from ._connect import make_client
 from ._format import event_json, format_event
 from ._output import OutputClosed, err, out
 
-#: Every topic this library has a class for: what ``events`` tails by default.
+#: Every topic this library has a class for.
 ALL_TOPICS: Final = tuple(sorted(events.TOPICS))
+
+#: What ``events`` tails by default: the manual's topics, which every firmware of the API takes.
+#: Whether older firmware refuses a ``topic_list`` naming topics it lacks is undocumented, and a
+#: refused subscription ends the stream, so the newer topics are asked for by ``--topics`` only.
+DEFAULT_TOPICS: Final = tuple(sorted(events.MANUAL_TOPICS))
 
 #: The topics ``--topics`` accepts. The PBX numbers its event topics 300xx, from the first topic
 #: of the manual; topics past the newest class (newer firmware) are accepted and arrive as
@@ -44,8 +49,10 @@ def parse_topics(text: str) -> tuple[int, ...]:
 
 def topics_help() -> str:
     """The ``--topics`` help line (the default named from the topic table)."""
-    return f"topics to subscribe to (default: all {len(ALL_TOPICS)} of {ALL_TOPICS[0]}-" + (
-        f"{ALL_TOPICS[-1]}); commas or spaces between them"
+    return (
+        f"topics to subscribe to (default: the manual's {len(DEFAULT_TOPICS)}, "
+        f"{DEFAULT_TOPICS[0]}-{DEFAULT_TOPICS[-1]}; newer firmware's up to {ALL_TOPICS[-1]} on "
+        "request); commas or spaces between them"
     )
 
 
@@ -75,7 +82,7 @@ def event_printer(
 
 async def cmd_events(args: argparse.Namespace) -> int:
     """``events``: tail live events, one line (or JSON object) each; status lines on stderr."""
-    topics: tuple[int, ...] = args.topics or ALL_TOPICS
+    topics: tuple[int, ...] = args.topics or DEFAULT_TOPICS
     show, enough = event_printer(as_json=args.json, count=args.count)
     async with make_client(args) as client:
 
