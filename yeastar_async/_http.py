@@ -635,6 +635,11 @@ class Transport:
             )
             await self._backoff_sleep(delay)
             self._refuse_when_closing(endpoint, failure)
+            if live and not self._take_fresh_token(query):
+                # The token died during the backoff: the retry goes with the renewed one.
+                query["access_token"] = await self._wait_token(
+                    self._token_source(), f"{method} {endpoint}", endpoint, timeout or self.timeout
+                )
             try:
                 return await self._send_once(method, endpoint, query, data, timeout, live)
             except TransportError as exc:

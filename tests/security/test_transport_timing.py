@@ -157,3 +157,35 @@ async def test_close_wakes_a_call_sleeping_in_a_retry_backoff(
             assert pbx.hits("extension/list") == 1
     finally:
         http_log.removeHandler(logged)
+
+
+@bounded()
+async def test_a_retry_after_a_backoff_takes_the_token_renewed_meanwhile(
+    secrets_never_logged: SecretWatch,
+) -> None:
+    dead: set[str] = set()
+    first_seen, go = asyncio.Event(), asyncio.Event()
+    async with hostile(secrets_never_logged) as pbx:
+
+        async def flaky(request: web.Request) -> web.Response:
+            token = request.query["access_token"]
+            if not first_seen.is_set():
+                first_seen.set()
+                await go.wait()
+                return web.Response(status=503, text="busy")
+            if token in dead:
+                return web.json_response({"errcode": 10004, "errmsg": "TOKEN EXPIRED"})
+            return web.json_response(OK)
+
+        pbx.routes["extension/list"] = flaky
+        async with client_for(pbx, retries=1, retry_backoff=0.01, retry_backoff_max=0.01) as client:
+            await client.login()
+            first = asyncio.create_task(client.request("GET", "extension/list"))
+            await first_seen.wait()
+            dead.add(pbx.issued[0])
+            # Another call learns of the expiry and renews the token ...
+            assert await client.request("GET", "extension/list") == OK
+            go.set()  # ... while the first one's attempt fails and it backs off
+            assert await first == OK
+        dead_sent = [t for path, t in pbx.seen if path == "extension/list" and t in dead]
+        assert len(dead_sent) == 2  # the first attempt and the other call's; not the retry
