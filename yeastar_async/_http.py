@@ -651,6 +651,11 @@ class Transport:
             )
             await self._backoff_sleep(delay)
             self._refuse_when_closing(endpoint, failure)
+            if live and not self._take_fresh_token(query):
+                # The token died during the backoff: the retry goes with the renewed one.
+                query["access_token"] = await self._wait_token(
+                    self._token_source(), f"{method} {endpoint}", endpoint, timeout or self.timeout
+                )
             try:
                 return await self._send_once(method, endpoint, query, data, timeout, live)
             except TransportError as exc:
@@ -718,15 +723,12 @@ class Transport:
                 held = True
                 if live and not self._take_fresh_token(query):
                     # The token died while this call queued (another call got 10004): wait for
-                    # the renewal without holding a slot, then queue again, first in line.
+                    # the renewal without holding a slot (it needs one), then queue again.
                     slots.release()
                     held = False
-                    left = client_timeout.total or self.timeout
-                    waited = time.monotonic()
-                    tokens = self._token_source()
-                    query["access_token"] = await self._wait_token(tokens, what, endpoint, left)
-                    left = max(left - (time.monotonic() - waited), 0.001)
-                    client_timeout = await self._queue(method, endpoint, left, urgent=True)
+                    client_timeout = await self._requeue_renewed(
+                        method, endpoint, query, client_timeout
+                    )
                     held = True
             url = self._url_for(endpoint, query)
             try:
@@ -775,6 +777,19 @@ class Transport:
                 body_excerpt=shown,
             )
         return body
+
+    async def _requeue_renewed(
+        self, method: str, endpoint: str, query: dict[str, str], left: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientTimeout:
+        """Put the renewed token into ``query`` and take a slot again, first in line, within
+        the ``left`` of the attempt's timeout; returns what is left then."""
+        limit = left.total or self.timeout
+        waited = time.monotonic()
+        query["access_token"] = await self._wait_token(
+            self._token_source(), f"{method} {endpoint}", endpoint, limit
+        )
+        limit = max(limit - (time.monotonic() - waited), 0.001)
+        return await self._queue(method, endpoint, limit, urgent=True)
 
     def _take_fresh_token(self, query: dict[str, str]) -> bool:
         """Put the newest usable token into ``query``; ``False`` if the one there is dead."""

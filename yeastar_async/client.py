@@ -121,7 +121,9 @@ class YeastarClient:
         ssl: TLS verification: ``None`` (system trust store), an ``ssl.SSLContext``, a CA file
             path, a SHA-256 certificate fingerprint to pin, or ``False`` (no verification;
             logged as a warning).
-        session: an ``aiohttp.ClientSession`` to borrow (never closed by the client).
+        session: an ``aiohttp.ClientSession`` to borrow (never closed by the client). The
+            client's own session keeps one connection beyond ``max_concurrency`` for the
+            revocation on close; give a borrowed one that room too.
         max_response_size: largest JSON answer read, in bytes (default 32 MiB, far above any
             real answer); a larger one, by its Content-Length or by the bytes that arrive, is a
             :class:`~yeastar_async.errors.TransportError`. File downloads are not capped.
