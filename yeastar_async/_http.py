@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 import unicodedata
@@ -44,6 +45,8 @@ from .errors import TokenExpiredError, TransportError, YeastarError, error_for
 
 __all__ = ["TokenSource", "Transport", "check_endpoint", "decode_envelope", "redact"]
 
+#: The version segment of an endpoint qualified by ``Transport.request(api_path=...)``.
+_VERSION = re.compile(r"v\d+\.\d+/")
 logger = logging.getLogger("yeastar_async.http")
 
 T = TypeVar("T")
@@ -469,8 +472,16 @@ class Transport:
     # -- requests --------------------------------------------------------------------------
 
     def endpoint_url(self, endpoint: str) -> str:
-        """``{base_url}/{api_path}/{endpoint}`` without query string."""
-        return f"{self.base_url}/{self.api_path}/{endpoint.lstrip('/')}"
+        """``{base_url}/{api_path}/{endpoint}`` without query string.
+
+        An endpoint that :meth:`request` qualified with another API path
+        (``openapi/v2.0/cdr/search``, see its ``api_path``) keeps that path instead.
+        """
+        endpoint = endpoint.lstrip("/")
+        head = self.api_path.rpartition("/")[0]  # "openapi" of "openapi/v1.0"
+        if head and endpoint.startswith(head + "/") and _VERSION.match(endpoint, len(head) + 1):
+            return f"{self.base_url}/{endpoint}"
+        return f"{self.base_url}/{self.api_path}/{endpoint}"
 
     async def request(
         self,
@@ -481,12 +492,17 @@ class Transport:
         json: Any = None,
         response_type: type[T],
         timeout: float | None = None,
+        api_path: str | None = None,
     ) -> T:
         """Call ``endpoint`` with the current access token; replay once after a 10004.
 
         ``timeout`` (default: the client's) bounds the first attempt including any wait for a
-        token (a login or refresh under way) and for a request slot.
+        token (a login or refresh under way) and for a request slot. ``api_path`` (e.g.
+        ``"openapi/v2.0"``) overrides the client's for this request; errors then name the
+        endpoint with its path (``openapi/v2.0/cdr/search``).
         """
+        if api_path is not None and api_path.strip("/") != self.api_path:
+            endpoint = f"{api_path.strip('/')}/{endpoint.lstrip('/')}"
         tokens = self._token_source()
         method = method.upper()
         data = _encoder.encode(json) if json is not None else None
@@ -635,6 +651,11 @@ class Transport:
             )
             await self._backoff_sleep(delay)
             self._refuse_when_closing(endpoint, failure)
+            if live and not self._take_fresh_token(query):
+                # The token died during the backoff: the retry goes with the renewed one.
+                query["access_token"] = await self._wait_token(
+                    self._token_source(), f"{method} {endpoint}", endpoint, timeout or self.timeout
+                )
             try:
                 return await self._send_once(method, endpoint, query, data, timeout, live)
             except TransportError as exc:
@@ -702,15 +723,12 @@ class Transport:
                 held = True
                 if live and not self._take_fresh_token(query):
                     # The token died while this call queued (another call got 10004): wait for
-                    # the renewal without holding a slot, then queue again, first in line.
+                    # the renewal without holding a slot (it needs one), then queue again.
                     slots.release()
                     held = False
-                    left = client_timeout.total or self.timeout
-                    waited = time.monotonic()
-                    tokens = self._token_source()
-                    query["access_token"] = await self._wait_token(tokens, what, endpoint, left)
-                    left = max(left - (time.monotonic() - waited), 0.001)
-                    client_timeout = await self._queue(method, endpoint, left, urgent=True)
+                    client_timeout = await self._requeue_renewed(
+                        method, endpoint, query, client_timeout
+                    )
                     held = True
             url = self._url_for(endpoint, query)
             try:
@@ -759,6 +777,19 @@ class Transport:
                 body_excerpt=shown,
             )
         return body
+
+    async def _requeue_renewed(
+        self, method: str, endpoint: str, query: dict[str, str], left: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientTimeout:
+        """Put the renewed token into ``query`` and take a slot again, first in line, within
+        the ``left`` of the attempt's timeout; returns what is left then."""
+        limit = left.total or self.timeout
+        waited = time.monotonic()
+        query["access_token"] = await self._wait_token(
+            self._token_source(), f"{method} {endpoint}", endpoint, limit
+        )
+        limit = max(limit - (time.monotonic() - waited), 0.001)
+        return await self._queue(method, endpoint, limit, urgent=True)
 
     def _take_fresh_token(self, query: dict[str, str]) -> bool:
         """Put the newest usable token into ``query``; ``False`` if the one there is dead."""

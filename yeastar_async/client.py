@@ -25,6 +25,7 @@ from ._tls import SslOption
 from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
 from .resources._base import encode_query, in_zone
+from .resources._profile import CdrApiVersion, PbxProfile, check_cdr_api_version
 
 if TYPE_CHECKING:
     from .resources import (
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         TrunkResource,
         UacstaCallResource,
         WakeupcallResource,
+        WebhookResource,
     )
     from .resources._base import Resource
 
@@ -89,6 +91,7 @@ class _Group(Generic[R]):
             client._transport,
             datetime_format=client._datetime_format,
             timezone=client._timezone,
+            profile=client._profile,
         )
         client.__dict__[self._name] = resource
         return resource
@@ -118,7 +121,9 @@ class YeastarClient:
         ssl: TLS verification: ``None`` (system trust store), an ``ssl.SSLContext``, a CA file
             path, a SHA-256 certificate fingerprint to pin, or ``False`` (no verification;
             logged as a warning).
-        session: an ``aiohttp.ClientSession`` to borrow (never closed by the client).
+        session: an ``aiohttp.ClientSession`` to borrow (never closed by the client). The
+            client's own session keeps one connection beyond ``max_concurrency`` for the
+            revocation on close; give a borrowed one that room too.
         max_response_size: largest JSON answer read, in bytes (default 32 MiB, far above any
             real answer); a larger one, by its Content-Length or by the bytes that arrive, is a
             :class:`~yeastar_async.errors.TransportError`. File downloads are not capped.
@@ -134,12 +139,20 @@ class YeastarClient:
         refresh_margin: refresh the access token this many seconds before it expires.
         revoke_on_close: revoke the access token (``del_token``) when the client closes.
         datetime_format: how ``datetime`` parameters of the CDR and report endpoints are sent;
-            it must match the PBX's display format (System > Date and Time), default
-            ``"%m/%d/%Y %H:%M:%S"``.
+            it must match the PBX's display format (System > Date and Time). Default: the
+            format the PBX reports in ``system/information`` (``system_date_format`` /
+            ``system_time_format``, current firmware; read once, when a datetime is first
+            sent), else ``"%m/%d/%Y %H:%M:%S"``.
         timezone: the PBX's time zone (a :class:`~datetime.tzinfo`, e.g.
             ``zoneinfo.ZoneInfo("Europe/Berlin")``): timezone-aware datetimes are converted to
-            it before they are sent. Without it a datetime is sent as its own wall-clock time;
-            naive datetimes are always taken as PBX time.
+            it before they are sent. Default: the PBX's UTC offset from ``system/information``
+            (``system_time`` against ``timestamp``) where it reports them, else none: a
+            datetime is sent as its own wall-clock time. Naive datetimes are always PBX time.
+        cdr_api_version: which API version answers ``cdr/list``, ``cdr/search``,
+            ``cdr/detail``, ``call_report/list`` and ``call_report/detail``: ``"auto"``
+            (default: ``openapi/v2.0`` where the firmware serves new data there, read once
+            from ``system/information``), ``"1.0"`` or ``"2.0"``. Every answer's
+            ``api_version`` says which one answered.
         heartbeat_interval: seconds between ``heartbeat`` frames on the WebSocket (< 60, the
             PBX's idle limit).
         heartbeat_timeout: seconds to wait for proof of life after a heartbeat, and for the
@@ -180,8 +193,9 @@ class YeastarClient:
         login_guard_state: StateOption = "default",
         refresh_margin: float = 300.0,
         revoke_on_close: bool = True,
-        datetime_format: str = DEFAULT_DATETIME_FORMAT,
+        datetime_format: str | None = None,
         timezone: tzinfo | None = None,
+        cdr_api_version: CdrApiVersion = "auto",
         heartbeat_interval: float = 25.0,
         heartbeat_timeout: float = 10.0,
         reconnect_delay_min: float = 0.5,
@@ -240,12 +254,21 @@ class YeastarClient:
         )
         self._transport.tokens = self._tokens
         self._client_id = client_id
-        self._datetime_format = datetime_format
+        if datetime_format is not None and not isinstance(datetime_format, str):
+            raise TypeError(f"datetime_format must be a strftime format, got {datetime_format!r}")
+        self._datetime_format = datetime_format or DEFAULT_DATETIME_FORMAT
         if timezone is not None and not isinstance(timezone, tzinfo):
             raise TypeError(
                 f"timezone must be a datetime.tzinfo (e.g. zoneinfo.ZoneInfo), got {timezone!r}"
             )
         self._timezone = timezone
+        #: system/information, read once when first needed: API versions, date format, zone.
+        self._profile = PbxProfile(
+            self._transport,
+            cdr_api_version=check_cdr_api_version(cdr_api_version),
+            datetime_format=datetime_format,
+            timezone=timezone,
+        )
         self._revoke_on_close = revoke_on_close
         #: Fetches the files behind the ``*/download`` answers (``save`` / ``iter_bytes``).
         self.files = Downloader(self._transport)
@@ -294,6 +317,7 @@ class YeastarClient:
     hotel: _Group[HotelResource] = _Group()
     call: _Group[CallResource] = _Group()
     uacsta_call: _Group[UacstaCallResource] = _Group()
+    webhook: _Group[WebhookResource] = _Group()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -485,9 +509,14 @@ class YeastarClient:
                 f"{name} is handled by the client (login(), token refresh, aclose()); "
                 "call pbx.login() to check the credentials"
             )
-        if params and self._timezone is not None:
-            params = in_zone(params, self._timezone)
-        query = encode_query(params, datetime_format=self._datetime_format) if params else None
+        profile = self._profile
+        if params and profile.needs_facts(None, params):
+            await profile.read()
+        zone = profile.timezone()
+        if params and zone is not None:
+            params = in_zone(params, zone)
+        fmt = profile.datetime_format(self._datetime_format)
+        query = encode_query(params, datetime_format=fmt) if params else None
         return await self._transport.request(
             method,
             endpoint,

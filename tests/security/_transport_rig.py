@@ -39,7 +39,9 @@ async def serve(app: web.Application, *, ca: trustme.CA | None = None) -> AsyncI
     if ca is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1").configure_cert(context)
-    runner = web.AppRunner(app, access_log=None)  # the server's log is not under test
+    # No access log (the server's log is not under test); a short shutdown, so that a handler
+    # still hanging when a test fails cannot hold the test up for aiohttp's default minute.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await site.start()
@@ -98,20 +100,24 @@ class HostilePBX:
         if custom is not None:
             return await custom(request)
         if path in ("get_token", "refresh_token"):
-            access, refresh = self.issue(), self.issue()
-            return web.json_response(
-                {
-                    "errcode": 0,
-                    "errmsg": "SUCCESS",
-                    "access_token": access,
-                    "access_token_expire_time": 1800,
-                    "refresh_token": refresh,
-                    "refresh_token_expire_time": 86400,
-                }
-            )
+            return self.grant()
         if path == "del_token":
             self.revoked.append(request.query.get("access_token", ""))
         return web.json_response({"errcode": 0, "errmsg": "SUCCESS"})
+
+    def grant(self) -> web.Response:
+        """A ``get_token`` / ``refresh_token`` success with a new token pair."""
+        access, refresh = self.issue(), self.issue()
+        return web.json_response(
+            {
+                "errcode": 0,
+                "errmsg": "SUCCESS",
+                "access_token": access,
+                "access_token_expire_time": 1800,
+                "refresh_token": refresh,
+                "refresh_token_expire_time": 86400,
+            }
+        )
 
     def app(self) -> web.Application:
         app = web.Application()

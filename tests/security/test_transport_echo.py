@@ -13,7 +13,10 @@ import pytest
 from aiohttp import web
 
 from tests._secrets import SecretWatch, assert_no_secret
-from yeastar_async.errors import ParameterError, TransportError, YeastarError
+from yeastar_async._http import decode_envelope
+from yeastar_async._models import ApiResponse
+from yeastar_async._secrets import SecretMask
+from yeastar_async.errors import ParameterError, TransportError, YeastarError, error_for
 
 from ._transport_rig import SECRET, Handler, HostilePBX, bounded, client_for, hostile, secrets_of
 
@@ -132,3 +135,27 @@ async def test_download_errors_echoing_the_token_are_masked(
                 async for _ in client.files.iter_bytes("/api/download/call.wav"):
                     pass
         check_masked(info.value, pbx)
+
+
+def test_error_for_applies_the_mask_to_every_server_text() -> None:
+    mask = SecretMask([SECRET])
+    exc = error_for(
+        40002,
+        f"bad {SECRET}",
+        endpoint="x",
+        submsg=SECRET,
+        invalid_param_list=[{"field": SECRET, "value": (SECRET, 5)}],
+        duplicate_field_list=[{"field": "f", "value": {"k": SECRET}}],
+        mask=mask,
+    )
+    assert_no_secret(exc, [SECRET])
+    assert exc.invalid_param_list == [{"field": "***", "value": ["***", 5]}]
+
+
+def test_decode_envelope_masks_with_the_mask_it_is_given() -> None:
+    mask = SecretMask([SECRET])
+    with pytest.raises(TransportError) as info:
+        decode_envelope(f"<html>{SECRET}</html>".encode(), "x", ApiResponse, mask=mask)
+    assert_no_secret(info.value, [SECRET])
+    assert info.value.body_excerpt == "<html>***</html>"
+    assert info.value.__context__ is None

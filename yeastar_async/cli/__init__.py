@@ -4,6 +4,7 @@ Commands::
 
     yeastar-async demo [--forever]          the fake PBX, the screening bot and a few calls
     yeastar-async events [--topics 30011,30012] [--json] [--count N]
+    yeastar-async webhook --port P [--secret-env NAME] [--path /x] [--json]   no PBX login
     yeastar-async doctor                    checklist: reachability, TLS, login, API, WebSocket
     yeastar-async call query [--call-id ID | --type T | --number EXT]
     yeastar-async call dial CALLER CALLEE
@@ -38,6 +39,7 @@ The modules, in the one direction the data flows (each imports only those above 
     _cec        cec route list / modify (Huawei Cloud CEC; its own client and credentials)
     _openvox    openvox inroute / outroute ... (OpenVox UC IPPBX; its own flags and OPENVOX_*)
     _events     events
+    _webhook    webhook (the receiver of yeastar_async.webhooks; uses _events' --topics)
     _demo       demo
     _doctor     doctor
     _parser     the command table, the argument parser, dispatch, main / amain

@@ -29,6 +29,7 @@ from ._events import cmd_events, parse_topics, topics_help
 from ._fake import cmd_fake_pbx
 from ._openvox import add_openvox_commands
 from ._output import PROG, OutputClosed, UsageError, err, logging_to_stderr
+from ._webhook import DEFAULT_SECRET_ENV, cmd_webhook
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -131,6 +132,28 @@ COMMANDS: Final[tuple[Spec, ...]] = (
             arg("--json", action="store_true", help="one JSON object per line"),
             arg("--count", type=count, metavar="N", help="stop after N events"),
         ),
+        forever=True,
+    ),
+    Spec(
+        "webhook",
+        cmd_webhook,
+        "receive events by webhook and print them, one line each (no PBX login)",
+        (
+            arg("--port", type=port_number, required=True, help="TCP port to listen on"),
+            # Every interface by default: the PBX must reach it (every delivery is signed).
+            arg("--host", default="0.0.0.0", help="address to listen on (default: all)"),
+            arg("--path", default="/", help="URL path of the webhook (default: /)"),
+            arg(
+                "--secret-env",
+                default=DEFAULT_SECRET_ENV,
+                metavar="NAME",
+                help=f"environment variable holding the webhook's secret ({DEFAULT_SECRET_ENV})",
+            ),
+            arg("--topics", type=parse_topics, metavar="N,N,...", help="print only these topics"),
+            arg("--json", action="store_true", help="one JSON object per line"),
+            arg("--count", type=count, metavar="N", help="stop after N events"),
+        ),
+        pbx=False,
         forever=True,
     ),
     Spec(

@@ -11,6 +11,11 @@ Every buffer is bounded twice: by count (``queue_size``) and by the bytes of the
 handler fed 1 MiB frames holds about ``queue_bytes``, not ``queue_size`` MiB. An empty buffer
 always takes one event, whatever its size (``max_frame_size`` bounds that).
 
+Another route (a webhook receiver, :mod:`yeastar_async.webhooks`) may take over topics with
+:meth:`Dispatcher.route_elsewhere`: they leave the WebSocket's topic set, the socket's frames of
+them are dropped, and that route hands its events in with ``publish(event, other_route=True)``,
+so each topic reaches the handlers by one route only.
+
 When a buffer is full the overflow policy decides: ``"block"`` (default) makes the reader wait
 for room, so nothing is lost; ``"drop_newest"`` / ``"drop_oldest"`` discard an event, count it
 in :attr:`StreamStats.drops` and report the count in a rate-limited warning.
@@ -369,6 +374,11 @@ class Dispatcher:
         self._last_drop_report = float("-inf")
         # The handler (and its event) that the stream's shutdown cancelled, if any.
         self._interrupted: tuple[Handler, Any] | None = None
+        # Topics another route delivers: topic -> number of claims; claims of every topic.
+        self._elsewhere: dict[int, int] = {}
+        self._all_elsewhere = 0
+        self._diverted = False  # any claim at all: the one check the hot path pays
+        self._inbox_ready: asyncio.Event | None = None
 
     # -- targets --------------------------------------------------------------------------
 
@@ -478,16 +488,65 @@ class Dispatcher:
         return self._topics
 
     def _refresh_topics(self) -> None:
-        topics = frozenset(key for key in (*self._handlers, *self._routes) if isinstance(key, int))
+        topics = frozenset(
+            key
+            for key in (*self._handlers, *self._routes)
+            if isinstance(key, int) and not self.routed_elsewhere(key)
+        )
         if topics != self._topics:
             self._topics = topics
             self._on_topics_changed()
+
+    # -- other routes ---------------------------------------------------------------------
+
+    def route_elsewhere(self, topics: Iterable[int] | None) -> Callable[[], None]:
+        """Let another route deliver ``topics`` (``None``: every PBX topic); returns the
+        function that gives them back (idempotent).
+
+        Until then they are left out of :attr:`topics` (the WebSocket's subscription) and the
+        socket's events of them are dropped: only ``publish(..., other_route=True)`` hands
+        them on. Claims add up: a topic returns to the socket when its last claim is released.
+        """
+        claimed = None if topics is None else tuple(dict.fromkeys(topics))
+        if claimed is None:
+            self._all_elsewhere += 1
+        else:
+            for topic in claimed:
+                self._elsewhere[topic] = self._elsewhere.get(topic, 0) + 1
+        self._diverted = True
+        self._refresh_topics()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            if claimed is None:
+                self._all_elsewhere -= 1
+            else:
+                for topic in claimed:
+                    left = self._elsewhere[topic] - 1
+                    if left:
+                        self._elsewhere[topic] = left
+                    else:
+                        del self._elsewhere[topic]
+            self._diverted = bool(self._all_elsewhere or self._elsewhere)
+            self._refresh_topics()
+
+        return release
+
+    def routed_elsewhere(self, topic: int) -> bool:
+        """Whether another route delivers ``topic`` (see :meth:`route_elsewhere`)."""
+        return bool(self._all_elsewhere) or topic in self._elsewhere
 
     # -- delivery -------------------------------------------------------------------------
 
     def open_inbox(self) -> _Buffer[Any]:
         """Create the handler inbox (handlers get events only while it is open)."""
         self._inbox = _Buffer(self._queue_size, self._overflow, self._drop, self._queue_bytes)
+        if self._inbox_ready is not None:
+            self._inbox_ready.set()
         return self._inbox
 
     def close_inbox(self) -> None:
@@ -495,13 +554,29 @@ class Dispatcher:
         if self._inbox is not None:
             self._inbox.close()
             self._inbox = None
+        if self._inbox_ready is not None:
+            self._inbox_ready.clear()
 
-    async def publish(self, event: Any, size: int = 0) -> None:
+    async def wait_inbox(self) -> None:
+        """Return once the handler inbox is open (at once if it is)."""
+        if self._inbox is not None:
+            return
+        if self._inbox_ready is None:
+            self._inbox_ready = asyncio.Event()
+        await self._inbox_ready.wait()
+
+    async def publish(self, event: Any, size: int = 0, *, other_route: bool = False) -> None:
         """Queue ``event`` (decoded from ``size`` bytes) for its handlers and subscriptions
-        (may wait under ``"block"``)."""
+        (may wait under ``"block"``).
+
+        ``other_route``: the event comes from a route that took its topic over (a webhook),
+        not from the socket; the socket's events of such topics are dropped here.
+        """
         key = self.key_of(event)
         if key is None:
             return
+        if self._diverted and isinstance(key, int) and self.routed_elsewhere(key) != other_route:
+            return  # each topic reaches the handlers by the one route that delivers it
         delivered = False
         inbox = self._inbox
         if inbox is not None and key in self._handlers:
@@ -520,7 +595,7 @@ class Dispatcher:
         events), which then does all of it.
         """
         key = _CLASS_KEYS.get(type(event))
-        if key is None or key in self._routes:
+        if key is None or key in self._routes or self._diverted:
             return False
         inbox = self._inbox
         if inbox is None or key not in self._handlers:

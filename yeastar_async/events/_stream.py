@@ -41,7 +41,7 @@ import math
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
 
@@ -912,6 +912,32 @@ class EventStream:
         self._dispatch.end_subscriptions()
         self._dispatch.report_drops()
 
+    # -- public: events from another route (webhooks) -----------------------------------
+
+    def route_elsewhere(self, topics: Iterable[int] | None = None) -> Callable[[], None]:
+        """Take ``topics`` (``None``: every PBX topic) off the WebSocket: another route (a
+        webhook receiver) delivers them with :meth:`deliver`. Returns the function that hands
+        them back to the socket. While claimed, the socket neither subscribes to them nor
+        passes on its frames of them, so no event reaches the handlers twice.
+        """
+        return self._dispatch.route_elsewhere(topics)
+
+    async def deliver(self, event: Any, size: int = 0) -> None:
+        """Hand ``event`` (decoded with :func:`~yeastar_async.events.decode`) to the handlers
+        and subscriptions, in order with everything else, as the socket reader does.
+
+        Only events of topics claimed with :meth:`route_elsewhere` are taken; handlers run
+        while the stream runs (:meth:`listen` or a :meth:`subscribe` block, which open no
+        socket when every topic is claimed). ``size``: the bytes it was decoded from (they count
+        against ``queue_bytes``). May wait for room under ``overflow="block"``.
+        """
+        engine = self._engine
+        if engine is not None and not engine.done():
+            # A just-started engine opens the handler inbox on its first step: wait for it,
+            # so the first events of a route that started the stream reach the handlers.
+            await self._dispatch.wait_inbox()
+        await self._dispatch.publish(event, size, other_route=True)
+
     def _in_handler(self) -> bool:
         """Whether the calling task is the one running this stream's handlers.
 
@@ -1023,6 +1049,8 @@ class EventStream:
             self._link.topics_changed()
 
     async def _await_synced(self) -> None:
+        if not self._dispatch.topics:
+            return  # nothing for the socket to subscribe to (local events, or a webhook's)
         link = self._link
         if link is None or link.up_since is None:
             # No live link yet: the next subscribe message carries the new topics. Wait until a

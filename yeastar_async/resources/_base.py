@@ -74,6 +74,14 @@ from typing import (
 import msgspec
 
 from yeastar_async._models import ApiResponse
+from yeastar_async.errors import ApiUnavailableError
+from yeastar_async.resources._profile import (
+    V2_NAMES,
+    V2_ONLY_ENDPOINTS,
+    VERSION_ONLY,
+    ApiVersion,
+    PbxProfile,
+)
 
 __all__ = [
     "DEFAULT_DATETIME_FORMAT",
@@ -118,6 +126,7 @@ __all__ = [
     "endpoint",
     "endpoint_spec",
     "exactly_one",
+    "masked_repr",
     "no_params",
     "paginated",
     "requires",
@@ -192,8 +201,11 @@ class Transport(Protocol):
         json: Any = None,
         response_type: type[T],
         timeout: float | None = None,
+        api_path: str | None = None,
     ) -> T:
         """Authorised call of ``{base}/openapi/v1.0/{endpoint}``, decoded into ``response_type``.
+
+        ``api_path`` (``"openapi/v2.0"``) selects another API version for this request only.
 
         The token goes into the query string, a 10004 is replayed once, and a non-zero
         ``errcode`` raises the typed :class:`~yeastar_async.errors.YeastarError`.
@@ -208,6 +220,16 @@ class Transport(Protocol):
 
 
 # -- models ------------------------------------------------------------------------------------
+
+
+def masked_repr(struct: msgspec.Struct, secret: Iterable[str]) -> str:
+    """``Name(a=1, secret='***')``: the repr of a Struct holding secrets the PBX handed out."""
+    hidden = set(secret)
+    parts = [
+        f"{name}={'***' if name in hidden and value else value!r}"
+        for name, value in msgspec.structs.asdict(struct).items()
+    ]
+    return f"{type(struct).__name__}({', '.join(parts)})"
 
 
 class RequestModel(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -681,7 +703,8 @@ def _as_dates(arguments: Mapping[str, Any], dates: frozenset[str]) -> dict[str, 
     }
 
 
-_NOT_SENT = frozenset({"self", "timeout"})
+#: Keyword arguments the client handles itself (``merge_history`` of ``cdr.search``).
+_NOT_SENT = frozenset({"self", "timeout", "merge_history"})
 _SPEC_ATTRIBUTE = "__yeastar_endpoint__"
 
 
@@ -792,10 +815,14 @@ class Resource:
         *,
         datetime_format: str = DEFAULT_DATETIME_FORMAT,
         timezone: tzinfo | None = None,
+        profile: PbxProfile | None = None,
     ) -> None:
         self._transport = transport
         self._datetime_format = datetime_format
         self._timezone = timezone
+        #: The client's view of ``system/information`` (API versions, date format, time zone);
+        #: None keeps the April 2024 API and the formats given here.
+        self._profile = profile
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.group!r}>"
@@ -815,29 +842,127 @@ class Resource:
     ) -> Awaitable[Any]:
         # A plain function handing back the transport's coroutine: no coroutine frame of its
         # own on every request, and encoding errors surface at the call, before any I/O.
+        merge = False
+        if "merge_history" in arguments:
+            merge = bool(arguments["merge_history"])
+            arguments = {k: v for k, v in arguments.items() if k != "merge_history"}
+        profile = self._profile
+        if merge or (profile is not None and profile.needs_facts(spec.path, arguments)):
+            return self._send_after_read(spec, arguments, timeout, merge)
+        return self._dispatch(spec, arguments, timeout, self.version_of(spec.path), *self.formats())
+
+    async def _send_after_read(
+        self,
+        spec: EndpointSpec,
+        arguments: Mapping[str, Any],
+        timeout: float | None,
+        merge: bool,
+    ) -> Any:
+        if self._profile is not None:
+            await self._profile.read()
+        if merge:
+            from yeastar_async.resources._history import merged_search
+
+            return await merged_search(self, spec, arguments, timeout)
+        return await self._send(spec, arguments, timeout)
+
+    def version_of(self, path: str) -> ApiVersion:
+        """The API version ``path`` goes to now: the profile's choice; without a profile the
+        April 2024 API, and v2.0 for an endpoint that exists only there."""
+        if self._profile is not None:
+            return self._profile.version_for(path)
+        return "2.0" if path in V2_ONLY_ENDPOINTS else "1.0"
+
+    def formats(self) -> tuple[str, tzinfo | None]:
+        """The ``strftime`` format and time zone datetimes are sent with now."""
+        profile = self._profile
+        if profile is None:
+            return self._datetime_format, self._timezone
+        return profile.datetime_format(self._datetime_format), profile.timezone()
+
+    def _dispatch(
+        self,
+        spec: EndpointSpec,
+        arguments: Mapping[str, Any],
+        timeout: float | None,
+        version: ApiVersion,
+        datetime_format: str,
+        zone: tzinfo | None,
+    ) -> Awaitable[Any]:
+        """Encode ``arguments`` for ``version`` of the endpoint and hand them to the transport."""
+        _check_version(spec, arguments, version)
         dates = spec._dates if spec._dates is not None else spec.date_only()
         if dates and not dates.isdisjoint(arguments):
             arguments = _as_dates(arguments, dates)
-        if self._timezone is not None:
-            arguments = in_zone(arguments, self._timezone)
+        if zone is not None:
+            arguments = in_zone(arguments, zone)
         if spec.also:
             extra = {copy: arguments[name] for name, copy in spec.also.items() if name in arguments}
             arguments = {**arguments, **extra}
+        options: dict[str, Any] = {}
+        if version != "1.0":
+            renamed = V2_NAMES.get(spec.path, {})
+            arguments = {renamed.get(name, name): value for name, value in arguments.items()}
+            options["api_path"] = _api_path(self._transport, version)
+        response_type = _answer_type(spec.response_type(), version)
         if spec.method == "GET":
-            params = (
-                encode_query(arguments, datetime_format=self._datetime_format) if arguments else {}
-            )
+            params = encode_query(arguments, datetime_format=datetime_format) if arguments else {}
             return self._transport.request(
                 "GET",
                 spec.path,
                 params=params,
-                response_type=spec.response_type(),
+                response_type=response_type,
                 timeout=timeout,
+                **options,
             )
-        body = encode_body(arguments, joined=spec.joined, datetime_format=self._datetime_format)
+        body = encode_body(arguments, joined=spec.joined, datetime_format=datetime_format)
         return self._transport.request(
-            "POST", spec.path, json=body, response_type=spec.response_type(), timeout=timeout
+            "POST", spec.path, json=body, response_type=response_type, timeout=timeout, **options
         )
+
+
+def _check_version(spec: EndpointSpec, arguments: Mapping[str, Any], version: ApiVersion) -> None:
+    """Refuse, before any I/O, what the answering API version does not take."""
+    if version == "1.0" and spec.path in V2_ONLY_ENDPOINTS:
+        raise ApiUnavailableError(
+            f"{spec._where}: {spec.path} exists only at openapi/v2.0, which this client does "
+            "not use for this PBX (firmware too old for it, or cdr_api_version='1.0')",
+            endpoint=spec.path,
+        )
+    only = VERSION_ONLY.get(spec.path)
+    if only is None:
+        return
+    v1_only, v2_only = only
+    refused = sorted((v2_only if version == "1.0" else v1_only) & arguments.keys())
+    if refused:
+        other = "2.0" if version == "1.0" else "1.0"
+        raise ValueError(
+            f"{spec._where}: {', '.join(refused)} only exist at openapi/v{other}, and this "
+            f"request goes to openapi/v{version} (see cdr_api_version)"
+        )
+
+
+def _api_path(transport: Any, version: str) -> str:
+    # The client's API path with its version replaced: "openapi/v1.0" -> "openapi/v2.0".
+    base = str(getattr(transport, "api_path", "openapi/v1.0")).strip("/")
+    head, _, tail = base.rpartition("/")
+    if tail.startswith("v") and tail[1:2].isdigit():
+        return f"{head}/v{version}" if head else f"v{version}"
+    return f"{base}/v{version}"
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_type(declared: Any, version: str) -> Any:
+    """The member of a versioned answer union (``A | AV2``) whose ``api_version`` is ``version``."""
+    members = typing.get_args(declared) if _is_union(declared) else (declared,)
+    for member in members:
+        if getattr(member, "api_version", "1.0") == version:
+            return member
+    return members[0]
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
 # -- one-line declarations -----------------------------------------------------------------------
@@ -902,7 +1027,8 @@ class Declared(Generic[C]):
         template: a ``__call__`` whose signature the endpoint takes (its body never runs).
         response: the answer's type.
         title: the docstring's first line.
-        line: the manual's line of the endpoint, for the docstring.
+        line: the manual's line of the endpoint, for the docstring; for an endpoint the manual
+            does not have, the URL of the vendor page it was typed from.
         args: ``(parameter, doc)`` for the docstring; a ``None`` doc takes the class attribute
             ``<parameter>_doc`` (``id_doc``, ``ids_doc``).
         method: the HTTP method.
@@ -915,7 +1041,7 @@ class Declared(Generic[C]):
         template: Callable[..., Any],
         response: Any,
         title: str,
-        line: int,
+        line: int | str,
         args: Iterable[tuple[str, str | None]] = (),
         *,
         method: Literal["GET", "POST"] = "GET",
@@ -959,7 +1085,10 @@ class Declared(Generic[C]):
         response: Any = self._response
         func.__annotations__["return"] = Paginator[response, Any] if self._items else response
         func.__qualname__ = name
-        doc = f"{self._title}\n\n``{self._method} {path}``, manual line {self._line}."
+        where = (
+            f"manual line {self._line}" if isinstance(self._line, int) else f"source: {self._line}"
+        )
+        doc = f"{self._title}\n\n``{self._method} {path}``, {where}."
         if typing.get_origin(response) is ObjectOrListResponse:
             doc += f"\n\n{_OBJECT_OR_LIST_NOTE}"
         if self._note:
@@ -983,7 +1112,12 @@ class Declared(Generic[C]):
 
 
 def by_id(
-    response: type[R], title: str, line: int, id: str | None = None, *, path: str | None = None
+    response: type[R],
+    title: str,
+    line: int | str,
+    id: str | None = None,
+    *,
+    path: str | None = None,
 ) -> Declared[ById[R]]:
     """Declare a GET endpoint taking one ``id: int``, answering ``response``.
 
@@ -994,7 +1128,12 @@ def by_id(
 
 
 def by_ids(
-    response: type[R], title: str, line: int, ids: str | None = None, *, path: str | None = None
+    response: type[R],
+    title: str,
+    line: int | str,
+    ids: str | None = None,
+    *,
+    path: str | None = None,
 ) -> Declared[ByIds[R]]:
     """Declare a GET endpoint taking ``ids`` (comma-separated), answering ``response``.
 
@@ -1006,7 +1145,7 @@ def by_ids(
 def by_channel(
     response: type[R],
     title: str,
-    line: int,
+    line: int | str,
     channel_id: str,
     *,
     note: str = "",
@@ -1023,7 +1162,7 @@ def by_channel(
 
 
 def no_params(
-    response: type[R], title: str, line: int, *, path: str | None = None
+    response: type[R], title: str, line: int | str, *, path: str | None = None
 ) -> Declared[NoParams[R]]:
     """Declare a GET endpoint that takes no parameters, answering ``response``."""
     return Declared(NoParams.__call__, response, title, line, path=path)
@@ -1078,7 +1217,7 @@ class _PagedEndpoint(Declared[C]):
     def __init__(
         self,
         title: str,
-        line: int,
+        line: int | str,
         *,
         items: str = "data",
         has_total: bool = True,
@@ -1133,7 +1272,7 @@ class Pages(Generic[R, I, S]):
         self._items = items
         self._has_total = has_total
 
-    def _declare(self, kind: Any, title: str, line: int) -> Any:
+    def _declare(self, kind: Any, title: str, line: int | str) -> Any:
         alias = getattr(self, "__orig_class__", None)
         if alias is None:
             raise TypeError("give the types, e.g. Pages[R, I, S]()")
@@ -1141,12 +1280,12 @@ class Pages(Generic[R, I, S]):
             title, line, items=self._items, has_total=self._has_total
         )
 
-    def list(self, title: str, line: int) -> ListEndpoint[R, I, S]:
+    def list(self, title: str, line: int | str) -> ListEndpoint[R, I, S]:
         """A ``list`` endpoint (paging, ``order_by``, ``sort_by``) answering these pages."""
         declared: ListEndpoint[R, I, S] = self._declare(ListEndpoint, title, line)
         return declared
 
-    def search(self, title: str, line: int) -> SearchEndpoint[R, I, S]:
+    def search(self, title: str, line: int | str) -> SearchEndpoint[R, I, S]:
         """A ``search`` endpoint (``search_value`` too) answering these pages."""
         declared: SearchEndpoint[R, I, S] = self._declare(SearchEndpoint, title, line)
         return declared

@@ -39,10 +39,11 @@ _TOKEN_EXPIRED = '{"errcode":10004,"errmsg":"TOKEN EXPIRED"}'
 _IP_BLOCKED = '{"errcode":70004,"errmsg":"ACCOUNT IP BLOCKED"}'
 _SYNTAX_ERROR = '{"errcode":40001,"errmsg":"PARAMETER SYNTAX ERROR"}'
 _PARAM_ERROR = '{"errcode":40002,"errmsg":"PARAMETER ERROR"}'
-#: Topics whose frames carry no ``sn`` (manual, section "events").
-NO_SN_TOPICS = frozenset({30022, 30023, 30025, 30026})
-#: Topics whose ``msg`` the PBX sends as a JSON object instead of a JSON-encoded string.
-OBJECT_MSG_TOPICS = frozenset({30025, 30026})
+#: Topics whose frames carry no ``sn`` (manual, section "events"; 30028: its vendor page).
+NO_SN_TOPICS = frozenset({30022, 30023, 30025, 30026, 30028})
+#: Topics whose ``msg`` the PBX sends as a JSON object instead of a JSON-encoded string (the
+#: manual's 30025/30026; the current vendor pages' examples of 30029, 30030, 30034-30036).
+OBJECT_MSG_TOPICS = frozenset({30025, 30026, 30029, 30030, 30034, 30035, 30036})
 
 
 def _dumps(value: Any) -> str:
