@@ -28,6 +28,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 from msgspec import inspect as mi
 
+from yeastar_async._models import INT64_MAX, INT64_MIN
+
 __all__ = [
     "EXACT_JSON",
     "INT64_MAX",
@@ -41,8 +43,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
 #: Largest decimal exponent of a finite float (1.79e308); anything above is out of range.
 _FLOAT_MAX_EXPONENT: Final = 308
 _SHOWN: Final = 40  # characters of an offending number shown in an error
@@ -52,12 +52,22 @@ class NumberOutOfRange(msgspec.ValidationError):
     """A JSON number no field can hold: beyond the float range, or an int beyond int64."""
 
 
+#: How msgspec's own parser words a literal it cannot hold at all: an integer of more than
+#: 4,300 digits (it never reaches a hook), or a float beyond the float range.
+_MSGSPEC_OUT_OF_RANGE: Final = ("Integer value out of range", "Number out of range")
+
+
 def out_of_range(exc: BaseException) -> bool:
     """Whether ``exc`` (from a decode or :func:`convert`) is a number out of range.
 
-    msgspec wraps what a float hook raises in its own ValidationError, keeping the cause.
+    msgspec wraps what a float hook raises in its own ValidationError, keeping the cause; an
+    integer literal too long for msgspec to parse fails before any hook, in its own words.
     """
-    return isinstance(exc, NumberOutOfRange) or isinstance(exc.__cause__, NumberOutOfRange)
+    return (
+        isinstance(exc, NumberOutOfRange)
+        or isinstance(exc.__cause__, NumberOutOfRange)
+        or (isinstance(exc, msgspec.ValidationError) and str(exc).startswith(_MSGSPEC_OUT_OF_RANGE))
+    )
 
 
 def _shown(text: str) -> str:
