@@ -22,6 +22,7 @@ int would take the event loop for many seconds and give an integer too long to p
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 
@@ -129,6 +130,9 @@ class _OutOfRange(ValueError):
 
 
 _DROP: Final = object()  # "use the field's default"
+#: An integer spelled as a string, as lax conversion reads it; int64 has at most 19 digits.
+_INT_TEXT: Final = re.compile(r"[+-]?[0-9]+")
+_INT64_DIGITS: Final = 19
 _TYPE_INFO: dict[Any, mi.Type] = {}
 _FIELD_TYPES: dict[type[Any], dict[str, mi.Type]] = {}
 
@@ -230,6 +234,12 @@ def _to_int(value: Any) -> Any:
         if value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():
             value = int(value)
         elif value.is_finite() and value.adjusted() >= 19:
+            raise _OutOfRange(value)
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        # Lax mode parses "9223372036854775808" as an int: refuse it as the number it spells
+        # (the length test first, so that a 100,000-digit string is never converted).
+        digits = value.lstrip("+-").lstrip("0")
+        if len(digits) > _INT64_DIGITS or not INT64_MIN <= int(value) <= INT64_MAX:
             raise _OutOfRange(value)
     if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
         raise _OutOfRange(value)

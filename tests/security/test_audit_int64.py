@@ -193,3 +193,20 @@ async def test_a_typed_rest_call_against_a_hostile_pbx_raises(
         async with client_for(pbx) as client:
             with pytest.raises(TransportError, match="total_number"):
                 await client.cdr.list(page=1, page_size=10)
+
+
+@pytest.mark.parametrize(
+    "text", [str(INT64_MAX + 1), str(INT64_MIN - 1), "9" * 100_000], ids=["max+1", "min-1", "long"]
+)
+def test_an_int_spelled_as_a_string_beyond_int64_is_refused_the_same_way(text: str) -> None:
+    # Lax conversion reads "60" as 60; a string beyond int64 is the same number bomb (it was an
+    # UnknownEvent, or for 1e400 spelled as text a decode error: now one outcome for all).
+    frame = f'{{"type":30012,"sn":"x","msg":{{"call_duration":"{text}"}}}}'
+    started = time.perf_counter()
+    with pytest.raises(EventDecodeError, match=r"int64.*\$\.call_duration"):
+        decode(frame)
+    assert time.perf_counter() - started < BOUND
+    body = f'{{"errcode":0,"total_number":"{text}","data":[]}}'.encode()
+    with pytest.raises(TransportError, match=r"\$\.total_number"):
+        decode_envelope(body, "cdr/list", PageResponse[CDRDetails])
+    assert decode(frame.replace(text, "60")).msg.call_duration == 60  # type: ignore[union-attr]
