@@ -626,14 +626,19 @@ class Transport:
     ) -> bytes:
         """Retry after the first attempt failed with ``failure``, or re-raise it.
 
-        GET (and the token POSTs): connection errors, timeouts and 502/503/504. Other POSTs:
-        only a request that never left. Closing the client ends a backoff sleep at once.
+        GET (and the token POSTs): connection errors, timeouts and 502/503/504. Other POSTs,
+        and a ``get_token`` that left without an answer: only a request that never left.
+        Closing the client ends a backoff sleep at once.
         """
         # Built at the first failure only: a Backoff seeds its own random.Random.
         backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
         while True:
             transient = failure.status is None or failure.status in _RETRY_STATUSES
             repeatable = method == "GET" or endpoint in _REPEATABLE
+            if endpoint == "get_token" and failure.status is None:
+                # Sent and unanswered: the PBX may have counted it as a rejected login, which
+                # the lockout guard cannot see; a retry would be one more (issue 11, point 5).
+                repeatable = False
             retryable = not failure.sent or (repeatable and transient)
             if not retryable or backoff.attempt >= self.retries or type(failure) is _SlotTimeout:
                 raise failure

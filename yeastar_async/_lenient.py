@@ -22,11 +22,14 @@ int would take the event loop for many seconds and give an integer too long to p
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 
 import msgspec
 from msgspec import inspect as mi
+
+from yeastar_async._models import INT64_MAX, INT64_MIN
 
 __all__ = [
     "EXACT_JSON",
@@ -41,8 +44,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
 #: Largest decimal exponent of a finite float (1.79e308); anything above is out of range.
 _FLOAT_MAX_EXPONENT: Final = 308
 _SHOWN: Final = 40  # characters of an offending number shown in an error
@@ -52,12 +53,22 @@ class NumberOutOfRange(msgspec.ValidationError):
     """A JSON number no field can hold: beyond the float range, or an int beyond int64."""
 
 
+#: How msgspec's own parser words a literal it cannot hold at all: an integer of more than
+#: 4,300 digits (it never reaches a hook), or a float beyond the float range.
+_MSGSPEC_OUT_OF_RANGE: Final = ("Integer value out of range", "Number out of range")
+
+
 def out_of_range(exc: BaseException) -> bool:
     """Whether ``exc`` (from a decode or :func:`convert`) is a number out of range.
 
-    msgspec wraps what a float hook raises in its own ValidationError, keeping the cause.
+    msgspec wraps what a float hook raises in its own ValidationError, keeping the cause; an
+    integer literal too long for msgspec to parse fails before any hook, in its own words.
     """
-    return isinstance(exc, NumberOutOfRange) or isinstance(exc.__cause__, NumberOutOfRange)
+    return (
+        isinstance(exc, NumberOutOfRange)
+        or isinstance(exc.__cause__, NumberOutOfRange)
+        or (isinstance(exc, msgspec.ValidationError) and str(exc).startswith(_MSGSPEC_OUT_OF_RANGE))
+    )
 
 
 def _shown(text: str) -> str:
@@ -119,6 +130,9 @@ class _OutOfRange(ValueError):
 
 
 _DROP: Final = object()  # "use the field's default"
+#: An integer spelled as a string, as lax conversion reads it; int64 has at most 19 digits.
+_INT_TEXT: Final = re.compile(r"[+-]?[0-9]+")
+_INT64_DIGITS: Final = 19
 _TYPE_INFO: dict[Any, mi.Type] = {}
 _FIELD_TYPES: dict[type[Any], dict[str, mi.Type]] = {}
 
@@ -220,6 +234,12 @@ def _to_int(value: Any) -> Any:
         if value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():
             value = int(value)
         elif value.is_finite() and value.adjusted() >= 19:
+            raise _OutOfRange(value)
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        # Lax mode parses "9223372036854775808" as an int: refuse it as the number it spells
+        # (the length test first, so that a 100,000-digit string is never converted).
+        digits = value.lstrip("+-").lstrip("0")
+        if len(digits) > _INT64_DIGITS or not INT64_MIN <= int(value) <= INT64_MAX:
             raise _OutOfRange(value)
     if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
         raise _OutOfRange(value)

@@ -58,8 +58,8 @@ def test_the_84_byte_frame_of_the_report() -> None:
 
 @pytest.mark.parametrize("literal", ["1e19", "1e30", "9223372036854775808", "-9223372036854775809"])
 def test_an_int_field_beyond_int64_is_a_decode_error_naming_the_field(literal: str) -> None:
-    # A float literal reaches the repair path at once; a long integer literal does when the
-    # payload needs repair anyway (a null string here): either way int64 is the limit.
+    # A float literal reaches the repair path at once; a long integer literal fails the fast
+    # path's Int64 bound (tests/security/test_audit_int64.py): either way int64 is the limit.
     head = '{"type":30012,"sn":"x","msg":"{\\"call_id\\":null,\\"call_duration\\":'
     frame = head + literal + '}"}'
     with pytest.raises(EventDecodeError, match=r"int64.*\$\.call_duration"):

@@ -184,7 +184,8 @@ class StreamOptions:
             (>= 1024; ``event_queue_bytes`` of the client; default 16 MiB). A buffer at
             either bound is full (its ``overflow`` policy applies); an empty one takes any
             one frame. Worst case per buffer: about ``queue_bytes + max_frame_size`` of
-            frames, as decoded events, whatever the handlers do.
+            frames, whatever the handlers do; decoded, a hostile frame takes up to ~24x its
+            size (README, Events).
         overflow: what a full queue does: ``"block"`` (the reader waits; nothing is lost),
             ``"drop_newest"`` or ``"drop_oldest"`` (counted in ``stats.drops``, and logged).
         handler_timeout: a handler still running after this long is cancelled and counted as

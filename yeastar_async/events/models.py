@@ -40,6 +40,8 @@ from typing import Any, ClassVar, Literal
 import msgspec
 from msgspec.structs import force_setattr
 
+from yeastar_async._models import Int64
+
 __all__ = [
     "KNOWN_TOPICS",
     "MANUAL_TOPICS",
@@ -245,9 +247,9 @@ class CallMember(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 class OrganizationStatusInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """30005 payload: the multi-organization feature was switched on or off."""
 
-    org_status: int = 0
+    org_status: Int64 = 0
     """1 = organization feature on, 0 = off."""
-    show_root_org: int = 0
+    show_root_org: Int64 = 0
     """1 = the root organization is shown, 0 = hidden (the manual types it String, live frames
     send a number; both decode)."""
     sn: str = ""
@@ -257,7 +259,7 @@ class OrganizationStatusInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False
 class OrganizationConfigInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """30006 payload: organizations were created, changed or deleted."""
 
-    id_list: list[int] = []
+    id_list: list[Int64] = []
     """IDs of the organizations concerned."""
     action: str = ""
     """create, update, delete, update_order or update_extension (lower case)."""
@@ -309,7 +311,7 @@ class TrunkRegistrationInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False)
     """Trunk name."""
     kind: str = ""
     """Trunk kind (PJSIP)."""
-    status: int = 0
+    status: Int64 = 0
     """Trunk status code (see the manual's trunk status table)."""
     registered_ip: str = ""
     """Registered address, e.g. ``112.48.19.183:18211``."""
@@ -339,7 +341,7 @@ class DtmfInfo(CallInfo, kw_only=True, frozen=True, gc=False):
 
     info: str = ""
     """The key(s) pressed."""
-    flag: int = 0
+    flag: Int64 = 0
     """Flag as sent by the PBX."""
     infos: str = ""
     """Accumulated keys as sent by the PBX (``""`` when the PBX sends a blank)."""
@@ -369,9 +371,9 @@ class CdrInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """Caller number."""
     call_to: str = ""
     """Called number."""
-    call_duration: int = 0
+    call_duration: Int64 = 0
     """Call duration in seconds."""
-    talk_duration: int = 0
+    talk_duration: Int64 = 0
     """Talk duration in seconds."""
     src_trunk_name: str = ""
     """Trunk the call came in on (``""`` if none)."""
@@ -389,7 +391,7 @@ class CdrInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """Recording file name (``""`` if not recorded)."""
     did_number: str = ""
     """DID the call came in on (``""`` if none)."""
-    agent_ring_time: int = 0
+    agent_ring_time: Int64 = 0
     """Seconds a queue agent's phone rang."""
     did_name: str = ""
     """Name of the DID (sent by live PBXes, not in the manual)."""
@@ -538,9 +540,9 @@ def _json_value(value: Any, kind: type[Any], default: Any) -> Any:
 class CallNoteInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """30028 payload: whether the call note can be edited in the current call."""
 
-    display: int = 0
+    display: Int64 = 0
     """1 = the call note button is shown (the user may edit call notes), 0 = hidden."""
-    trigger_call_note_popup: int = 0
+    trigger_call_note_popup: Int64 = 0
     """1 = the call note introduction popup was triggered, 0 = not."""
     sip_call_id: str = ""
     """Unique SIP ID of the call."""
@@ -570,11 +572,11 @@ class AgentStatusInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 class BulkMessageFailedInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """30030 payload: some or all messages of a bulk message campaign failed."""
 
-    task_id: int = 0
+    task_id: Int64 = 0
     """ID of the message campaign."""
-    total: int = 0
+    total: Int64 = 0
     """Messages sent in total."""
-    fail_count: int = 0
+    fail_count: Int64 = 0
     """Messages that failed."""
 
 
@@ -586,22 +588,22 @@ class MessageSendingInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     decoded.
     """
 
-    session_id: int = 0
+    session_id: Int64 = 0
     """Unique ID of the message session."""
-    msg_id: int = 0
+    msg_id: Int64 = 0
     """Unique ID of the message."""
-    delivery_status: int = 0
+    delivery_status: Int64 = 0
     """0 = sending, 1 = sent, 2 = failed."""
     sender: dict[str, Any] = {}
     """The sender (the vendor's ``Sender_Info``), as plain JSON values."""
-    msg_type: int = 0
+    msg_type: Int64 = 0
     """0 = user message, 4 = notification of an unsupported message type."""
     msg_body: str = ""
     """Message text."""
     msg_files: Any = ""
     """Attached files as sent: JSON text of a list of file objects (see :attr:`files`), or
     whatever JSON value the PBX put there."""
-    send_time: int = 0
+    send_time: Int64 = 0
     """Unix time (seconds) the message was sent."""
     param: Any = ""
     """More parameters as sent: JSON text of an object (see :attr:`params`), or whatever JSON
@@ -641,11 +643,11 @@ class SystemEventInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 class ReadReceiptData(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """The read receipt inside a 30038 payload."""
 
-    session_id: int = 0
+    session_id: Int64 = 0
     """ID of the external chat session."""
-    read_msg_id: int = 0
+    read_msg_id: Int64 = 0
     """ID of the last message read."""
-    user_id: int = 0
+    user_id: Int64 = 0
     """Always 0 (vendor page)."""
     read_time: str = ""
     """When the message was read, as sent (the vendor page gives no format; a JSON number

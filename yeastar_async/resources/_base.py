@@ -73,7 +73,7 @@ from typing import (
 
 import msgspec
 
-from yeastar_async._models import ApiResponse
+from yeastar_async._models import ApiResponse, Int64
 from yeastar_async.errors import ApiUnavailableError
 from yeastar_async.resources._profile import (
     V2_NAMES,
@@ -97,6 +97,7 @@ __all__ = [
     "EndpointSpec",
     "Field",
     "Flag",
+    "Int64",
     "ListCall",
     "ListEndpoint",
     "ListResponse",
@@ -251,7 +252,7 @@ class ListResponse(ApiResponse, Generic[D], kw_only=True):
 class PageResponse(ApiResponse, Generic[D], kw_only=True):
     """One page of a list endpoint: ``data`` and the ``total_number`` of matching items."""
 
-    total_number: int | None = None
+    total_number: Int64 | None = None
     data: list[D] = msgspec.field(default_factory=list)
 
 
@@ -278,7 +279,7 @@ class ObjectOrListResponse(ApiResponse, Generic[D], kw_only=True):
 class CreatedResponse(ApiResponse, kw_only=True):
     """Answer of a ``create`` endpoint: the new item's ``id``."""
 
-    id: int | None = None
+    id: Int64 | None = None
 
 
 class DownloadResponse(ApiResponse, kw_only=True):

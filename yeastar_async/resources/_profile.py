@@ -32,7 +32,7 @@ from typing import Any, Literal, get_args
 import msgspec
 
 from yeastar_async._firmware import Feature, Firmware, parse_firmware
-from yeastar_async._models import ApiResponse
+from yeastar_async._models import ApiResponse, Int64
 from yeastar_async.errors import YeastarError
 
 __all__ = [
@@ -141,7 +141,7 @@ class _DeviceFacts(msgspec.Struct, kw_only=True):
     system_time: str | None = None
     system_date_format: str | None = None
     system_time_format: str | None = None
-    timestamp: int | None = None
+    timestamp: Int64 | None = None
 
 
 class _Information(ApiResponse, kw_only=True):

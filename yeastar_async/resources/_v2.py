@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from yeastar_async._models import ApiResponse
+from yeastar_async._models import ApiResponse, Int64
 from yeastar_async.resources import _base as api
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 class CdrV2(msgspec.Struct, kw_only=True):
     """One CDR at ``openapi/v2.0`` (``cdr/list``, ``cdr/search``, ``cdr/detail``'s ``basic``)."""
 
-    id: str | int | None = None
+    id: str | Int64 | None = None
     """ID of the record (a string in the samples)."""
     uid: str | None = None
     """Unique ID of the CDR (the same as v1.0's ``uid`` for the same call)."""
@@ -55,11 +55,11 @@ class CdrV2(msgspec.Struct, kw_only=True):
     """Callee number."""
     last_status: str | None = None
     """Final status, e.g. ANSWERED, NO ANSWER, BUSY, ABANDONED."""
-    call_duration: int | None = None
+    call_duration: Int64 | None = None
     """Seconds from start to end."""
-    routing_duration: int | None = None
+    routing_duration: Int64 | None = None
     """Seconds before the call was handled."""
-    handling_duration: int | None = None
+    handling_duration: Int64 | None = None
     """Seconds the call was handled."""
     queues: Any = None
     """Queues passed (an object in one table, an array in the samples)."""
@@ -93,7 +93,7 @@ class CdrPageV2(api.PageResponse[CdrV2], kw_only=True):
 class CdrLegEventV2(msgspec.Struct, kw_only=True):
     """One event of a leg in ``cdr/detail``'s timeline."""
 
-    event_id: str | int | None = None
+    event_id: str | Int64 | None = None
     """Event ID."""
     event_name: str | None = None
     """Event name."""
@@ -101,14 +101,14 @@ class CdrLegEventV2(msgspec.Struct, kw_only=True):
     """Event type."""
     event_time: str | None = None
     """Event time."""
-    event_ts: int | None = None
+    event_ts: Int64 | None = None
     """Event timestamp."""
 
 
 class CdrLegV2(msgspec.Struct, kw_only=True):
     """One leg of ``cdr/detail``'s timeline."""
 
-    leg: int | str | None = None
+    leg: Int64 | str | None = None
     """Leg number."""
     time: str | None = None
     """Start of the leg."""
@@ -118,13 +118,13 @@ class CdrLegV2(msgspec.Struct, kw_only=True):
     """Caller, ``Name<number>``."""
     call_to: str | None = None
     """Callee, ``Name<number>``."""
-    call_duration: int | None = None
+    call_duration: Int64 | None = None
     """Seconds of the leg."""
-    ring_duration: int | None = None
+    ring_duration: Int64 | None = None
     """Seconds ringing."""
-    talk_duration: int | None = None
+    talk_duration: Int64 | None = None
     """Seconds talking."""
-    hold_duration: int | None = None
+    hold_duration: Int64 | None = None
     """Seconds on hold."""
     event_list: list[CdrLegEventV2] = msgspec.field(default_factory=list)
     """Events of the leg."""
@@ -158,7 +158,7 @@ class CdrHistory(ApiResponse, kw_only=True):
     """
 
     api_version: ClassVar[str] = "1.0+2.0"
-    total_number: int = 0
+    total_number: Int64 = 0
     """Number of records in ``data``."""
     data: list[Any] = msgspec.field(default_factory=list)
     """``CDRDetails`` (v1.0) then :class:`CdrV2` (v2.0) records."""

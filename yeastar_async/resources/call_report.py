@@ -167,11 +167,11 @@ class _AgentPerformanceDetailFields(msgspec.Struct, kw_only=True):
     :class:`QueueAgentPerformanceList`, :class:`AgentPerformanceDetail`.
     """
 
-    average_waiting_time: int | None = None
+    average_waiting_time: api.Int64 | None = None
     """Average wait time of answered calls before an agent picked up."""
-    max_waiting_time: int | None = None
+    max_waiting_time: api.Int64 | None = None
     """Longest time a caller waited in the queue before an agent answered."""
-    average_talking_time: int | None = None
+    average_talking_time: api.Int64 | None = None
     """Average talk time between agents and callers."""
 
 
@@ -182,11 +182,11 @@ class _QueuePerformanceActivityListFields(_AgentPerformanceDetailFields, kw_only
     Also the fields of :class:`_AgentPerformanceDetailFields`.
     """
 
-    answered_calls: int | None = None
+    answered_calls: api.Int64 | None = None
     """Number of calls answered by the queue."""
-    missed_calls: int | None = None
+    missed_calls: api.Int64 | None = None
     """Number of calls missed by the queue."""
-    abandoned_calls: int | None = None
+    abandoned_calls: api.Int64 | None = None
     """Number of calls abandoned by callers before an agent answered."""
     answered_rate: float | None = None
     """Answered calls as a percentage of all calls."""
@@ -196,13 +196,13 @@ class _QueuePerformanceActivityListFields(_AgentPerformanceDetailFields, kw_only
     """Abandoned calls as a percentage of all calls."""
     sla: float | None = None
     """Service level of the queue over a period."""
-    average_handle_time: int | None = None
+    average_handle_time: api.Int64 | None = None
     """Average time agents spent handling answered calls."""
-    all_call_average_waiting_time: int | None = None
+    all_call_average_waiting_time: api.Int64 | None = None
     """Average time all queue calls (answered and missed) waited in the queue."""
-    answered_call_time: int | None = None
+    answered_call_time: api.Int64 | None = None
     """Total talk time of answered calls."""
-    answered_hold_time: int | None = None
+    answered_hold_time: api.Int64 | None = None
     """Total hold time of answered calls."""
 
 
@@ -214,7 +214,7 @@ class _QueuePerformanceListFields(_QueuePerformanceActivityListFields, kw_only=T
 
     queue: str | None = None
     """Queue name."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total calls received by the queue."""
     queue_num: str | None = None
     """Queue number."""
@@ -223,19 +223,19 @@ class _QueuePerformanceListFields(_QueuePerformanceActivityListFields, kw_only=T
 class _ExtCallStatisticsListFields(msgspec.Struct, kw_only=True):
     """Fields shared by :class:`ExtCallStatisticsList`, :class:`ExtCallActivityList`."""
 
-    answered_calls: int | None = None
+    answered_calls: api.Int64 | None = None
     """Number of calls answered by the extension."""
-    no_answer_calls: int | None = None
+    no_answer_calls: api.Int64 | None = None
     """Number of calls the extension did not answer."""
-    busy_calls: int | None = None
+    busy_calls: api.Int64 | None = None
     """Number of calls received while the extension was busy."""
-    failed_calls: int | None = None
+    failed_calls: api.Int64 | None = None
     """Number of failed outgoing calls of the extension."""
-    voicemail_calls: int | None = None
+    voicemail_calls: api.Int64 | None = None
     """Number of voicemails received by the extension."""
-    total_holding_time: int | None = None
+    total_holding_time: api.Int64 | None = None
     """Total time from call arrival until answer."""
-    total_talking_time: int | None = None
+    total_talking_time: api.Int64 | None = None
     """Total time from answer to end of call."""
 
 
@@ -248,14 +248,14 @@ class _IvrCallDetailFields(msgspec.Struct, kw_only=True):
     """Time the call was received."""
     call_from: str | None = None
     """Caller number and name."""
-    timestamp: int | None = None
+    timestamp: api.Int64 | None = None
     """Timestamp of the time the call was received."""
 
 
 class _ExtCallBillingListFields(msgspec.Struct, kw_only=True):
     """Fields shared by :class:`ExtCallBillingList`, :class:`ExtCallBillingDetailsList`."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Record number."""
     extension: str | None = None
     """Caller's extension number and name."""
@@ -292,14 +292,14 @@ class ExtCallActivityList(_ExtCallStatisticsListFields, kw_only=True):
     Also the fields of :class:`_ExtCallStatisticsListFields`.
     """
 
-    time: int | None = None
+    time: api.Int64 | None = None
     """Time bucket of the report (hour of day, day of month or month of year)."""
 
 
 class TrunkActivityList(msgspec.Struct, kw_only=True):
     """``trunk_activity_list`` of ``call_report/list`` (manual line 14205)."""
 
-    time: int | None = None
+    time: api.Int64 | None = None
     """Time bucket of the report (hour of day, day of month or month of year)."""
     trunk_list: list[CallStatistics] = []
     """PBX call activity data."""
@@ -310,11 +310,11 @@ class CallStatistics(msgspec.Struct, kw_only=True):
 
     trunk_name: str | None = None
     """Trunk name; for calls between extensions this returns "Internal"."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total calls received or sent in the queried period."""
-    max_concurrent_call: int | None = None
+    max_concurrent_call: api.Int64 | None = None
     """Maximum concurrent calls in the queried period."""
-    total_talk_duration: int | None = None
+    total_talk_duration: api.Int64 | None = None
     """Total time from answer to end of call."""
     trunk_type: str | None = None
     """Trunk type."""
@@ -323,7 +323,7 @@ class CallStatistics(msgspec.Struct, kw_only=True):
 class TrunkDidDodActivityList(msgspec.Struct, kw_only=True):
     """``trunk_did_dod_activity_list`` of ``call_report/list`` (manual line 14232)."""
 
-    time: int | None = None
+    time: api.Int64 | None = None
     """Time bucket of the report (hour of day, day of month or month of year)."""
     did_dod_list: list[DidDodList] = []
     """Trunk DID / DOD activity information."""
@@ -334,9 +334,9 @@ class DidDodList(msgspec.Struct, kw_only=True):
 
     dod: str | None = None
     """DOD (outbound caller) number."""
-    did: int | None = None
+    did: api.Int64 | None = None
     """DID number."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total number of calls."""
 
 
@@ -363,7 +363,7 @@ class IvrCallDetail(_IvrCallDetailFields, kw_only=True):
     """Key pressed during the call."""
     destination: str | None = None
     """Key-press destination."""
-    opr_duration: int | None = None
+    opr_duration: api.Int64 | None = None
     """Time from entering the IVR to leaving it."""
     reason_partya: str | None = None
     """Part a of the destination text."""
@@ -388,23 +388,23 @@ class IvrCallDetail(_IvrCallDetailFields, kw_only=True):
 class QueueAvgWaitTalkTimeList(msgspec.Struct, kw_only=True):
     """``queue_avg_wait_talk_time_list`` of ``call_report/list`` (manual line 14277)."""
 
-    time: int | None = None
+    time: api.Int64 | None = None
     """Time bucket of the report (hour of day, day of month or month of year)."""
-    avg_wait_time: int | None = None
+    avg_wait_time: api.Int64 | None = None
     """Average wait time of answered queue calls before an agent picked up."""
-    avg_talk_time: int | None = None
+    avg_talk_time: api.Int64 | None = None
     """Average talk time between agents and callers."""
-    all_call_avg_wait_time: int | None = None
+    all_call_avg_wait_time: api.Int64 | None = None
     """Average time all queue calls (answered and missed) waited in the queue."""
-    answered_calls: int | None = None
+    answered_calls: api.Int64 | None = None
     """Number of calls answered by agents."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total calls received by the queue."""
-    answered_waiting_time: int | None = None
+    answered_waiting_time: api.Int64 | None = None
     """Total wait time of answered calls."""
-    total_waiting_time: int | None = None
+    total_waiting_time: api.Int64 | None = None
     """Total wait time of all queue calls."""
-    total_talking_time: int | None = None
+    total_talking_time: api.Int64 | None = None
     """Total talk time of all answered queue calls."""
 
 
@@ -416,9 +416,9 @@ class QueuePerformanceList(_QueuePerformanceListFields, kw_only=True):
 
     detail: list[CallDetail] = []
     """Queue call detail list."""
-    total_ring_time: int | None = None
+    total_ring_time: api.Int64 | None = None
     """Total ringing time of all calls."""
-    average_server_time: int | None = None
+    average_server_time: api.Int64 | None = None
     """Average service time (the openapi/v2.0 name of average_handle_time)."""
 
 
@@ -434,17 +434,17 @@ class CallDetail(_IvrCallDetailFields, kw_only=True):
     """Agent name and number."""
     status: str | None = None
     """Call status."""
-    ring_duration: int | None = None
+    ring_duration: api.Int64 | None = None
     """Time from ringing to answer."""
-    talk_duration: int | None = None
+    talk_duration: api.Int64 | None = None
     """Time from answer to end of call."""
-    hold_duration: int | None = None
+    hold_duration: api.Int64 | None = None
     """Total hold time."""
     reason: str | None = None
     """Reason the call was not answered or ended."""
     process_result: str | None = None
     """Handling result of an abandoned or missed call."""
-    polling_attempts: int | None = None
+    polling_attempts: api.Int64 | None = None
     """Number of attempts to ring this agent."""
     process_ext: str | None = None
     """Extension number and name of the agent who handled the abandoned/missed call."""
@@ -478,47 +478,47 @@ class QueuePerformanceActivityList(_QueuePerformanceActivityListFields, kw_only=
     Also the fields of :class:`_QueuePerformanceActivityListFields`.
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Record number."""
-    time: int | None = None
+    time: api.Int64 | None = None
     """Time bucket of the report (hour of day, day of month or month of year)."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total number of calls in the queried period."""
-    sla_calls: int | None = None
+    sla_calls: api.Int64 | None = None
     """Number of calls answered within the SLA time."""
-    total_waiting_time: int | None = None
+    total_waiting_time: api.Int64 | None = None
     """Total wait time of all queue calls."""
-    average_hold_time: int | None = None
+    average_hold_time: api.Int64 | None = None
     """Average hold time of answered calls."""
     detail: list[CallDetail] = []
     """Queue call detail list."""
-    answered_waiting_time: int | None = None
+    answered_waiting_time: api.Int64 | None = None
     """Total wait time of answered calls."""
-    total_talk_time: int | None = None
+    total_talk_time: api.Int64 | None = None
     """Total time from answer to end of call."""
 
 
 class QueueCallbacksSummaryList(msgspec.Struct, kw_only=True):
     """``queue_callbacks_summary_list`` of ``call_report/list`` (manual line 14405)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Record number."""
     queue: str | None = None
     """Queue number."""
-    failed_callback: int | None = None
+    failed_callback: api.Int64 | None = None
     """Number of failed queue callbacks."""
-    succ_callback: int | None = None
+    succ_callback: api.Int64 | None = None
     """Number of successful queue callbacks."""
-    request_callback: int | None = None
+    request_callback: api.Int64 | None = None
     """Number of successful callback requests from callers."""
-    total_received: int | None = None
+    total_received: api.Int64 | None = None
     """Total calls received by the queue."""
 
 
 class QueueCallbacksActivityList(msgspec.Struct, kw_only=True):
     """``queue_callbacks_activity_list`` of ``call_report/list`` (manual line 14417)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Record number."""
     time: str | None = None
     """Time the caller entered the queue."""
@@ -528,7 +528,7 @@ class QueueCallbacksActivityList(msgspec.Struct, kw_only=True):
     """Time the system placed the callback."""
     call_back_number: str | None = None
     """Callback number registered by the caller."""
-    waiting_time: int | None = None
+    waiting_time: api.Int64 | None = None
     """Time from the caller's call to answering the callback."""
     callback_result: str | None = None
     """Callback result."""
@@ -563,16 +563,16 @@ class AgentList(msgspec.Struct, kw_only=True):
 class SatisfactionList(msgspec.Struct, kw_only=True):
     """``satisfaction_list`` of ``call_report/list`` (manual line 14454)."""
 
-    press_key: int | None = None
+    press_key: api.Int64 | None = None
     """Key pressed."""
-    total: int | None = None
+    total: api.Int64 | None = None
     """Number of key presses."""
 
 
 class QueueSatisfactionDetailList(msgspec.Struct, kw_only=True):
     """``queue_satisfaction_detail_list`` of ``call_report/list`` (manual line 14460)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Record number."""
     agent_num: str | None = None
     """Agent number."""
@@ -584,7 +584,7 @@ class QueueSatisfactionDetailList(msgspec.Struct, kw_only=True):
     """Caller number and name."""
     key: str | None = None
     """Key pressed by the caller."""
-    point: int | None = None
+    point: api.Int64 | None = None
     """Score of the key."""
 
 
@@ -599,7 +599,7 @@ class QueueAgentLoginTimeList(msgspec.Struct, kw_only=True):
     """Date and time the agent logged in to the queue."""
     logout: str | None = None
     """Date and time the agent logged out of the queue."""
-    total_login_time: int | None = None
+    total_login_time: api.Int64 | None = None
     """Time elapsed between login and logout."""
 
 
@@ -614,9 +614,9 @@ class QueueAgentPauseTimeList(msgspec.Struct, kw_only=True):
     """Date and time the agent paused receiving queue calls."""
     unpause: str | None = None
     """Date and time the agent resumed receiving queue calls."""
-    total_pause_time: int | None = None
+    total_pause_time: api.Int64 | None = None
     """Time elapsed between pause and unpause."""
-    total_pause: int | None = None
+    total_pause: api.Int64 | None = None
     """Total number of times the agent paused (changing the pause reason does not count)."""
 
 
@@ -629,7 +629,7 @@ class QueueAgentMissCallsList(msgspec.Struct, kw_only=True):
     """Agent number."""
     time: str | None = None
     """Date and time the caller entered the queue."""
-    total_wait_time: int | None = None
+    total_wait_time: api.Int64 | None = None
     """Time the caller waited in the queue."""
     src_name: str | None = None
     """Caller display name."""
@@ -638,9 +638,9 @@ class QueueAgentMissCallsList(msgspec.Struct, kw_only=True):
     queue_status: str | None = None
     """Final status of the missed call: whether another agent in the queue eventually answered
     it."""
-    polling_attempts: int | None = None
+    polling_attempts: api.Int64 | None = None
     """Number of attempts to ring this agent."""
-    calls: int | None = None
+    calls: api.Int64 | None = None
     """Missed call count; always 1 (each row is one missed call)."""
 
 
@@ -650,11 +650,11 @@ class QueueAgentPerformanceList(_QueuePerformanceListFields, kw_only=True):
     Also the fields of :class:`_QueuePerformanceListFields`.
     """
 
-    answered_waiting_time: int | None = None
+    answered_waiting_time: api.Int64 | None = None
     """Total wait time of answered calls."""
-    total_talking_time: int | None = None
+    total_talking_time: api.Int64 | None = None
     """Total talk time of all answered queue calls."""
-    total_waiting_time: int | None = None
+    total_waiting_time: api.Int64 | None = None
     """Total wait time of all queue calls."""
     detail: list[AgentPerformanceDetail] = []
     """Agent performance detail list."""
@@ -670,17 +670,17 @@ class AgentPerformanceDetail(_AgentPerformanceDetailFields, kw_only=True):
     """Agent name."""
     agent_number: str | None = None
     """Agent number."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total calls received by the agent."""
-    answered_calls: int | None = None
+    answered_calls: api.Int64 | None = None
     """Total calls answered by the agent."""
-    answered_waiting_time: int | None = None
+    answered_waiting_time: api.Int64 | None = None
     """Total wait time of answered calls."""
-    total_talking_time: int | None = None
+    total_talking_time: api.Int64 | None = None
     """Total talk time of all answered queue calls."""
     missed_call_rate: float | None = None
     """Unanswered calls as a percentage of all calls."""
-    missed_calls: int | None = None
+    missed_calls: api.Int64 | None = None
     """Total calls missed by the agent."""
     detail: list[CallDetail] = []
     """Agent call detail list."""
@@ -693,26 +693,26 @@ class QueueAgentInOutCallsList(msgspec.Struct, kw_only=True):
     """Agent name."""
     agent_num: str | None = None
     """Agent number."""
-    inbound_calls: int | None = None
+    inbound_calls: api.Int64 | None = None
     """Number of inbound calls answered by the agent."""
-    inbound_duration: int | None = None
+    inbound_duration: api.Int64 | None = None
     """Talk time of inbound calls answered by the agent."""
-    outbound_calls: int | None = None
+    outbound_calls: api.Int64 | None = None
     """Number of outbound calls made by the agent."""
-    outbound_duration: int | None = None
+    outbound_duration: api.Int64 | None = None
     """Talk time of the agent's outbound calls."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total inbound and outbound calls handled by the agent."""
-    total_duration: int | None = None
+    total_duration: api.Int64 | None = None
     """Total time spent on the agent's inbound and outbound calls."""
-    average_talk_duration: int | None = None
+    average_talk_duration: api.Int64 | None = None
     """Average talk time per call between callers and the agent."""
-    average_handle_duration: int | None = None
+    average_handle_duration: api.Int64 | None = None
     """Average time agents spent handling answered calls."""
-    average_waiting_duration: int | None = None
+    average_waiting_duration: api.Int64 | None = None
     """Average waiting duration (the manual's description here says 'number of calls answered by
     the agent', apparently a copy error)."""
-    average_hold_duration: int | None = None
+    average_hold_duration: api.Int64 | None = None
     """Average time calls waited in the queue for a free agent."""
 
 
@@ -723,9 +723,9 @@ class RingGroupStatisticsList(msgspec.Struct, kw_only=True):
     """Ring group name."""
     group_num: str | None = None
     """Ring group number."""
-    answered_calls: int | None = None
+    answered_calls: api.Int64 | None = None
     """Total calls answered."""
-    total_calls: int | None = None
+    total_calls: api.Int64 | None = None
     """Total calls received."""
     member_list: list[MemberList] = []
     """Ring group member statistics."""
@@ -738,7 +738,7 @@ class MemberList(msgspec.Struct, kw_only=True):
     """Extension name."""
     ext_num: str | None = None
     """Extension number."""
-    answered_calls: int | None = None
+    answered_calls: api.Int64 | None = None
     """Number of calls answered by the extension."""
 
 
@@ -748,11 +748,11 @@ class ExtCallBillingList(_ExtCallBillingListFields, kw_only=True):
     Also the fields of :class:`_ExtCallBillingListFields`.
     """
 
-    total_call: int | None = None
+    total_call: api.Int64 | None = None
     """Total outbound external calls to which this rate rule applies."""
-    total_talk_duration: int | None = None
+    total_talk_duration: api.Int64 | None = None
     """Total time from answer to end of call."""
-    average_talk_duration: int | None = None
+    average_talk_duration: api.Int64 | None = None
     """Average time from answer to end of call."""
 
 
@@ -766,7 +766,7 @@ class ExtCallBillingDetailsList(_ExtCallBillingListFields, kw_only=True):
     """Time the external call was placed."""
     call_to: str | None = None
     """Callee number."""
-    talk_duration: int | None = None
+    talk_duration: api.Int64 | None = None
     """Total time from answer to end of call."""
 
 
@@ -779,11 +779,11 @@ class UnreturnMissCallList(_UnreturnMissCallListFields, kw_only=True):
 
     id: str | None = None
     """ID of the row."""
-    ring_duration: int | None = None
+    ring_duration: api.Int64 | None = None
     """Seconds ringing."""
     call_to_type: str | None = None
     """Kind of callee, e.g. Queue."""
-    unreturn_status: int | None = None
+    unreturn_status: api.Int64 | None = None
     """Whether the call was returned."""
     miss_call_type: str | None = None
     """no_answer, busy or abandoned."""
@@ -814,7 +814,7 @@ class IvrReportDetail(_UnreturnMissCallListFields, kw_only=True):
     """Destination reached (Name<number>)."""
     destination_type: str | None = None
     """Kind of destination, e.g. Queue."""
-    opr_duration: int | None = None
+    opr_duration: api.Int64 | None = None
     """Seconds spent in the IVR."""
     ivr_num: str | None = None
     """IVR number."""
@@ -823,9 +823,9 @@ class IvrReportDetail(_UnreturnMissCallListFields, kw_only=True):
 class CallReportListResponse(ApiResponse, kw_only=True):
     """Answer of ``call_report/list`` (manual line 14062)."""
 
-    total_number: int | None = None
+    total_number: api.Int64 | None = None
     """Total number of report records."""
-    is_12hour: int | None = None
+    is_12hour: api.Int64 | None = None
     """Whether times use the 12-hour format."""
     ext_call_statistics_list: list[ExtCallStatisticsList] = msgspec.field(default_factory=list)
     """Extension call statistics report."""
@@ -902,7 +902,7 @@ class CallReportDetailResponse(ApiResponse, kw_only=True):
     https://help.yeastar.com/en/p-series-cloud-edition/developer-guide/query-call-report-detail.html).
     """
 
-    total_number: int | None = None
+    total_number: api.Int64 | None = None
     """Number of call details."""
     ivr_report_detail: list[IvrReportDetail] = msgspec.field(default_factory=list)
     """Call details of an IVR report."""

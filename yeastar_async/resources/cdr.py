@@ -82,7 +82,7 @@ class CdrFilters(TypedDict, total=False):
 class CDRDetails(msgspec.Struct, kw_only=True):
     """``CDR_Details`` of ``cdr/list``, ``cdr/search`` (manual line 13679)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Sequence number of the CDR."""
     time: str | None = None
     """Time the call was answered or placed."""
@@ -90,7 +90,7 @@ class CDRDetails(msgspec.Struct, kw_only=True):
     """Caller number and name."""
     call_to: str | None = None
     """Callee number and name."""
-    timestamp: int | None = None
+    timestamp: api.Int64 | None = None
     """Timestamp of the CDR time."""
     uid: str | None = None
     """Unique ID of the CDR."""
@@ -100,11 +100,11 @@ class CDRDetails(msgspec.Struct, kw_only=True):
     """Trunk the incoming call came in on."""
     dst_trunk: str | None = None
     """Trunk the outgoing call went out on."""
-    duration: int | None = None
+    duration: api.Int64 | None = None
     """Time from start of dialing to end of call."""
-    ring_duration: int | None = None
+    ring_duration: api.Int64 | None = None
     """Time from start of dialing until the call was answered."""
-    talk_duration: int | None = None
+    talk_duration: api.Int64 | None = None
     """Time from answer to end of call."""
     disposition: str | None = None
     """Call status (disposition)."""

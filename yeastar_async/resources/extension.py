@@ -210,7 +210,7 @@ class ExtensionOptions(TypedDict, total=False):
 class _ExtBasicinfoFields(msgspec.Struct, kw_only=True):
     """Fields shared by :class:`ExtBasicinfo`, :class:`ExtDetailInfo`."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the extension."""
     number: str | None = None
     """Extension number."""
@@ -241,7 +241,7 @@ class ExtBasicinfo(_ExtBasicinfoFields, kw_only=True):
 class OnlineStatus(msgspec.Struct, kw_only=True):
     """``Online_Status`` of ``extension/list``, ``extension/search`` (manual line 1597)."""
 
-    status: int | None = None
+    status: api.Int64 | None = None
     """Online status of the extension on this endpoint (except SIP endpoints)."""
     ext_dev_type: str | None = None
     """Type of the online endpoint."""
@@ -252,7 +252,7 @@ class OnlineStatus(msgspec.Struct, kw_only=True):
 class StatusList(msgspec.Struct, kw_only=True):
     """``Status_List`` of ``extension/list``, ``extension/search`` (manual line 1606)."""
 
-    status: int | None = None
+    status: api.Int64 | None = None
     """Online status of the extension on the SIP endpoint."""
     ip: str | None = None
     """IP address and SIP port of the SIP endpoint."""
@@ -274,7 +274,7 @@ class ExtDetailInfo(_ExtBasicinfoFields, kw_only=True):
     """Last name."""
     organization_list: list[OrganizationInfo] = []
     """Departments the extension belongs to."""
-    role_id: int | None = None
+    role_id: api.Int64 | None = None
     """Unique ID of the extension user's role."""
     title: str | None = None
     """Job title of the extension user."""
@@ -284,7 +284,7 @@ class ExtDetailInfo(_ExtBasicinfoFields, kw_only=True):
     """Authentication (registration) name."""
     reg_password: str | None = None
     """Registration password."""
-    concurrent_registrations: int | None = None
+    concurrent_registrations: api.Int64 | None = None
     """Number of concurrent SIP endpoint registrations."""
     presence_status: str | None = None
     """Current presence status of the extension."""
@@ -292,9 +292,9 @@ class ExtDetailInfo(_ExtBasicinfoFields, kw_only=True):
     """Presence status settings."""
     agent_id: str | None = None
     """Agent ID announced to callers when the extension answers a queue call as an agent."""
-    enb_vm: int | None = None
+    enb_vm: api.Int64 | None = None
     """Whether voicemail is enabled."""
-    enb_vm_pin: int | None = None
+    enb_vm_pin: api.Int64 | None = None
     """Whether voicemail PIN authentication is enabled."""
     vm_pin: str | None = None
     """PIN for accessing voicemail."""
@@ -302,40 +302,40 @@ class ExtDetailInfo(_ExtBasicinfoFields, kw_only=True):
     """Whether and how to notify the extension of new voicemail."""
     vm_after_notification: str | None = None
     """What to do with voicemail after the notification email is sent."""
-    enb_all_reject_mode_for_endpoints: int | None = None
+    enb_all_reject_mode_for_endpoints: api.Int64 | None = None
     """Whether the other endpoints stop ringing after a call is rejected on one of the
     extension's endpoints."""
     dtmf_mode: str | None = None
     """DTMF mode."""
     transport: str | None = None
     """Transport protocol."""
-    enb_qualify: int | None = None
+    enb_qualify: api.Int64 | None = None
     """Whether Qualify is enabled."""
-    enb_t38_support: int | None = None
+    enb_t38_support: api.Int64 | None = None
     """Whether T.38 support is enabled."""
-    enb_nat: int | None = None
+    enb_nat: api.Int64 | None = None
     """Whether NAT is enabled."""
-    enb_srtp: int | None = None
+    enb_srtp: api.Int64 | None = None
     """Whether voice encryption (SRTP) is enabled."""
-    allow_reg_remotely: int | None = None
+    allow_reg_remotely: api.Int64 | None = None
     """Whether remote registration is allowed."""
-    disable_outb_call: int | None = None
+    disable_outb_call: api.Int64 | None = None
     """Whether outbound (external) calls are blocked."""
-    disable_outb_call_outside_business_hours: int | None = None
+    disable_outb_call_outside_business_hours: api.Int64 | None = None
     """Whether outbound calls outside business hours are blocked."""
-    disable_international_call: int | None = None
+    disable_international_call: api.Int64 | None = None
     """Whether international calls are blocked."""
-    outbound_route_permission: list[int] = []
+    outbound_route_permission: list[api.Int64] = []
     """Unique IDs of the outbound routes the extension may use."""
-    enb_mobile_client: int | None = None
+    enb_mobile_client: api.Int64 | None = None
     """Whether Linkus Mobile client is enabled."""
-    enb_web_client: int | None = None
+    enb_web_client: api.Int64 | None = None
     """Whether Linkus Web client is enabled."""
-    enb_desktop_client: int | None = None
+    enb_desktop_client: api.Int64 | None = None
     """Whether Linkus Desktop client is enabled."""
-    enb_pad_client: int | None = None
+    enb_pad_client: api.Int64 | None = None
     """Whether Linkus Pad (SDK) client is enabled."""
-    enb_internal_client: int | None = None
+    enb_internal_client: api.Int64 | None = None
     """Whether Linkus calling is enabled."""
     linkus_mobile_codec: str | None = None
     """Codec for the Linkus Mobile client."""
@@ -350,7 +350,7 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
 
     status: str | None = None
     """Extension presence status."""
-    enb_in_always_forward: int | None = None
+    enb_in_always_forward: api.Int64 | None = None
     """Whether to forward all internal calls to a destination (always forward)."""
     in_always_forward_dest: str | None = None
     """Destination type for always-forwarding internal calls."""
@@ -361,7 +361,7 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
     """Destination for always-forwarding internal calls."""
     in_always_forward_num: str | None = None
     """External number when the internal always-forward destination is external_num."""
-    enb_in_no_answer_forward: int | None = None
+    enb_in_no_answer_forward: api.Int64 | None = None
     """Whether to forward internal calls when the extension does not answer (no-answer forward)."""
     in_no_answer_forward_dest: str | None = None
     """Destination type for no-answer forwarding of internal calls."""
@@ -372,7 +372,7 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
     """Destination for no-answer forwarding of internal calls."""
     in_no_answer_forward_num: str | None = None
     """External number when the internal no-answer forward destination is external_num."""
-    enb_in_busy_forward: int | None = None
+    enb_in_busy_forward: api.Int64 | None = None
     """Whether to forward internal calls when the extension is busy (busy forward)."""
     in_busy_forward_dest: str | None = None
     """Destination type for busy forwarding of internal calls."""
@@ -383,7 +383,7 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
     """Destination for busy forwarding of internal calls."""
     in_busy_forward_num: str | None = None
     """External number when the internal busy forward destination is external_num."""
-    enb_ex_always_forward: int | None = None
+    enb_ex_always_forward: api.Int64 | None = None
     """Whether to forward all external calls to a destination (always forward)."""
     ex_always_forward_dest: str | None = None
     """Destination type for always-forwarding external calls."""
@@ -394,7 +394,7 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
     """Destination for always-forwarding external calls."""
     ex_always_forward_num: str | None = None
     """External number when the external always-forward destination is external_num."""
-    enb_ex_no_answer_forward: int | None = None
+    enb_ex_no_answer_forward: api.Int64 | None = None
     """Whether to forward external calls when the extension does not answer (no-answer forward)."""
     ex_no_answer_forward_dest: str | None = None
     """Destination type for no-answer forwarding of external calls."""
@@ -405,7 +405,7 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
     """Destination for no-answer forwarding of external calls."""
     ex_no_answer_forward_num: str | None = None
     """External number when the external no-answer forward destination is external_num."""
-    enb_ex_busy_forward: int | None = None
+    enb_ex_busy_forward: api.Int64 | None = None
     """Whether to forward external calls when the extension is busy (busy forward)."""
     ex_busy_forward_dest: str | None = None
     """Destination type for busy forwarding of external calls."""
@@ -416,9 +416,9 @@ class PresenceSetting(msgspec.Struct, kw_only=True):
     """Destination for busy forwarding of external calls."""
     ex_busy_forward_num: str | None = None
     """External number when the external busy forward destination is external_num."""
-    ring_timeout: int | None = None
+    ring_timeout: api.Int64 | None = None
     """Ring timeout for incoming calls."""
-    enb_ring_mobile: int | None = None
+    enb_ring_mobile: api.Int64 | None = None
     """Whether the mobile number rings simultaneously when the extension rings."""
     mobile_prefix: str | None = None
     """Dial prefix for the "ring mobile simultaneously" feature."""

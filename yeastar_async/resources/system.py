@@ -51,7 +51,7 @@ class DeviceInfo(msgspec.Struct, kw_only=True):
     """Firmware version."""
     system_time: str | None = None
     """System time."""
-    up_time: int | None = None
+    up_time: api.Int64 | None = None
     """System uptime."""
     hardware_version: str | None = None
     """Hardware version."""
@@ -59,20 +59,20 @@ class DeviceInfo(msgspec.Struct, kw_only=True):
     """Date display format of the system time, e.g. YYYY/MM/DD (current firmware)."""
     system_time_format: str | None = None
     """Time display format of the system time, e.g. hh:mm:ss (current firmware)."""
-    timestamp: int | None = None
+    timestamp: api.Int64 | None = None
     """Timestamp of the current system time, in seconds (current firmware)."""
 
 
 class DeviceCapacity(msgspec.Struct, kw_only=True):
     """``Device_Capacity`` of ``system/capacity`` (manual line 1346)."""
 
-    extension_capacity: int | None = None
+    extension_capacity: api.Int64 | None = None
     """Maximum number of extensions."""
-    extension_used: int | None = None
+    extension_used: api.Int64 | None = None
     """Number of extensions in use."""
-    cc_capacity: int | None = None
+    cc_capacity: api.Int64 | None = None
     """Maximum number of concurrent calls."""
-    cc_used: int | None = None
+    cc_used: api.Int64 | None = None
     """Number of concurrent calls in use."""
 
 

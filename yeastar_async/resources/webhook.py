@@ -42,15 +42,15 @@ class WebhookSetting(msgspec.Struct, kw_only=True):
     https://help.yeastar.com/en/p-series-software-edition/developer-guide/query-webhook-event-push-settings.html).
     """
 
-    enb_webhook_event_push: int | None = None
+    enb_webhook_event_push: api.Int64 | None = None
     """Whether Webhook event push is enabled (0 disabled, 1 enabled)."""
     webhook_event_push_list: list[WebhookEntry] = []
     """The Webhook entries (up to 5)."""
-    webhook_event_push_timeout: int | None = None
+    webhook_event_push_timeout: api.Int64 | None = None
     """Seconds the PBX waits for the receiver's HTTP answer."""
-    webhook_event_push_retry_count: int | None = None
+    webhook_event_push_retry_count: api.Int64 | None = None
     """Retries of a delivery that failed or got no successful answer."""
-    webhook_event_ids: list[int] = []
+    webhook_event_ids: list[api.Int64] = []
     """The event IDs this PBX can push by Webhook."""
 
 
@@ -65,7 +65,7 @@ class WebhookEntry(msgspec.Struct, kw_only=True):
     """Key of the HMAC-SHA256 signature (X-Signature) of each delivery."""
     request_method: str | None = None
     """HTTP method of the deliveries."""
-    event_ids: list[int] = []
+    event_ids: list[api.Int64] = []
     """Subscribed event IDs; [0] means every supported event."""
 
     def __repr__(self) -> str:
