@@ -291,10 +291,10 @@ async def test_unknown_events_reach_only_handlers_of_unclassed_topics() -> None:
     async def record(event: Any) -> None:
         got.append(event)
 
-    d.add_handler(30029, record)
+    d.add_handler(39029, record)
     d.add_handler(30011, record)
     task = await run_consumer(d)
-    newer = UnknownEvent(type=30029, msg={"x": 1}, raw="{}", reason="unknown topic")
+    newer = UnknownEvent(type=39029, msg={"x": 1}, raw="{}", reason="unknown topic")
     broken = UnknownEvent(type=30011, msg="?", raw="{}", reason="bad msg")
     await d.publish(newer)
     await d.publish(broken)  # a CallStatusChanged handler must never get an untyped payload

@@ -30,6 +30,30 @@ def _local_imports() -> set[str]:
     return {n for n in names if (ROOT / n).is_dir() or (ROOT / f"{n}.py").is_file()}
 
 
+def _named_paths() -> set[str]:
+    """First components of the paths the tests build from the checkout's root: ``ROOT / "x"``
+    (read, run or put on ``sys.path``) and ``parents[1] / "x"``."""
+    names: set[str] = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)):
+                continue
+            left, right = node.left, node.right
+            rooted = (isinstance(left, ast.Name) and left.id == "ROOT") or (
+                isinstance(left, ast.Subscript) and ast.unparse(left).endswith("parents[1]")
+            )
+            if rooted and isinstance(right, ast.Constant) and isinstance(right.value, str):
+                names.add(right.value.split("/")[0])
+    return {n for n in names if (ROOT / n).exists()}
+
+
+def test_the_sdist_includes_every_folder_the_tests_name() -> None:
+    # tools/ and catalog/ were missing: the catalog tests failed in an unpacked sdist.
+    needed = _named_paths() - {"pyproject.toml"}  # every sdist has it
+    assert {"tools", "catalog", "README.md"} <= needed
+    assert needed <= set(SDIST_INCLUDE), needed - set(SDIST_INCLUDE)
+
+
 def test_the_sdist_includes_every_local_package_the_tests_import() -> None:
     needed = _local_imports()
     assert "bench" in needed  # tests/test_bench_smoke.py
@@ -55,5 +79,12 @@ def test_a_built_sdist_has_them(tmp_path: Path) -> None:
     built = next(iter(sdist.SdistBuilder(str(ROOT)).build(directory=str(tmp_path))))
     with tarfile.open(built) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    for required in ("LICENSE", "bench/__init__.py", "tests/test_bench_smoke.py", "README.md"):
+    for required in (
+        "LICENSE",
+        "bench/__init__.py",
+        "tests/test_bench_smoke.py",
+        "README.md",
+        "tools/catalog_files.py",
+        "catalog/p_series_current.json",
+    ):
         assert required in names

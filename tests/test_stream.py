@@ -359,19 +359,19 @@ async def test_a_slow_handler_does_not_stall_heartbeats() -> None:
 
 async def test_malformed_frames_are_skipped(pbx: FakePBX, caplog: pytest.LogCaptureFixture) -> None:
     async with Harness(pbx) as h:
-        h.record(Connected, CallStatusChanged, 30029)
+        h.record(Connected, CallStatusChanged, 39029)
         h.listen()
         await h.next(Connected)
         await pbx.push_raw("this is not json")
         await pbx.push_raw('{"no_type": true}')
         await pbx.push_raw("[1, 2, 3]")
         await pbx.push_raw('{"type": 30011, "sn": "x", "msg": "{broken"}')  # known topic
-        await pbx.push_raw('{"type": 30029, "msg": "{\\"agent\\": \\"1000\\"}"}')  # newer topic
+        await pbx.push_raw('{"type": 39029, "msg": "{\\"agent\\": \\"1000\\"}"}')  # newer topic
         await emit_calls(pbx, "ok")
         newer = await h.next(UnknownEvent)
-        assert newer.type == 30029
+        assert newer.type == 39029
         assert newer.msg == {"agent": "1000"}
-        assert newer.raw == '{"type": 30029, "msg": "{\\"agent\\": \\"1000\\"}"}'  # text, as sent
+        assert newer.raw == '{"type": 39029, "msg": "{\\"agent\\": \\"1000\\"}"}'  # text, as sent
         assert (await h.next(CallStatusChanged)).msg.call_id == "ok"
         stats = h.stream.stats
         assert stats.malformed_frames == 3

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build ``yeastar_async/testing/catalog.json`` (the FakePBX's endpoint table) from the spec.
 
-The fake PBX ships inside the package and cannot read ``../shared/spec`` at run time, so this
-script distils what it needs from the catalog into one small JSON file:
+The fake PBX ships inside the package and cannot read the repository's ``catalog/`` at run
+time, so this script distils what it needs from the catalog into one small JSON file:
 
 * per endpoint: method, whether it needs a token, the parameters the manual requires on *every*
   call (conditional ones are left out), pagination/download flags, the top-level response keys,
@@ -30,8 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import catalog_files
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "spec"
+DEFAULT_SPEC = ROOT / "catalog"
 DEFAULT_OUT = ROOT / "yeastar_async" / "testing" / "catalog.json"
 
 _CLOSERS = {"{": "}", "[": "]"}
@@ -186,35 +188,46 @@ def required_every_call(endpoint: dict[str, Any]) -> list[str]:
     return names
 
 
+def _endpoint(ep: dict[str, Any]) -> dict[str, Any]:
+    examples = []
+    for ex in ep["examples"]:
+        body, source = parse_example(ex.get("response") or "")
+        if body is None or body.get("errcode") != 0:
+            body, source = minimal_body(ep), "minimal"
+        examples.append(
+            {"match": request_params(ex.get("request") or ""), "source": source, "body": body}
+        )
+    if not examples:
+        examples.append({"match": {}, "source": "minimal", "body": minimal_body(ep)})
+    return {
+        "method": ep["method"],
+        "auth": ep["auth"],
+        "required": required_every_call(ep),
+        "params": [p["name"] for p in ep["params"]],
+        "paginated": ep["paginated"],
+        "download": ep["returns_download_url"],
+        "response_keys": [f["name"] for f in ep["response"]["fields"]],
+        "manual_line": ep["manual_line"],
+        "source_url": ep.get("source_url"),
+        "firmware": ep.get("firmware") or {},
+        "examples": examples,
+    }
+
+
 def build(spec: Path) -> dict[str, Any]:
     """The catalog document the FakePBX loads."""
-    endpoints = json.loads((spec / "p_series_endpoints.json").read_text())
+    endpoints = catalog_files.endpoints(spec)
     errors = json.loads((spec / "p_series_errors.json").read_text())
     topics = json.loads((spec / "p_series_events.json").read_text())
 
-    out_endpoints: dict[str, Any] = {}
-    for ep in endpoints:
-        examples = []
-        for ex in ep["examples"]:
-            body, source = parse_example(ex.get("response") or "")
-            if body is None or body.get("errcode") != 0:
-                body, source = minimal_body(ep), "minimal"
-            examples.append(
-                {"match": request_params(ex.get("request") or ""), "source": source, "body": body}
-            )
-        if not examples:
-            examples.append({"match": {}, "source": "minimal", "body": minimal_body(ep)})
-        out_endpoints[ep["id"]] = {
-            "method": ep["method"],
-            "auth": ep["auth"],
-            "required": required_every_call(ep),
-            "params": [p["name"] for p in ep["params"]],
-            "paginated": ep["paginated"],
-            "download": ep["returns_download_url"],
-            "response_keys": [f["name"] for f in ep["response"]["fields"]],
-            "manual_line": ep["manual_line"],
-            "examples": examples,
-        }
+    v2 = catalog_files.v2_endpoints(spec)
+    only_v2 = {e["id"] for e in v2}
+    out_endpoints = {
+        ep["id"]: _endpoint(ep)
+        for ep in endpoints
+        if not (ep.get("api_version") == "2.0" and ep["id"] in only_v2)
+    }
+    out_v2 = {ep["id"]: _endpoint(ep) for ep in v2}
 
     out_errors = {str(e["code"]): e["message"] for e in errors}
     out_events: dict[str, Any] = {}
@@ -229,8 +242,10 @@ def build(spec: Path) -> dict[str, Any]:
         }
     return {
         "generated_by": "tools/build_fake_catalog.py",
-        "source": "Yeastar P-Series Software Edition developer manual V1.0 (2024-04-22)",
+        "source": "Yeastar P-Series Software Edition developer manual V1.0 (2024-04-22) and the "
+        "vendor's current developer pages (catalog/p_series_current.json)",
         "endpoints": out_endpoints,
+        "endpoints_v2": out_v2,
         "errors": out_errors,
         "events": out_events,
     }

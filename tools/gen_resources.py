@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate ``yeastar_async/resources/<group>.py`` from the endpoint catalog.
 
-The catalog (``../shared/spec/p_series_endpoints.json``, extracted from the vendor manual) lists
+The catalog (``catalog/p_series_endpoints.json`` in this repository, extracted from the vendor
+manual, plus the entries of ``catalog/p_series_current.json`` from the vendor's current pages) lists
 every endpoint with its parameters, nested request tables, response fields, manual lines and the
 quirks where the manual contradicts itself. This script turns it into thin declarations over
 ``resources/_base.py``; what the catalog cannot say by itself (conditional requirements written
@@ -10,7 +11,7 @@ in the ``OVERRIDES`` tables below, each with the reason.
 
 Usage (from the repository root)::
 
-    .venv/bin/python tools/gen_resources.py [--catalog PATH]
+    .venv/bin/python tools/gen_resources.py [--catalog DIR]
 
 It then runs ``ruff format`` and ``ruff check --fix`` (imports) over what it wrote.
 
@@ -35,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import catalog_files
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CATALOG = ROOT.parent / "shared" / "spec" / "p_series_endpoints.json"
 OUT = ROOT / "yeastar_async" / "resources"
 
 AUTH_ENDPOINTS = {"get_token", "refresh_token", "del_token"}
@@ -222,6 +224,69 @@ RENAME_TYPES = {
     "queue_call_detail": "CallDetail",
 }
 
+#: Endpoints current firmware answers at ``openapi/v2.0`` (``resources/_profile.py`` routes
+#: them): endpoint -> (v2.0 answer, v2.0 item type or None). ``v2.`` names are the hand-written
+#: rows of another shape (``resources/_v2.py``); the others are declared here as a subclass of
+#: the v1.0 answer (same shape, ``api_version`` "2.0").
+V2_ANSWERS: dict[str, tuple[str, str | None]] = {
+    "cdr/list": ("v2.CdrPageV2", "v2.CdrV2"),
+    # merge_history=True answers both versions' rows at once (resources/_history.py).
+    "cdr/search": ("v2.CdrPageV2 | v2.CdrHistory", "v2.CdrV2"),
+    "call_report/list": ("CallReportListResponseV2", None),
+    "call_report/detail": ("CallReportDetailResponseV2", None),
+}
+#: Endpoints only at ``openapi/v2.0`` -> their answer (from ``resources/_v2.py``).
+V2_ONLY_ANSWERS = {"cdr/detail": "v2.CdrDetailResponse"}
+#: Where each versioned endpoint moved (resources/_profile.py, _firmware.py FEATURES).
+V2_FIRMWARE = {
+    "cdr": "83.23.0.123 (Software), 37.23.0.123 (Appliance), 84.23.0.123 (Cloud)",
+    "call_report": "83.21.0.117 (Software), 37.21.0.117 (Appliance), 84.21.0.117 (Cloud)",
+}
+#: Parameters the client handles itself (never sent): endpoint -> [(name, type, doc)].
+LOCAL_PARAMS: dict[str, list[tuple[str, str, str]]] = {
+    "cdr/search": [
+        (
+            "merge_history",
+            "bool = False",
+            "Where the PBX serves CDRs at openapi/v2.0, also query openapi/v1.0 (the history "
+            "from before the upgrade) and return both in one CdrHistory (v1.0 rows first; "
+            "every v2.0 page is fetched). Filters must be ones both versions take.",
+        )
+    ],
+}
+
+#: Structs holding a secret the PBX hands out (the webhook signing key, an extension's
+#: password): their repr shows ``***`` instead. (group, class) -> fields.
+SECRET_FIELDS = {
+    ("webhook", "WebhookEntry"): ("secret",),
+    ("webhook", "WebhookEntryParam"): ("secret",),
+    ("extension", "ExtensionGetpasswordResponse"): ("password",),
+}
+
+
+def mask_secrets(group: str, text: str) -> str:
+    """Give each :data:`SECRET_FIELDS` class of the module a ``__repr__`` that masks them."""
+    lines = text.split("\n")
+    for (owner, name), fields in SECRET_FIELDS.items():
+        if owner != group:
+            continue
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"class {name}("))
+        # The class body ends before the next line at column 0 (blank lines excluded).
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i] and not lines[i][0].isspace()),
+            len(lines),
+        )
+        while not lines[end - 1].strip():
+            end -= 1
+        method = [
+            "",
+            "    def __repr__(self) -> str:",
+            f"        return api.masked_repr(self, {json.dumps(list(fields))})",
+        ]
+        lines[end:end] = method
+    return "\n".join(lines)
+
+
 #: Names of dedicated response classes where the default would mislead.
 RESPONSE_CLASS_NAMES = {"call/dial": "CallIdResponse"}
 
@@ -343,6 +408,8 @@ CLASS_DOCUMENTED = ("id", "ids")
 TIME_PARAMS = {
     "start_time": "datetime",
     "end_time": "datetime",
+    "detail_time_begin": "datetime",
+    "detail_time_end": "datetime",
     "alarm_time": "time",
 }
 #: call_report's ``time`` is a date (hourly report of one day; see its docstring).
@@ -407,6 +474,27 @@ OBJECT = re.compile(r"^Object<(.+)>$")
 PROSE_RULE = re.compile(
     r"(?:在|当)\s*([a-z_]+)\s*(?:设置为|取值为|为)\s*([a-z_0-9]+)\s*时[^。]*必填"
 )
+
+
+def cite(line: int | None, url: str | None = None) -> str:
+    """Where a declaration comes from: ``manual line N``, or the current vendor page's URL."""
+    return f"manual line {line}" if line is not None else f"source: {url}"
+
+
+def ref(item: dict[str, Any]) -> int | str:
+    """The ``line`` argument of a one-line declaration: the manual line, else the page URL."""
+    line = item.get("manual_line")
+    return int(line) if line is not None else str(item["source_url"])
+
+
+def _order(where: int | str) -> tuple[int, int | str]:
+    # Manual tables first, by line; then tables of the current pages.
+    return (0, where) if isinstance(where, int) else (1, where)
+
+
+def cite_ref(where: int | str) -> str:
+    """:func:`cite` of a :func:`ref` value."""
+    return f"manual line {where}" if isinstance(where, int) else f"source: {where}"
 
 
 def camel(name: str) -> str:
@@ -533,7 +621,7 @@ class NestedType:
 
     table: str
     name: str
-    first_line: int
+    first_line: int | str  # the manual line, or the URL of the current page
     endpoints: list[str] = field(default_factory=list)
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # manual name -> info
 
@@ -595,6 +683,7 @@ class Module:
     imports_external: set[str] = field(default_factory=set)
     uses_msgspec: bool = False
     uses_api_response: bool = False
+    uses_v2: bool = False
     aliases: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)
     alias_names: set[str] = field(default_factory=set)
     response_types: dict[str, NestedType] = field(default_factory=dict)
@@ -623,8 +712,10 @@ class Module:
 
 
 class Generator:
-    def __init__(self, catalog: list[dict[str, Any]]) -> None:
+    def __init__(self, catalog: list[dict[str, Any]], v2: Iterable[dict[str, Any]] = ()) -> None:
         self.catalog = [e for e in catalog if e["id"] not in AUTH_ENDPOINTS]
+        #: The openapi/v2.0 entries of endpoints the manual has, by id (their extra parameters).
+        self.v2 = {e["id"]: e for e in v2}
         groups: dict[str, list[dict[str, Any]]] = {}
         for ep in self.catalog:
             groups.setdefault(ep["id"].split("/", 1)[0], []).append(ep)
@@ -659,11 +750,13 @@ class Generator:
 
         tables: dict[str, NestedType] = {}
         for ep in mod.endpoints:
+            if ep["id"] in V2_ONLY_ANSWERS:
+                continue  # answered with the hand-written rows of resources/_v2.py
             for table, fields in ep["response"].get("nested", {}).items():
                 if (mod.group, table) in EXTERNAL_TYPES:
                     continue
                 key = find(canon(mod.group, table))
-                nt = tables.setdefault(key, NestedType(key, camel(key), fields[0]["manual_line"]))
+                nt = tables.setdefault(key, NestedType(key, camel(key), ref(fields[0])))
                 if ep["id"] not in nt.endpoints:
                     nt.endpoints.append(ep["id"])
                 for f in fields:
@@ -674,7 +767,7 @@ class Generator:
                             {
                                 "types": [],
                                 "desc": f["desc_en"],
-                                "line": f["manual_line"],
+                                "line": ref(f),
                                 "template": template,
                             },
                         )
@@ -700,7 +793,7 @@ class Generator:
                         and (mod.group, m.group(1)) not in EXTERNAL_TYPES
                     }
                     if len(refs) > 1:
-                        keep, *others = sorted(refs, key=lambda r: tables[r].first_line)
+                        keep, *others = sorted(refs, key=lambda r: _order(tables[r].first_line))
                         for other in others:
                             alias[other] = keep
                             merged = tables.pop(other)
@@ -743,7 +836,9 @@ class Generator:
             if t == "String":
                 scalars.append("str")
             elif t == "Integer":
-                scalars.append("int")
+                # Bounded: an answer's integer beyond int64 is a decode error (issue 11, point 8).
+                mod.imports_base.add("Int64")
+                scalars.append("Int64")
             elif t == "number":
                 scalars.append("float")
             elif t == "Object":
@@ -752,7 +847,9 @@ class Generator:
             elif m := ARRAY.match(t):
                 inner = m.group(1)
                 if inner in ("String", "Integer"):
-                    lists.append({"String": "str", "Integer": "int"}[inner])
+                    if inner == "Integer":
+                        mod.imports_base.add("Int64")
+                    lists.append({"String": "str", "Integer": "Int64"}[inner])
                 else:
                     lists.append(self.ref_name(mod, inner))
             elif m := OBJECT.match(t):
@@ -789,7 +886,7 @@ class Generator:
         }
         parent = base.name if base else "msgspec.Struct"
         lines = [f"class {nt.name}({parent}, kw_only=True):"]
-        title = title or f"``{nt.table}`` of {where} (manual line {nt.first_line})."
+        title = title or f"``{nt.table}`` of {where} ({cite_ref(nt.first_line)})."
         doc = wrap(title, "    ", '"""', hang=False)
         if base:
             doc.append("")
@@ -967,7 +1064,7 @@ class Generator:
         name = RESPONSE_CLASS_NAMES.get(ep["id"]) or f"{camel(mod.group)}{camel(action)}Response"
         mod.response_class_keys[key] = name
         parent = "ApiResponse"
-        title = f"Answer of ``{ep['id']}`` (manual line {ep['manual_line']})"
+        title = f"Answer of ``{ep['id']}`` ({cite(ep['manual_line'], ep.get('source_url'))})"
         if shape.get("total_number") == "Integer" and ARRAY.match(shape.get("data", "")):
             # A page (data, total_number) and more: declared as such, with only the rest.
             mod.imports_base.add("PageResponse")
@@ -997,7 +1094,7 @@ class Generator:
             for original, fields in ep["nested_request_types"].items():
                 table = canon(mod.group, original)
                 nt = tables.setdefault(
-                    table, NestedType(table, camel(table) + "Param", fields[0]["manual_line"])
+                    table, NestedType(table, camel(table) + "Param", ref(fields[0]))
                 )
                 if ep["id"] not in nt.endpoints:
                     nt.endpoints.append(ep["id"])
@@ -1105,7 +1202,7 @@ class Generator:
         where = ", ".join(f"``{e}``" for e in nt.endpoints)
         lines = [f"class {nt.name}(RequestModel, kw_only=True):"]
         doc = wrap(
-            f"``{nt.table}`` parameter of {where} (manual line {nt.first_line}).",
+            f"``{nt.table}`` parameter of {where} ({cite_ref(nt.first_line)}).",
             "    ",
             '"""',
             hang=False,
@@ -1215,7 +1312,7 @@ class Generator:
         for p in params:
             if p["required"] or (ep["id"], p["name"]) in SKIP_PARSED_RULES:
                 continue
-            for trigger, value in PROSE_RULE.findall(p["desc_zh"]):
+            for trigger, value in PROSE_RULE.findall(p.get("desc_zh") or ""):
                 if trigger in names and trigger != p["name"]:
                     parsed.setdefault((trigger, value), []).append(p["name"])
                     conditional.add(p["name"])
@@ -1229,12 +1326,50 @@ class Generator:
             conditional.update(re.findall(r'"(\w+)"', expr.split("when=")[0]))
         return list(dict.fromkeys(rules)), conditional
 
+    def v2_params(self, ep: dict[str, Any]) -> list[dict[str, Any]]:
+        """Parameters only the endpoint's openapi/v2.0 form takes (documented as such)."""
+        v2 = self.v2.get(ep["id"])
+        if v2 is None or ep.get("api_version") == "2.0":
+            return []
+        own = {p["name"] for p in ep["params"]}
+        return [
+            {**p, "desc_en": f"{p['desc_en'].rstrip('.')}. openapi/v2.0 only."}
+            for p in v2["params"]
+            if p["name"] not in own and not p.get("v1_name")
+        ]
+
+    def v2_answer(
+        self, mod: Module, ep: dict[str, Any], ret: str, item_type: str | None
+    ) -> tuple[str, str | None]:
+        """The union of the v1.0 and v2.0 answers (and items) of a versioned endpoint."""
+        v2_ret, v2_item = V2_ANSWERS[ep["id"]]
+        if v2_ret.startswith("v2."):
+            mod.uses_v2 = True
+        else:
+            mod.imports_typing.add("ClassVar")
+            title = (
+                f"Answer of ``{ep['id']}`` at openapi/v2.0: the shape of :class:`{ret}` "
+                '(``api_version`` is ``"2.0"``).'
+            )
+            lines = [f"class {v2_ret}({ret}, kw_only=True):"]
+            lines += [*close_docstring(wrap(title, "    ", '"""', hang=False)), ""]
+            lines.append('    api_version: ClassVar[str] = "2.0"')
+            mod.response_classes.append((v2_ret, ep["id"], lines))
+        union_item = f"{item_type} | {v2_item}" if item_type and v2_item else item_type
+        return f"{ret} | {v2_ret}", union_item
+
     def plan_endpoint(self, mod: Module, ep: dict[str, Any]) -> EndpointPlan:
         """Parameters (typed and documented), rules and response of one endpoint."""
-        params = self.params_of(ep)
+        params = self.params_of(ep) + self.v2_params(ep)
         assert all(p["name"] != "timeout" for p in params), ep["id"]
         rules, conditional = self.rules_of(ep, params)
-        ret, items_field, item_type = self.response_of(mod, ep)
+        if ep["id"] in V2_ONLY_ANSWERS:
+            mod.uses_v2 = True
+            ret, items_field, item_type = V2_ONLY_ANSWERS[ep["id"]], None, None
+        else:
+            ret, items_field, item_type = self.response_of(mod, ep)
+        if ep["id"] in V2_ANSWERS:
+            ret, item_type = self.v2_answer(mod, ep, ret, item_type)
         plan = EndpointPlan(ep, rules, ret, items_field, item_type)
         for p in params:
             typ, join = self.param_type(mod, ep, p)
@@ -1394,7 +1529,7 @@ class Generator:
         mod.imports_base.add(factory)
         action = ep["id"].split("/", 1)[1]
         title = (ep.get("title_en") or ep["id"]).rstrip(".") + "."
-        args = [plan.ret, json.dumps(title), str(ep["manual_line"])]
+        args = [plan.ret, json.dumps(title), json.dumps(ref(ep))]
         for p in plan.params:
             if p.py in CLASS_DOCUMENTED and mod.class_docs.setdefault(p.py, p.doc) == p.doc:
                 continue
@@ -1439,7 +1574,7 @@ class Generator:
         factory, types = key
         action = plan.ep["id"].split("/", 1)[1]
         title = (plan.ep.get("title_en") or plan.ep["id"]).rstrip(".") + "."
-        args = f"{json.dumps(title)}, {plan.ep['manual_line']}"
+        args = f"{json.dumps(title)}, {json.dumps(ref(plan.ep))}"
         if types in mod.pages:
             method = {"ListEndpoint": "list", "SearchEndpoint": "search"}[factory]
             return f"    {action} = {mod.pages[types]}.{method}({args})"
@@ -1469,6 +1604,9 @@ class Generator:
         if repeated:
             names = ", ".join(repeated)
             docs += wrap(f"as for :meth:`{plan.same_as[0]}`.", " " * 12, f"{names}: ")  # type: ignore[index]
+        for name, typ, doc in LOCAL_PARAMS.get(ep["id"], []):
+            sig.append(f"{name}: {typ}")
+            docs += wrap(doc, " " * 12, f"{name}: ")
         sig.append("timeout: float | None = None")
         if plan.shared is not None:
             mod.imports_typing.add("Unpack")
@@ -1507,7 +1645,7 @@ class Generator:
         title = ep.get("title_en") or ep["id"]
         lines += wrap(f"{title.rstrip('.')}.", " " * 8, '"""', hang=False)
         lines.append("")
-        lead = f"``{ep['method']} {ep['id']}``, manual line {ep['manual_line']}."
+        lead = f"``{ep['method']} {ep['id']}``, {cite(ep['manual_line'], ep.get('source_url'))}."
         if plan.shared is not None:
             more = "Parameters" if not plan.params else "More parameters"
             lead += f" {more}: :class:`{plan.shared.name}`."
@@ -1535,6 +1673,19 @@ class Generator:
 
     def notes(self, ep: dict[str, Any]) -> list[str]:
         out = []
+        group = ep["id"].split("/", 1)[0]
+        if ep["id"] in V2_ONLY_ANSWERS:
+            out.append(
+                f"Only at openapi/v2.0, from firmware {V2_FIRMWARE[group]}; an older PBX (or "
+                'cdr_api_version="1.0") raises ApiUnavailableError before sending.'
+            )
+        elif ep["id"] in V2_ANSWERS:
+            v2_ret = V2_ANSWERS[ep["id"]][0].removeprefix("v2.")
+            out.append(
+                f"Answered at openapi/v2.0 from firmware {V2_FIRMWARE[group]} (or with "
+                f'cdr_api_version="2.0"): the answer is then a :class:`{v2_ret}`; '
+                '``answer.api_version`` says which version answered ("1.0" or "2.0").'
+            )
         if ep["id"] in DATA_OBJECT_OR_LIST:
             out.append(
                 "The manual types ``data`` one way and prints the other; read ``.items`` for a "
@@ -1670,11 +1821,16 @@ class Generator:
             self.render_nested_response(mod, nt, bases.get(nt.name), titles.get(nt.name))
             for nt in ordered
         ]
-        first, last = mod.endpoints[0]["manual_line"], mod.endpoints[-1]["manual_line"]
-        lines_text = f"line {first}" if first == last else f"lines {first}-{last}"
+        lines = [e["manual_line"] for e in mod.endpoints if e["manual_line"] is not None]
+        if lines:
+            first, last = lines[0], lines[-1]
+            where = "manual " + (f"line {first}" if first == last else f"lines {first}-{last}")
+            if len(lines) < len(mod.endpoints):
+                where += " and the vendor's current pages"
+        else:
+            where = "from the vendor's current pages"
         out = wrap(
-            f"``{mod.group}/*`` endpoints, manual {lines_text} (generated by "
-            "tools/gen_resources.py).",
+            f"``{mod.group}/*`` endpoints, {where} (generated by tools/gen_resources.py).",
             "",
             '"""',
             96,
@@ -1705,6 +1861,8 @@ class Generator:
         if mod.imports_external:
             out.append(f"from {EXTERNAL_MODULE} import {', '.join(sorted(mod.imports_external))}")
         out.append("from yeastar_async.resources import _base as api")
+        if mod.uses_v2:
+            out.append("from yeastar_async.resources import _v2 as v2")
         if shared_imports:
             names = ", ".join(sorted(shared_imports))
             out.append(f"from yeastar_async.resources._shared import {names}")
@@ -1768,7 +1926,8 @@ class Generator:
             if method.endswith("\n") or out[-1].endswith('"""') or not out[-1]:
                 out.append("")
             out.append(method)
-        return qualify("\n".join(out) + "\n", mod.imports_base | {"Pages", "Resource"})
+        text = mask_secrets(mod.group, "\n".join(out) + "\n")
+        return qualify(text, mod.imports_base | {"Pages", "Resource"})
 
     def render_init(self) -> str:
         out = [
@@ -1873,7 +2032,7 @@ MIN_BASE_FIELDS = 5
 MIN_SHARED_FIELDS = 3
 
 #: Identifiers a struct may use to be declared in _shared.py (no module-local types).
-PORTABLE = {"str", "int", "float", "dict", "list", "Any", "None"}
+PORTABLE = {"str", "int", "Int64", "float", "dict", "list", "Any", "None"}
 
 
 def shared_structs(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[Any, Any]:
@@ -1922,6 +2081,7 @@ def shared_requests(gen: Generator, texts: dict[tuple[str, str], str]) -> dict[s
 
 def render_shared(found: dict[Any, Any], requests: dict[str, str]) -> str:
     """``_shared.py``: the response structs several group modules answer."""
+    uses_base = bool(requests) or any("Int64" in text for _, text in found.values())
     out = [
         '"""Response structs several endpoint groups answer (generated by tools/gen_resources.py).',
         "",
@@ -1934,7 +2094,7 @@ def render_shared(found: dict[Any, Any], requests: dict[str, str]) -> str:
         "",
         "import msgspec",
         "",
-        *(["from yeastar_async.resources import _base as api", ""] if requests else []),
+        *(["from yeastar_async.resources import _base as api", ""] if uses_base else []),
         "__all__ = [",
         *[
             f'    "{name}",'
@@ -1947,19 +2107,20 @@ def render_shared(found: dict[Any, Any], requests: dict[str, str]) -> str:
         "",
         "",
     ]
-    out += [text + "\n" for _, text in found.values()]
-    out += [qualify(text, {"RequestModel"}) + "\n" for text in requests.values()]
+    out += [qualify(text, {"Int64"}) + "\n" for _, text in found.values()]
+    out += [qualify(text, {"Int64", "RequestModel"}) + "\n" for text in requests.values()]
     return "\n".join(out).rstrip() + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
+    parser.add_argument("--catalog", type=Path, default=catalog_files.CATALOG_DIR)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    catalog = json.loads(args.catalog.read_text(encoding="utf-8"))
+    catalog = catalog_files.endpoints(args.catalog)
     # First pass: which struct shapes several modules share (they go to _shared.py).
-    first = Generator(catalog)
+    v2 = catalog_files.v2_endpoints(args.catalog)
+    first = Generator(catalog, v2)
     texts: dict[tuple[str, str], str] = {}
     request_texts: dict[tuple[str, str], str] = {}
     for mod in first.modules:
@@ -1968,7 +2129,7 @@ def main() -> int:
             texts[(mod.group, nt.name)] = first.render_nested_response(mod, nt)
         for nt in mod.request_types.values():
             request_texts[(mod.group, nt.name)] = first.render_request_type(mod, nt)
-    gen = Generator(catalog)
+    gen = Generator(catalog, v2)
     gen.shared_structs = shared_structs(first, texts)
     first.shared_structs = gen.shared_structs
     gen.shared_requests = shared_requests(first, request_texts)

@@ -14,6 +14,11 @@ The PBX blocks the caller's IP after 5 rejected logins in a row, counted per sou
 
 After 3 rejections in a row of the same credentials, or 4 of any, no login is sent
 (:class:`~yeastar_async.errors.LockoutGuardError`); a successful login clears the count.
+
+The mechanism serves every vendor whose PBX locks an IP out: a :class:`GuardPolicy` holds one
+vendor's rule (its limit, whether a count lapses, its wording and error class) and a namespace of
+its own in the state, since two vendors' PBXes at one address count separately. The Yeastar rule
+is :data:`YEASTAR_GUARD`; OpenVox's lives in :mod:`yeastar_async.openvox._guard`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final, TypeAlias
 
 from yarl import URL
 
@@ -35,8 +41,12 @@ from .errors import LockoutGuardError
 
 __all__ = [
     "MAX_REJECTED_LOGINS",
+    "YEASTAR_GUARD",
     "GuardCount",
+    "GuardPolicy",
     "LoginGuard",
+    "Refusal",
+    "RefusalText",
     "Reservation",
     "forget_login_guard",
     "login_guard",
@@ -146,6 +156,90 @@ class GuardCount:
     where: str
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the guard sends no login now, for a vendor's wording of it.
+
+    ``same_credentials``: these credentials reached their own limit (``count`` is theirs);
+    otherwise the logins of any credentials reached the policy's (``count`` is all of them).
+    """
+
+    count: int
+    same_credentials: bool
+    address: str
+    state: GuardState
+
+    @property
+    def pbx(self) -> str:
+        """The PBX as messages name it."""
+        return f"the PBX at {self.address}" if self.address else "this PBX"
+
+    @property
+    def reset(self) -> str:
+        """How to clear a persisted count by hand (``""`` when it lives in memory only)."""
+        if self.state.path is not None:
+            return f"; then delete {str(self.state.path)!r} to allow logins to it again"
+        if self.state.persistent:
+            return "; then clear the login guard state in the token store"
+        return ""
+
+
+#: A vendor's wording of a :class:`Refusal`.
+RefusalText: TypeAlias = Callable[[Refusal], str]
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPolicy:
+    """One vendor's lockout rule, as the shared guard applies it.
+
+    Attributes:
+        namespace: the prefix of this vendor's records in the state (``""``: Yeastar, whose
+            records are keyed by the bare address). Vendors count separately, so a Yeastar and
+            an OpenVox PBX behind one address never share a count.
+        limit: the logins in a row (rejected, or counted and unanswered) after which no login
+            is sent.
+        window: seconds after the last counted login at which the count lapses (the vendor
+            documents that it forgets by then); ``None``: only a successful login clears it.
+        endpoint: the refused call, as messages name it.
+        refusal: words why no login may be sent (see :class:`Refusal`).
+        error: the error class raised for a refusal.
+    """
+
+    namespace: str
+    limit: int
+    window: float | None
+    endpoint: str
+    refusal: RefusalText
+    error: Callable[[str], LockoutGuardError] = LockoutGuardError
+
+    def state_key(self, address: str) -> str:
+        """The key of ``address``'s record in the state (no address holds a ``/``)."""
+        return f"{self.namespace}/{address}" if self.namespace else address
+
+    def owns(self, state_key: str) -> bool:
+        """Whether a record of the state belongs to this vendor."""
+        if self.namespace:
+            return state_key.startswith(self.namespace + "/")
+        return "/" not in state_key
+
+    def refuse(
+        self, record: GuardRecord, credentials: str, max_same: int, address: str, state: GuardState
+    ) -> str | None:
+        """Why a login with ``credentials`` (a hash) must not be sent now, or ``None``."""
+        same = record.same(credentials)
+        if same >= max_same:
+            return self.refusal(Refusal(same, True, address, state))
+        if record.in_a_row >= self.limit:
+            return self.refusal(Refusal(record.in_a_row, False, address, state))
+        return None
+
+    def lapsed(self, record: GuardRecord, now: float) -> GuardRecord:
+        """``record``, or a cleared one once ``window`` has passed since its last change."""
+        if self.window is not None and record.in_a_row and now - record.updated >= self.window:
+            return record.cleared(now)  # a new epoch: logins counted before it are not taken back
+        return record
+
+
 class _Gate:
     """A mutex for coroutines of any event loop (an ``asyncio.Lock`` belongs to one loop)."""
 
@@ -198,8 +292,20 @@ class LoginGuard:
     rejections per IP, not per client.
     """
 
-    def __init__(self, key: str = "") -> None:
+    def __init__(
+        self,
+        key: str = "",
+        policy: GuardPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        #: The PBX's address (``""``: a guard of one manager, keyed by nothing).
         self.key = key
+        #: The vendor's rule this guard applies.
+        self.policy = policy if policy is not None else YEASTAR_GUARD
+        self._state_key = self.policy.state_key(key)
+        # Wall time, not monotonic: counts are compared across processes and restarts.
+        self._clock = clock
         self._record = GuardRecord()
         # Reading the count, checking it and counting a login are one step within the
         # process (the state file's lock covers other processes).
@@ -225,7 +331,7 @@ class LoginGuard:
     async def reserve(
         self, credentials: bytes, max_same: int, state: GuardState | None = None
     ) -> Reservation:
-        """Count a login about to be sent, or raise :class:`LockoutGuardError`.
+        """Count a login about to be sent, or raise the policy's :class:`LockoutGuardError`.
 
         While the count is at the limit and logins of this process are still unanswered, waits
         for them: a success frees the way, a rejection makes this a refusal.
@@ -235,11 +341,13 @@ class LoginGuard:
         refusal: list[str] = []  # what change() found, if it refused
 
         def change(record: GuardRecord) -> GuardRecord:
-            reason = _refusal(record, creds, max_same, state, self.key)
+            now = self._clock()
+            current = self.policy.lapsed(record, now)
+            reason = self.policy.refuse(current, creds, max_same, self.key, state)
             if reason is not None:
                 refusal.append(reason)
                 return record
-            return record.with_attempt(creds, time.time())
+            return current.with_attempt(creds, now)
 
         while True:
             refusal.clear()
@@ -247,7 +355,7 @@ class LoginGuard:
                 try:
                     after = await self._update(state, change)
                 except GuardStateError as exc:
-                    raise LockoutGuardError(f"get_token: {exc}") from None
+                    raise self.policy.error(f"{self.policy.endpoint}: {exc}") from None
                 with self._lock:
                     if not refusal:
                         self._in_flight += 1
@@ -255,7 +363,7 @@ class LoginGuard:
                             creds, after.epoch, state, after.same(creds), after.in_a_row
                         )
                     if not self._in_flight:
-                        raise LockoutGuardError(refusal[0])
+                        raise self.policy.error(refusal[0])
                     loop = asyncio.get_running_loop()
                     waiter: asyncio.Future[None] = loop.create_future()
                     self._waiters.append((loop, waiter))
@@ -266,6 +374,7 @@ class LoginGuard:
         state = state if state is not None else GuardState()
         async with self._gate:
             record = await self._update(state, lambda record: record)
+        record = self.policy.lapsed(record, self._clock())  # as a login would see it
         return GuardCount(self.key, record.in_a_row, record.same(credentials.hex()), state.where())
 
     def rejected(self, reservation: Reservation) -> None:
@@ -274,14 +383,14 @@ class LoginGuard:
 
     async def accepted(self, reservation: Reservation) -> None:
         """A login succeeded: the PBX's count starts again."""
-        await self._settle(reservation, lambda record: record.cleared(time.time()))
+        await self._settle(reservation, lambda record: record.cleared(self._clock()))
 
     async def release(self, reservation: Reservation) -> None:
         """The answer said nothing about the credentials (no answer, cap, block): uncount it."""
         await self._settle(
             reservation,
             lambda record: record.without_attempt(
-                reservation.credentials, reservation.epoch, time.time()
+                reservation.credentials, reservation.epoch, self._clock()
             ),
         )
 
@@ -301,7 +410,7 @@ class LoginGuard:
         self, state: GuardState, change: Callable[[GuardRecord], GuardRecord]
     ) -> GuardRecord:
         """Apply ``change`` to the count where ``state`` keeps it (under the gate)."""
-        _, self._record = await state.update(self.key, self._record, change)
+        _, self._record = await state.update(self._state_key, self._record, change)
         return self._record
 
     def _landed(self) -> None:
@@ -322,71 +431,78 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _refusal(
-    record: GuardRecord, creds: str, max_same: int, state: GuardState, key: str
-) -> str | None:
-    """Why a login with these credentials must not be sent now, or ``None``."""
-    where = state.where()
-    pbx = f"the PBX at {key}" if key else "this PBX"
-    if state.path is not None:
-        reset = f"; then delete {str(state.path)!r} to allow logins to it again"
-    elif state.persistent:
-        reset = "; then clear the login guard state in the token store"
-    else:
-        reset = ""
-    same = record.same(creds)
-    if same >= max_same:
+def _yeastar_refusal(why: Refusal) -> str:
+    where = why.state.where()
+    if why.same_credentials:
         return (
-            f"get_token: not logging in again with these credentials after {same} rejected "
-            f"logins in a row to {pbx}, counted {where}; the PBX blocks the IP after 5. Fix "
+            f"get_token: not logging in again with these credentials after {why.count} rejected "
+            f"logins in a row to {why.pbx}, counted {where}; the PBX blocks the IP after 5. Fix "
             "the Client ID / Client Secret (Integrations > API) and create a new client with "
             "them"
         )
-    if record.in_a_row >= MAX_REJECTED_LOGINS:
-        return (
-            f"get_token: not logging in: the last {record.in_a_row} logins to {pbx} were "
-            f"rejected or went unanswered, counted {where}; the PBX blocks the IP at the 5th. "
-            "Check the Client ID / Client Secret (Integrations > API) and whether this IP is "
-            f"blocked (Security > Security Rules > IP Blocklist){reset}"
-        )
-    return None
+    return (
+        f"get_token: not logging in: the last {why.count} logins to {why.pbx} were "
+        f"rejected or went unanswered, counted {where}; the PBX blocks the IP at the 5th. "
+        "Check the Client ID / Client Secret (Integrations > API) and whether this IP is "
+        f"blocked (Security > Security Rules > IP Blocklist){why.reset}"
+    )
+
+
+#: The Yeastar P-Series rule: 4 logins in a row at most, counted until a login succeeds (no
+#: document says when the PBX forgets rejections that led to no block).
+YEASTAR_GUARD: Final = GuardPolicy(
+    namespace="",
+    limit=MAX_REJECTED_LOGINS,
+    window=None,
+    endpoint="get_token",
+    refusal=_yeastar_refusal,
+)
 
 
 _guards: dict[str, LoginGuard] = {}
 _guards_lock = threading.Lock()
 
 
-def _guard_for(key: str) -> LoginGuard:
+def _guard_for(address: str, policy: GuardPolicy) -> LoginGuard:
+    key = policy.state_key(address)
     with _guards_lock:
         guard = _guards.get(key)
         if guard is None:
-            guard = _guards[key] = LoginGuard(key)
+            guard = _guards[key] = LoginGuard(address, policy)
         return guard
 
 
-def login_guard(pbx: str) -> LoginGuard:
+def login_guard(pbx: str, policy: GuardPolicy = YEASTAR_GUARD) -> LoginGuard:
     """The process-wide :class:`LoginGuard` of the PBX at ``pbx`` (a base URL, host or IP).
 
+    ``policy`` is the vendor's rule (default: Yeastar's); each vendor has its own count.
     Without I/O: a host name not resolved lately by :func:`pbx_key` keys by its name; clients
-    use ``login_guard(await pbx_key(url))``.
+    use ``login_guard(await pbx_key(url), policy)``.
     """
-    return _guard_for(_key_now(pbx))
+    return _guard_for(_key_now(pbx), policy)
 
 
-def forget_login_guard(pbx: str, state: object = "default") -> None:
+def forget_login_guard(
+    pbx: str | None, state: object = "default", policy: GuardPolicy = YEASTAR_GUARD
+) -> None:
     """Forget the logins counted for the PBX at ``pbx``, in this process and in ``state``.
 
-    ``state`` is a ``login_guard_state`` value (default: the default state file). The
+    ``pbx`` ``None``: every PBX of the vendor ``policy`` (default: Yeastar). ``state`` is a
+    ``login_guard_state`` value (default: the default state file). The
     :class:`~yeastar_async.testing.FakePBX` calls it when it starts: a new fake PBX has a count
     of its own. A state file that cannot be used is left alone.
     """
-    key = _key_now(pbx)
+    key = None if pbx is None else policy.state_key(_key_now(pbx))
+
+    def matches(state_key: str) -> bool:
+        return policy.owns(state_key) if key is None else state_key == key
+
     with _guards_lock:
-        guard = _guards.pop(key, None)
-    if guard is not None:
+        forgotten = [_guards.pop(k) for k in list(_guards) if matches(k)]
+    for guard in forgotten:
         guard.forget()
     try:
-        GuardState(state_path(state)).forget(key)
+        GuardState(state_path(state)).forget(matches)
     except GuardStateError as exc:
         logger.debug("login guard: %s", exc)
 

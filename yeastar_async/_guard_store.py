@@ -15,9 +15,12 @@ A :class:`~yeastar_async.TokenStore` may keep the count too (processes sharing a
 several hosts): it offers :class:`GuardStateStore`'s two methods. The document it is handed is
 the same JSON-compatible ``dict`` as the file's; it keeps it as given.
 
-No expiry: neither the developer guide ("Remove Blocked API IP Addresses") nor the field notes
-document a time after which the PBX forgets failed logins that did not lead to a block, so a
-rejection counts until a login to that PBX succeeds (or the record is deleted).
+No expiry for Yeastar: neither the developer guide ("Remove Blocked API IP Addresses") nor the
+field notes document a time after which the PBX forgets failed logins that did not lead to a
+block, so a rejection counts until a login to that PBX succeeds (or the record is deleted). A
+vendor that documents a lock window (OpenVox: 10 minutes) lets its count lapse after it; that
+rule, and each vendor's namespace of keys (``openvox/10.0.0.5``), belong to
+:class:`~yeastar_async._guard.GuardPolicy`.
 """
 
 from __future__ import annotations
@@ -274,13 +277,14 @@ class _StateFile:
         except (OSError, ValueError) as exc:  # json's errors are ValueErrors
             raise GuardStateError(self._unusable(exc)) from None
 
-    def forget(self, key: str) -> None:
-        """Drop the record of ``key``."""
+    def forget(self, keys: Callable[[str], bool]) -> None:
+        """Drop the records whose key ``keys`` matches."""
         try:
             with self._locked():
                 records = self._read()
-                if records.pop(key, None) is not None:
-                    self._write(records)
+                kept = {key: record for key, record in records.items() if not keys(key)}
+                if len(kept) != len(records):
+                    self._write(kept)
         except (OSError, ValueError) as exc:
             raise GuardStateError(self._unusable(exc)) from None
 
@@ -354,10 +358,11 @@ class GuardState:
             await self._save_store(store_records)
         return before, after
 
-    def forget(self, key: str) -> None:
-        """Drop the file's record of ``key`` (the store's is left to its owner)."""
+    def forget(self, keys: Callable[[str], bool]) -> None:
+        """Drop the file's records whose key ``keys`` matches (the store's are left to its
+        owner)."""
         if self._file is not None:
-            self._file.forget(key)
+            self._file.forget(keys)
 
     async def _load_store(self) -> dict[str, GuardRecord]:
         assert self._store is not None

@@ -5,6 +5,12 @@ query string. The PBX answers HTTP 200 with ``{"errcode": N, "errmsg": ...}`` fo
 ``errcode != 0`` raises the class :data:`yeastar_async.errors.ERROR_TABLE` names. Anything that is
 not a 200 JSON envelope raises :class:`~yeastar_async.errors.TransportError`.
 
+No request that carries a credential (the client secret, a token) follows a redirect: a 3xx
+answer is a :class:`~yeastar_async.errors.TransportError` naming the status and the masked
+``Location``. Bodies are read up to ``max_response_size``; every text built from what the server
+sent passes through the client's :class:`~yeastar_async._secrets.SecretMask`, and no raised
+error keeps an aiohttp exception (whose text may hold the URL, token included) in its chain.
+
 Retries never risk doing a thing twice: a GET is retried on connection errors, timeouts and
 502/503/504; a POST only when the request provably never left (connection refused, DNS failure),
 so ``call/dial`` can never ring a phone twice. A request answered 10004 is replayed once after a
@@ -16,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
+import unicodedata
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast
@@ -32,16 +40,28 @@ from ._lenient import EXACT_JSON, convert
 from ._models import ApiResponse
 from ._secrets import SecretMask, redact
 from ._tls import SslOption, TlsPolicy
+from ._wire import excerpt, read_capped, refuse_redirect
 from .errors import TokenExpiredError, TransportError, YeastarError, error_for
 
-__all__ = ["TokenSource", "Transport", "decode_envelope", "redact"]
+__all__ = ["TokenSource", "Transport", "check_endpoint", "decode_envelope", "redact"]
 
+#: The version segment of an endpoint qualified by ``Transport.request(api_path=...)``.
+_VERSION = re.compile(r"v\d+\.\d+/")
 logger = logging.getLogger("yeastar_async.http")
 
 T = TypeVar("T")
 
 _RETRY_STATUSES = frozenset({502, 503, 504})
+#: Bytes of a download's error body read for its excerpt.
 _EXCERPT = 200
+#: Largest JSON answer read by default: far above the largest real answer (a full page of CDRs
+#: is well under 1 MiB), small enough that a hostile or broken server cannot exhaust memory.
+DEFAULT_MAX_RESPONSE_SIZE = 32 * 1024 * 1024
+#: Default bound on a whole download (the file route), retries of a caller aside.
+DEFAULT_DOWNLOAD_TIMEOUT = 600.0
+#: Retired tokens the transport remembers as dead (answered 10004), to swap them for the new one
+#: in calls that queued before it arrived.
+_DEAD_TOKENS_KEPT = 8
 
 
 class TokenSource(Protocol):
@@ -132,11 +152,45 @@ def _sent_params(query: Mapping[str, str], data: bytes | None) -> Mapping[str, A
     return {k: v for k, v in query.items() if k != "access_token"}
 
 
-def _excerpt(body: bytes) -> str:
-    return redact(body[:_EXCERPT].decode("utf-8", "replace"))
+#: Path segments refused in an endpoint (after percent-decoding): they would climb out of the
+#: API path, and the token would go to another route of the PBX.
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
-def _raise_for_envelope(env: _Envelope, endpoint: str) -> None:
+def check_endpoint(endpoint: str) -> str:
+    """``endpoint`` without its outer slashes, or :class:`ValueError` naming what is wrong.
+
+    Refused before any I/O: a query string (``?``, the parameters go in ``params=``), a
+    fragment (``#``), ``.`` / ``..`` segments (also percent-encoded, once or more), backslashes
+    and control characters. The token goes with every request, so the URL must be exactly the
+    endpoint's.
+    """
+    name = endpoint.strip("/")
+    if "?" in name:
+        raise ValueError(
+            f"endpoint {endpoint!r} has a query string: pass its parameters as params="
+        )
+    decoded, previous = name, None
+    while decoded != previous:  # %252e%252e is %2e%2e once decoded, and .. twice
+        previous, decoded = decoded, unquote(decoded)
+    problem = None
+    if "#" in decoded:
+        problem = "a '#' fragment"
+    elif "\\" in decoded:
+        problem = "a backslash"
+    elif any(unicodedata.category(c) == "Cc" for c in decoded):
+        problem = "a control character"
+    elif any(part in _DOT_SEGMENTS for part in decoded.split("/")):
+        problem = "a '.' or '..' segment"
+    if problem is not None:
+        raise ValueError(
+            f"endpoint {endpoint!r} has {problem}: give the endpoint's path as the manual "
+            "names it (e.g. 'extension/list')"
+        )
+    return name
+
+
+def _raise_for_envelope(env: _Envelope, endpoint: str, mask: Callable[[str], str]) -> None:
     if env.errcode is None:
         raise TransportError(f"{endpoint}: the answer has no errcode", endpoint=endpoint)
     if env.errcode != 0:
@@ -147,15 +201,23 @@ def _raise_for_envelope(env: _Envelope, endpoint: str) -> None:
             invalid_param_list=env.invalid_param_list,
             duplicate_field_list=env.duplicate_field_list,
             submsg=str(env.submsg) if env.submsg not in (None, "") else None,
+            mask=mask,
         )
 
 
-def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
+def decode_envelope(
+    body: bytes,
+    endpoint: str,
+    response_type: type[T],
+    *,
+    mask: Callable[[str], str] = redact,
+) -> T:
     """Check the envelope of ``body``, then decode it as ``response_type``.
 
     Raises the typed error for a non-zero errcode and :class:`TransportError` for a body that is
     not a JSON object with an ``errcode``, or whose payload cannot fit ``response_type`` even
-    leniently (values nested too deep included).
+    leniently (values nested too deep included). Every text taken from ``body`` into an error
+    passes through ``mask`` (a client's :class:`~yeastar_async._secrets.SecretMask`).
     """
     # A success takes one decode, straight into the response model; the envelope is read on
     # its own only for an error, a body the model rejects, or one that may lack its errcode
@@ -169,16 +231,16 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
         if isinstance(answer, ApiResponse) and answer.errcode == 0 and b'"errcode"' in body:
             return cast(T, answer)
         first_error = None
+    # The errors below are raised outside their except clauses: no decoder error rides along in
+    # __context__ (its text is the server's).
+    failure: str | None = None
     try:
         env = _envelope_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise TransportError(
-            f"{endpoint}: the PBX answered something that is not a JSON envelope ({exc})",
-            endpoint=endpoint,
-            status=200,
-            body_excerpt=_excerpt(body),
-        ) from None
-    _raise_for_envelope(env, endpoint)
+        failure = f"the PBX answered something that is not a JSON envelope ({exc})"
+    if failure is not None:
+        raise _undecodable(endpoint, failure, body, mask)
+    _raise_for_envelope(env, endpoint, mask)
     if first_error is None:
         return cast(T, answer)
     # Firmware drifts from the manual (a number where it documents a string, null for a list):
@@ -186,14 +248,22 @@ def decode_envelope(body: bytes, endpoint: str, response_type: type[T]) -> T:
     try:
         answer = convert(EXACT_JSON.decode(body), response_type)
     except (msgspec.DecodeError, RecursionError):
-        raise TransportError(
-            f"{endpoint}: the answer does not match {response_type.__name__}: {first_error}",
-            endpoint=endpoint,
-            status=200,
-            body_excerpt=_excerpt(body),
-        ) from None
-    logger.debug("%s: answer decoded leniently (%s)", endpoint, first_error)
+        failure = f"the answer does not match {response_type.__name__}: {first_error}"
+    if failure is not None:
+        raise _undecodable(endpoint, failure, body, mask)
+    logger.debug("%s: answer decoded leniently (%s)", endpoint, mask(str(first_error)))
     return cast(T, answer)
+
+
+def _undecodable(
+    endpoint: str, why: str, body: bytes, mask: Callable[[str], str]
+) -> TransportError:
+    return TransportError(
+        f"{endpoint}: {mask(why)}",
+        endpoint=endpoint,
+        status=200,
+        body_excerpt=excerpt(body, mask),
+    )
 
 
 class _Slots:
@@ -235,6 +305,12 @@ class _Slots:
         self.free += 1
 
 
+#: Requests that take no slot of the concurrency cap: revoking the token on close must not wait
+#: behind user calls holding every slot (the connector keeps one connection spare for it), and
+#: closing does not cut off its retries.
+_UNGATED = frozenset({"del_token"})
+
+
 class Transport:
     """HTTP access to one PBX: one aiohttp session, a concurrency cap, TLS, retries, decoding.
 
@@ -257,6 +333,8 @@ class Transport:
         ssl: SslOption = None,
         session: aiohttp.ClientSession | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.host:
@@ -271,19 +349,42 @@ class Transport:
                 f"base_url must not include the API path {api!r} (it is added to every "
                 f"request), got {base_url!r}: use {bare!r}"
             )
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+        for name, value in (
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+            ("download_timeout", download_timeout),
+        ):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
+        if (
+            not isinstance(max_response_size, int)
+            or isinstance(max_response_size, bool)
+            or max_response_size < 1
+        ):
+            raise ValueError(
+                f"max_response_size must be a number of bytes >= 1, got {max_response_size!r}"
+            )
+        if not isinstance(user_agent, str) or any(
+            unicodedata.category(c) == "Cc" for c in user_agent
+        ):
+            # CR/LF would split the header (request smuggling); other controls are refused too.
+            raise ValueError(
+                f"user_agent must be text without control characters, got {user_agent!r}"
+            )
         self.base_url = str(url)
         self.api_path = api_path.strip("/")
         self.user_agent = user_agent
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.retries = retries
+        #: Largest JSON answer read, in bytes (checked against Content-Length and while reading).
+        self.max_response_size = max_response_size
+        #: Default bound, in seconds, on a whole file download.
+        self.download_timeout = download_timeout
         # A plain-http PBX has no TLS to configure; the policy is still resolved to validate `ssl`.
         self.tls = TlsPolicy(ssl if url.scheme == "https" else None)
         self.tokens: TokenSource | None = None
@@ -299,7 +400,7 @@ class Transport:
         self._owns_session = session is None
         # A borrowed session knows neither the TLS choice nor the User-Agent the PBX requires
         # (the client's own session carries both): they go with every request instead.
-        self._per_request: dict[str, Any] = {}
+        self._per_request: dict[str, Any] = {"allow_redirects": False}
         self._ua_header: dict[str, str] = {}
         if session is not None:
             self._ua_header = {"User-Agent": user_agent}
@@ -307,10 +408,15 @@ class Transport:
                 self._per_request["ssl"] = self.tls.for_aiohttp()
         self._json_headers = {"Content-Type": "application/json", **self._ua_header}
         self._slots = _Slots(max_concurrency)
-        #: endpoint -> (token, the endpoint URL with that token as its query): see _send_once.
+        #: endpoint -> (token, the endpoint URL with that token as its query): see _url_for.
         self._token_urls: dict[str, tuple[str, URL]] = {}
+        #: Tokens answered 10004 (newest last): a call that queued with one takes the new token.
+        self._dead_tokens: dict[str, None] = {}
+        #: Retry backoff sleeps in progress, cut short by close.
+        self._sleepers: set[asyncio.Future[Any]] = set()
         self._default_timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max_concurrency = max_concurrency
+        self._closing = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -331,18 +437,28 @@ class Transport:
                 )
             self._loop = loop
         if self._session is None:
+            # One connection more than the slots: the revocation on close always finds one.
             connector = aiohttp.TCPConnector(
-                limit=self._max_concurrency, ssl=self.tls.for_aiohttp()
+                limit=self._max_concurrency + 1, ssl=self.tls.for_aiohttp()
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": self.user_agent}
             )
         return self._session
 
+    def begin_close(self) -> None:
+        """The client is closing: calls sleeping in a retry backoff end now (``RuntimeError``),
+        and no call starts another retry. The revocation (``del_token``) is not affected."""
+        self._closing = True
+        for sleeper in self._sleepers:
+            sleeper.cancel()
+
     async def aclose(self) -> None:
         """Close the owned session (a borrowed one is left open). Idempotent."""
+        self.begin_close()
         self._closed = True
         self._token_urls.clear()  # no token outlives the client in a cached URL
+        self._dead_tokens.clear()
         if self._session is not None and self._owns_session:
             if self._loop in (None, asyncio.get_running_loop()):
                 await self._session.close()
@@ -356,8 +472,16 @@ class Transport:
     # -- requests --------------------------------------------------------------------------
 
     def endpoint_url(self, endpoint: str) -> str:
-        """``{base_url}/{api_path}/{endpoint}`` without query string."""
-        return f"{self.base_url}/{self.api_path}/{endpoint.lstrip('/')}"
+        """``{base_url}/{api_path}/{endpoint}`` without query string.
+
+        An endpoint that :meth:`request` qualified with another API path
+        (``openapi/v2.0/cdr/search``, see its ``api_path``) keeps that path instead.
+        """
+        endpoint = endpoint.lstrip("/")
+        head = self.api_path.rpartition("/")[0]  # "openapi" of "openapi/v1.0"
+        if head and endpoint.startswith(head + "/") and _VERSION.match(endpoint, len(head) + 1):
+            return f"{self.base_url}/{endpoint}"
+        return f"{self.base_url}/{self.api_path}/{endpoint}"
 
     async def request(
         self,
@@ -368,28 +492,76 @@ class Transport:
         json: Any = None,
         response_type: type[T],
         timeout: float | None = None,
+        api_path: str | None = None,
     ) -> T:
-        """Call ``endpoint`` with the current access token; replay once after a 10004."""
+        """Call ``endpoint`` with the current access token; replay once after a 10004.
+
+        ``timeout`` (default: the client's) bounds the first attempt including any wait for a
+        token (a login or refresh under way) and for a request slot. ``api_path`` (e.g.
+        ``"openapi/v2.0"``) overrides the client's for this request; errors then name the
+        endpoint with its path (``openapi/v2.0/cdr/search``).
+        """
+        if api_path is not None and api_path.strip("/") != self.api_path:
+            endpoint = f"{api_path.strip('/')}/{endpoint.lstrip('/')}"
         tokens = self._token_source()
         method = method.upper()
         data = _encoder.encode(json) if json is not None else None
         for replay in (False, True):
             # current() first: with a token in hand there is no coroutine to run for it.
-            token = tokens.current() or await tokens.token()
+            token = tokens.current()
+            first_timeout = timeout
+            if token is None:
+                limit = timeout if timeout is not None else self.timeout
+                started = time.monotonic()
+                token = await self._wait_token(tokens, f"{method} {endpoint}", endpoint, limit)
+                first_timeout = max(limit - (time.monotonic() - started), 0.001)
+            # The slot wait may swap the token for a newer one: read back what was sent.
             query = {**params, "access_token": token} if params else {"access_token": token}
             try:
-                return await self._call(method, endpoint, query, data, timeout, response_type)
+                return await self._call(
+                    method, endpoint, query, data, timeout, response_type, first_timeout, True
+                )
             except TokenExpiredError:
                 if replay:
                     raise
+                sent = query["access_token"]
                 logger.debug("%s answered 10004; renewing the token and replaying once", endpoint)
-                await tokens.expired(token)
+                self._dead(sent)
+                await tokens.expired(sent)
         raise AssertionError("unreachable: the replay either returns or raises")
 
     def _token_source(self) -> TokenSource:
         if self.tokens is None:
             raise RuntimeError("Transport.tokens is not set")
         return self.tokens
+
+    def _dead(self, token: str) -> None:
+        """Remember ``token`` as answered 10004 (a bounded, newest-last record)."""
+        self._dead_tokens.pop(token, None)
+        self._dead_tokens[token] = None
+        while len(self._dead_tokens) > _DEAD_TOKENS_KEPT:
+            del self._dead_tokens[next(iter(self._dead_tokens))]
+
+    async def _wait_token(self, tokens: TokenSource, what: str, endpoint: str, limit: float) -> str:
+        """:meth:`TokenSource.token` within ``limit`` seconds, else :class:`TransportError`.
+
+        Only this caller stops waiting: the login or refresh it waited for goes on for the
+        others (the token manager shields it).
+        """
+        bound = asyncio.timeout(limit)
+        try:
+            async with bound:
+                return await tokens.token()
+        except TimeoutError:
+            if not bound.expired():
+                raise
+        # Raised here, not in the except clause: nothing rides along in __context__.
+        raise TransportError(
+            f"{what}: no access token within {limit:g} s (a login or token refresh is under "
+            "way, or the PBX does not answer it); the call was not sent",
+            endpoint=endpoint,
+            sent=False,
+        )
 
     async def send(
         self,
@@ -418,15 +590,25 @@ class Transport:
         data: bytes | None,
         timeout: float | None,
         response_type: type[T],
+        first_timeout: float | None = None,
+        live: bool = False,
     ) -> T:
         # The first attempt is made here and the retries, if any, in _retry: a successful
-        # request runs through no retry loop's frame.
+        # request runs through no retry loop's frame. `live`: the query's access_token is the
+        # client's current one, to be renewed if it died while the call queued.
         try:
-            body = await self._send_once(method, endpoint, query, data, timeout)
+            body = await self._send_once(
+                method,
+                endpoint,
+                query,
+                data,
+                timeout if first_timeout is None else first_timeout,
+                live,
+            )
         except TransportError as exc:
-            body = await self._retry(exc, method, endpoint, query, data, timeout)
+            body = await self._retry(exc, method, endpoint, query, data, timeout, live)
         try:
-            return decode_envelope(body, endpoint, response_type)
+            return decode_envelope(body, endpoint, response_type, mask=self.secrets)
         except YeastarError as exc:
             if exc.errcode is not None and exc.errcode != 10004:
                 exc.note_request(_sent_params(query, data))
@@ -440,23 +622,27 @@ class Transport:
         query: dict[str, str],
         data: bytes | None,
         timeout: float | None,
+        live: bool,
     ) -> bytes:
         """Retry after the first attempt failed with ``failure``, or re-raise it.
 
-        GET (and the token POSTs): connection errors, timeouts and 502/503/504. Other POSTs:
-        only a request that never left.
+        GET (and the token POSTs): connection errors, timeouts and 502/503/504. Other POSTs,
+        and a ``get_token`` that left without an answer: only a request that never left.
+        Closing the client ends a backoff sleep at once.
         """
         # Built at the first failure only: a Backoff seeds its own random.Random.
         backoff = Backoff(self._retry_backoff, self._retry_backoff_max)
         while True:
             transient = failure.status is None or failure.status in _RETRY_STATUSES
             repeatable = method == "GET" or endpoint in _REPEATABLE
+            if endpoint == "get_token" and failure.status is None:
+                # Sent and unanswered: the PBX may have counted it as a rejected login, which
+                # the lockout guard cannot see; a retry would be one more (issue 11, point 5).
+                repeatable = False
             retryable = not failure.sent or (repeatable and transient)
             if not retryable or backoff.attempt >= self.retries or type(failure) is _SlotTimeout:
                 raise failure
-            if self._closed:
-                # Closing the client cut this request off: no retry can succeed now.
-                raise RuntimeError("the client is closed") from failure
+            self._refuse_when_closing(endpoint, failure)
             delay = backoff.next_delay()
             # INFO: a retry that works needs no attention; the error raised at the end does.
             logger.info(
@@ -468,11 +654,45 @@ class Transport:
                 self.retries,
                 delay,
             )
-            await self._sleep(delay)
+            await self._backoff_sleep(delay)
+            self._refuse_when_closing(endpoint, failure)
+            if live and not self._take_fresh_token(query):
+                # The token died during the backoff: the retry goes with the renewed one.
+                query["access_token"] = await self._wait_token(
+                    self._token_source(), f"{method} {endpoint}", endpoint, timeout or self.timeout
+                )
             try:
-                return await self._send_once(method, endpoint, query, data, timeout)
+                return await self._send_once(method, endpoint, query, data, timeout, live)
             except TransportError as exc:
                 failure = exc
+
+    def _refuse_when_closing(self, endpoint: str, failure: TransportError) -> None:
+        if (self._closing or self._closed) and endpoint not in _UNGATED:
+            # Closing the client cut this request off: no retry can succeed now.
+            raise RuntimeError("the client is closed") from failure
+
+    async def _backoff_sleep(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if the client closes meanwhile."""
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        self._sleepers.add(sleeper)
+        try:
+            # wait() does not raise when close cancels the sleeper; a cancelled caller does.
+            await asyncio.wait((sleeper,))
+        finally:
+            self._sleepers.discard(sleeper)
+            sleeper.cancel()
+
+    def _url_for(self, endpoint: str, query: dict[str, str]) -> URL:
+        token = query.get("access_token") if len(query) == 1 else None
+        if token is None:
+            return _with_query(self.endpoint_url(endpoint), query)
+        # The usual call: the token is the whole query. Its URL is built once per endpoint and
+        # token, sparing aiohttp a query merge on every request.
+        cached = self._token_urls.get(endpoint)
+        if cached is None or cached[0] != token:
+            cached = (token, URL(self.endpoint_url(endpoint)).with_query(access_token=token))
+            self._token_urls[endpoint] = cached
+        return cached[1]
 
     async def _send_once(
         self,
@@ -481,20 +701,10 @@ class Transport:
         query: dict[str, str],
         data: bytes | None,
         timeout: float | None,
+        live: bool = False,
     ) -> bytes:
         session = self._get_session()
-        url: str | URL
-        params: dict[str, str] | None = query
-        if len(query) == 1 and (token := query.get("access_token")) is not None:
-            # The usual call: the token is the whole query. Its URL is built once per endpoint
-            # and token, sparing aiohttp a query merge on every request.
-            cached = self._token_urls.get(endpoint)
-            if cached is None or cached[0] != token:
-                cached = (token, URL(self.endpoint_url(endpoint)).with_query(access_token=token))
-                self._token_urls[endpoint] = cached
-            url, params = cached[1], None
-        else:
-            url, params = _with_query(self.endpoint_url(endpoint), query), None
+        what = f"{method} {endpoint}"
         headers = self._json_headers if data is not None else self._ua_header or None
         client_timeout = (
             self._default_timeout
@@ -503,94 +713,148 @@ class Transport:
         )
         started = time.perf_counter() if logger.isEnabledFor(logging.DEBUG) else 0.0
         slots = self._slots
-        if slots.free > 0 and not slots.waiters:
-            slots.free -= 1
-        else:
-            # The wait for a slot counts against the attempt's timeout: a caller's bound holds
-            # however busy the client is.
-            client_timeout = await self._queue(method, endpoint, timeout)
+        held = False
+        failure: TransportError | None = None
         try:
+            if endpoint in _UNGATED:
+                pass
+            elif slots.free > 0 and not slots.waiters:
+                slots.free -= 1
+                held = True
+            else:
+                # The wait for a slot counts against the attempt's timeout: a caller's bound
+                # holds however busy the client is.
+                client_timeout = await self._queue(method, endpoint, timeout)
+                held = True
+                if live and not self._take_fresh_token(query):
+                    # The token died while this call queued (another call got 10004): wait for
+                    # the renewal without holding a slot (it needs one), then queue again.
+                    slots.release()
+                    held = False
+                    client_timeout = await self._requeue_renewed(
+                        method, endpoint, query, client_timeout
+                    )
+                    held = True
+            url = self._url_for(endpoint, query)
             try:
                 async with session.request(
                     method,
                     url,
-                    params=params,
                     data=data,
                     headers=headers,
                     timeout=client_timeout,
                     **self._per_request,
                 ) as resp:
-                    body = await resp.read()
                     status = resp.status
-            except aiohttp.ClientConnectorError as exc:
-                # Refused or unresolvable: nothing reached the PBX, so even a POST may be retried.
-                # A TLS failure is a connector error too, but retrying cannot fix it.
-                never_sent = not isinstance(
-                    exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError
-                )
-                raise TransportError(
-                    f"{method} {endpoint}: cannot connect to {self._url.host}:{self._url.port} "
-                    f"({type(exc).__name__}: {redact(str(exc.os_error))})",
-                    endpoint=endpoint,
-                    sent=not never_sent,
-                ) from None
-            except TimeoutError:
-                raise TransportError(
-                    f"{method} {endpoint}: no answer within "
-                    f"{timeout if timeout is not None else self.timeout} s",
-                    endpoint=endpoint,
-                ) from None
-            except aiohttp.ServerFingerprintMismatch as exc:
-                # Both fingerprints, as the WebSocket's check says them: a renewed certificate
-                # shows at once.
-                raise TransportError(
-                    f"{method} {endpoint}: the PBX certificate's SHA-256 fingerprint "
-                    f"{exc.got.hex(':')} does not match the pin {exc.expected.hex(':')}",
-                    endpoint=endpoint,
-                ) from None
-            except aiohttp.ClientError as exc:
-                raise TransportError(
-                    f"{method} {endpoint}: {type(exc).__name__}: {redact(str(exc))}",
-                    endpoint=endpoint,
-                ) from None
+                    refuse_redirect(
+                        status, resp.headers, what=what, mask=self.secrets, endpoint=endpoint
+                    )
+                    body = await read_capped(
+                        resp,
+                        limit=self.max_response_size,
+                        what=what,
+                        mask=self.secrets,
+                        endpoint=endpoint,
+                    )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = self._failure(exc, what, endpoint, timeout)
         finally:
-            slots.release()
+            if held:
+                slots.release()
+        if failure is not None:
+            # Raised outside the except clause: aiohttp's exception (its text may hold the URL
+            # with the token) is in no __context__.
+            raise failure
         if started:
             logger.debug(
-                "%s %s -> HTTP %d, %d bytes in %.1f ms",
-                method,
-                endpoint,
+                "%s -> HTTP %d, %d bytes in %.1f ms",
+                what,
                 status,
                 len(body),
                 (time.perf_counter() - started) * 1000,
             )
         if status != 200:
+            shown = excerpt(body, self.secrets)
             raise TransportError(
-                f"{method} {endpoint}: HTTP {status}: {_excerpt(body)!r}",
+                f"{what}: HTTP {status}: {shown!r}",
                 endpoint=endpoint,
                 status=status,
-                body_excerpt=_excerpt(body),
+                body_excerpt=shown,
             )
         return body
 
+    async def _requeue_renewed(
+        self, method: str, endpoint: str, query: dict[str, str], left: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientTimeout:
+        """Put the renewed token into ``query`` and take a slot again, first in line, within
+        the ``left`` of the attempt's timeout; returns what is left then."""
+        limit = left.total or self.timeout
+        waited = time.monotonic()
+        query["access_token"] = await self._wait_token(
+            self._token_source(), f"{method} {endpoint}", endpoint, limit
+        )
+        limit = max(limit - (time.monotonic() - waited), 0.001)
+        return await self._queue(method, endpoint, limit, urgent=True)
+
+    def _take_fresh_token(self, query: dict[str, str]) -> bool:
+        """Put the newest usable token into ``query``; ``False`` if the one there is dead."""
+        fresh = self._token_source().current()
+        if fresh is not None:
+            query["access_token"] = fresh
+            return True
+        return query.get("access_token") not in self._dead_tokens
+
+    def _failure(
+        self, exc: BaseException, what: str, endpoint: str, timeout: float | None
+    ) -> TransportError:
+        """The :class:`TransportError` for an aiohttp failure, its text masked."""
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            # Refused or unresolvable: nothing reached the PBX, so even a POST may be retried.
+            # A TLS failure is a connector error too, but retrying cannot fix it.
+            tls = isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError)
+            return TransportError(
+                f"{what}: cannot connect to {self._url.host}:{self._url.port} "
+                f"({type(exc).__name__}: {self.secrets(str(exc.os_error))})",
+                endpoint=endpoint,
+                sent=tls,
+            )
+        if isinstance(exc, TimeoutError):
+            limit = timeout if timeout is not None else self.timeout
+            return TransportError(f"{what}: no answer within {limit:g} s", endpoint=endpoint)
+        if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+            # Both fingerprints, as the WebSocket's check says them: a renewed certificate
+            # shows at once.
+            return TransportError(
+                f"{what}: the PBX certificate's SHA-256 fingerprint {exc.got.hex(':')} does "
+                f"not match the pin {exc.expected.hex(':')}",
+                endpoint=endpoint,
+            )
+        return TransportError(
+            f"{what}: {type(exc).__name__}: {self.secrets(str(exc))}", endpoint=endpoint
+        )
+
     async def _queue(
-        self, method: str, endpoint: str, timeout: float | None
+        self, method: str, endpoint: str, timeout: float | None, *, urgent: bool = False
     ) -> aiohttp.ClientTimeout:
         """Wait for a request slot within the attempt's timeout; returns the time left."""
         limit = timeout if timeout is not None else self.timeout
         waited = time.monotonic()
+        bound = asyncio.timeout(limit)
         try:
-            async with asyncio.timeout(limit):
-                await self._slots.wait(urgent=endpoint in _URGENT)
+            async with bound:
+                await self._slots.wait(urgent=urgent or endpoint in _URGENT)
         except TimeoutError:
-            raise _SlotTimeout(
-                f"{method} {endpoint}: no request slot free within {limit} s (all "
-                f"{self._max_concurrency} in flight: raise max_concurrency or lower the load)",
-                endpoint=endpoint,
-                sent=False,
-            ) from None
-        left = max(limit - (time.monotonic() - waited), 0.001)
-        return aiohttp.ClientTimeout(total=left, connect=min(self.connect_timeout, left))
+            if not bound.expired():
+                raise
+        else:
+            left = max(limit - (time.monotonic() - waited), 0.001)
+            return aiohttp.ClientTimeout(total=left, connect=min(self.connect_timeout, left))
+        raise _SlotTimeout(
+            f"{method} {endpoint}: no request slot free within {limit:g} s (all "
+            f"{self._max_concurrency} in flight: raise max_concurrency or lower the load)",
+            endpoint=endpoint,
+            sent=False,
+        )
 
     # -- downloads -------------------------------------------------------------------------
 
@@ -611,7 +875,7 @@ class Transport:
                 self._url.port,
             ):
                 raise ValueError(
-                    f"refusing to download {redact(text)!r}: it is not on the PBX "
+                    f"refusing to download {self.secrets(text)!r}: it is not on the PBX "
                     f"{self.base_url!r}, and the access token would go with the request"
                 )
             path = target.raw_path
@@ -635,47 +899,54 @@ class Transport:
         The PBX answers HTTP 200 with a JSON errcode body instead of the file when the token
         expired or the file is not available; that raises the typed error (after one token
         renewal and replay for 10004) instead of yielding the JSON as file content.
+
+        ``timeout`` bounds the whole transfer (default: :attr:`download_timeout`), the wait for
+        a token included; a stall longer than the client's ``timeout`` ends it sooner. A
+        redirect is refused (:class:`TransportError`): the token goes to the PBX only.
         """
         url = self.download_url(resource_url)
         tokens = self._token_source()
         session = self._get_session()
+        total = timeout if timeout is not None else self.download_timeout
         client_timeout = aiohttp.ClientTimeout(
-            total=timeout if timeout is not None else None,
-            connect=self.connect_timeout,
-            sock_read=timeout if timeout is not None else self.timeout,
+            total=total,
+            connect=min(self.connect_timeout, total),
+            sock_read=min(self.timeout, total),
         )
+        what = f"download {self.secrets(url.path)}"
         for replay in (False, True):
-            token = await tokens.token()
+            token = tokens.current() or await self._wait_token(tokens, what, "download", total)
+            failure: TransportError | None = None
             try:
                 async with session.get(
-                    url,
-                    params={"access_token": token},
+                    url.with_query(access_token=token),
                     timeout=client_timeout,
                     headers=self._ua_header or None,
                     **self._per_request,
                 ) as resp:
+                    refuse_redirect(
+                        resp.status, resp.headers, what=what, mask=self.secrets, endpoint="download"
+                    )
                     if resp.status != 200:
-                        body = await resp.content.read(_EXCERPT)
+                        shown = excerpt(await resp.content.read(_EXCERPT), self.secrets)
                         raise TransportError(
-                            f"download {url.path}: HTTP {resp.status}: {_excerpt(body)!r}",
+                            f"{what}: HTTP {resp.status}: {shown!r}",
                             endpoint="download",
                             status=resp.status,
-                            body_excerpt=_excerpt(body),
+                            body_excerpt=shown,
                         )
                     first = await resp.content.read(chunk_size)
                     if first.lstrip()[:1] == b"{" and (
                         resp.content_type == "application/json" or b'"errcode"' in first
                     ):
                         rest = await resp.content.read(65536)
-                        try:
-                            env = _envelope_decoder.decode(first + rest)
-                        except msgspec.DecodeError:
-                            env = None
-                        if env is not None and env.errcode not in (None, 0):
+                        env = self._error_envelope(first + rest)
+                        if env is not None:
                             if env.errcode == 10004 and not replay:
+                                self._dead(token)
                                 await tokens.expired(token)
                                 continue
-                            _raise_for_envelope(env, "download")
+                            _raise_for_envelope(env, "download", self.secrets)
                         first += rest
                     if first:
                         yield first
@@ -683,15 +954,25 @@ class Transport:
                         yield chunk
                     return
             except TimeoutError:
-                raise TransportError(
-                    f"download {url.path}: timed out", endpoint="download"
-                ) from None
-            except aiohttp.ClientError as exc:
-                raise TransportError(
-                    f"download {url.path}: {type(exc).__name__}: {redact(str(exc))}",
+                failure = TransportError(
+                    f"{what}: not complete within {total:g} s (timeout=, download_timeout=) "
+                    f"or stalled for {client_timeout.sock_read:g} s",
                     endpoint="download",
-                ) from None
+                )
+            except aiohttp.ClientError as exc:
+                failure = self._failure(exc, what, "download", total)
+            # Raised outside the except clauses: aiohttp's exception is in no __context__.
+            raise failure
         raise TokenExpiredError(errcode=10004, errmsg="TOKEN EXPIRED", endpoint="download")
+
+    @staticmethod
+    def _error_envelope(body: bytes) -> _Envelope | None:
+        """The envelope of a JSON error body sent instead of a file, else ``None``."""
+        try:
+            env = _envelope_decoder.decode(body)
+        except msgspec.DecodeError:
+            return None
+        return env if env.errcode not in (None, 0) else None
 
     # -- WebSocket -------------------------------------------------------------------------
 

@@ -22,7 +22,12 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
+from yarl import URL
+
 __all__ = ["MASK", "SecretMask", "redact"]
+
+#: A percent-escape, whose hex digits a server may write in either case.
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
 
 #: What a masked value is replaced with.
 MASK = "***"
@@ -59,7 +64,8 @@ class SecretMask:
 
     Thread-safe; cheap when there is nothing to mask. Calling the mask (``mask(text)``) applies
     :func:`redact` and then replaces every known secret, in its plain, percent-encoded
-    (``quote`` and ``quote_plus``) and JSON-escaped forms.
+    (``quote`` and ``quote_plus``, ``/`` escaped or not, the request URL's own form, escapes
+    in either case) and JSON-escaped forms.
     """
 
     __slots__ = ("_lock", "_pattern", "_values")
@@ -101,9 +107,18 @@ class SecretMask:
     def _build(self) -> re.Pattern[str]:
         forms: set[str] = set()
         for value in self._values:
-            forms.update(
-                (value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1])
-            )
+            encoded = {
+                quote(value, safe=""),
+                quote(value),  # "/" kept, as urllib writes a path
+                quote_plus(value, safe=""),
+                quote_plus(value),
+                # As the transport itself writes it in the request URL ("/" and "?" kept, "+"
+                # for a space): what a proxy echoing the request line shows.
+                URL.build(query={"v": value}).raw_query_string[2:],
+            }
+            # Percent-escapes are case-insensitive (RFC 3986): a proxy may rewrite %2B as %2b.
+            encoded |= {_PERCENT.sub(lambda m: m.group(0).lower(), form) for form in encoded}
+            forms.update((value, json.dumps(value)[1:-1], *encoded))
         # Longest first: a secret that contains another is masked whole.
         return re.compile("|".join(map(re.escape, sorted(forms, key=len, reverse=True))))
 

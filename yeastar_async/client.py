@@ -15,11 +15,17 @@ import aiohttp
 
 from ._auth import TokenManager, TokenStore
 from ._guard_store import GuardState, StateOption, state_path
-from ._http import Transport
+from ._http import (
+    DEFAULT_DOWNLOAD_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    Transport,
+    check_endpoint,
+)
 from ._tls import SslOption
 from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
 from .resources._base import encode_query, in_zone
+from .resources._profile import CdrApiVersion, PbxProfile, check_cdr_api_version
 
 if TYPE_CHECKING:
     from .resources import (
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
         TrunkResource,
         UacstaCallResource,
         WakeupcallResource,
+        WebhookResource,
     )
     from .resources._base import Resource
 
@@ -84,6 +91,7 @@ class _Group(Generic[R]):
             client._transport,
             datetime_format=client._datetime_format,
             timezone=client._timezone,
+            profile=client._profile,
         )
         client.__dict__[self._name] = resource
         return resource
@@ -101,7 +109,8 @@ class YeastarClient:
         client_id: the Client ID from Integrations > API on the PBX.
         client_secret: the Client Secret from the same page. Never logged or shown.
         api_path: the API prefix, ``openapi/v1.0``.
-        user_agent: the ``User-Agent`` header the PBX requires on every request.
+        user_agent: the ``User-Agent`` header the PBX requires on every request (control
+            characters are refused).
         timeout: total seconds per request attempt (each method also takes ``timeout=``).
         connect_timeout: seconds to establish a connection.
         max_concurrency: requests in flight at once (protects a modest PBX).
@@ -112,7 +121,14 @@ class YeastarClient:
         ssl: TLS verification: ``None`` (system trust store), an ``ssl.SSLContext``, a CA file
             path, a SHA-256 certificate fingerprint to pin, or ``False`` (no verification;
             logged as a warning).
-        session: an ``aiohttp.ClientSession`` to borrow (never closed by the client).
+        session: an ``aiohttp.ClientSession`` to borrow (never closed by the client). The
+            client's own session keeps one connection beyond ``max_concurrency`` for the
+            revocation on close; give a borrowed one that room too.
+        max_response_size: largest JSON answer read, in bytes (default 32 MiB, far above any
+            real answer); a larger one, by its Content-Length or by the bytes that arrive, is a
+            :class:`~yeastar_async.errors.TransportError`. File downloads are not capped.
+        download_timeout: seconds a whole file download may take (default 600; each call of
+            ``files.save`` / ``files.iter_bytes`` also takes ``timeout=``).
         token_store: where tokens live (default: in memory); share one between processes to
             stay under the PBX's cap of about 8 live tokens.
         login_guard_state: where the lockout guard counts rejected logins to the PBX, so that
@@ -123,12 +139,20 @@ class YeastarClient:
         refresh_margin: refresh the access token this many seconds before it expires.
         revoke_on_close: revoke the access token (``del_token``) when the client closes.
         datetime_format: how ``datetime`` parameters of the CDR and report endpoints are sent;
-            it must match the PBX's display format (System > Date and Time), default
-            ``"%m/%d/%Y %H:%M:%S"``.
+            it must match the PBX's display format (System > Date and Time). Default: the
+            format the PBX reports in ``system/information`` (``system_date_format`` /
+            ``system_time_format``, current firmware; read once, when a datetime is first
+            sent), else ``"%m/%d/%Y %H:%M:%S"``.
         timezone: the PBX's time zone (a :class:`~datetime.tzinfo`, e.g.
             ``zoneinfo.ZoneInfo("Europe/Berlin")``): timezone-aware datetimes are converted to
-            it before they are sent. Without it a datetime is sent as its own wall-clock time;
-            naive datetimes are always taken as PBX time.
+            it before they are sent. Default: the PBX's UTC offset from ``system/information``
+            (``system_time`` against ``timestamp``) where it reports them, else none: a
+            datetime is sent as its own wall-clock time. Naive datetimes are always PBX time.
+        cdr_api_version: which API version answers ``cdr/list``, ``cdr/search``,
+            ``cdr/detail``, ``call_report/list`` and ``call_report/detail``: ``"auto"``
+            (default: ``openapi/v2.0`` where the firmware serves new data there, read once
+            from ``system/information``), ``"1.0"`` or ``"2.0"``. Every answer's
+            ``api_version`` says which one answered.
         heartbeat_interval: seconds between ``heartbeat`` frames on the WebSocket (< 60, the
             PBX's idle limit).
         heartbeat_timeout: seconds to wait for proof of life after a heartbeat, and for the
@@ -137,7 +161,12 @@ class YeastarClient:
             backoff between reconnect attempts.
         healthy_after: the backoff restarts from the minimum only after a link stayed up
             this long.
-        event_queue_size: events buffered between the socket reader and the handlers.
+        event_queue_size: events buffered between the socket reader and the handlers (and in
+            each subscription).
+        event_queue_bytes: bytes of frames those buffers may hold, each (default 16 MiB):
+            a stuck handler fed large frames holds about this much of frames, not
+            ``event_queue_size`` frames (decoded, a hostile frame built of empty objects takes
+            up to ~24x its size). Either bound makes a buffer full.
         overflow: ``"block"`` (default: nothing is lost; the reader waits, heartbeats go on),
             ``"drop_newest"`` or ``"drop_oldest"`` (drops are counted and logged).
         handler_timeout: cancel a handler still running after this many seconds.
@@ -165,18 +194,22 @@ class YeastarClient:
         login_guard_state: StateOption = "default",
         refresh_margin: float = 300.0,
         revoke_on_close: bool = True,
-        datetime_format: str = DEFAULT_DATETIME_FORMAT,
+        datetime_format: str | None = None,
         timezone: tzinfo | None = None,
+        cdr_api_version: CdrApiVersion = "auto",
         heartbeat_interval: float = 25.0,
         heartbeat_timeout: float = 10.0,
         reconnect_delay_min: float = 0.5,
         reconnect_delay_max: float = 30.0,
         healthy_after: float = 30.0,
         event_queue_size: int = 1024,
+        event_queue_bytes: int = 16 * 1024 * 1024,
         overflow: Overflow = "block",
         handler_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
         max_frame_size: int = 1024 * 1024,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         # Validate every option before building anything, so a bad value costs nothing.
         guard_state = GuardState(state_path(login_guard_state), store=token_store)
@@ -187,6 +220,7 @@ class YeastarClient:
             reconnect_delay_max=reconnect_delay_max,
             healthy_after=healthy_after,
             queue_size=event_queue_size,
+            queue_bytes=event_queue_bytes,
             overflow=overflow,
             handler_timeout=handler_timeout,
             shutdown_timeout=shutdown_timeout,
@@ -204,6 +238,8 @@ class YeastarClient:
             retry_backoff_max=retry_backoff_max,
             ssl=ssl,
             session=session,
+            max_response_size=max_response_size,
+            download_timeout=download_timeout,
         )
         self._tokens = TokenManager(
             self._transport,
@@ -219,12 +255,21 @@ class YeastarClient:
         )
         self._transport.tokens = self._tokens
         self._client_id = client_id
-        self._datetime_format = datetime_format
+        if datetime_format is not None and not isinstance(datetime_format, str):
+            raise TypeError(f"datetime_format must be a strftime format, got {datetime_format!r}")
+        self._datetime_format = datetime_format or DEFAULT_DATETIME_FORMAT
         if timezone is not None and not isinstance(timezone, tzinfo):
             raise TypeError(
                 f"timezone must be a datetime.tzinfo (e.g. zoneinfo.ZoneInfo), got {timezone!r}"
             )
         self._timezone = timezone
+        #: system/information, read once when first needed: API versions, date format, zone.
+        self._profile = PbxProfile(
+            self._transport,
+            cdr_api_version=check_cdr_api_version(cdr_api_version),
+            datetime_format=datetime_format,
+            timezone=timezone,
+        )
         self._revoke_on_close = revoke_on_close
         #: Fetches the files behind the ``*/download`` answers (``save`` / ``iter_bytes``).
         self.files = Downloader(self._transport)
@@ -273,6 +318,7 @@ class YeastarClient:
     hotel: _Group[HotelResource] = _Group()
     call: _Group[CallResource] = _Group()
     uacsta_call: _Group[UacstaCallResource] = _Group()
+    webhook: _Group[WebhookResource] = _Group()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -317,6 +363,8 @@ class YeastarClient:
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
+        # Calls sleeping in a retry backoff end now, not after the revocation.
+        self._transport.begin_close()
         try:
             await self._stream.aclose()
             if self._revoke_on_close:
@@ -449,24 +497,27 @@ class YeastarClient:
         lists comma-separated, booleans as 1/0, ``datetime`` / ``date`` values in the client's
         ``datetime_format`` (and ``timezone``). ``json`` is sent as given. The token endpoints
         (``get_token``, ``refresh_token``, ``del_token``) are the client's own and refused
-        here, so that no login escapes the lockout guard.
+        here, so that no login escapes the lockout guard. An endpoint with a query string
+        (``?``), a fragment (``#``), ``.`` / ``..`` segments (percent-encoded too), a backslash
+        or a control character is refused with :class:`ValueError` before any I/O.
         """
         method = method.upper()
         if method not in ("GET", "POST"):
             raise ValueError(f"method must be 'GET' or 'POST', got {method!r}")
-        name = endpoint.strip("/")
-        if "?" in name:
-            raise ValueError(
-                f"endpoint {endpoint!r} has a query string: pass its parameters as params="
-            )
+        name = check_endpoint(endpoint)
         if name in _TOKEN_ENDPOINTS:
             raise ValueError(
                 f"{name} is handled by the client (login(), token refresh, aclose()); "
                 "call pbx.login() to check the credentials"
             )
-        if params and self._timezone is not None:
-            params = in_zone(params, self._timezone)
-        query = encode_query(params, datetime_format=self._datetime_format) if params else None
+        profile = self._profile
+        if params and profile.needs_facts(None, params):
+            await profile.read()
+        zone = profile.timezone()
+        if params and zone is not None:
+            params = in_zone(params, zone)
+        fmt = profile.datetime_format(self._datetime_format)
+        query = encode_query(params, datetime_format=fmt) if params else None
         return await self._transport.request(
             method,
             endpoint,

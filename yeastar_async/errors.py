@@ -5,14 +5,19 @@ Every non-zero ``errcode`` raises a subclass of :class:`YeastarError` chosen fro
 Network faults and answers that are not a JSON envelope raise :class:`TransportError`.
 
 No exception text ever contains a token or the client secret: the transport redacts URLs
-before they reach an error, and parameter values of secret-looking fields are masked.
+before they reach an error, parameter values of secret-looking fields are masked, and
+:func:`error_for` passes every text the server sent (``errmsg``, ``submsg``, every string in
+``invalid_param_list`` / ``duplicate_field_list``) through the client's mask before it becomes
+an attribute or part of a message.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from ._secrets import redact
 
 __all__ = [
     "ERROR_TABLE",
@@ -190,8 +195,10 @@ class AuthenticationError(YeastarError):
 class LockoutGuardError(AuthenticationError):
     """The client refuses to log in again after repeated credential failures.
 
-    The PBX blocks an IP after 5 consecutive failed logins; this client stops after 3. Fix the
-    credentials and create a new client.
+    The PBX blocks an IP after 5 consecutive failed logins; the SDK stops after 3 rejections of
+    the same credentials, or 4 of any, counted across the clients and processes of the user (the
+    login-guard state file, or a token store that keeps the count). The message names the file
+    to delete once the credentials are fixed; a successful login starts the count again.
     """
 
     hint = ""
@@ -298,6 +305,18 @@ ERROR_TABLE: dict[int, tuple[type[YeastarError], str]] = {
 }
 
 
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    """``value`` with ``mask`` applied to every string in it, in lists and mappings too (their
+    keys included): a server's error lists may echo any value sent, a token among them."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {_masked(k, mask): _masked(v, mask) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v, mask) for v in value]
+    return value
+
+
 def error_for(
     errcode: int,
     errmsg: str = "",
@@ -306,20 +325,26 @@ def error_for(
     invalid_param_list: Sequence[Mapping[str, Any]] | None = None,
     duplicate_field_list: Sequence[Mapping[str, Any]] | None = None,
     submsg: str | None = None,
+    mask: Callable[[str], str] = redact,
 ) -> YeastarError:
     """Build the exception for a non-zero ``errcode`` answered by ``endpoint``.
 
     ``-1 FAILURE`` answered by ``get_token`` means the credentials were rejected and gives
     :class:`AuthenticationError`; elsewhere it is the generic :class:`RequestFailedError`.
+
+    ``mask`` is applied to every text the server sent before it becomes an attribute or part of
+    the message: pass the client's :class:`~yeastar_async._secrets.SecretMask` so that its own
+    secret and tokens are hidden wherever the server echoes them (the default masks values by
+    their name only).
     """
     cls, default_msg = ERROR_TABLE.get(errcode, (YeastarError, ""))
     if errcode == -1 and endpoint == "get_token":
         cls = AuthenticationError
     return cls(
         errcode=errcode,
-        errmsg=errmsg or default_msg,
+        errmsg=mask(errmsg) if errmsg else default_msg,
         endpoint=endpoint,
-        invalid_param_list=invalid_param_list,
-        duplicate_field_list=duplicate_field_list,
-        submsg=submsg,
+        invalid_param_list=_masked(list(invalid_param_list or ()), mask),
+        duplicate_field_list=_masked(list(duplicate_field_list or ()), mask),
+        submsg=mask(submsg) if submsg is not None else None,
     )

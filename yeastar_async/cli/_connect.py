@@ -86,26 +86,50 @@ def opt(args: argparse.Namespace, name: str) -> Any:
     return getattr(args, name, None)
 
 
-def _ssl_option(args: argparse.Namespace) -> str | bool | None:
-    if opt(args, "insecure"):
+def tls_option(
+    *,
+    pin: str | None,
+    ca_file: str | None,
+    env_pin: str,
+    env_ca_file: str,
+    insecure: bool = False,
+    pin_hint: str = "",
+) -> str | bool | None:
+    """The client's ``ssl=`` from a command's TLS flags, else from the environment.
+
+    ``pin`` / ``ca_file`` / ``insecure`` are the flags' values (``None`` / ``False``: not
+    given); ``env_pin`` / ``env_ca_file`` name the variables read when no TLS flag is given (any
+    flag wins over both, so a ``--ca-file`` is never overridden by a pin left in the
+    environment). ``pin_hint`` ends the bad-pin message (where to find the fingerprint).
+    Raises :class:`UsageError` naming the flag or variable at fault.
+    """
+    if insecure:
         return False
-    flags = opt(args, "pin") is not None or opt(args, "ca_file") is not None
-    pin = opt(args, "pin") if flags else os.environ.get(ENV_PIN) or None
-    ca_file = opt(args, "ca_file") if flags else os.environ.get(ENV_CA_FILE) or None
+    flags = pin is not None or ca_file is not None
+    if not flags:
+        pin = os.environ.get(env_pin) or None
+        ca_file = os.environ.get(env_ca_file) or None
     if pin is not None:
-        if parse_pin(str(pin)) is None:
-            source = "--pin" if flags else ENV_PIN
+        if parse_pin(pin) is None:
             raise UsageError(
-                f"{source} takes a SHA-256 certificate fingerprint: 64 hex digits, as openssl "
-                "prints it or with colons or spaces (yeastar-async doctor prints the PBX's)"
+                f"{'--pin' if flags else env_pin} takes a SHA-256 certificate fingerprint: 64 hex "
+                f"digits, as openssl prints it or with colons or spaces{pin_hint}"
             )
-        return str(pin).strip()
-    if ca_file is not None:
-        if not os.path.isfile(ca_file):
-            source = "--ca-file" if flags else ENV_CA_FILE
-            raise UsageError(f"{source}: no such file: {ca_file}")
-        return str(ca_file)
-    return None
+        return pin.strip()
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise UsageError(f"{'--ca-file' if flags else env_ca_file}: no such file: {ca_file}")
+    return ca_file
+
+
+def _ssl_option(args: argparse.Namespace) -> str | bool | None:
+    return tls_option(
+        pin=opt(args, "pin"),
+        ca_file=opt(args, "ca_file"),
+        env_pin=ENV_PIN,
+        env_ca_file=ENV_CA_FILE,
+        insecure=bool(opt(args, "insecure")),
+        pin_hint=f" ({PROG} doctor prints the PBX's)",
+    )
 
 
 def _setting(args: argparse.Namespace, name: str, env: str, flag: str) -> str:

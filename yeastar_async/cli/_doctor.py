@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from .._guard_store import GuardStateError
@@ -29,7 +28,7 @@ from ..errors import (
     TransportError,
     YeastarError,
 )
-from ..events._stream import _RedactingLogger, _ws_logger
+from ..events._stream import _no_redirect_connect, _RedactingLogger, _ws_logger
 from ._connect import make_client, opt
 from ._output import PROG, out
 
@@ -434,7 +433,8 @@ class _Doctor:
         if context is not None:
             tls["ssl"] = context
         try:
-            async with ws_connect(
+            # Never follows a redirect: the upgrade carries the token (a 3xx is InvalidStatus).
+            async with _no_redirect_connect()(
                 transport.ws_url(token),
                 # --pin is checked before the upgrade request carries the token.
                 create_connection=checked_connection(transport.check_peer),
@@ -459,7 +459,9 @@ class _Doctor:
                 except (ValueError, AttributeError):  # not a JSON object after all
                     code = None
                 if code != 0:
-                    raise _WsCheckFailed(f"the PBX rejected the subscription: {ack}", _FIX_WS)
+                    raise _WsCheckFailed(
+                        f"the PBX rejected the subscription: {transport.redact(ack)}", _FIX_WS
+                    )
                 ack_ms = (time.perf_counter() - started) * 1000
                 started = time.perf_counter()
                 await ws.send("heartbeat")

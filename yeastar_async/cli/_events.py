@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from .. import events
@@ -12,8 +13,13 @@ from ._connect import make_client
 from ._format import event_json, format_event
 from ._output import OutputClosed, err, out
 
-#: Every topic this library has a class for: what ``events`` tails by default.
+#: Every topic this library has a class for.
 ALL_TOPICS: Final = tuple(sorted(events.TOPICS))
+
+#: What ``events`` tails by default: the manual's topics, which every firmware of the API takes.
+#: Whether older firmware refuses a ``topic_list`` naming topics it lacks is undocumented, and a
+#: refused subscription ends the stream, so the newer topics are asked for by ``--topics`` only.
+DEFAULT_TOPICS: Final = tuple(sorted(events.MANUAL_TOPICS))
 
 #: The topics ``--topics`` accepts. The PBX numbers its event topics 300xx, from the first topic
 #: of the manual; topics past the newest class (newer firmware) are accepted and arrive as
@@ -43,31 +49,42 @@ def parse_topics(text: str) -> tuple[int, ...]:
 
 def topics_help() -> str:
     """The ``--topics`` help line (the default named from the topic table)."""
-    return f"topics to subscribe to (default: all {len(ALL_TOPICS)} of {ALL_TOPICS[0]}-" + (
-        f"{ALL_TOPICS[-1]}); commas or spaces between them"
+    return (
+        f"topics to subscribe to (default: the manual's {len(DEFAULT_TOPICS)}, "
+        f"{DEFAULT_TOPICS[0]}-{DEFAULT_TOPICS[-1]}; newer firmware's up to {ALL_TOPICS[-1]} on "
+        "request); commas or spaces between them"
     )
+
+
+def event_printer(
+    *, as_json: bool, count: int | None
+) -> tuple[Callable[[Any], Awaitable[None]], asyncio.Event]:
+    """A handler printing each event as a line (or JSON object), and the event it sets once
+    ``count`` events were printed or stdout's reader has gone (``events`` and ``webhook``)."""
+    printed = 0
+    enough = asyncio.Event()
+
+    async def show(event: Any) -> None:
+        nonlocal printed
+        if enough.is_set():
+            return  # events still queued while the command stops
+        try:
+            out(event_json(event) if as_json else format_event(event))
+        except OutputClosed:
+            enough.set()  # the reader has gone (| head -1): stop, quietly
+            return
+        printed += 1
+        if count is not None and printed >= count:
+            enough.set()
+
+    return show, enough
 
 
 async def cmd_events(args: argparse.Namespace) -> int:
     """``events``: tail live events, one line (or JSON object) each; status lines on stderr."""
-    topics: tuple[int, ...] = args.topics or ALL_TOPICS
-    count: int | None = args.count
-    printed = 0
-    enough = asyncio.Event()
+    topics: tuple[int, ...] = args.topics or DEFAULT_TOPICS
+    show, enough = event_printer(as_json=args.json, count=args.count)
     async with make_client(args) as client:
-
-        async def show(event: Any) -> None:
-            nonlocal printed
-            if enough.is_set():
-                return  # events still queued while the client closes
-            try:
-                out(event_json(event) if args.json else format_event(event))
-            except OutputClosed:
-                enough.set()  # the reader has gone (| head -1): stop, quietly
-                return
-            printed += 1
-            if count is not None and printed >= count:
-                enough.set()
 
         async def on_connected(event: events.Connected) -> None:
             if event.reconnect:

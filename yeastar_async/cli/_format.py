@@ -53,6 +53,35 @@ _EVENT_LINES: Final[dict[type[Any], tuple[str, str]]] = {
         "agent missed",
         "queue {m.queue_number}: agent {m.agent_number} did not answer {m.caller_number}",
     ),
+    events.CallNoteAvailability: (
+        "call note",
+        "ext {m.ext_num} {m.channel}: note {m.call_note_id} shown {m.display}",
+    ),
+    events.AgentStatusChanged: (
+        "agent status",
+        "queue {m.queue_number}: agent {m.agent_number} {m.status} {m.reason}",
+    ),
+    events.BulkMessageFailed: (
+        "bulk message",
+        "task {m.task_id}: {m.fail_count} of {m.total} failed",
+    ),
+    events.MessageSendingResult: (
+        "message",
+        "session {m.session_id} message {m.msg_id} status {m.delivery_status} {m.send_error}",
+    ),
+    events.SystemEventInformation: (
+        "system info",
+        "{m.event_type} {m.event_name}: {m.event_content}",
+    ),
+    events.SystemEventWarning: (
+        "system warning",
+        "{m.event_type} {m.event_name}: {m.event_content}",
+    ),
+    events.SystemEventAlert: ("system alert", "{m.event_type} {m.event_name}: {m.event_content}"),
+    events.ReadReceipt: (
+        "read receipt",
+        "session {m.data.session_id}: read up to message {m.data.read_msg_id}",
+    ),
 }
 
 

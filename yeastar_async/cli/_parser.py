@@ -14,6 +14,7 @@ from typing import Any, Final, NoReturn
 
 from .._version import __version__
 from ..errors import AuthenticationError, YeastarError
+from ._cec import add_cec_commands
 from ._commands import (
     CALL_TYPES,
     cmd_call_dial,
@@ -26,13 +27,15 @@ from ._demo import cmd_demo
 from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics, topics_help
 from ._fake import cmd_fake_pbx
+from ._openvox import add_openvox_commands
 from ._output import PROG, OutputClosed, UsageError, err, logging_to_stderr
 from ._relay import RELAY_ARGS, RELAY_HELP, cmd_relay
+from ._webhook import DEFAULT_SECRET_ENV, cmd_webhook
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
-#: After a rejected login. Each run is a new process, so the SDK's per-process count of
-#: rejected logins starts again at 0 every time; the PBX's count does not.
+#: After a rejected login. The SDK's count of rejected logins is kept across runs (its state
+#: file), and so is the PBX's: another run with the same credentials only brings the block nearer.
 AUTH_ADVICE = (
     f"Fix {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET} (or --client-id / --client-secret) before "
     "running again: the PBX blocks this IP after 5 rejected logins in a row, counted across runs."
@@ -133,6 +136,28 @@ COMMANDS: Final[tuple[Spec, ...]] = (
         forever=True,
     ),
     Spec("relay", cmd_relay, RELAY_HELP, tuple(arg(*f, **o) for f, o in RELAY_ARGS), forever=True),
+    Spec(
+        "webhook",
+        cmd_webhook,
+        "receive events by webhook and print them, one line each (no PBX login)",
+        (
+            arg("--port", type=port_number, required=True, help="TCP port to listen on"),
+            # Every interface by default: the PBX must reach it (every delivery is signed).
+            arg("--host", default="0.0.0.0", help="address to listen on (default: all)"),
+            arg("--path", default="/", help="URL path of the webhook (default: /)"),
+            arg(
+                "--secret-env",
+                default=DEFAULT_SECRET_ENV,
+                metavar="NAME",
+                help=f"environment variable holding the webhook's secret ({DEFAULT_SECRET_ENV})",
+            ),
+            arg("--topics", type=parse_topics, metavar="N,N,...", help="print only these topics"),
+            arg("--json", action="store_true", help="one JSON object per line"),
+            arg("--count", type=count, metavar="N", help="stop after N events"),
+        ),
+        pbx=False,
+        forever=True,
+    ),
     Spec(
         "doctor",
         cmd_doctor,
@@ -262,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         for argument in spec.args:
             command.add_argument(*argument.flags, **argument.options)
         command.set_defaults(func=spec.func, runs_until_interrupted=spec.forever)
+    # Three levels deep (cec route list), with connection flags of its own: not a table row.
+    add_cec_commands(commands)
+    add_openvox_commands(commands)  # likewise (openvox inroute list)
     return parser
 
 

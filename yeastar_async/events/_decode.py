@@ -13,7 +13,9 @@ frame (a call id sent as ``1648801160.110`` gives ``"1648801160.110"``), blank s
 ``null`` fall back to the field's default (``"members": null`` gives ``[]``), a single object
 where a list is expected is wrapped, a ``msg`` that was JSON-encoded twice is unwrapped — and
 converted. A payload that still does not fit gives :class:`UnknownEvent` with the raw frame; a
-frame that is not an event envelope at all raises :class:`~yeastar_async.errors.EventDecodeError`.
+frame that is not an event envelope at all, or holds a number no field can hold (beyond the
+float range, or an int field beyond int64: see :mod:`yeastar_async._lenient`), raises
+:class:`~yeastar_async.errors.EventDecodeError`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ __all__ = ["decode"]
 _BAD_INPUT: Final = (ValueError, RecursionError)
 _EXCERPT: Final = 80
 _MAX_UNWRAP: Final = 3
+#: A topic is an int64 like every other integer field; 19 digits is the longest spelling.
+_TOPIC_MIN: Final = -(2**63)
+_TOPIC_MAX: Final = 2**63 - 1
+_TOPIC_DIGITS: Final = 19
 
 
 class _Envelope(msgspec.Struct, gc=False):  # short-lived and acyclic: skip GC tracking
@@ -78,8 +84,11 @@ def decode(frame: Frame) -> Event | UnknownEvent:
 
     Raises:
         EventDecodeError: the frame is not an event envelope at all: not JSON, not a JSON
-            object, or without an integer ``type``. Nothing else is raised for str or bytes.
-        TypeError: ``frame`` is neither str nor a bytes-like object.
+            object, without an integer ``type`` (or one outside int64), or holding a number
+            no field can hold (beyond the float range; an int field beyond int64). Nothing
+            else is raised for any str or bytes, whatever its size, nesting or numbers.
+        TypeError: ``frame`` is neither str nor a bytes-like object (a programming error,
+            not bad input).
     """
     try:
         env = _ENVELOPE.decode(frame)
@@ -100,6 +109,9 @@ def decode(frame: Frame) -> Event | UnknownEvent:
 def _decode_payload(frame: Frame, topic: int, sn: str | None, msg: Any) -> Event | UnknownEvent:
     """Everything but the usual case: first frame of a topic, object msg, unknown topic,
     payload needing repair."""
+    if not _TOPIC_MIN <= topic <= _TOPIC_MAX:
+        # Checked here, off the hot path: a known topic never reaches this test.
+        raise EventDecodeError(f"frame's 'type' is outside the int64 range: {_excerpt(frame)}")
     fast = _fast_for(topic)
     if fast is None:
         return _unknown(frame, topic, sn, msg, "unknown topic")
@@ -140,7 +152,11 @@ def _envelope_fallback(frame: Frame) -> tuple[int, str | None, Any]:
         raise EventDecodeError(f"frame is not a JSON object: {_excerpt(frame)}")
     topic = obj.get("type")
     if isinstance(topic, str) and topic.isascii() and topic.strip().isdigit():
-        topic = int(topic)  # "30011": lenient, it still names a topic
+        digits = topic.strip().lstrip("0") or "0"
+        if len(digits) > _TOPIC_DIGITS:
+            # Refused by length: int() of thousands of digits is slow, or refused outright.
+            raise EventDecodeError(f"frame's 'type' is outside the int64 range: {_excerpt(frame)}")
+        topic = int(digits)  # "30011": lenient, it still names a topic
     if type(topic) is not int:
         raise EventDecodeError(f"frame has no integer 'type': {_excerpt(frame)}")
     sn = obj.get("sn")
@@ -148,7 +164,10 @@ def _envelope_fallback(frame: Frame) -> tuple[int, str | None, Any]:
         # The number's text as sent, not the float's shortest repr (which drops digits).
         from yeastar_async.events._numbers import EXACT_TEXT_JSON
 
-        sn = str(EXACT_TEXT_JSON.decode(frame)["sn"])
+        try:
+            sn = str(EXACT_TEXT_JSON.decode(frame)["sn"])
+        except (*_BAD_INPUT, KeyError, TypeError):  # cannot happen after _PLAIN; stay total
+            sn = repr(sn)
     elif isinstance(sn, int) and not isinstance(sn, bool):
         sn = str(sn)
     elif not isinstance(sn, str):
@@ -171,7 +190,7 @@ def _repair(frame: Frame, payload_type: Any) -> tuple[Any, str]:
     payload is nudged towards the model by :mod:`yeastar_async._lenient` (imported here, on
     first use, so that ``import yeastar_async`` does not pay for it).
     """
-    from yeastar_async._lenient import convert
+    from yeastar_async._lenient import convert, out_of_range
     from yeastar_async.events._numbers import EXACT_TEXT_JSON
 
     try:
@@ -186,4 +205,7 @@ def _repair(frame: Frame, payload_type: Any) -> tuple[Any, str]:
             return None, f"msg is {type(msg).__name__}, not an object"
         return convert(msg, payload_type), ""
     except _BAD_INPUT as exc:
+        if out_of_range(exc):
+            # A number bomb (1e1000000) is not a payload that drifted from the manual.
+            raise EventDecodeError(f"frame holds {exc}: {_excerpt(frame)}") from None
         return None, str(exc)

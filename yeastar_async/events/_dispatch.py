@@ -6,6 +6,16 @@ the handler *inbox* (when a handler wants it) and into the buffer of every open
 of each event in registration order, one event at a time, so user code never runs on the
 reader's stack and a slow handler never stalls heartbeats.
 
+Every buffer is bounded twice: by count (``queue_size``) and by the bytes of the frames it holds
+(``queue_bytes``; an event's size is the length of the frame it was decoded from). So a stuck
+handler fed 1 MiB frames holds about ``queue_bytes``, not ``queue_size`` MiB. An empty buffer
+always takes one event, whatever its size (``max_frame_size`` bounds that).
+
+Another route (a webhook receiver, :mod:`yeastar_async.webhooks`) may take over topics with
+:meth:`Dispatcher.route_elsewhere`: they leave the WebSocket's topic set, the socket's frames of
+them are dropped, and that route hands its events in with ``publish(event, other_route=True)``,
+so each topic reaches the handlers by one route only.
+
 When a buffer is full the overflow policy decides: ``"block"`` (default) makes the reader wait
 for room, so nothing is lost; ``"drop_newest"`` / ``"drop_oldest"`` discard an event, count it
 in :attr:`StreamStats.drops` and report the count in a rate-limited warning.
@@ -96,21 +106,34 @@ _EMPTY: Final = object()
 
 
 class _Buffer(Generic[_T]):
-    """A bounded FIFO with an overflow policy, one consumer, and close-with-error."""
+    """A FIFO bounded by count and by bytes, with an overflow policy, one consumer, and
+    close-with-error. Each item comes with its size in bytes (0 for local events)."""
 
     __slots__ = (
+        "_bytes",
         "_closed",
         "_error",
         "_items",
+        "_max_bytes",
         "_maxsize",
         "_not_empty",
         "_not_full",
         "_on_drop",
         "_overflow",
+        "_sizes",
     )
 
-    def __init__(self, maxsize: int, overflow: Overflow, on_drop: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        overflow: Overflow,
+        on_drop: Callable[[], None],
+        max_bytes: int | None = None,
+    ) -> None:
         self._items: deque[_T] = deque()
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
+        self._max_bytes = max_bytes
         self._maxsize = maxsize
         self._overflow = overflow
         self._on_drop = on_drop
@@ -127,58 +150,82 @@ class _Buffer(Generic[_T]):
     def closed(self) -> bool:
         return self._closed
 
-    async def put(self, item: _T) -> bool:
-        """Add ``item``; False when it was not added (buffer closed, or dropped)."""
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the frames buffered."""
+        return self._bytes
+
+    def _fits(self, size: int) -> bool:
+        count = len(self._items)
+        if count >= self._maxsize:
+            return False
+        limit = self._max_bytes
+        # An empty buffer takes any one item: a frame larger than the budget still passes.
+        return limit is None or not count or self._bytes + size <= limit
+
+    def _append(self, item: _T, size: int) -> None:
+        if not self._items:  # the event stays set while anything is buffered
+            self._not_empty.set()
+        self._items.append(item)
+        self._sizes.append(size)
+        self._bytes += size
+
+    def _drop_oldest(self) -> None:
+        self._items.popleft()
+        self._bytes -= self._sizes.popleft()
+        self._on_drop()
+
+    async def put(self, item: _T, size: int = 0) -> bool:
+        """Add ``item`` (``size`` bytes); False when it was not added (closed, or dropped)."""
         while True:
             if self._closed:
                 return False
-            if len(self._items) < self._maxsize:
-                self._items.append(item)
-                self._not_empty.set()
-                if len(self._items) >= self._maxsize:
-                    self._not_full.clear()
+            if self._fits(size):
+                self._append(item, size)
                 return True
             if self._overflow == "drop_newest":
                 self._on_drop()
                 return False
             if self._overflow == "drop_oldest":
-                self._items.popleft()
-                self._items.append(item)
-                self._on_drop()
-                return True
+                while not self._fits(size):
+                    self._drop_oldest()
+                continue
+            # Set again by every get: the loop re-checks whether this item fits now.
+            self._not_full.clear()
             await self._not_full.wait()
 
-    def put_nowait(self, item: _T) -> bool:
+    def put_nowait(self, item: _T, size: int = 0) -> bool:
         """Add ``item`` if there is room right now (never drops an older event)."""
+        # The reader's hot path: _fits and _append inlined.
         items = self._items
-        size = len(items)
-        if self._closed or size >= self._maxsize:
+        count = len(items)
+        if self._closed or count >= self._maxsize:
             return False
-        items.append(item)
-        if not size:  # the event stays set while anything is buffered: set it on 0 -> 1 only
+        limit = self._max_bytes
+        if count and limit is not None and self._bytes + size > limit:
+            return False
+        if not count:
             self._not_empty.set()
-        if size + 1 >= self._maxsize:
-            self._not_full.clear()
+        items.append(item)
+        self._sizes.append(size)
+        self._bytes += size
         return True
 
-    def put_at_once(self, item: _T) -> bool:
+    def put_at_once(self, item: _T, size: int = 0) -> bool:
         """Add ``item`` without waiting: a full buffer applies its drop policy, and under
         ``"block"`` takes the item over capacity (for the rare link events). False when the
         item was not added.
         """
         if self._closed:
             return False
-        if len(self._items) >= self._maxsize:
+        if not self._fits(size):
             if self._overflow == "drop_newest":
                 self._on_drop()
                 return False
             if self._overflow == "drop_oldest":
-                self._items.popleft()
-                self._on_drop()
-        self._items.append(item)
-        self._not_empty.set()
-        if len(self._items) >= self._maxsize:
-            self._not_full.clear()
+                while not self._fits(size):
+                    self._drop_oldest()
+        self._append(item, size)
         return True
 
     def get_nowait(self) -> Any:
@@ -187,10 +234,11 @@ class _Buffer(Generic[_T]):
         if not items:
             return _EMPTY
         item = items.popleft()
-        size = len(items)
-        if size == self._maxsize - 1:  # was full: wake a blocked producer
-            self._not_full.set()
-        if not size:
+        self._bytes -= self._sizes.popleft()
+        not_full = self._not_full
+        if not not_full.is_set():  # a producer may be waiting for room: let it re-check
+            not_full.set()
+        if not items:
             self._not_empty.clear()
         return item
 
@@ -219,6 +267,8 @@ class _Buffer(Generic[_T]):
     def clear(self) -> None:
         """Discard what is buffered (used when a consumer gives up before draining)."""
         self._items.clear()
+        self._sizes.clear()
+        self._bytes = 0
         self._not_full.set()
         self._not_empty.clear()
 
@@ -292,6 +342,7 @@ class Dispatcher:
 
     Args:
         queue_size: capacity of the handler inbox and of each subscription buffer.
+        queue_bytes: bytes of frames each of those buffers may hold (None: no byte bound).
         overflow: what a full buffer does (see :data:`Overflow`).
         handler_timeout: seconds a handler may run before it is cancelled (None: no limit).
         on_topics_changed: called (synchronously) whenever the PBX topic set changes.
@@ -301,12 +352,14 @@ class Dispatcher:
         self,
         *,
         queue_size: int = 1024,
+        queue_bytes: int | None = None,
         overflow: Overflow = "block",
         handler_timeout: float | None = None,
         on_topics_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.stats = StreamStats()
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         self._overflow: Overflow = overflow
         self._handler_timeout = handler_timeout
         self._on_topics_changed = on_topics_changed
@@ -321,6 +374,11 @@ class Dispatcher:
         self._last_drop_report = float("-inf")
         # The handler (and its event) that the stream's shutdown cancelled, if any.
         self._interrupted: tuple[Handler, Any] | None = None
+        # Topics another route delivers: topic -> number of claims; claims of every topic.
+        self._elsewhere: dict[int, int] = {}
+        self._all_elsewhere = 0
+        self._diverted = False  # any claim at all: the one check the hot path pays
+        self._inbox_ready: asyncio.Event | None = None
 
     # -- targets --------------------------------------------------------------------------
 
@@ -392,7 +450,9 @@ class Dispatcher:
         if not targets:
             raise ValueError("subscribe() needs at least one event class or topic number")
         keys = frozenset(self.resolve(t) for t in targets)
-        buffer: _Buffer[Any] = _Buffer(self._queue_size, self._overflow, self._drop)
+        buffer: _Buffer[Any] = _Buffer(
+            self._queue_size, self._overflow, self._drop, self._queue_bytes
+        )
         sub: Subscription[Any] = Subscription(targets, keys, buffer)
         self._subscriptions.append(sub)
         self._rebuild_routes()
@@ -428,16 +488,65 @@ class Dispatcher:
         return self._topics
 
     def _refresh_topics(self) -> None:
-        topics = frozenset(key for key in (*self._handlers, *self._routes) if isinstance(key, int))
+        topics = frozenset(
+            key
+            for key in (*self._handlers, *self._routes)
+            if isinstance(key, int) and not self.routed_elsewhere(key)
+        )
         if topics != self._topics:
             self._topics = topics
             self._on_topics_changed()
+
+    # -- other routes ---------------------------------------------------------------------
+
+    def route_elsewhere(self, topics: Iterable[int] | None) -> Callable[[], None]:
+        """Let another route deliver ``topics`` (``None``: every PBX topic); returns the
+        function that gives them back (idempotent).
+
+        Until then they are left out of :attr:`topics` (the WebSocket's subscription) and the
+        socket's events of them are dropped: only ``publish(..., other_route=True)`` hands
+        them on. Claims add up: a topic returns to the socket when its last claim is released.
+        """
+        claimed = None if topics is None else tuple(dict.fromkeys(topics))
+        if claimed is None:
+            self._all_elsewhere += 1
+        else:
+            for topic in claimed:
+                self._elsewhere[topic] = self._elsewhere.get(topic, 0) + 1
+        self._diverted = True
+        self._refresh_topics()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            if claimed is None:
+                self._all_elsewhere -= 1
+            else:
+                for topic in claimed:
+                    left = self._elsewhere[topic] - 1
+                    if left:
+                        self._elsewhere[topic] = left
+                    else:
+                        del self._elsewhere[topic]
+            self._diverted = bool(self._all_elsewhere or self._elsewhere)
+            self._refresh_topics()
+
+        return release
+
+    def routed_elsewhere(self, topic: int) -> bool:
+        """Whether another route delivers ``topic`` (see :meth:`route_elsewhere`)."""
+        return bool(self._all_elsewhere) or topic in self._elsewhere
 
     # -- delivery -------------------------------------------------------------------------
 
     def open_inbox(self) -> _Buffer[Any]:
         """Create the handler inbox (handlers get events only while it is open)."""
-        self._inbox = _Buffer(self._queue_size, self._overflow, self._drop)
+        self._inbox = _Buffer(self._queue_size, self._overflow, self._drop, self._queue_bytes)
+        if self._inbox_ready is not None:
+            self._inbox_ready.set()
         return self._inbox
 
     def close_inbox(self) -> None:
@@ -445,23 +554,40 @@ class Dispatcher:
         if self._inbox is not None:
             self._inbox.close()
             self._inbox = None
+        if self._inbox_ready is not None:
+            self._inbox_ready.clear()
 
-    async def publish(self, event: Any) -> None:
-        """Queue ``event`` for its handlers and subscriptions (may wait under ``"block"``)."""
+    async def wait_inbox(self) -> None:
+        """Return once the handler inbox is open (at once if it is)."""
+        if self._inbox is not None:
+            return
+        if self._inbox_ready is None:
+            self._inbox_ready = asyncio.Event()
+        await self._inbox_ready.wait()
+
+    async def publish(self, event: Any, size: int = 0, *, other_route: bool = False) -> None:
+        """Queue ``event`` (decoded from ``size`` bytes) for its handlers and subscriptions
+        (may wait under ``"block"``).
+
+        ``other_route``: the event comes from a route that took its topic over (a webhook),
+        not from the socket; the socket's events of such topics are dropped here.
+        """
         key = self.key_of(event)
         if key is None:
             return
+        if self._diverted and isinstance(key, int) and self.routed_elsewhere(key) != other_route:
+            return  # each topic reaches the handlers by the one route that delivers it
         delivered = False
         inbox = self._inbox
         if inbox is not None and key in self._handlers:
-            delivered = await inbox.put(event)
+            delivered = await inbox.put(event, size)
         # A snapshot: subscriptions opened or closed meanwhile are handled by the buffer itself.
         for sub in self._routes.get(key, ()):
-            delivered = await sub._buffer.put(event) or delivered
+            delivered = await sub._buffer.put(event, size) or delivered
         if delivered:
             self.stats.events_dispatched += 1
 
-    def offer(self, event: Any) -> bool:
+    def offer(self, event: Any, size: int = 0) -> bool:
         """Queue ``event`` for its handlers if that needs no waiting; True when done.
 
         The reader's fast path: a typed event, no subscription that names it, room in the
@@ -469,12 +595,12 @@ class Dispatcher:
         events), which then does all of it.
         """
         key = _CLASS_KEYS.get(type(event))
-        if key is None or key in self._routes:
+        if key is None or key in self._routes or self._diverted:
             return False
         inbox = self._inbox
         if inbox is None or key not in self._handlers:
             return True  # nobody wants it: what publish() would do too
-        if inbox.put_nowait(event):
+        if inbox.put_nowait(event, size):
             self.stats.events_dispatched += 1
             return True
         return False
@@ -598,8 +724,10 @@ class Dispatcher:
         if not self._drops_unreported:
             return
         logger.warning(
-            "event buffer full (queue_size=%d, overflow=%r): dropped %d event(s), %d in total",
+            "event buffer full (queue_size=%d, queue_bytes=%s, overflow=%r): dropped %d event(s), "
+            "%d in total",
             self._queue_size,
+            self._queue_bytes,
             self._overflow,
             self._drops_unreported,
             self.stats.drops,

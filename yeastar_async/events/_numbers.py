@@ -6,6 +6,9 @@ them but not its spelling (``1.5e9`` prints as ``1.5E+9``). :data:`EXACT_TEXT_JS
 non-integer number over as an :class:`ExactNumber`: a Decimal (so arithmetic and the lenient
 conversion treat it as a number) whose ``str()`` is the number's text in the frame.
 
+A number beyond the float range (``1e1000000``) is refused while parsing (see
+:func:`yeastar_async._lenient.check_number`): the frame is then a decode error.
+
 Imported on the first frame that needs repair, not at ``import yeastar_async``.
 """
 
@@ -15,6 +18,8 @@ from decimal import Decimal
 from typing import Final
 
 import msgspec
+
+from yeastar_async._lenient import exact_number
 
 __all__ = ["EXACT_TEXT_JSON", "ExactNumber"]
 
@@ -27,8 +32,9 @@ class ExactNumber(Decimal):
     _text: str
 
     def __new__(cls, text: str) -> ExactNumber:
-        """Parse ``text`` (a JSON number literal) and remember it."""
-        self = super().__new__(cls, text)
+        """Parse ``text`` (a JSON number literal) and keep it; NumberOutOfRange if too big."""
+        # Parsed and range-checked once; the copy from a Decimal is exact and cheap.
+        self = super().__new__(cls, exact_number(text))
         self._text = text
         return self
 

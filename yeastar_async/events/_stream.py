@@ -19,10 +19,14 @@ token):
 
 Failed or lost links are retried after a full-jitter exponential backoff that is reset only
 after a link stayed up for ``healthy_after`` seconds, so a PBX that accepts and then drops
-every connection (or answers 503) is never hammered. Credential failures
+every connection (or answers 503) is never hammered; after a token renewal that succeeded the
+next attempt goes at once. Failures no reconnect can fix stop the stream and are raised out of
+:meth:`EventStream.listen`: credential failures
 (:class:`~yeastar_async.errors.AuthenticationError`, its
-:class:`~yeastar_async.errors.LockoutGuardError`, :class:`~yeastar_async.errors.IPBlockedError`)
-stop the stream and are raised out of :meth:`EventStream.listen`.
+:class:`~yeastar_async.errors.LockoutGuardError`, :class:`~yeastar_async.errors.IPBlockedError`),
+a subscribe the PBX refuses for good (10005 ACCESS DENIED and the like, see ``_PERMANENT``),
+and a redirect answered to the upgrade (:class:`~yeastar_async.errors.TransportError`: never
+followed, since the upgrade carries the token).
 
 The token travels in the URL: it never appears in a log record (the websockets library logs
 the request line at DEBUG; it gets a logger that masks it) nor in a ``Disconnected`` reason.
@@ -37,7 +41,7 @@ import math
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
 
@@ -52,9 +56,13 @@ if TYPE_CHECKING:
 from yeastar_async._backoff import Backoff, RandomSource
 from yeastar_async._tls import checked_connection
 from yeastar_async.errors import (
+    AccessDeniedError,
+    ApiUnavailableError,
     AuthenticationError,
     EventDecodeError,
     IPBlockedError,
+    ParameterError,
+    PreconditionError,
     TransportError,
     YeastarError,
     error_for,
@@ -83,6 +91,16 @@ _E = TypeVar("_E")
 
 #: Failures no retry can fix: surface them instead of risking the PBX's IP block.
 _FATAL: Final = (AuthenticationError, IPBlockedError)
+#: Answers to a subscribe message that reconnecting cannot fix, by the class the error catalog
+#: gives their code (spec/p_series_errors.json): 10005 ACCESS DENIED and 70084 ACTION FORBIDDEN
+#: (the API account's rights), 10001-10003 and 70123 (the API or its version is off), 40001 /
+#: 40002 (the PBX refuses this topic list: sending it again gets the same answer), 70106 /
+#: 70120 / 70132 (a feature that is off). Every other code (-2 INTERNAL SERVER ERROR, -1
+#: FAILURE, 2 PROCESSING, 60002 MAX LIMITATION EXCEEDED, 70082 OVERLOAD_TASK_RUNNING, codes
+#: the manual does not list...) may pass: the stream reconnects with backoff, logging each try.
+_PERMANENT: Final = (AccessDeniedError, ApiUnavailableError, ParameterError, PreconditionError)
+#: What a link's reader may raise to end the stream (raised out of listen()).
+_STOPS: Final = (*_FATAL, *_PERMANENT)
 _HEARTBEAT: Final = "heartbeat"
 _HEARTBEAT_REPLIES: Final = frozenset({"heartbeat response", b"heartbeat response"})
 _REPLY_LEN: Final = len("heartbeat response")
@@ -162,6 +180,12 @@ class StreamOptions:
             long (>= 0), so a PBX that accepts and then drops connections is never hammered.
         queue_size: capacity of the handler queue and of each subscription buffer (>= 1;
             ``event_queue_size`` of :class:`~yeastar_async.YeastarClient`).
+        queue_bytes: bytes of frames the handler queue and each subscription buffer may hold
+            (>= 1024; ``event_queue_bytes`` of the client; default 16 MiB). A buffer at
+            either bound is full (its ``overflow`` policy applies); an empty one takes any
+            one frame. Worst case per buffer: about ``queue_bytes + max_frame_size`` of
+            frames, whatever the handlers do; decoded, a hostile frame takes up to ~24x its
+            size (README, Events).
         overflow: what a full queue does: ``"block"`` (the reader waits; nothing is lost),
             ``"drop_newest"`` or ``"drop_oldest"`` (counted in ``stats.drops``, and logged).
         handler_timeout: a handler still running after this long is cancelled and counted as
@@ -178,6 +202,7 @@ class StreamOptions:
     reconnect_delay_max: float = 30.0
     healthy_after: float = 30.0
     queue_size: int = 1024
+    queue_bytes: int = 16 * 1024 * 1024
     overflow: Overflow = "block"
     handler_timeout: float | None = None
     shutdown_timeout: float = 5.0
@@ -207,6 +232,12 @@ class StreamOptions:
             # Named both ways: YeastarClient takes this option as `event_queue_size`.
             raise ValueError(
                 f"event_queue_size (StreamOptions.queue_size) must be an integer >= 1, got {size!r}"
+            )
+        size = self.queue_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_FRAME_SIZE:
+            raise ValueError(
+                f"event_queue_bytes (StreamOptions.queue_bytes) must be an integer >= "
+                f"{MIN_FRAME_SIZE} (bytes), got {size!r}"
             )
         size = self.max_frame_size
         if isinstance(size, bool) or not isinstance(size, int) or size < MIN_FRAME_SIZE:
@@ -461,28 +492,43 @@ class _Link:
             self._unproven = None
             if len(frame) == _REPLY_LEN and frame in _HEARTBEAT_REPLIES:
                 continue
+            not_event: EventDecodeError | None = None
             try:
                 event: Any = decode(frame)
             except EventDecodeError as exc:
-                event = self._control(frame, exc)
+                not_event = exc
+            except Exception as exc:
+                # decode() promises EventDecodeError for bad input; should a frame still find
+                # a bug in it, one frame must not end the stream, nor a flood of such frames
+                # become a flood of tracebacks: the bad-frame throttle applies, and only its
+                # warnings carry the traceback.
+                stats.malformed_frames += 1
+                level, more = stream._bad_frames.level()
+                logger.log(
+                    level,
+                    "event stream: a frame could not be decoded (%s); skipped%s",
+                    stream._endpoint.redact(f"{type(exc).__name__}: {exc}"),
+                    more,
+                    exc_info=level >= logging.WARNING,
+                )
+                continue
+            if not_event is not None:
+                # Outside the except clause: an error _control raises must not carry the
+                # EventDecodeError (which quotes the frame, echoed token and all) as __context__.
+                event = self._control(frame, not_event)
                 if event is None:
                     continue
-            except Exception:
-                # decode() promises EventDecodeError for bad input; should a frame still find
-                # a bug in it, one frame must not end the stream.
-                stats.malformed_frames += 1
-                logger.exception("event stream: a frame could not be decoded; skipped")
-                continue
-            else:
-                if type(event) is UnknownEvent:
-                    event = _with_text_raw(event)
-                    stats.unknown_events += 1
-                    _log_unknown(event, stream._bad_payloads)
+            elif type(event) is UnknownEvent:
+                event = _with_text_raw(event)
+                stats.unknown_events += 1
+                _log_unknown(event, stream._bad_payloads, stream._endpoint.redact)
             # Fast path: queued at once. Otherwise publish() may wait for room, and the
             # liveness clock stops while it does (see _held).
-            if not offer(event):
+            # Sized by the frame: the byte bound of the buffers (queue_bytes).
+            size = len(frame)
+            if not offer(event, size):
                 with self._held():
-                    await dispatch.publish(event)
+                    await dispatch.publish(event, size)
 
     def _control(self, frame: str | bytes, error: EventDecodeError) -> Connected | None:
         """Handle a non-event frame; returns the Connected event on the first ack."""
@@ -491,20 +537,31 @@ class _Link:
         except (ValueError, RecursionError):  # DecodeError is a ValueError; deep nesting recurses
             control = _Control()
         code = control.errcode
+        # The PBX (or a proxy) may echo the token in anything it sends: mask before use.
+        redact = self.stream._endpoint.redact
         if code is None:
             self.stream._dispatch.stats.malformed_frames += 1
             level, more = self.stream._bad_frames.level()
-            logger.log(level, "event stream: skipped a malformed frame: %s%s", error, more)
+            logger.log(
+                level, "event stream: skipped a malformed frame: %s%s", redact(str(error)), more
+            )
             return None
         if code == _TOKEN_EXPIRED:
             raise _LinkLost(f"token expired (errcode {code})", token_expired=True)
         if code != 0:
-            failure = error_for(code, control.errmsg, endpoint="subscribe")
+            errmsg = redact(control.errmsg)
+            if self._pending:
+                topics = sorted(self._sent_topics)
+                failure = error_for(
+                    code, errmsg, endpoint="subscribe", submsg=f"topics sent: {topics}"
+                )
+                if isinstance(failure, _STOPS):
+                    raise failure  # e.g. 10005 ACCESS DENIED: reconnecting cannot help
+                raise _LinkLost(f"subscribe rejected: errcode {code} {errmsg!r}")
+            failure = error_for(code, errmsg, endpoint="subscribe")
             if isinstance(failure, _FATAL):
                 raise failure  # e.g. 70004 ACCOUNT IP BLOCKED: retrying cannot help
-            if self._pending:
-                raise _LinkLost(f"subscribe rejected: errcode {code} {control.errmsg!r}")
-            logger.warning("event stream: PBX sent errcode %s %r", code, control.errmsg)
+            logger.warning("event stream: PBX sent errcode %s %r", code, errmsg)
             return None
         if not self._pending:
             logger.debug("event stream: ack without a pending subscribe ignored")
@@ -549,6 +606,44 @@ def _with_text_raw(event: UnknownEvent) -> UnknownEvent:
     return event
 
 
+def _no_redirect_connect() -> type[Any]:
+    """websockets' ``connect``, made to never follow a redirect.
+
+    ``connect`` follows up to 10 redirects by default (``WEBSOCKETS_MAX_REDIRECTS``), replaying
+    the upgrade, token and all, to whatever the ``Location`` names; here a 3xx is raised as
+    the ``InvalidStatus`` it is. Built on first use (websockets is imported lazily).
+    """
+    global _NO_REDIRECT_CONNECT
+    if _NO_REDIRECT_CONNECT is None:
+        from websockets.asyncio.client import connect
+
+        class NoRedirectConnect(connect):
+            def process_redirect(self, exc: Exception) -> Exception | str:
+                return exc
+
+        _NO_REDIRECT_CONNECT = NoRedirectConnect
+    return _NO_REDIRECT_CONNECT
+
+
+_NO_REDIRECT_CONNECT: type[Any] | None = None
+_LOCATION_SHOWN: Final = 200
+
+
+def _redirect_error(
+    status: int, location: str | None, redact: Callable[[str], str]
+) -> TransportError:
+    """The error for a 3xx on the upgrade, naming the status and the masked Location."""
+    where = (
+        "no Location" if location is None else f"Location {redact(location)[:_LOCATION_SHOWN]!r}"
+    )
+    return TransportError(
+        f"subscribe: the WebSocket upgrade was answered HTTP {status} ({where}); not followed, "
+        "since the upgrade carries the access token: check base_url (scheme, host and port)",
+        endpoint="subscribe",
+        status=status,
+    )
+
+
 def _closed_reason(exc: ConnectionClosed) -> str:
     return f"connection closed ({exc})"
 
@@ -578,14 +673,14 @@ class _Throttle:
         return logging.WARNING, f" ({held} more since the last warning)" if held else ""
 
 
-def _log_unknown(event: UnknownEvent, throttle: _Throttle) -> None:
+def _log_unknown(event: UnknownEvent, throttle: _Throttle, redact: Callable[[str], str]) -> None:
     if event.type in TOPICS:
         level, more = throttle.level()
         logger.log(
             level,
             "event stream: topic %s frame with an undecodable msg (%s); skipped%s",
             event.type,
-            event.reason,
+            redact(event.reason),
             more,
         )
     else:
@@ -625,6 +720,7 @@ class EventStream:
         self._rng = rng
         self._dispatch = Dispatcher(
             queue_size=self._opts.queue_size,
+            queue_bytes=self._opts.queue_bytes,
             overflow=self._opts.overflow,
             handler_timeout=self._opts.handler_timeout,
             on_topics_changed=self._topics_changed,
@@ -720,11 +816,21 @@ class EventStream:
     async def listen(self) -> None:
         """Run the stream until :meth:`aclose`, then return.
 
-        Raises the credential failures that stop the stream:
-        :class:`~yeastar_async.errors.AuthenticationError` (and its
-        :class:`~yeastar_async.errors.LockoutGuardError`) and
-        :class:`~yeastar_async.errors.IPBlockedError`. Network faults, token expiry and PBX
-        restarts are handled inside (reconnect with backoff).
+        Raises the failures that no reconnect can fix:
+
+        - :class:`~yeastar_async.errors.AuthenticationError` (and its
+          :class:`~yeastar_async.errors.LockoutGuardError`) and
+          :class:`~yeastar_async.errors.IPBlockedError`;
+        - a subscribe the PBX refuses for good, as its typed error:
+          :class:`~yeastar_async.errors.AccessDeniedError` (10005, 70084),
+          :class:`~yeastar_async.errors.ApiUnavailableError` (10001-10003, 70123),
+          :class:`~yeastar_async.errors.ParameterError` (40001, 40002: the topic list) and
+          :class:`~yeastar_async.errors.PreconditionError`;
+        - :class:`~yeastar_async.errors.TransportError` for a redirect (3xx) answered to the
+          WebSocket upgrade, naming the status and the masked ``Location`` (never followed).
+
+        Network faults, token expiry, PBX restarts and other error codes are handled inside
+        (reconnect with backoff, each attempt logged).
         """
         engine = await self._acquire()
         if engine is None:
@@ -806,6 +912,32 @@ class EventStream:
                 await self._stop_engine()
         self._dispatch.end_subscriptions()
         self._dispatch.report_drops()
+
+    # -- public: events from another route (webhooks) -----------------------------------
+
+    def route_elsewhere(self, topics: Iterable[int] | None = None) -> Callable[[], None]:
+        """Take ``topics`` (``None``: every PBX topic) off the WebSocket: another route (a
+        webhook receiver) delivers them with :meth:`deliver`. Returns the function that hands
+        them back to the socket. While claimed, the socket neither subscribes to them nor
+        passes on its frames of them, so no event reaches the handlers twice.
+        """
+        return self._dispatch.route_elsewhere(topics)
+
+    async def deliver(self, event: Any, size: int = 0) -> None:
+        """Hand ``event`` (decoded with :func:`~yeastar_async.events.decode`) to the handlers
+        and subscriptions, in order with everything else, as the socket reader does.
+
+        Only events of topics claimed with :meth:`route_elsewhere` are taken; handlers run
+        while the stream runs (:meth:`listen` or a :meth:`subscribe` block, which open no
+        socket when every topic is claimed). ``size``: the bytes it was decoded from (they count
+        against ``queue_bytes``). May wait for room under ``overflow="block"``.
+        """
+        engine = self._engine
+        if engine is not None and not engine.done():
+            # A just-started engine opens the handler inbox on its first step: wait for it,
+            # so the first events of a route that started the stream reach the handlers.
+            await self._dispatch.wait_inbox()
+        await self._dispatch.publish(event, size, other_route=True)
 
     def _in_handler(self) -> bool:
         """Whether the calling task is the one running this stream's handlers.
@@ -918,6 +1050,8 @@ class EventStream:
             self._link.topics_changed()
 
     async def _await_synced(self) -> None:
+        if not self._dispatch.topics:
+            return  # nothing for the socket to subscribe to (local events, or a webhook's)
         link = self._link
         if link is None or link.up_since is None:
             # No live link yet: the next subscribe message carries the new topics. Wait until a
@@ -948,6 +1082,8 @@ class EventStream:
         backoff = Backoff(opts.reconnect_delay_min, opts.reconnect_delay_max, rng=self._rng)
         redact = self._endpoint.redact
         assert self._topics_event is not None
+        # Whether the last reconnect skipped the backoff after a renewal, with no link up since.
+        skipped_backoff = False
         while True:
             while not self._dispatch.topics:
                 # Nothing to subscribe to: an empty topic list would subscribe to nothing.
@@ -969,26 +1105,34 @@ class EventStream:
                 continue
             reason, token_expired, up_for = await self._attempt(token)
             self._attempt_settled()
+            renewed = False
             if token_expired:
                 try:
                     await self._tokens.expired(token)
+                    renewed = True
                 except _FATAL:
                     raise
                 except YeastarError as exc:
                     logger.warning("event stream: token renewal failed: %s", redact(str(exc)))
-            healthy = up_for is not None and up_for >= opts.healthy_after
-            if healthy:
+            if up_for is not None:
+                skipped_backoff = False
+            if up_for is not None and up_for >= opts.healthy_after:
                 backoff.reset()
-            # A healthy link lost to token expiry is routine (the PBX ends a socket when its
-            # token dies): reconnect at once to keep the event gap short. Anything else waits.
-            delay = 0.0 if healthy and token_expired else backoff.next_delay()
+            # After a renewal that succeeded, the cause of the failure is gone: reconnect at
+            # once (a PBX back from a restart knows none of the old tokens; its 10004 must not
+            # cost a further backoff). Only once until a link comes up: a PBX refusing every
+            # fresh token still gets the backoff, never a hot loop of logins.
+            if renewed and not skipped_backoff:
+                delay, skipped_backoff = 0.0, True
+                reason += "; token renewed"
+            else:
+                delay = backoff.next_delay()
             log = logger.info if up_for is not None else logger.warning
             log("event stream: %s; reconnecting in %.2fs", reason, delay)
             await asyncio.sleep(delay)
 
     async def _attempt(self, token: str) -> tuple[str, bool, float | None]:
         """One connection: returns (reason it ended, token expired, seconds it was up)."""
-        from websockets.asyncio.client import connect as ws_connect
         from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 
         stats = self._dispatch.stats
@@ -998,8 +1142,11 @@ class EventStream:
         context = self._endpoint.ws_ssl()
         if context is not None:  # websockets refuses ssl=None with wss://, and ssl= with ws://
             tls["ssl"] = context
+        # Raised after the try statement, not in a handler: there, the exception's __context__
+        # would be websockets' own, which holds the URL or Location unmasked.
+        refused: Exception | None = None
         try:
-            ws = await ws_connect(
+            ws = await _no_redirect_connect()(
                 self._endpoint.ws_url(token),
                 # A pinned certificate is checked before the upgrade request carries the token.
                 create_connection=checked_connection(self._endpoint.check_peer),
@@ -1016,16 +1163,22 @@ class EventStream:
                 **tls,
             )
         except InvalidURI as exc:
-            raise ValueError(redact(str(exc))) from None
+            refused = ValueError(redact(str(exc)))
         except TransportError as exc:  # the pin check: nothing was sent
             logger.error("event stream: %s", redact(str(exc)))
             return f"certificate check failed: {redact(str(exc))}", False, None
         except InvalidStatus as exc:
             status = exc.response.status_code
-            # 401/403 on the upgrade: the PBX did not take the token.
-            return f"handshake rejected: HTTP {status}", status in (401, 403), None
+            if not 300 <= status < 400:
+                # 401/403 on the upgrade: the PBX did not take the token.
+                return f"handshake rejected: HTTP {status}", status in (401, 403), None
+            # Not followed (see _no_redirect_connect), and not retried: the upgrade carries
+            # the token, and a PBX address that redirects is a wrong base_url.
+            refused = _redirect_error(status, exc.response.headers.get("Location"), redact)
         except (OSError, TimeoutError, WebSocketException) as exc:
             return f"connect failed: {redact(str(exc) or type(exc).__name__)}", False, None
+        if refused is not None:
+            raise refused
 
         link = _Link(self, ws)
         reason, token_expired = "stream closed", False
@@ -1037,7 +1190,7 @@ class EventStream:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(link.read(), name="yeastar-event-reader")
                     tg.create_task(link.keep(), name="yeastar-event-keeper")
-            except* _FATAL as group:
+            except* _STOPS as group:
                 fatal = group.exceptions[0]
                 reason = redact(str(fatal))
             except* _LinkLost as group:

@@ -1,8 +1,13 @@
-"""Typed models of the PBX's WebSocket events (topics 30005–30026) and the local stream events.
+"""Typed models of the PBX's events (topics 30005–30038) and the local stream events.
+
+Topics 30005–30026 are the April 2024 manual's; 30028–30038 come from the vendor's current
+developer-guide pages (each class names its page). Topics known by number only (30027, 30031,
+30033, 30037: no payload documented anywhere we could read) decode as :class:`UnknownEvent`,
+whose :attr:`~UnknownEvent.name` says what they are.
 
 Every event is a frozen :class:`msgspec.Struct` with ``type`` (the topic number), ``sn`` (the PBX
-serial number, ``None`` when the frame carries none: 30022/30023/30025/30026) and ``msg`` (the
-typed payload). Field names are the manual's; the key ``from`` is exposed as ``from_``.
+serial number, ``None`` when the frame carries none: 30022/30023/30025/30026/30028) and ``msg``
+(the typed payload). Field names are the manual's; the key ``from`` is exposed as ``from_``.
 
 Payloads are lenient because real PBX frames drift from the manual:
 
@@ -35,17 +40,27 @@ from typing import Any, ClassVar, Literal
 import msgspec
 from msgspec.structs import force_setattr
 
+from yeastar_async._models import Int64
+
 __all__ = [
+    "KNOWN_TOPICS",
+    "MANUAL_TOPICS",
     "TOPICS",
     "AgentAutoPaused",
     "AgentAutoPausedInfo",
     "AgentRingTimeout",
     "AgentRingTimeoutInfo",
+    "AgentStatusChanged",
+    "AgentStatusInfo",
+    "BulkMessageFailed",
+    "BulkMessageFailedInfo",
     "CallFailed",
     "CallFailedInfo",
     "CallForwarded",
     "CallInfo",
     "CallMember",
+    "CallNoteAvailability",
+    "CallNoteInfo",
     "CallStatusChanged",
     "CallTransferred",
     "CdrInfo",
@@ -68,6 +83,8 @@ __all__ = [
     "InboundLeg",
     "IncomingCallRequest",
     "LocalEvent",
+    "MessageSendingInfo",
+    "MessageSendingResult",
     "NewCdr",
     "OrganizationConfigChanged",
     "OrganizationConfigInfo",
@@ -77,8 +94,15 @@ __all__ = [
     "PromptPlaybackEnded",
     "PromptPlaybackInfo",
     "QueuedCall",
+    "ReadReceipt",
+    "ReadReceiptData",
+    "ReadReceiptInfo",
     "SatisfactionSurveyResult",
     "SurveyResultInfo",
+    "SystemEventAlert",
+    "SystemEventInfo",
+    "SystemEventInformation",
+    "SystemEventWarning",
     "TrunkConfigChanged",
     "TrunkConfigInfo",
     "TrunkRegistrationChanged",
@@ -223,9 +247,9 @@ class CallMember(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 class OrganizationStatusInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """30005 payload: the multi-organization feature was switched on or off."""
 
-    org_status: int = 0
+    org_status: Int64 = 0
     """1 = organization feature on, 0 = off."""
-    show_root_org: int = 0
+    show_root_org: Int64 = 0
     """1 = the root organization is shown, 0 = hidden (the manual types it String, live frames
     send a number; both decode)."""
     sn: str = ""
@@ -235,7 +259,7 @@ class OrganizationStatusInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False
 class OrganizationConfigInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """30006 payload: organizations were created, changed or deleted."""
 
-    id_list: list[int] = []
+    id_list: list[Int64] = []
     """IDs of the organizations concerned."""
     action: str = ""
     """create, update, delete, update_order or update_extension (lower case)."""
@@ -287,7 +311,7 @@ class TrunkRegistrationInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False)
     """Trunk name."""
     kind: str = ""
     """Trunk kind (PJSIP)."""
-    status: int = 0
+    status: Int64 = 0
     """Trunk status code (see the manual's trunk status table)."""
     registered_ip: str = ""
     """Registered address, e.g. ``112.48.19.183:18211``."""
@@ -317,7 +341,7 @@ class DtmfInfo(CallInfo, kw_only=True, frozen=True, gc=False):
 
     info: str = ""
     """The key(s) pressed."""
-    flag: int = 0
+    flag: Int64 = 0
     """Flag as sent by the PBX."""
     infos: str = ""
     """Accumulated keys as sent by the PBX (``""`` when the PBX sends a blank)."""
@@ -347,9 +371,9 @@ class CdrInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """Caller number."""
     call_to: str = ""
     """Called number."""
-    call_duration: int = 0
+    call_duration: Int64 = 0
     """Call duration in seconds."""
-    talk_duration: int = 0
+    talk_duration: Int64 = 0
     """Talk duration in seconds."""
     src_trunk_name: str = ""
     """Trunk the call came in on (``""`` if none)."""
@@ -367,7 +391,7 @@ class CdrInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """Recording file name (``""`` if not recorded)."""
     did_number: str = ""
     """DID the call came in on (``""`` if none)."""
-    agent_ring_time: int = 0
+    agent_ring_time: Int64 = 0
     """Seconds a queue agent's phone rang."""
     did_name: str = ""
     """Name of the DID (sent by live PBXes, not in the manual)."""
@@ -493,6 +517,148 @@ class AgentRingTimeoutInfo(_QueueAgentInfo, kw_only=True, frozen=True, gc=False)
     """Caller number."""
     call_id: str = ""
     """Unique ID of the call."""
+
+
+# --------------------------------------------------------------------------------------------
+# Payloads of the topics past the April 2024 manual (current developer-guide pages)
+# --------------------------------------------------------------------------------------------
+
+
+def _json_value(value: Any, kind: type[Any], default: Any) -> Any:
+    # The PBX nests JSON as a string inside some payloads (30032 `msg_files`, `param`); accept
+    # the decoded value too, and give `default` for anything that does not hold a `kind`.
+    if isinstance(value, str):
+        if not value.strip():
+            return default
+        try:
+            value = msgspec.json.decode(value)
+        except (msgspec.DecodeError, RecursionError):
+            return default
+    return value if isinstance(value, kind) else default
+
+
+class CallNoteInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """30028 payload: whether the call note can be edited in the current call."""
+
+    display: Int64 = 0
+    """1 = the call note button is shown (the user may edit call notes), 0 = hidden."""
+    trigger_call_note_popup: Int64 = 0
+    """1 = the call note introduction popup was triggered, 0 = not."""
+    sip_call_id: str = ""
+    """Unique SIP ID of the call."""
+    call_note_id: str = ""
+    """Unique ID of the call note, e.g. ``"20250306093306-5E6B3"``."""
+    group_id: str = ""
+    """Group ID of the call note, e.g. ``"1741224782.220"``."""
+    ext_num: str = ""
+    """Extension number."""
+    channel: str = ""
+    """The extension's channel in the call, e.g. ``"PJSIP/2001-0000001b"``."""
+
+
+class AgentStatusInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """30029 payload: a queue agent's status changed."""
+
+    queue_number: str = ""
+    """Queue number, as sent (the vendor's example: ``"queue-6402"``)."""
+    agent_number: str = ""
+    """Extension number of the agent."""
+    status: str = ""
+    """The agent's new status as sent, e.g. ``"Paused"``."""
+    reason: str = ""
+    """Why the agent was paused (the pause reason's name, e.g. ``"Lunch"``)."""
+
+
+class BulkMessageFailedInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """30030 payload: some or all messages of a bulk message campaign failed."""
+
+    task_id: Int64 = 0
+    """ID of the message campaign."""
+    total: Int64 = 0
+    """Messages sent in total."""
+    fail_count: Int64 = 0
+    """Messages that failed."""
+
+
+class MessageSendingInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """30032 payload: the delivery status of a message sent through the API changed.
+
+    ``msg_files`` and ``param`` are JSON *text* inside the payload (as the vendor documents
+    them); :attr:`files` and :attr:`params` give them decoded. Either may also arrive already
+    decoded.
+    """
+
+    session_id: Int64 = 0
+    """Unique ID of the message session."""
+    msg_id: Int64 = 0
+    """Unique ID of the message."""
+    delivery_status: Int64 = 0
+    """0 = sending, 1 = sent, 2 = failed."""
+    sender: dict[str, Any] = {}
+    """The sender (the vendor's ``Sender_Info``), as plain JSON values."""
+    msg_type: Int64 = 0
+    """0 = user message, 4 = notification of an unsupported message type."""
+    msg_body: str = ""
+    """Message text."""
+    msg_files: Any = ""
+    """Attached files as sent: JSON text of a list of file objects (see :attr:`files`), or
+    whatever JSON value the PBX put there."""
+    send_time: Int64 = 0
+    """Unix time (seconds) the message was sent."""
+    param: Any = ""
+    """More parameters as sent: JSON text of an object (see :attr:`params`), or whatever JSON
+    value the PBX put there."""
+    send_error: str = ""
+    """Why sending failed, e.g. ``"invalid_phone_number"``; ``""`` when it did not."""
+
+    @property
+    def files(self) -> list[Any]:
+        """:attr:`msg_files` decoded (``[]`` when empty or not a JSON list)."""
+        files: list[Any] = _json_value(self.msg_files, list, [])
+        return files
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """:attr:`param` decoded (``{}`` when empty or not a JSON object)."""
+        params: dict[str, Any] = _json_value(self.param, dict, {})
+        return params
+
+
+class SystemEventInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """Payload of the system event notifications 30034 (information), 30035 (warning) and
+    30036 (alert): a PBX system event with notification enabled occurred."""
+
+    event_name: str = ""
+    """The system event's name, e.g. ``"web_admin_login_succ"``, ``"sip_trunk_disconnect"``."""
+    event_type: str = ""
+    """operation, telephony, system, security or reminder."""
+    event_level: str = ""
+    """info (30034), warn (30035) or error (30036)."""
+    event_content: str = ""
+    """The notification text (several lines)."""
+    create_time: str = ""
+    """When the event occurred, formatted by the PBX, e.g. ``"2026/01/16 16:00:49"``."""
+
+
+class ReadReceiptData(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """The read receipt inside a 30038 payload."""
+
+    session_id: Int64 = 0
+    """ID of the external chat session."""
+    read_msg_id: Int64 = 0
+    """ID of the last message read."""
+    user_id: Int64 = 0
+    """Always 0 (vendor page)."""
+    read_time: str = ""
+    """When the message was read, as sent (the vendor page gives no format; a JSON number
+    arrives as its exact text)."""
+
+
+class ReadReceiptInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """30038 payload: ``{"data": {...}}``; the receipt is :attr:`data`."""
+
+    data: ReadReceiptData = msgspec.field(default_factory=ReadReceiptData)
+    """The read receipt."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -688,8 +854,100 @@ class AgentRingTimeout(Event, frozen=True, gc=False):
     msg: AgentRingTimeoutInfo = msgspec.field(default_factory=AgentRingTimeoutInfo)
 
 
+class CallNoteAvailability(Event, frozen=True, gc=False):
+    """30028: call information changed during a call; says whether its call note is editable
+    (no ``sn``).
+
+    Source: https://help.yeastar.com/en/p-series-software-edition/developer-guide/event-call-note-status-changed.html
+    """
+
+    TOPIC: ClassVar[int] = 30028
+    type: int = 30028
+    msg: CallNoteInfo = msgspec.field(default_factory=CallNoteInfo)
+
+
+class AgentStatusChanged(Event, frozen=True, gc=False):
+    """30029: a queue agent's status changed (paused, unpaused...).
+
+    Source: https://help.yeastar.com/en/p-series-appliance-edition/developer-guide/event-agent-status-changed.html
+    """
+
+    TOPIC: ClassVar[int] = 30029
+    type: int = 30029
+    msg: AgentStatusInfo = msgspec.field(default_factory=AgentStatusInfo)
+
+
+class BulkMessageFailed(Event, frozen=True, gc=False):
+    """30030: messages of a bulk message campaign failed, partly or completely.
+
+    Source: https://help.yeastar.com/en/p-series-software-edition/developer-guide/event-bulk-message-sending-failed.html
+    """
+
+    TOPIC: ClassVar[int] = 30030
+    type: int = 30030
+    msg: BulkMessageFailedInfo = msgspec.field(default_factory=BulkMessageFailedInfo)
+
+
+class MessageSendingResult(Event, frozen=True, gc=False):
+    """30032: the delivery status of a message sent through the API changed.
+
+    Source: https://help.yeastar.com/en/p-series-appliance-edition/developer-guide/event-message-sending-result.html
+    """
+
+    TOPIC: ClassVar[int] = 30032
+    type: int = 30032
+    msg: MessageSendingInfo = msgspec.field(default_factory=MessageSendingInfo)
+
+
+class SystemEventInformation(Event, frozen=True, gc=False):
+    """30034: an information-level PBX system event occurred (``msg.event_level`` ``info``).
+
+    Source: https://help.yeastar.com/en/p-series-appliance-edition/developer-guide/event-system-event-notification-information.html
+    """
+
+    TOPIC: ClassVar[int] = 30034
+    type: int = 30034
+    msg: SystemEventInfo = msgspec.field(default_factory=SystemEventInfo)
+
+
+class SystemEventWarning(Event, frozen=True, gc=False):
+    """30035: a warning-level PBX system event occurred (``msg.event_level`` ``warn``).
+
+    Source: https://help.yeastar.com/en/p-series-appliance-edition/developer-guide/event-system-event-notification-warning.html
+    """
+
+    TOPIC: ClassVar[int] = 30035
+    type: int = 30035
+    msg: SystemEventInfo = msgspec.field(default_factory=SystemEventInfo)
+
+
+class SystemEventAlert(Event, frozen=True, gc=False):
+    """30036: an alert-level PBX system event occurred (``msg.event_level`` ``error``).
+
+    Source: https://help.yeastar.com/en/p-series-cloud-edition/developer-guide/event-system-event-notification-alert.html
+    (same payload as 30034/30035, whose pages give the table and examples).
+    """
+
+    TOPIC: ClassVar[int] = 30036
+    type: int = 30036
+    msg: SystemEventInfo = msgspec.field(default_factory=SystemEventInfo)
+
+
+class ReadReceipt(Event, frozen=True, gc=False):
+    """30038: an external chat contact read a message (needs "External chat read receipt").
+
+    ``msg`` arrives JSON-encoded as a string: ``{"data": {session_id, read_msg_id, user_id,
+    read_time}}``. Source:
+    https://help.yeastar.com/zh-cn/p-series-appliance-edition/developer-guide/event-read-receipt-event-notification.html
+    """
+
+    TOPIC: ClassVar[int] = 30038
+    type: int = 30038
+    msg: ReadReceiptInfo = msgspec.field(default_factory=ReadReceiptInfo)
+
+
 class UnknownEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
-    """A frame with an unknown topic, or a known topic whose ``msg`` could not be decoded.
+    """A frame with a topic that has no event class, or whose ``msg`` could not be decoded.
 
     ``msg`` is the payload decoded as plain JSON values (a JSON-string ``msg`` is parsed when it
     holds JSON; otherwise it is kept as the string); ``raw`` is the frame exactly as received.
@@ -705,6 +963,18 @@ class UnknownEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """The whole frame as received."""
     reason: str = ""
     """Why it is not a typed event: ``"unknown topic"`` or the payload's decoding error."""
+    name: str = ""
+    """What the topic is, when this library knows it: a topic known by number only (see
+    :data:`KNOWN_TOPICS`, e.g. ``"report download"`` for 30027), or the event class whose
+    payload could not be decoded (``"CallStatusChanged"``); ``""`` for a topic never heard of.
+    Filled in when not given."""
+
+    def __post_init__(self) -> None:
+        if not self.name and self.type is not None:
+            cls = TOPICS.get(self.type)
+            name = cls.__name__ if cls is not None else KNOWN_TOPICS.get(self.type, "")
+            if name:
+                force_setattr(self, "name", name)
 
 
 class LocalEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
@@ -728,7 +998,7 @@ class Disconnected(LocalEvent, kw_only=True, frozen=True, gc=False):
     """Short human-readable cause (never contains a token)."""
 
 
-#: Topic number -> event class, for every topic the manual documents.
+#: Topic number -> event class, for every topic whose payload is documented.
 TOPICS: dict[int, type[Event]] = {
     cls.TOPIC: cls
     for cls in (
@@ -753,7 +1023,30 @@ TOPICS: dict[int, type[Event]] = {
         ConferenceHostLeft,
         AgentAutoPaused,
         AgentRingTimeout,
+        CallNoteAvailability,
+        AgentStatusChanged,
+        BulkMessageFailed,
+        MessageSendingResult,
+        SystemEventInformation,
+        SystemEventWarning,
+        SystemEventAlert,
+        ReadReceipt,
     )
+}
+
+#: The topics of the April 2024 manual (30005–30026): what every P-Series firmware with the API
+#: sends. The others in :data:`TOPICS` come with later firmware.
+MANUAL_TOPICS: frozenset[int] = frozenset(topic for topic in TOPICS if topic <= 30026)
+
+#: Topics known by number but not by payload -> what they are. Their frames decode as
+#: :class:`UnknownEvent` with this :attr:`~UnknownEvent.name`; ``on()`` / ``subscribe()`` take
+#: the number. 30031 and 30033 are listed among the webhook-capable IDs of ``webhook/query``;
+#: 30027 is named by a third-party summary (unverified); 30037 is only known to exist.
+KNOWN_TOPICS: dict[int, str] = {
+    30027: "report download",
+    30031: "undocumented topic (listed by webhook/query)",
+    30033: "undocumented topic (listed by webhook/query)",
+    30037: "undocumented topic",
 }
 
 

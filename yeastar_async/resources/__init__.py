@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from yeastar_async.resources.trunk import TrunkResource
     from yeastar_async.resources.uacsta_call import UacstaCallResource
     from yeastar_async.resources.wakeupcall import WakeupcallResource
+    from yeastar_async.resources.webhook import WebhookResource
 
 __all__ = [
     "DEFAULT_DATETIME_FORMAT",
@@ -87,6 +88,7 @@ __all__ = [
     "TrunkResource",
     "UacstaCallResource",
     "WakeupcallResource",
+    "WebhookResource",
     "file_not_ready",
     "resource_class",
 ]
@@ -114,6 +116,7 @@ RESOURCE_GROUPS: dict[str, str] = {
     "hotel": "HotelResource",
     "call": "CallResource",
     "uacsta_call": "UacstaCallResource",
+    "webhook": "WebhookResource",
 }
 _GROUP_OF_CLASS = {cls: group for group, cls in RESOURCE_GROUPS.items()}
 

@@ -73,11 +73,21 @@ from typing import (
 
 import msgspec
 
-from yeastar_async._models import ApiResponse
+from yeastar_async._models import ApiResponse, Int64
+from yeastar_async.errors import ApiUnavailableError
+from yeastar_async.resources._profile import (
+    V2_NAMES,
+    V2_ONLY_ENDPOINTS,
+    VERSION_ONLY,
+    ApiVersion,
+    PbxProfile,
+)
 
 __all__ = [
     "DEFAULT_DATETIME_FORMAT",
     "DEFAULT_PAGE_SIZE",
+    "OFFSETS",
+    "PAGE_NUMBERS",
     "ByChannel",
     "ById",
     "ByIds",
@@ -87,6 +97,7 @@ __all__ = [
     "EndpointSpec",
     "Field",
     "Flag",
+    "Int64",
     "ListCall",
     "ListEndpoint",
     "ListResponse",
@@ -96,6 +107,7 @@ __all__ = [
     "OrderBy",
     "PageQuery",
     "PageResponse",
+    "PageStyle",
     "Pages",
     "Paginator",
     "RequestModel",
@@ -115,6 +127,7 @@ __all__ = [
     "endpoint",
     "endpoint_spec",
     "exactly_one",
+    "masked_repr",
     "no_params",
     "paginated",
     "requires",
@@ -128,6 +141,7 @@ DEFAULT_PAGE_SIZE = 100
 T = TypeVar("T", bound=ApiResponse)
 R = TypeVar("R", bound=ApiResponse)
 I = TypeVar("I")  # noqa: E741 - the item type of a page
+P = TypeVar("P")  # one page of a Paginator (any vendor's answer)
 D = TypeVar("D")
 F = TypeVar("F", bound=Callable[..., Any])
 R_co = TypeVar("R_co", covariant=True)
@@ -188,8 +202,11 @@ class Transport(Protocol):
         json: Any = None,
         response_type: type[T],
         timeout: float | None = None,
+        api_path: str | None = None,
     ) -> T:
         """Authorised call of ``{base}/openapi/v1.0/{endpoint}``, decoded into ``response_type``.
+
+        ``api_path`` (``"openapi/v2.0"``) selects another API version for this request only.
 
         The token goes into the query string, a 10004 is replayed once, and a non-zero
         ``errcode`` raises the typed :class:`~yeastar_async.errors.YeastarError`.
@@ -204,6 +221,16 @@ class Transport(Protocol):
 
 
 # -- models ------------------------------------------------------------------------------------
+
+
+def masked_repr(struct: msgspec.Struct, secret: Iterable[str]) -> str:
+    """``Name(a=1, secret='***')``: the repr of a Struct holding secrets the PBX handed out."""
+    hidden = set(secret)
+    parts = [
+        f"{name}={'***' if name in hidden and value else value!r}"
+        for name, value in msgspec.structs.asdict(struct).items()
+    ]
+    return f"{type(struct).__name__}({', '.join(parts)})"
 
 
 class RequestModel(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -225,7 +252,7 @@ class ListResponse(ApiResponse, Generic[D], kw_only=True):
 class PageResponse(ApiResponse, Generic[D], kw_only=True):
     """One page of a list endpoint: ``data`` and the ``total_number`` of matching items."""
 
-    total_number: int | None = None
+    total_number: Int64 | None = None
     data: list[D] = msgspec.field(default_factory=list)
 
 
@@ -252,7 +279,7 @@ class ObjectOrListResponse(ApiResponse, Generic[D], kw_only=True):
 class CreatedResponse(ApiResponse, kw_only=True):
     """Answer of a ``create`` endpoint: the new item's ``id``."""
 
-    id: int | None = None
+    id: Int64 | None = None
 
 
 class DownloadResponse(ApiResponse, kw_only=True):
@@ -677,7 +704,8 @@ def _as_dates(arguments: Mapping[str, Any], dates: frozenset[str]) -> dict[str, 
     }
 
 
-_NOT_SENT = frozenset({"self", "timeout"})
+#: Keyword arguments the client handles itself (``merge_history`` of ``cdr.search``).
+_NOT_SENT = frozenset({"self", "timeout", "merge_history"})
 _SPEC_ATTRIBUTE = "__yeastar_endpoint__"
 
 
@@ -788,10 +816,14 @@ class Resource:
         *,
         datetime_format: str = DEFAULT_DATETIME_FORMAT,
         timezone: tzinfo | None = None,
+        profile: PbxProfile | None = None,
     ) -> None:
         self._transport = transport
         self._datetime_format = datetime_format
         self._timezone = timezone
+        #: The client's view of ``system/information`` (API versions, date format, time zone);
+        #: None keeps the April 2024 API and the formats given here.
+        self._profile = profile
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.group!r}>"
@@ -811,29 +843,127 @@ class Resource:
     ) -> Awaitable[Any]:
         # A plain function handing back the transport's coroutine: no coroutine frame of its
         # own on every request, and encoding errors surface at the call, before any I/O.
+        merge = False
+        if "merge_history" in arguments:
+            merge = bool(arguments["merge_history"])
+            arguments = {k: v for k, v in arguments.items() if k != "merge_history"}
+        profile = self._profile
+        if merge or (profile is not None and profile.needs_facts(spec.path, arguments)):
+            return self._send_after_read(spec, arguments, timeout, merge)
+        return self._dispatch(spec, arguments, timeout, self.version_of(spec.path), *self.formats())
+
+    async def _send_after_read(
+        self,
+        spec: EndpointSpec,
+        arguments: Mapping[str, Any],
+        timeout: float | None,
+        merge: bool,
+    ) -> Any:
+        if self._profile is not None:
+            await self._profile.read()
+        if merge:
+            from yeastar_async.resources._history import merged_search
+
+            return await merged_search(self, spec, arguments, timeout)
+        return await self._send(spec, arguments, timeout)
+
+    def version_of(self, path: str) -> ApiVersion:
+        """The API version ``path`` goes to now: the profile's choice; without a profile the
+        April 2024 API, and v2.0 for an endpoint that exists only there."""
+        if self._profile is not None:
+            return self._profile.version_for(path)
+        return "2.0" if path in V2_ONLY_ENDPOINTS else "1.0"
+
+    def formats(self) -> tuple[str, tzinfo | None]:
+        """The ``strftime`` format and time zone datetimes are sent with now."""
+        profile = self._profile
+        if profile is None:
+            return self._datetime_format, self._timezone
+        return profile.datetime_format(self._datetime_format), profile.timezone()
+
+    def _dispatch(
+        self,
+        spec: EndpointSpec,
+        arguments: Mapping[str, Any],
+        timeout: float | None,
+        version: ApiVersion,
+        datetime_format: str,
+        zone: tzinfo | None,
+    ) -> Awaitable[Any]:
+        """Encode ``arguments`` for ``version`` of the endpoint and hand them to the transport."""
+        _check_version(spec, arguments, version)
         dates = spec._dates if spec._dates is not None else spec.date_only()
         if dates and not dates.isdisjoint(arguments):
             arguments = _as_dates(arguments, dates)
-        if self._timezone is not None:
-            arguments = in_zone(arguments, self._timezone)
+        if zone is not None:
+            arguments = in_zone(arguments, zone)
         if spec.also:
             extra = {copy: arguments[name] for name, copy in spec.also.items() if name in arguments}
             arguments = {**arguments, **extra}
+        options: dict[str, Any] = {}
+        if version != "1.0":
+            renamed = V2_NAMES.get(spec.path, {})
+            arguments = {renamed.get(name, name): value for name, value in arguments.items()}
+            options["api_path"] = _api_path(self._transport, version)
+        response_type = _answer_type(spec.response_type(), version)
         if spec.method == "GET":
-            params = (
-                encode_query(arguments, datetime_format=self._datetime_format) if arguments else {}
-            )
+            params = encode_query(arguments, datetime_format=datetime_format) if arguments else {}
             return self._transport.request(
                 "GET",
                 spec.path,
                 params=params,
-                response_type=spec.response_type(),
+                response_type=response_type,
                 timeout=timeout,
+                **options,
             )
-        body = encode_body(arguments, joined=spec.joined, datetime_format=self._datetime_format)
+        body = encode_body(arguments, joined=spec.joined, datetime_format=datetime_format)
         return self._transport.request(
-            "POST", spec.path, json=body, response_type=spec.response_type(), timeout=timeout
+            "POST", spec.path, json=body, response_type=response_type, timeout=timeout, **options
         )
+
+
+def _check_version(spec: EndpointSpec, arguments: Mapping[str, Any], version: ApiVersion) -> None:
+    """Refuse, before any I/O, what the answering API version does not take."""
+    if version == "1.0" and spec.path in V2_ONLY_ENDPOINTS:
+        raise ApiUnavailableError(
+            f"{spec._where}: {spec.path} exists only at openapi/v2.0, which this client does "
+            "not use for this PBX (firmware too old for it, or cdr_api_version='1.0')",
+            endpoint=spec.path,
+        )
+    only = VERSION_ONLY.get(spec.path)
+    if only is None:
+        return
+    v1_only, v2_only = only
+    refused = sorted((v2_only if version == "1.0" else v1_only) & arguments.keys())
+    if refused:
+        other = "2.0" if version == "1.0" else "1.0"
+        raise ValueError(
+            f"{spec._where}: {', '.join(refused)} only exist at openapi/v{other}, and this "
+            f"request goes to openapi/v{version} (see cdr_api_version)"
+        )
+
+
+def _api_path(transport: Any, version: str) -> str:
+    # The client's API path with its version replaced: "openapi/v1.0" -> "openapi/v2.0".
+    base = str(getattr(transport, "api_path", "openapi/v1.0")).strip("/")
+    head, _, tail = base.rpartition("/")
+    if tail.startswith("v") and tail[1:2].isdigit():
+        return f"{head}/v{version}" if head else f"v{version}"
+    return f"{base}/v{version}"
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_type(declared: Any, version: str) -> Any:
+    """The member of a versioned answer union (``A | AV2``) whose ``api_version`` is ``version``."""
+    members = typing.get_args(declared) if _is_union(declared) else (declared,)
+    for member in members:
+        if getattr(member, "api_version", "1.0") == version:
+            return member
+    return members[0]
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
 # -- one-line declarations -----------------------------------------------------------------------
@@ -898,7 +1028,8 @@ class Declared(Generic[C]):
         template: a ``__call__`` whose signature the endpoint takes (its body never runs).
         response: the answer's type.
         title: the docstring's first line.
-        line: the manual's line of the endpoint, for the docstring.
+        line: the manual's line of the endpoint, for the docstring; for an endpoint the manual
+            does not have, the URL of the vendor page it was typed from.
         args: ``(parameter, doc)`` for the docstring; a ``None`` doc takes the class attribute
             ``<parameter>_doc`` (``id_doc``, ``ids_doc``).
         method: the HTTP method.
@@ -911,7 +1042,7 @@ class Declared(Generic[C]):
         template: Callable[..., Any],
         response: Any,
         title: str,
-        line: int,
+        line: int | str,
         args: Iterable[tuple[str, str | None]] = (),
         *,
         method: Literal["GET", "POST"] = "GET",
@@ -955,7 +1086,10 @@ class Declared(Generic[C]):
         response: Any = self._response
         func.__annotations__["return"] = Paginator[response, Any] if self._items else response
         func.__qualname__ = name
-        doc = f"{self._title}\n\n``{self._method} {path}``, manual line {self._line}."
+        where = (
+            f"manual line {self._line}" if isinstance(self._line, int) else f"source: {self._line}"
+        )
+        doc = f"{self._title}\n\n``{self._method} {path}``, {where}."
         if typing.get_origin(response) is ObjectOrListResponse:
             doc += f"\n\n{_OBJECT_OR_LIST_NOTE}"
         if self._note:
@@ -979,7 +1113,12 @@ class Declared(Generic[C]):
 
 
 def by_id(
-    response: type[R], title: str, line: int, id: str | None = None, *, path: str | None = None
+    response: type[R],
+    title: str,
+    line: int | str,
+    id: str | None = None,
+    *,
+    path: str | None = None,
 ) -> Declared[ById[R]]:
     """Declare a GET endpoint taking one ``id: int``, answering ``response``.
 
@@ -990,7 +1129,12 @@ def by_id(
 
 
 def by_ids(
-    response: type[R], title: str, line: int, ids: str | None = None, *, path: str | None = None
+    response: type[R],
+    title: str,
+    line: int | str,
+    ids: str | None = None,
+    *,
+    path: str | None = None,
 ) -> Declared[ByIds[R]]:
     """Declare a GET endpoint taking ``ids`` (comma-separated), answering ``response``.
 
@@ -1002,7 +1146,7 @@ def by_ids(
 def by_channel(
     response: type[R],
     title: str,
-    line: int,
+    line: int | str,
     channel_id: str,
     *,
     note: str = "",
@@ -1019,7 +1163,7 @@ def by_channel(
 
 
 def no_params(
-    response: type[R], title: str, line: int, *, path: str | None = None
+    response: type[R], title: str, line: int | str, *, path: str | None = None
 ) -> Declared[NoParams[R]]:
     """Declare a GET endpoint that takes no parameters, answering ``response``."""
     return Declared(NoParams.__call__, response, title, line, path=path)
@@ -1074,7 +1218,7 @@ class _PagedEndpoint(Declared[C]):
     def __init__(
         self,
         title: str,
-        line: int,
+        line: int | str,
         *,
         items: str = "data",
         has_total: bool = True,
@@ -1129,7 +1273,7 @@ class Pages(Generic[R, I, S]):
         self._items = items
         self._has_total = has_total
 
-    def _declare(self, kind: Any, title: str, line: int) -> Any:
+    def _declare(self, kind: Any, title: str, line: int | str) -> Any:
         alias = getattr(self, "__orig_class__", None)
         if alias is None:
             raise TypeError("give the types, e.g. Pages[R, I, S]()")
@@ -1137,12 +1281,12 @@ class Pages(Generic[R, I, S]):
             title, line, items=self._items, has_total=self._has_total
         )
 
-    def list(self, title: str, line: int) -> ListEndpoint[R, I, S]:
+    def list(self, title: str, line: int | str) -> ListEndpoint[R, I, S]:
         """A ``list`` endpoint (paging, ``order_by``, ``sort_by``) answering these pages."""
         declared: ListEndpoint[R, I, S] = self._declare(ListEndpoint, title, line)
         return declared
 
-    def search(self, title: str, line: int) -> SearchEndpoint[R, I, S]:
+    def search(self, title: str, line: int | str) -> SearchEndpoint[R, I, S]:
         """A ``search`` endpoint (``search_value`` too) answering these pages."""
         declared: SearchEndpoint[R, I, S] = self._declare(SearchEndpoint, title, line)
         return declared
@@ -1151,7 +1295,38 @@ class Pages(Generic[R, I, S]):
 # -- pagination --------------------------------------------------------------------------------
 
 
-class Paginator(Generic[R, I]):
+@dataclass(frozen=True)
+class PageStyle:
+    """How a list endpoint is paged: the names of its two paging arguments and what they count.
+
+    Yeastar endpoints number their pages (:data:`PAGE_NUMBERS`: ``page`` from 1, ``page_size``);
+    other vendors' APIs skip items (:data:`OFFSETS`: ``offset`` from 0, ``limit``). One
+    :class:`Paginator` walks both.
+
+    Attributes:
+        start: the argument saying where a page starts (``page`` / ``offset``).
+        size: the argument saying how many items a page holds (``page_size`` / ``limit``).
+        first: the value of ``start`` for the first page (1 / 0).
+        by_offset: ``start`` counts items (an offset), not pages.
+        total: the attribute of a page holding the number of matching items.
+        default_size: ``size`` used while iterating when the caller gives none.
+    """
+
+    start: str = "page"
+    size: str = "page_size"
+    first: int = 1
+    by_offset: bool = False
+    total: str = "total_number"
+    default_size: int = DEFAULT_PAGE_SIZE
+
+
+#: Yeastar's paging: ``page`` numbers from 1 and ``page_size``, the total in ``total_number``.
+PAGE_NUMBERS = PageStyle()
+#: Offset paging: ``offset`` (items to skip, from 0) and ``limit``, the total in ``total``.
+OFFSETS = PageStyle(start="offset", size="limit", first=0, by_offset=True, total="total")
+
+
+class Paginator(Generic[P, I]):
     """The result of a paginated endpoint: awaitable for one page, async-iterable for all items.
 
     ``await pbx.extension.list(page=2, page_size=50)`` fetches exactly that page (the response,
@@ -1162,28 +1337,34 @@ class Paginator(Generic[R, I]):
     ``page_size`` ends it too; with a total, a short page does not, because a PBX caps
     ``page_size`` (at 10000, manual line 6187) and sends full pages of that smaller size.
     :meth:`pages` yields whole responses instead of items.
+
+    ``style`` names the paging arguments (:class:`PageStyle`): with :data:`OFFSETS` the same
+    holds for ``offset`` / ``limit`` / ``total``, and each next offset is the previous one plus
+    the items actually received (a server that caps ``limit`` skips nothing).
     """
 
     def __init__(
         self,
-        fetch: Callable[[dict[str, Any]], Awaitable[R]],
+        fetch: Callable[[dict[str, Any]], Awaitable[P]],
         arguments: Mapping[str, Any],
         *,
         items: str = "data",
         has_total: bool = True,
+        style: PageStyle = PAGE_NUMBERS,
     ) -> None:
         self._fetch = fetch
         self._arguments = dict(arguments)
         self._items = items
         self._has_total = has_total
+        self._style = style
 
     def __repr__(self) -> str:
         return f"<Paginator {self._arguments!r}>"
 
-    def __await__(self) -> Generator[Any, None, R]:
+    def __await__(self) -> Generator[Any, None, P]:
         return self._fetch(dict(self._arguments)).__await__()
 
-    async def fetch(self) -> R:
+    async def fetch(self) -> P:
         """The one page ``await`` gives, as a coroutine: for ``asyncio.create_task`` and
         ``TaskGroup.create_task``, which take coroutines only."""
         return await self._fetch(dict(self._arguments))
@@ -1191,32 +1372,33 @@ class Paginator(Generic[R, I]):
     def __aiter__(self) -> AsyncIterator[I]:
         return self._iterate_items()
 
-    def items_of(self, page: R) -> list[I]:
+    def items_of(self, page: P) -> list[I]:
         """The items of one page (an empty list where the PBX sent none)."""
         found = getattr(page, self._items, None)
         return list(found) if found else []
 
-    async def pages(self) -> AsyncIterator[R]:
+    async def pages(self) -> AsyncIterator[P]:
         """Every page from the starting one, as whole responses."""
-        number = int(self._arguments.get("page", 1))
-        size = int(self._arguments.get("page_size", DEFAULT_PAGE_SIZE))
+        style = self._style
+        start = int(self._arguments.get(style.start, style.first))
+        size = int(self._arguments.get(style.size, style.default_size))
         if size < 1:
-            raise ValueError("page_size must be at least 1 to iterate")
-        seen = (number - 1) * size
+            raise ValueError(f"{style.size} must be at least 1 to iterate")
+        seen = start if style.by_offset else (start - style.first) * size
         while True:
-            page = await self._fetch({**self._arguments, "page": number, "page_size": size})
+            page = await self._fetch({**self._arguments, style.start: start, style.size: size})
             yield page
             count = len(self.items_of(page))
             seen += count
             if count == 0:
                 return
-            total = getattr(page, "total_number", None) if self._has_total else None
+            total = getattr(page, style.total, None) if self._has_total else None
             if isinstance(total, int):
                 if seen >= total:
                     return
             elif count < size:
                 return
-            number += 1
+            start += count if style.by_offset else 1
 
     async def _iterate_items(self) -> AsyncIterator[I]:
         async for page in self.pages():

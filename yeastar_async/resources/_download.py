@@ -4,9 +4,11 @@ Downloads take two steps: ``recording/download``, ``cdr/download``, ``call_repor
 ``call_schedule_report/download`` answer a :class:`~yeastar_async.resources.DownloadResponse`
 (``file`` and ``download_resource_url``, a path such as ``/api/download/x.wav`` valid for 30
 minutes); the file itself is then fetched from that path on the PBX with the current token.
-:class:`Downloader` does the second step: the transport refuses a URL that leaves the PBX's host,
-percent-encodes the path (file names contain ``+``) and raises the typed error when the PBX
-answers HTTP 200 with a JSON errcode body instead of the file (expired token, missing file).
+:class:`Downloader` does the second step: the transport refuses a URL that leaves the PBX's host
+and any redirect (the token goes with the request), percent-encodes the path (file names contain
+``+``) and raises the typed error when the PBX answers HTTP 200 with a JSON errcode body instead
+of the file (expired token, missing file). A transfer ends within the client's
+``download_timeout`` (600 s by default) or the call's ``timeout=``.
 
 Where the file goes (:meth:`Downloader.save`): a path ending in a separator (``"recordings/"``)
 names a folder, created if missing (its parents too), and so does an existing folder; the file is
@@ -129,12 +131,15 @@ class Downloader:
 
         Args:
             answer: the answer of a ``*/download`` endpoint, or its ``download_resource_url``.
-            timeout: seconds allowed for the transfer (default: the client's).
+            timeout: seconds allowed for the whole transfer (default: the client's
+                ``download_timeout``, 600 s); a stall longer than the client's ``timeout``
+                ends it sooner.
             chunk_size: bytes per chunk read from the socket.
 
         Raises:
             ValueError: the answer has no URL, or the URL leaves the PBX's host.
             YeastarError: the PBX answered a JSON error body instead of the file.
+            TransportError: a redirect, a non-200 answer, a network fault, or the time bound.
         """
         return self._transport.download(_url_of(answer), timeout=timeout, chunk_size=chunk_size)
 
@@ -176,7 +181,8 @@ class Downloader:
             retry_delay: seconds before the first retry; doubled before each next one.
             retry_on: which errors are worth a retry (default :func:`file_not_ready`).
             progress: called with the number of bytes written so far after every chunk.
-            timeout: seconds allowed for each transfer (default: the client's).
+            timeout: seconds allowed for each whole transfer (default: the client's
+                ``download_timeout``, 600 s).
             chunk_size: bytes per chunk.
 
         Raises:

@@ -45,7 +45,7 @@ class SubOrg(msgspec.Struct, kw_only=True):
 class ContactsList(msgspec.Struct, kw_only=True):
     """``Contacts_List`` of ``phonebook/get``, ``phonebook/query`` (manual line 7207)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the company contact."""
     contact_name: str | None = None
     """Company contact name."""
@@ -78,7 +78,7 @@ class ContactsList(msgspec.Struct, kw_only=True):
 class TrunkList(msgspec.Struct, kw_only=True):
     """``Trunk_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8088)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the trunk."""
     name: str | None = None
     """Trunk name."""

@@ -45,7 +45,7 @@ class ParkInfos(msgspec.Struct, kw_only=True):
     """Parked number."""
     parking_slot: str | None = None
     """Parking slot the call was parked on."""
-    park_time: int | None = None
+    park_time: api.Int64 | None = None
     """How long the call may stay parked before being retrieved."""
     channel_id: str | None = None
     """Channel ID of the parked party."""

@@ -23,7 +23,7 @@ class CallScheduleReportListQuery(api.SortedQuery[Literal["id", "name"]], total=
 class ScheduledReports(msgspec.Struct, kw_only=True):
     """``scheduled_reports`` of ``call_schedule_report/list`` (manual line 14880)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the scheduled call report."""
     name: str | None = None
     """Name of the scheduled call report."""

@@ -101,7 +101,7 @@ class PhonebookList(msgspec.Struct, kw_only=True):
     ``company_contact/get``, ``company_contact/query`` (manual line 6236).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the phonebook."""
     name: str | None = None
     """Phonebook name."""
@@ -112,7 +112,7 @@ class ContactDetailInfo(msgspec.Struct, kw_only=True):
     6464).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the company contact."""
     first_name: str | None = None
     """First name."""

@@ -135,9 +135,9 @@ class InboundRouteOptions(TypedDict, total=False):
 class InrouteInfo(msgspec.Struct, kw_only=True):
     """``Inroute_Info`` of ``inbound_route/list``, ``inbound_route/search`` (manual line 7730)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the inbound route."""
-    pos: int | None = None
+    pos: api.Int64 | None = None
     """Current position of the inbound route in the list."""
     name: str | None = None
     """Inbound route name."""
@@ -185,7 +185,7 @@ class TimeConditionInfo(msgspec.Struct, kw_only=True):
 class InrouteDetails(msgspec.Struct, kw_only=True):
     """``Inroute_Details`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8037)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the inbound route."""
     name: str | None = None
     """Inbound route name."""
@@ -207,7 +207,7 @@ class InrouteDetails(msgspec.Struct, kw_only=True):
     """Caller ID matching mode."""
     cid_pattern_list: list[CIDPatternList] = []
     """Caller ID pattern list (when cid_option is patterns)."""
-    cid_to_phonebook: list[int] | str | None = None
+    cid_to_phonebook: list[api.Int64] | str | None = None
     """Unique ID of the phonebook callers are matched against (when cid_option is phonebook)."""
     trunk_list: list[TrunkList] = []
     """Trunks selected in the inbound route."""
@@ -227,7 +227,7 @@ class DIDPatternList(msgspec.Struct, kw_only=True):
     8065).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the DID pattern."""
     did_pattern: str | None = None
     """DID pattern."""
@@ -236,7 +236,7 @@ class DIDPatternList(msgspec.Struct, kw_only=True):
 class DIDExtList(msgspec.Struct, kw_only=True):
     """``DID_Ext_List`` of ``inbound_route/get``, ``inbound_route/query`` (manual line 8071)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the DID number entry."""
     did_pattern: str | None = None
     """DID number."""
@@ -249,7 +249,7 @@ class CIDPatternList(msgspec.Struct, kw_only=True):
     8080).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the caller ID pattern."""
     cid_pattern: str | None = None
     """Caller ID pattern."""
@@ -273,7 +273,7 @@ class InboundRouteListResponse(api.PageResponse[InrouteInfo], kw_only=True):
     (``data``, ``total_number``).
     """
 
-    last_pos: int | None = None
+    last_pos: api.Int64 | None = None
     """Highest position value in the inbound route list."""
 
 

@@ -195,7 +195,7 @@ class IvrOptions(TypedDict, total=False):
 class IVRList(msgspec.Struct, kw_only=True):
     """``IVR_List`` of ``ivr/list``, ``ivr/search`` (manual line 10098)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the IVR."""
     number: str | None = None
     """IVR number."""
@@ -203,7 +203,7 @@ class IVRList(msgspec.Struct, kw_only=True):
     """IVR name."""
     dial_ext_option: str | None = None
     """Whether callers may dial extensions through this IVR."""
-    enb_dial_outb_routes: int | None = None
+    enb_dial_outb_routes: api.Int64 | None = None
     """Whether callers may use outbound routes from the IVR to call external numbers."""
 
 
@@ -215,13 +215,13 @@ class IVRDetailInfo(IVRList, kw_only=True):
 
     prompt: str | None = None
     """Name of the IVR prompt."""
-    prompt_repeat: int | None = None
+    prompt_repeat: api.Int64 | None = None
     """Maximum number of times the IVR prompt repeats."""
-    resp_timeout: int | None = None
+    resp_timeout: api.Int64 | None = None
     """Time the system waits for the caller's key press after the IVR prompt finishes."""
-    digit_timeout: int | None = None
+    digit_timeout: api.Int64 | None = None
     """Timeout between two consecutive key presses of the caller."""
-    enb_dial_check_vm: int | None = None
+    enb_dial_check_vm: api.Int64 | None = None
     """Whether callers may check voicemail through the IVR."""
     press0_dest: str | None = None
     """Destination type of key 0."""
@@ -283,25 +283,25 @@ class IVRDetailInfo(IVRList, kw_only=True):
     """Destination of key 8."""
     press9_dest_value: str | None = None
     """Destination of key 9."""
-    allow_out_record0: int | None = None
+    allow_out_record0: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 0."""
-    allow_out_record1: int | None = None
+    allow_out_record1: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 1."""
-    allow_out_record2: int | None = None
+    allow_out_record2: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 2."""
-    allow_out_record3: int | None = None
+    allow_out_record3: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 3."""
-    allow_out_record4: int | None = None
+    allow_out_record4: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 4."""
-    allow_out_record5: int | None = None
+    allow_out_record5: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 5."""
-    allow_out_record6: int | None = None
+    allow_out_record6: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 6."""
-    allow_out_record7: int | None = None
+    allow_out_record7: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 7."""
-    allow_out_record8: int | None = None
+    allow_out_record8: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 8."""
-    allow_out_record9: int | None = None
+    allow_out_record9: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key 9."""
     press_hash_dest: str | None = None
     """Destination type of key #."""
@@ -309,7 +309,7 @@ class IVRDetailInfo(IVRList, kw_only=True):
     """Prefix / play count for key #; meaning depends on its destination type."""
     press_hash_dest_value: str | None = None
     """Destination of key #."""
-    allow_out_record_hash: int | None = None
+    allow_out_record_hash: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key #."""
     press_star_dest: str | None = None
     """Destination type of key *."""
@@ -317,7 +317,7 @@ class IVRDetailInfo(IVRList, kw_only=True):
     """Prefix / play count for key *; meaning depends on its destination type."""
     press_star_dest_value: str | None = None
     """Destination of key *."""
-    allow_out_record_star: int | None = None
+    allow_out_record_star: api.Int64 | None = None
     """Stop recording the call after it is routed to the destination of key *."""
     timeout_dest: str | None = None
     """Destination type on response timeout."""
@@ -325,7 +325,7 @@ class IVRDetailInfo(IVRList, kw_only=True):
     """Prefix / play count for the timeout destination; meaning depends on its type."""
     timeout_dest_value: str | None = None
     """Destination on response timeout."""
-    allow_out_record_timeout: int | None = None
+    allow_out_record_timeout: api.Int64 | None = None
     """Stop recording the call after it is routed to the timeout destination."""
     invalid_dest: str | None = None
     """Destination type for invalid input."""
@@ -333,7 +333,7 @@ class IVRDetailInfo(IVRList, kw_only=True):
     """Prefix / play count for the invalid-input destination; meaning depends on its type."""
     invalid_dest_value: str | None = None
     """Destination for invalid input."""
-    allow_out_record_invalid: int | None = None
+    allow_out_record_invalid: api.Int64 | None = None
     """Stop recording the call after it is routed to the invalid-input destination."""
     dial_ext_list: list[DialExtension] = []
     """Extensions or extension groups callers may dial from the IVR."""
@@ -344,11 +344,11 @@ class IVRDetailInfo(IVRList, kw_only=True):
     alert_info: str | None = None
     """Value of the "info" tag in the Alert-Info header of the INVITE, used to trigger
     distinctive ringing."""
-    prompt_manger_enb: int | None = None
+    prompt_manger_enb: api.Int64 | None = None
     """Whether callers may dial feature code #9 to change IVR prompts."""
     prompt_manger_password: str | None = None
     """Password for changing IVR prompts."""
-    prompt_manager_enb: int | None = None
+    prompt_manager_enb: api.Int64 | None = None
     """Spelling variant of prompt_manger_enb."""
     prompt_manager_password: str | None = None
     """Spelling variant of prompt_manger_password."""

@@ -33,32 +33,32 @@ class OrganizationList(msgspec.Struct, kw_only=True):
     3977).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the department."""
     name: str | None = None
     """Department name."""
-    parent_id: int | str | None = None
+    parent_id: api.Int64 | str | None = None
     """Unique ID of the parent department."""
-    order: int | str | None = None
+    order: api.Int64 | str | None = None
     """Department order (position)."""
-    ext_number: int | str | None = None
+    ext_number: api.Int64 | str | None = None
     """Total number of extensions in the department."""
     children: list[OrganizationList] = []
     """Sub-department information."""
-    ext_list: list[int] = []
+    ext_list: list[api.Int64] = []
     """Extensions in the department."""
 
 
 class OrganizationInfo(msgspec.Struct, kw_only=True):
     """``Organization_Info`` of ``organization/get``, ``organization/query`` (manual line 4383)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the department."""
     name: str | None = None
     """Department name."""
-    parent_id: int | None = None
+    parent_id: api.Int64 | None = None
     """Unique ID of the parent department."""
-    order: int | None = None
+    order: api.Int64 | None = None
     """Department order (position)."""
 
 

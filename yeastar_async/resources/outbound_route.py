@@ -86,11 +86,11 @@ class OutboundRouteOptions(TypedDict, total=False):
 class _OutrouteInfoFields(msgspec.Struct, kw_only=True):
     """Fields shared by :class:`OutrouteInfo`, :class:`OutrouteDetails`."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the outbound route."""
     name: str | None = None
     """Outbound route name."""
-    pos: int | None = None
+    pos: api.Int64 | None = None
     """Current position of the outbound route in the list."""
 
 
@@ -126,7 +126,7 @@ class OutrouteDetails(_OutrouteInfoFields, kw_only=True):
     """Outbound route password (PIN protection)."""
     pin: str | None = None
     """Single password (PIN)."""
-    pin_list: int | None = None
+    pin_list: api.Int64 | None = None
     """Unique ID of the PIN list."""
 
 
@@ -135,11 +135,11 @@ class DialpatternList(msgspec.Struct, kw_only=True):
     8976).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the dial pattern."""
     pattern: str | None = None
     """Number pattern."""
-    strip: int | None = None
+    strip: api.Int64 | None = None
     """Number of leading digits to strip."""
     prepend: str | None = None
     """Digits to prepend."""
@@ -154,7 +154,7 @@ class ExtList(msgspec.Struct, kw_only=True):
     """Name of the extension / extension group / department."""
     type: str | None = None
     """Type of the selected item."""
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the extension / extension group / department."""
 
 
@@ -163,7 +163,7 @@ class OutboundRouteListResponse(api.PageResponse[OutrouteInfo], kw_only=True):
     (``data``, ``total_number``).
     """
 
-    last_pos: int | None = None
+    last_pos: api.Int64 | None = None
     """Highest position value in the outbound route list."""
 
 

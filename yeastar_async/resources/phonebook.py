@@ -29,11 +29,11 @@ class PhonebookListQuery(api.SortedQuery[Literal["name", "total", "id"]], total=
 class PhonebookInfo(msgspec.Struct, kw_only=True):
     """``Phonebook_Info`` of ``phonebook/list``, ``phonebook/search`` (manual line 7029)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the phonebook."""
     name: str | None = None
     """Phonebook name."""
-    total: int | None = None
+    total: api.Int64 | None = None
     """Total number of contacts in the phonebook."""
     member_select: str | None = None
     """How contacts are selected."""

@@ -26,13 +26,13 @@ class PINListInfo(msgspec.Struct, kw_only=True):
     ``pin_list/query`` (manual line 9635).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the PIN list."""
     name: str | None = None
     """PIN list name."""
     pin_list: str | None = None
     """PIN codes."""
-    enb_record_cdr: int | None = None
+    enb_record_cdr: api.Int64 | None = None
     """Whether PIN usage is recorded in the CDR."""
 
 

@@ -187,7 +187,7 @@ class QueueOptions(TypedDict, total=False):
 class QueueList(msgspec.Struct, kw_only=True):
     """``Queue_List`` of ``queue/list``, ``queue/search`` (manual line 11184)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the queue."""
     number: str | None = None
     """Queue number."""
@@ -216,7 +216,7 @@ class QueueMember(msgspec.Struct, kw_only=True):
     """Extension ID of the dynamic agent."""
     type: str | None = None
     """Type of the dynamic agent."""
-    number_value: int | None = None
+    number_value: api.Int64 | None = None
     """Skill level of the dynamic agent."""
 
 
@@ -228,7 +228,7 @@ class QueueDetailInfo(QueueList, kw_only=True):
 
     moh: str | None = None
     """Music on hold played to callers waiting in the queue."""
-    max_wait_time: int | None = None
+    max_wait_time: api.Int64 | None = None
     """Maximum wait time in the queue before the call fails over."""
     fail_dest: str | None = None
     """Failover destination type of the queue."""
@@ -236,49 +236,49 @@ class QueueDetailInfo(QueueList, kw_only=True):
     """Prefix / play count for the failover destination; depends on fail_dest."""
     fail_dest_value: str | None = None
     """Failover destination of the queue."""
-    agent_timeout: int | None = None
+    agent_timeout: api.Int64 | None = None
     """Agent ring timeout."""
-    retry_time: int | None = None
+    retry_time: api.Int64 | None = None
     """Interval before ringing the next agent after an agent's ring timeout."""
-    wrap_up_time: int | None = None
+    wrap_up_time: api.Int64 | None = None
     """Agent wrap-up time after a call."""
-    enb_ring_in_use: int | None = None
+    enb_ring_in_use: api.Int64 | None = None
     """Whether queue calls may be offered to agents already on a call."""
     agent_prompt: str | None = None
     """Prompt played to the agent when answering a queue call."""
-    enb_auto_pause: int | None = None
+    enb_auto_pause: api.Int64 | None = None
     """Auto-pause an agent (and email them) when consecutive missed queue calls reach the
     threshold."""
-    max_pause_miss_call: int | None = None
+    max_pause_miss_call: api.Int64 | None = None
     """Threshold of consecutive missed calls for agent auto-pause."""
-    enb_email_miss_call: int | None = None
+    enb_email_miss_call: api.Int64 | None = None
     """Email the managers when the queue has a missed call."""
-    enb_email_abandon_call: int | None = None
+    enb_email_abandon_call: api.Int64 | None = None
     """Email the managers when a caller abandons the queue."""
-    enb_email_sla_alarm: int | None = None
+    enb_email_sla_alarm: api.Int64 | None = None
     """Email the managers when the queue SLA falls below the alarm threshold."""
-    callback_enb_request_email: int | None = None
+    callback_enb_request_email: api.Int64 | None = None
     """Email the queue managers when a caller successfully requests a callback."""
-    callback_enb_failed_email: int | None = None
+    callback_enb_failed_email: api.Int64 | None = None
     """Email the queue managers when a caller's callback request fails."""
-    max_calls: int | None = None
+    max_calls: api.Int64 | None = None
     """Maximum number of calls allowed to wait in the queue."""
     alert_info: str | None = None
     """Value of the "info" tag in the Alert-Info header of the INVITE, used to trigger
     distinctive ringing."""
-    enb_leave_empty: int | None = None
+    enb_leave_empty: api.Int64 | None = None
     """When the queue has no agents, send callers to the failover destination (fail_dest)."""
     empty_defined_for_leave_empty: list[str] | str | None = None
     """Conditions treated as 'no agents' that force waiting callers to leave the queue."""
-    enb_disallow_to_join_when_empty: int | None = None
+    enb_disallow_to_join_when_empty: api.Int64 | None = None
     """When the queue has no agents, do not let callers join."""
     empty_defined_for_disallow_to_join_when_empty: list[str] | str | None = None
     """Conditions treated as 'no agents' under which callers may not join the queue."""
-    enb_callback: int | None = None
+    enb_callback: api.Int64 | None = None
     """Whether queue callback is enabled."""
     callback_timeout: str | None = None
     """Type of timeout for keeping callback requests."""
-    callback_timeout_num: int | None = None
+    callback_timeout_num: api.Int64 | None = None
     """Timeout for keeping callback requests."""
     callback_method: str | None = None
     """How a caller triggers a callback request when the queue is busy."""
@@ -286,29 +286,29 @@ class QueueDetailInfo(QueueList, kw_only=True):
     """Key the caller presses to request a callback (when callback_method is digit)."""
     callback_outbound_prefix: str | None = None
     """Outbound route prefix used for callbacks."""
-    callback_trigger_timeout: int | None = None
+    callback_trigger_timeout: api.Int64 | None = None
     """Timeout that triggers a callback (when callback_method is timeout)."""
-    sla_time: int | None = None
+    sla_time: api.Int64 | None = None
     """Service level agreement (SLA) time."""
-    sla_interval: int | None = None
+    sla_interval: api.Int64 | None = None
     """SLA evaluation interval."""
-    sla_alarm_threshold: int | None = None
+    sla_alarm_threshold: api.Int64 | None = None
     """Queue SLA alarm threshold."""
     join_prompt: str | None = None
     """Prompt played when a caller joins the queue."""
-    enb_announce_agent_id: int | None = None
+    enb_announce_agent_id: api.Int64 | None = None
     """Announce the agent ID to the caller."""
-    enb_announce_default_prompt: int | None = None
+    enb_announce_default_prompt: api.Int64 | None = None
     """Periodically play the "thank you for waiting" prompt."""
-    enb_announce_pos: int | None = None
+    enb_announce_pos: api.Int64 | None = None
     """Periodically announce the caller's position in the queue."""
-    enb_announce_hold_time: int | None = None
+    enb_announce_hold_time: api.Int64 | None = None
     """Periodically announce the estimated wait time."""
-    caller_announce_freq: int | None = None
+    caller_announce_freq: api.Int64 | None = None
     """Interval for announcing the caller's position."""
     sys_announce_prompt: str | None = None
     """Queue announcement prompt played periodically after the caller joins."""
-    sys_announce_freq: int | None = None
+    sys_announce_freq: api.Int64 | None = None
     """Interval for playing the queue announcement."""
     satisfa_survey_prompt: str | None = None
     """Satisfaction survey prompt played to the caller after the agent hangs up."""
@@ -333,11 +333,11 @@ class SatisfactionSurveyPointList(msgspec.Struct, kw_only=True):
 
     K: str | None = None
     """Satisfaction survey rating key."""
-    P: int | None = None
+    P: api.Int64 | None = None
     """Points (score) given for the key."""
     k: str | None = None
     """Key (the spelling of the manual's examples)."""
-    p: int | None = None
+    p: api.Int64 | None = None
     """Points (the spelling of the manual's examples)."""
 
 
@@ -354,7 +354,7 @@ class WaitingList(msgspec.Struct, kw_only=True):
     """ID of the queue."""
     callee_display_name: str | None = None
     """Queue name."""
-    duration: int | None = None
+    duration: api.Int64 | None = None
     """How long the call has been waiting in the queue."""
 
 
@@ -365,11 +365,11 @@ class AgentList(msgspec.Struct, kw_only=True):
     """Agent name."""
     number: str | None = None
     """Agent extension number."""
-    is_login: int | None = None
+    is_login: api.Int64 | None = None
     """Whether the agent is logged in to the queue."""
-    is_pause: int | None = None
+    is_pause: api.Int64 | None = None
     """Whether the agent is paused (not receiving queue calls)."""
-    call_status: int | None = None
+    call_status: api.Int64 | None = None
     """Agent call status."""
     pause_reason: str | None = None
     """Agent pause reason."""
@@ -380,7 +380,7 @@ class AgentList(msgspec.Struct, kw_only=True):
 class QueueListResponse(ApiResponse, kw_only=True):
     """Answer of ``queue/list`` (manual line 11153)."""
 
-    total_number: int | None = None
+    total_number: api.Int64 | None = None
     """Total number of queues."""
     queue_list: list[QueueList] = msgspec.field(default_factory=list)
     """Information of each queue."""
@@ -393,13 +393,13 @@ class QueueCallStatusResponse(ApiResponse, kw_only=True):
     """Calls waiting to be answered in the queue."""
     active_list: list[ActiveList] = msgspec.field(default_factory=list)
     """Calls in progress in the queue."""
-    waiting_calls: int | None = None
+    waiting_calls: api.Int64 | None = None
     """Number of calls waiting in the queue."""
-    active_calls: int | None = None
+    active_calls: api.Int64 | None = None
     """Number of active calls in the queue."""
     ringing_list: list[RingingList] = msgspec.field(default_factory=list)
     """Calls currently ringing in the queue."""
-    ringing_calls: int | None = None
+    ringing_calls: api.Int64 | None = None
     """Number of ringing calls in the queue."""
 
 

@@ -26,7 +26,7 @@ class RecordingListQuery(api.SortedQuery[Literal["id", "time"]], total=False):
 class RecordingDetails(msgspec.Struct, kw_only=True):
     """``Recording_Details`` of ``recording/list`` (manual line 13477)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the recording."""
     time: str | None = None
     """Time the call was answered or placed."""
@@ -36,9 +36,9 @@ class RecordingDetails(msgspec.Struct, kw_only=True):
     """Caller number and name."""
     call_to: str | None = None
     """Callee number and name."""
-    duration: int | None = None
+    duration: api.Int64 | None = None
     """Call duration."""
-    size: int | None = None
+    size: api.Int64 | None = None
     """Recording file size."""
     call_type: str | None = None
     """Communication type."""

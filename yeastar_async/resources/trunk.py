@@ -129,9 +129,9 @@ class TrunkInfo(msgspec.Struct, kw_only=True):
     (manual line 4700).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the trunk."""
-    status: int | None = None
+    status: api.Int64 | None = None
     """Trunk status (see the Trunk status table)."""
     name: str | None = None
     """Trunk name."""
@@ -143,7 +143,7 @@ class TrunkInfo(msgspec.Struct, kw_only=True):
     """Outbound caller ID."""
     username: str | None = None
     """Username: the client ID obtained from the PBX web portal."""
-    enable: int | None = None
+    enable: api.Int64 | None = None
     """Whether the trunk is enabled."""
     country: str | None = None
     """Country of the SIP provider (ITSP)."""
@@ -153,7 +153,7 @@ class TrunkInfo(msgspec.Struct, kw_only=True):
     """Transport protocol."""
     hostname: str | None = None
     """Domain / IP address of the ITSP."""
-    port: int | None = None
+    port: api.Int64 | None = None
     """Registration port of the SIP trunk."""
     domain: str | None = None
     """Domain / IP address of the ITSP."""
@@ -161,11 +161,11 @@ class TrunkInfo(msgspec.Struct, kw_only=True):
     """Password of the SIP account provided by the ITSP."""
     auth_name: str | None = None
     """Authentication name provided by the ITSP."""
-    enb_outbound_proxy: int | None = None
+    enb_outbound_proxy: api.Int64 | None = None
     """Whether an outbound proxy server is enabled."""
     outbound_proxy_server: str | None = None
     """Domain / IP address of the outbound proxy server."""
-    outbound_proxy_port: int | None = None
+    outbound_proxy_port: api.Int64 | None = None
     """Port of the outbound proxy server."""
     codec_sel: str | None = None
     """Codec settings of the trunk."""
@@ -180,7 +180,7 @@ class TrunkInfo(msgspec.Struct, kw_only=True):
 class OutCallerInfo(msgspec.Struct, kw_only=True):
     """``OutCaller_Info`` of ``trunk/get``, ``trunk/query`` (manual line 4944)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the outbound caller ID entry."""
     outbound_cid_option: str | None = None
     """Type of outbound caller ID."""
@@ -197,7 +197,7 @@ class OutCallerInfo(msgspec.Struct, kw_only=True):
 class ExtensionInfo(msgspec.Struct, kw_only=True):
     """``Extension_Info`` of ``trunk/get``, ``trunk/query`` (manual line 4958)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Extension ID or extension group ID."""
     type: str | None = None
     """Extension or extension group."""
@@ -210,7 +210,7 @@ class ExtensionInfo(msgspec.Struct, kw_only=True):
 class DIDList(msgspec.Struct, kw_only=True):
     """``DID_List`` of ``trunk/get``, ``trunk/query`` (manual line 4968)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the DID entry."""
     did: str | None = None
     """DID number bound to the trunk."""
@@ -221,7 +221,7 @@ class DIDList(msgspec.Struct, kw_only=True):
 class ITSPInfo(msgspec.Struct, kw_only=True):
     """``ITSP_Info`` of ``trunk/itsp_list`` (manual line 5542)."""
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the SIP provider."""
     country: str | None = None
     """Country of the SIP provider (ITSP)."""

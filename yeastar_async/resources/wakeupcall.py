@@ -51,7 +51,7 @@ class WakeupInfo(msgspec.Struct, kw_only=True):
     line 15055).
     """
 
-    ext_id: int | None = None
+    ext_id: api.Int64 | None = None
     """Unique ID of the extension."""
     wakeup_call: list[ExtensionWakeup] = []
     """Wake-up calls of the extension."""
@@ -62,15 +62,15 @@ class ExtensionWakeup(msgspec.Struct, kw_only=True):
     (manual line 15063).
     """
 
-    id: int | None = None
+    id: api.Int64 | None = None
     """Unique ID of the wake-up call."""
     alarm_time: str | None = None
     """Alarm (ring) time of the wake-up call."""
     repeat_type: str | None = None
     """Repeat frequency of the wake-up call."""
-    number_of_snoozes: int | None = None
+    number_of_snoozes: api.Int64 | None = None
     """Number of snoozes (repeat rings) of the wake-up call."""
-    snooze_duration: int | None = None
+    snooze_duration: api.Int64 | None = None
     """Snooze interval of the wake-up call."""
     alarm_prompt: str | None = None
     """Wake-up call prompt."""

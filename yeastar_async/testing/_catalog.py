@@ -30,7 +30,11 @@ class EndpointSpec:
         paginated: whether the endpoint takes page/page_size and returns total_number.
         download: whether it answers ``file`` + ``download_resource_url``.
         response_keys: the documented top-level response keys.
-        manual_line: where the endpoint is described in the manual.
+        manual_line: where the endpoint is described in the manual (None for an endpoint the
+            manual does not have).
+        source_url: the current vendor page of an endpoint the manual does not have.
+        firmware: the first firmware with the endpoint, per edition (``"software"``,
+            ``"appliance"``, ``"cloud"``), where the current pages state one.
     """
 
     name: str
@@ -41,8 +45,10 @@ class EndpointSpec:
     paginated: bool
     download: bool
     response_keys: tuple[str, ...]
-    manual_line: int
+    manual_line: int | None
     examples: tuple[dict[str, Any], ...] = field(repr=False)
+    source_url: str | None = None
+    firmware: dict[str, str] = field(default_factory=dict)
 
     def example(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """A deep copy of the manual's example response that best fits the given parameters.
@@ -64,11 +70,19 @@ class EndpointSpec:
 
 @dataclass(frozen=True)
 class Catalog:
-    """Endpoints, error messages and event topics of the manual."""
+    """Endpoints, error messages and event topics of the manual and the current pages.
+
+    Attributes:
+        endpoints: the ``openapi/v1.0`` endpoints by name.
+        errors: error code -> message.
+        events: event topic -> name, ``sn`` and ``msg`` form, example payload.
+        endpoints_v2: the ``openapi/v2.0`` endpoints by name (current firmware).
+    """
 
     endpoints: dict[str, EndpointSpec]
     errors: dict[int, str]
     events: dict[int, dict[str, Any]]
+    endpoints_v2: dict[str, EndpointSpec] = field(default_factory=dict)
 
     def errmsg(self, errcode: int) -> str:
         """The manual's message for ``errcode`` (``""`` for codes it does not list)."""
@@ -80,21 +94,32 @@ def load_catalog() -> Catalog:
     """Load (once) the catalog packaged next to this module."""
     text = resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8")
     doc = json.loads(text)
-    endpoints = {
-        name: EndpointSpec(
-            name=name,
-            method=ep["method"],
-            auth=ep["auth"],
-            required=tuple(ep["required"]),
-            params=tuple(ep["params"]),
-            paginated=ep["paginated"],
-            download=ep["download"],
-            response_keys=tuple(ep["response_keys"]),
-            manual_line=ep["manual_line"],
-            examples=tuple(ep["examples"]),
-        )
-        for name, ep in doc["endpoints"].items()
-    }
+
+    def specs(table: dict[str, Any]) -> dict[str, EndpointSpec]:
+        return {
+            name: EndpointSpec(
+                name=name,
+                method=ep["method"],
+                auth=ep["auth"],
+                required=tuple(ep["required"]),
+                params=tuple(ep["params"]),
+                paginated=ep["paginated"],
+                download=ep["download"],
+                response_keys=tuple(ep["response_keys"]),
+                manual_line=ep["manual_line"],
+                examples=tuple(ep["examples"]),
+                source_url=ep.get("source_url"),
+                firmware=dict(ep.get("firmware") or {}),
+            )
+            for name, ep in table.items()
+        }
+
     errors = {int(code): msg for code, msg in doc["errors"].items()}
     events = {int(topic): info for topic, info in doc["events"].items()}
-    return Catalog(endpoints=endpoints, errors=errors, events=events)
+    v2 = doc.get("endpoints_v2", {})
+    return Catalog(
+        endpoints=specs(doc["endpoints"]),
+        errors=errors,
+        events=events,
+        endpoints_v2=specs(v2),
+    )

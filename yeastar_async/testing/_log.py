@@ -14,10 +14,13 @@ _SECRET_IN_TEXT = re.compile(r"((?:access|refresh)_token=)[^&\s'\"]+")
 
 
 def _mask(mapping: Any) -> Any:
+    # Nested too: webhook/update carries each entry's secret inside a list.
+    if isinstance(mapping, list):
+        return [_mask(v) for v in mapping]
     if not isinstance(mapping, dict):
         return mapping
     return {
-        k: "***" if any(s in str(k).lower() for s in _SECRET_KEYS) else v
+        k: "***" if any(s in str(k).lower() for s in _SECRET_KEYS) else _mask(v)
         for k, v in mapping.items()
     }
 
@@ -29,7 +32,8 @@ class RequestRecord:
     Attributes:
         method: ``"GET"`` / ``"POST"`` ...
         path: the URL path, e.g. ``"/openapi/v1.0/extension/list"``.
-        endpoint: the part after ``/openapi/v1.0/`` (``"extension/list"``, ``"subscribe"``), or
+        endpoint: the part after ``/openapi/v1.0/`` or ``/openapi/v2.0/`` (``"extension/list"``,
+            ``"subscribe"``), or
             the path itself for anything else (``"/api/download/x.wav"``).
         query: the query string as a dict (first value of each key), token included.
         json: the decoded JSON body (None when there was none or it was not JSON).
@@ -40,6 +44,7 @@ class RequestRecord:
         errcode: the ``errcode`` answered in a JSON body, when there was one.
         received_at: ``time.monotonic()`` when the request arrived (to check the spacing of
             retries and reconnect attempts).
+        api_version: ``"1.0"`` for ``/openapi/v1.0/...``, ``"2.0"`` for ``/openapi/v2.0/...``.
 
     The ``repr`` masks tokens and passwords, so a failing assertion never prints them.
     """
@@ -55,6 +60,7 @@ class RequestRecord:
     status: int | None = None
     errcode: int | None = None
     received_at: float = field(default_factory=time.monotonic, repr=False)
+    api_version: str = "1.0"
 
     @property
     def user_agent(self) -> str | None:

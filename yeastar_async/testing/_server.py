@@ -6,7 +6,8 @@ Use it in tests instead of a real PBX::
         client = YeastarClient(pbx.base_url, pbx.client_id, pbx.client_secret)
         ...
 
-It answers the OpenAPI v1.0 over real loopback sockets, quirks included: errors are HTTP 200
+It answers the OpenAPI v1.0 (and, with ``firmware=`` of current firmware, the v2.0 CDR and
+report endpoints) over real loopback sockets, quirks included: errors are HTTP 200
 bodies ``{"errcode": N, "errmsg": "..."}``, the TCP connection is closed after each response,
 tokens expire and are capped, five failed logins block the caller's IP, and the WebSocket drops
 idle clients. Switches make it misbehave on purpose (expired tokens, failing requests, dropped or
@@ -25,23 +26,32 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from types import EllipsisType, TracebackType
+from datetime import UTC, datetime, timedelta
+from types import EllipsisType
 from typing import Any, Self
 from urllib.parse import quote
 
 from aiohttp import web
 
 from .._auth import forget_login_guard
+from .._firmware import Feature, Firmware, parse_firmware
+from ..events.models import KNOWN_TOPICS, TOPICS
+from ..resources._profile import strftime_of
 from ._auth import IPGuard, TokenBook
 from ._catalog import Catalog, EndpointSpec, load_catalog
+from ._cdr_v2 import CdrV2Endpoints
 from ._flows import CallFlows, FakeCall
 from ._log import FakePBXStats, RequestRecord
+from ._loopback import LoopbackFake
 from ._stores import Stores
+from ._webhook_push import WebhookPush
+from ._webhook_settings import WebhookSettings
 from ._ws import DEFAULT_SN, FakeSocket, WsHub
 
 __all__ = ["FakePBX", "Handler"]
 
 API_PREFIX = "/openapi/v1.0/"
+API_V2_PREFIX = "/openapi/v2.0/"
 DOWNLOAD_PREFIX = "/api/download/"
 
 #: A custom endpoint answer: takes the request record, returns the JSON body (or awaits it).
@@ -66,7 +76,7 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-class FakePBX:
+class FakePBX(LoopbackFake):
     """A fake Yeastar P-Series PBX for tests, served over real sockets on 127.0.0.1.
 
     Args:
@@ -98,11 +108,27 @@ class FakePBX:
         ring_time: seconds a scripted call rings before it is answered.
         talk_time: seconds a scripted call talks before it hangs up; None keeps it up until
             ``call/hangup`` (or :meth:`FakeCall.hangup`).
+        firmware: the ``firmware_version`` ``system/information`` reports (default: the
+            manual's example ``X.7.0.16``, read as the April 2024 API). A current one moves
+            data as the PBX does: from ``x.21.0.117`` ``call_report/list`` / ``detail`` also
+            answer at ``openapi/v2.0``; from ``x.23.0.123`` the CDR endpoints do, and records
+            from ``cdr_upgrade`` on are served only there (``openapi/v1.0`` keeps the older
+            ones); below ``x.20.0.21`` the webhook endpoints answer 10001.
+        cdr_upgrade: when the CDRs moved to v2.0 (naive PBX time; default: when the fake was
+            made, so the manual's seeded records are history and every call the fake finishes
+            is new data). Only with a firmware of ``x.23.0.123`` or later.
+        system_date_format, system_time_format: the display format ``system/information``
+            reports (``"YYYY/MM/DD"``, ``"hh:mm:ss"``; add `` A`` for a 12-hour clock), as
+            current firmware does; ``cdr/search`` then reads and shows times in it. None (the
+            default) reports neither, as older firmware, and uses ``MM/DD/YYYY HH:mm:ss``.
+        utc_offset: the PBX's offset from UTC, shown by ``system_time`` against ``timestamp``
+            (reported with the display format).
 
     Attributes:
         requests: every request received, oldest first (:class:`RequestRecord`).
         stats: counters (:class:`FakePBXStats`).
         catalog: the endpoint table the fake answers from.
+        webhook_push: the webhook deliveries of emitted events (``deliveries``, ``join()``).
         store: the in-memory state (extensions, contacts, phonebooks, inbound routes,
             queues and agents, wake-up calls, CDRs in ``store.cdrs.records``); None with
             ``stores=False``.
@@ -130,7 +156,13 @@ class FakePBX:
         inbound_window: float = 10.0,
         ring_time: float = 0.0,
         talk_time: float | None = 0.0,
+        firmware: str | None = None,
+        cdr_upgrade: datetime | None = None,
+        system_date_format: str | None = None,
+        system_time_format: str = "hh:mm:ss",
+        utc_offset: timedelta = timedelta(0),
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret or secrets.token_hex(16)
         self.max_tokens = max_tokens
@@ -166,15 +198,71 @@ class FakePBX:
         self._handlers: dict[str, Handler] = {}
         self._files: dict[str, bytes] = {}
         self._download_names: dict[str, str] = {}
-        self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._started_before = False
         self._connections: set[Any] = set()
         self.store: Stores | None = None
         self._flows: CallFlows | None = None
+        self.firmware = firmware
+        self._firmware: Firmware | None = parse_firmware(firmware)
+        self.system_date_format = system_date_format
+        self.system_time_format = system_time_format
+        self.utc_offset = utc_offset
+        display = strftime_of(system_date_format, system_time_format)
+        if system_date_format is not None and display is None:
+            raise ValueError(f"system_date_format {system_date_format!r} is not like YYYY/MM/DD")
+        self._display_format = display
         if stores:
             self._install_stores(inbound_window, ring_time, talk_time)
+            self._install_cdr_versions(display, cdr_upgrade)
+        self.add_handler("system/information", self._information)
+        webhooks = self._webhook_settings()
+        if webhooks is not None:
+            # Current firmware pushes the topics past the manual too (webhook/query lists them).
+            webhooks.supported = sorted({*webhooks.supported, *TOPICS, *KNOWN_TOPICS})
+        #: Signed deliveries of every emitted event to the receivers ``webhook/update`` set.
+        self.webhook_push = WebhookPush(webhooks)
+
+    def _install_cdr_versions(self, display: str | None, upgrade: datetime | None) -> None:
+        store = self.store
+        if store is None:
+            return
+        if display is not None:
+            store.cdrs.display_format = display
+        if self.has("v2_cdr"):
+            store.cdrs.upgrade = upgrade or datetime.now().replace(microsecond=0)
+            for name, handler in CdrV2Endpoints(store.cdrs).handlers().items():
+                self.add_handler(f"v2.0/{name}", handler)
+
+    def has(self, feature: Feature) -> bool:
+        """Whether the fake's ``firmware`` has ``feature`` (``"v2_cdr"``, ``"v2_reports"``,
+        ``"webhook"``); an unknown or absent firmware has none of them."""
+        return self._firmware is not None and self._firmware.has(feature)
+
+    def _serves(self, spec: EndpointSpec, version: str) -> bool:
+        # What the firmware answers at all (anything else: 10001 INTERFACE NOT EXISTED): the
+        # catalog's minimum for this edition. A firmware the fake cannot read (the default,
+        # the manual's "X.7.0.16") answers every v1.0 endpoint and no v2.0 one.
+        firmware = self._firmware
+        if firmware is None or firmware.edition is None:
+            return version == "1.0"
+        # "Software Edition" -> the catalog's key "software".
+        first = parse_firmware(spec.firmware.get(firmware.edition.split()[0].lower()))
+        return first is None or first <= firmware
+
+    def _information(self, record: RequestRecord) -> dict[str, Any]:
+        body = self.catalog.endpoints["system/information"].example()
+        data = body.setdefault("data", {})
+        if self.firmware is not None:
+            data["firmware_version"] = self.firmware
+        if self._display_format is not None:
+            now = datetime.now(UTC).replace(microsecond=0)
+            data["system_date_format"] = self.system_date_format
+            data["system_time_format"] = self.system_time_format
+            data["system_time"] = (now + self.utc_offset).strftime(self._display_format)
+            data["timestamp"] = int(now.timestamp())
+        return body
 
     def __repr__(self) -> str:
         state = "running" if self._runner is not None else "stopped"
@@ -188,15 +276,9 @@ class FakePBX:
         self._closing.clear()
         app = web.Application()
         app.router.add_route("*", API_PREFIX + "{endpoint:.*}", self._handle_api)
+        app.router.add_route("*", API_V2_PREFIX + "{endpoint:.*}", self._handle_api_v2)
         app.router.add_route("*", DOWNLOAD_PREFIX + "{name:.+}", self._handle_download)
-        # access_log=None: aiohttp's access log would print request lines, tokens included.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        self._track_connections(runner)
-        site = web.TCPSite(runner, self.host, self._port)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        runner = self._runner = await self._listen(app, prepare=self._track_connections)
         if not self._started_before:
             # A new PBX: logins counted for an earlier fake at this address do not count (the
             # guard keys by address, so by the address the fake is bound to).
@@ -212,6 +294,7 @@ class FakePBX:
         self._closing.set()
         if self._flows is not None:
             await self._flows.close()
+        await self.webhook_push.aclose()
         await self._ws.close_all()
         await runner.cleanup()
 
@@ -247,52 +330,12 @@ class FakePBX:
             lambda: not self._connections, timeout, "close of every TCP connection"
         )
 
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The TCP port (known once started)."""
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: what a client takes as its PBX address."""
-        return f"http://{self.host}:{self._port}"
-
     @property
     def ws_url(self) -> str:
         """The subscribe URL without its token: ``ws://127.0.0.1:PORT/openapi/v1.0/subscribe``."""
         return f"ws://{self.host}:{self._port}{API_PREFIX}subscribe"
 
     # -- waiting -----------------------------------------------------------------------------
-    def _notify(self) -> None:
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
-
-    async def wait_until(
-        self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
-    ) -> None:
-        """Wait until ``predicate()`` is true; it is re-checked whenever the fake's state changes.
-
-        Raises:
-            TimeoutError: naming ``what`` when ``timeout`` seconds pass first.
-        """
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await self._changed.wait()
-        except TimeoutError:
-            raise TimeoutError(f"FakePBX: no {what} within {timeout} s") from None
-
     async def wait_for_request(
         self, endpoint: str, count: int = 1, timeout: float = 5.0
     ) -> RequestRecord:
@@ -455,6 +498,7 @@ class FakePBX:
         self._ws.black_holed = False
         self._ws.heartbeat_replies = True
         self._ws.ack = True
+        self._ws.subscribe_reply = None
         self._ws.reject_status = self._ws.reject_remaining = None
         self._ws.accept_then_close_remaining = 0
 
@@ -462,7 +506,9 @@ class FakePBX:
         """Answer a catalog endpoint with ``handler`` instead of the manual's example.
 
         Unlike :meth:`set_response` the endpoint keeps its checks (method, token, required
-        parameters); the stores and call flows of the fake are built this way.
+        parameters); the stores and call flows of the fake are built this way. An
+        ``openapi/v2.0`` endpoint is named ``"v2.0/<endpoint>"`` (here and in
+        :meth:`set_response`).
         """
         self._handlers[endpoint.strip("/")] = handler
 
@@ -499,13 +545,20 @@ class FakePBX:
     ) -> int:
         """Send an event to every socket subscribed to ``topic``; returns how many got it.
 
+        The same frame is queued for the webhook receivers registered with ``webhook/update``
+        that want the topic (signed, with the settings' timeout and retries; see
+        :attr:`webhook_push`, whose ``join()`` waits for the deliveries).
+
         The frame is ``{"type": topic, "sn": "...", "msg": "<payload as a JSON string>"}``.
         ``msg_as`` is ``"string"`` or ``"object"``; by default it is what the PBX sends (an
         object for 30025/30026, a string otherwise). ``sn`` defaults to the PBX's serial number,
         left out for 30022/30023/30025/30026; None leaves it out. A ``str`` payload is taken as
         already-encoded JSON.
         """
-        return await self._ws.emit(topic, self._ws.frame(topic, payload, msg_as, sn))
+        frame = self._ws.frame(topic, payload, msg_as, sn)
+        sent = await self._ws.emit(topic, frame)
+        self.webhook_push.submit(topic, frame)
+        return sent
 
     def event_frame(
         self,
@@ -577,6 +630,13 @@ class FakePBX:
         """Acknowledge ``topic_list`` messages (the default), or never when False."""
         self._ws.ack = on
 
+    def refuse_subscribe(self, errcode: int | None = 10005, errmsg: str = "ACCESS DENIED") -> None:
+        """Answer every ``topic_list`` with ``{"errcode": errcode, "errmsg": errmsg}`` instead of
+        the ack, until ``refuse_subscribe(None)`` (or :meth:`clear_faults`)."""
+        self._ws.subscribe_reply = (
+            None if errcode is None else json.dumps({"errcode": errcode, "errmsg": errmsg})
+        )
+
     def reject_handshake(self, status: int | None = 503, count: int | None = None) -> None:
         """Answer WebSocket upgrades with HTTP ``status``: ``count`` times, or until cleared.
 
@@ -590,6 +650,9 @@ class FakePBX:
         self._ws.accept_then_close_remaining = count
 
     # -- stores and scripted calls -------------------------------------------------------------
+    def _webhook_settings(self) -> WebhookSettings | None:
+        return self.store.webhooks if self.store is not None else None
+
     def _install_stores(
         self, inbound_window: float, ring_time: float, talk_time: float | None
     ) -> None:
@@ -769,25 +832,38 @@ class FakePBX:
                 )
         return None
 
-    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+    async def _handle_api(self, request: web.Request, version: str = "1.0") -> web.StreamResponse:
         record = await self._record(request, request.match_info["endpoint"].strip("/"))
+        record.api_version = version
         try:
             return self._finish(await self._dispatch(request, record))
         finally:
             self._notify()
 
+    async def _handle_api_v2(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle_api(request, "2.0")
+
     async def _dispatch(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
         fault = await self._take_fault(record)
         if fault is not None:
             return fault
-        if record.endpoint == "subscribe" and request.method == "GET":
+        if (
+            record.endpoint == "subscribe"
+            and request.method == "GET"
+            and record.api_version == "1.0"
+        ):
             return await self._ws.handle(request, record)
         if self._guard.is_blocked(record.remote):
             return self._error(record, 70004)
         if record.method == "POST" and record.body.strip() and record.json is None:
             return self._error(record, 40001)  # a body that is not JSON
-        endpoint = record.endpoint
-        spec = self.catalog.endpoints.get(endpoint)
+        # v2.0 endpoints are keyed "v2.0/<name>" among the handlers and overrides.
+        v1 = record.api_version == "1.0"
+        endpoint = record.endpoint if v1 else f"v2.0/{record.endpoint}"
+        table = self.catalog.endpoints if v1 else self.catalog.endpoints_v2
+        spec = table.get(record.endpoint)
+        if spec is not None and not self._serves(spec, record.api_version):
+            spec = None
         overridden = endpoint in self._overrides
         if not overridden and (spec is None or spec.method != record.method):
             return self._error(record, 10001)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ._catalog import Catalog
 from ._log import RequestRecord
+from ._webhook_settings import WebhookSettings
 
 __all__ = ["CDR_TIME_FORMAT", "CdrLog", "Stores"]
 
@@ -298,9 +299,9 @@ def _blank(value: Any) -> bool:
     return value is None or not str(value).strip()
 
 
-def _cdr_time(value: Any) -> datetime | None:
+def _cdr_time(value: Any, fmt: str = CDR_TIME_FORMAT) -> datetime | None:
     try:
-        return datetime.strptime(str(value).strip(), CDR_TIME_FORMAT)
+        return datetime.strptime(str(value).strip(), fmt)
     except ValueError:
         return None
 
@@ -316,11 +317,19 @@ class CdrLog:
     """The call detail records behind ``cdr/list`` and ``cdr/search``, oldest id first.
 
     Attributes:
-        records: every record in the ``CDR_Details`` shape of the manual (line 13679).
+        records: every record in the ``CDR_Details`` shape of the manual (line 13679), ``time``
+            in :data:`CDR_TIME_FORMAT`.
+        display_format: the PBX's date/time display format (``strftime``): ``start_time`` /
+            ``end_time`` are read in it and answers show ``time`` in it.
+        upgrade: when the firmware moved CDRs to ``openapi/v2.0`` (None: never); ``cdr/list``
+            and ``cdr/search`` at v1.0 then keep only the records older than this, and
+            ``testing._cdr_v2`` serves the others at v2.0.
     """
 
     def __init__(self, seed: Iterable[Mapping[str, Any]] = ()) -> None:
         self.records: list[Body] = []
+        self.display_format = CDR_TIME_FORMAT
+        self.upgrade: datetime | None = None
         self.next_id = 1
         for row in seed:
             if _int(row.get("id")) not in {r["id"] for r in self.records}:
@@ -335,9 +344,43 @@ class CdrLog:
         self.next_id = max(self.next_id, stored["id"] + 1)
         return stored
 
+    def history(self) -> list[Body]:
+        """The records ``openapi/v1.0`` serves: all, or those older than :attr:`upgrade`."""
+        if self.upgrade is None:
+            return self.records
+        upgrade = self.upgrade
+        return [r for r in self.records if _older(r, upgrade)]
+
+    def current(self) -> list[Body]:
+        """The records ``openapi/v2.0`` serves: none, or those from :attr:`upgrade` on."""
+        if self.upgrade is None:
+            return []
+        upgrade = self.upgrade
+        return [r for r in self.records if not _older(r, upgrade)]
+
+    def shown(self, row: Body) -> Body:
+        """A copy of ``row`` with ``time`` in :attr:`display_format`."""
+        out = copy.deepcopy(row)
+        moment = _cdr_time(row.get("time"))
+        if moment is not None and self.display_format != CDR_TIME_FORMAT:
+            out["time"] = moment.strftime(self.display_format)
+        return out
+
+    def bounds(self, params: Mapping[str, Any], start: str, end: str) -> Callable[[Body], bool]:
+        """A check of ``time`` against the ``start`` / ``end`` parameters (display format);
+        None of both given -> every row; one that does not parse -> no row, as on the PBX."""
+        given = {f: params[f] for f in (start, end) if params.get(f)}
+        parsed = {f: _cdr_time(v, self.display_format) for f, v in given.items()}
+        if None in parsed.values():
+            # As the PBX does (manual line 13882): a time not in its display format finds
+            # nothing, which is how a wrong datetime_format shows.
+            return lambda r: False
+        low, high = parsed.get(start), parsed.get(end)
+        return lambda r: _within(_cdr_time(r.get("time")), low, high)
+
     def handle_list(self, record: RequestRecord) -> Body:
         """``cdr/list``: every record, sorted (``sort_by`` / ``order_by``) and paged."""
-        return self._page(record, self.records)
+        return self._page(record, self.history())
 
     def handle_search(self, record: RequestRecord) -> Body:
         """``cdr/search``: the records matching the simple filters of the manual (line 13814).
@@ -358,20 +401,11 @@ class CdrLog:
         status = str(params.get("status") or "").strip().upper()
         if status:
             checks.append(lambda r: str(r.get("disposition", "")).strip().upper() == status)
-        given = {f: params[f] for f in ("start_time", "end_time") if params.get(f)}
-        bounds = {f: _cdr_time(v) for f, v in given.items()}
-        if None in bounds.values():
-            # As the PBX does (manual line 13882): a time not in its display format finds
-            # nothing, which is how a wrong datetime_format shows.
-            return self._page(record, [])
-        start, end = bounds.get("start_time"), bounds.get("end_time")
-        if start is not None or end is not None:
-            checks.append(lambda r: _within(_cdr_time(r.get("time")), start, end))
-        rows = [r for r in self.records if all(check(r) for check in checks)]
+        checks.append(self.bounds(params, "start_time", "end_time"))
+        rows = [r for r in self.history() if all(check(r) for check in checks)]
         return self._page(record, rows)
 
-    @staticmethod
-    def _page(record: RequestRecord, rows: list[Body]) -> Body:
+    def _page(self, record: RequestRecord, rows: list[Body]) -> Body:
         params = record.params
         key = str(params.get("sort_by") or "id")
         if key == "time":
@@ -386,8 +420,13 @@ class CdrLog:
             "errcode": 0,
             "errmsg": "SUCCESS",
             "total_number": len(rows),
-            "data": copy.deepcopy(chosen),
+            "data": [self.shown(r) for r in chosen],
         }
+
+
+def _older(row: Body, moment: datetime) -> bool:
+    when = _cdr_time(row.get("time"))
+    return when is not None and when < moment
 
 
 def _party_matches(field: str, wanted: str, fuzzy: bool) -> Callable[[Body], bool]:
@@ -472,6 +511,9 @@ class Stores:
         self.call_status: dict[str, int] = {}
         #: call detail records: the manual's examples, then every call the flows finished
         self.cdrs = CdrLog([*_SEED_CDRS, *ex["cdr/search"].example().get("data", [])])
+        #: Webhook event push settings (``webhook/query`` / ``webhook/update``): the topics the
+        #: fake knows are the ones it can push
+        self.webhooks = WebhookSettings(supported=sorted(catalog.events))
         self._seed(ex)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -1039,6 +1081,7 @@ class Stores:
                 "hotel/checkout": self.checkout,
                 "cdr/list": self.cdrs.handle_list,
                 "cdr/search": self.cdrs.handle_search,
+                **self.webhooks.handlers(),
             }
         )
         return table

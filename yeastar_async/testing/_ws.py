@@ -39,10 +39,11 @@ _TOKEN_EXPIRED = '{"errcode":10004,"errmsg":"TOKEN EXPIRED"}'
 _IP_BLOCKED = '{"errcode":70004,"errmsg":"ACCOUNT IP BLOCKED"}'
 _SYNTAX_ERROR = '{"errcode":40001,"errmsg":"PARAMETER SYNTAX ERROR"}'
 _PARAM_ERROR = '{"errcode":40002,"errmsg":"PARAMETER ERROR"}'
-#: Topics whose frames carry no ``sn`` (manual, section "events").
-NO_SN_TOPICS = frozenset({30022, 30023, 30025, 30026})
-#: Topics whose ``msg`` the PBX sends as a JSON object instead of a JSON-encoded string.
-OBJECT_MSG_TOPICS = frozenset({30025, 30026})
+#: Topics whose frames carry no ``sn`` (manual, section "events"; 30028: its vendor page).
+NO_SN_TOPICS = frozenset({30022, 30023, 30025, 30026, 30028})
+#: Topics whose ``msg`` the PBX sends as a JSON object instead of a JSON-encoded string (the
+#: manual's 30025/30026; the current vendor pages' examples of 30029, 30030, 30034-30036).
+OBJECT_MSG_TOPICS = frozenset({30025, 30026, 30029, 30030, 30034, 30035, 30036})
 
 
 def _dumps(value: Any) -> str:
@@ -115,6 +116,8 @@ class WsHub:
         self.black_holed = False
         self.heartbeat_replies = True
         self.ack = True
+        #: Sent instead of the ack to every ``topic_list`` when set (an error frame).
+        self.subscribe_reply: str | None = None
         self.reject_status: int | None = None
         self.reject_remaining: int | None = None
         self.accept_then_close_remaining = 0
@@ -209,7 +212,9 @@ class WsHub:
         conn.topics = set(topics)  # a subscribe message replaces the whole set
         conn.subscribe_messages.append(topics)
         self._stats.subscriptions.append(topics)
-        if self.ack:
+        if self.subscribe_reply is not None:
+            await self._reply(conn, self.subscribe_reply)
+        elif self.ack:
             await self._reply(conn, _ACK)
         self._notify()
 
