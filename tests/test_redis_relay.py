@@ -357,3 +357,42 @@ async def test_a_slow_batch_of_a_live_worker_is_not_claimed_by_another(
         await asyncio.wait_for(asyncio.gather(*works, hold), TIMEOUT)
     assert handled == [("slow", "c0"), ("slow", "c1"), ("slow", "c2")]
     assert other.stats.redelivered == 0
+
+
+@pytest.mark.parametrize(
+    "options", [{"protocol": 2}, {"decode_responses": True}], ids=["resp2", "decoded"]
+)
+async def test_any_client_flavour_relays(
+    fake_pbx: FakePBX, redis_server: RedisServer, options: dict[str, Any]
+) -> None:
+    """RESP2 replies (redis-py before 8) and a client that decodes replies to str work too."""
+    redis = aioredis.Redis.from_url(redis_server.url, **options)
+    holder_relay = EventRelay(redis, "pbx1", lease=1.0)
+    worker = EventRelay(redis, "pbx1", group="g", claim_idle=0.3)
+    got: list[tuple[str, int]] = []
+    attempts = 0
+
+    @worker.on(events.NewCdr)
+    async def on_cdr(event: events.NewCdr) -> None:
+        nonlocal attempts
+        attempts += 1
+        delivery = current_delivery()
+        assert delivery is not None
+        if attempts == 1:
+            raise RuntimeError("once")  # the retry goes through XAUTOCLAIM and XPENDING
+        got.append((event.msg.call_id, delivery.attempt))
+
+    try:
+        client = make_client(fake_pbx, redis)
+        async with client:
+            hold = await start_holder(holder_relay, client)
+            work = asyncio.create_task(worker.work())
+            await fake_pbx.wait_for_subscription([30012])
+            await fake_pbx.emit(30012, {**fake_pbx.example_event(30012), "call_id": "x"})
+            await until(lambda: got, "the CDR handled on its second delivery")
+            await worker.aclose()
+            await holder_relay.aclose()
+            await asyncio.wait_for(asyncio.gather(work, hold), TIMEOUT)
+    finally:
+        await redis.aclose()
+    assert got == [("x", 2)]
