@@ -396,3 +396,17 @@ async def test_any_client_flavour_relays(
     finally:
         await redis.aclose()
     assert got == [("x", 2)]
+
+
+async def test_one_relay_holds_one_link(fake_pbx: FakePBX, redis_client: aioredis.Redis) -> None:
+    relay = EventRelay(redis_client, "pbx1", lease=1.0)
+    client = make_client(fake_pbx, redis_client)
+    async with client:
+        hold = await start_holder(relay, client)
+        await fake_pbx.wait_for_subscription([30012])
+        with pytest.raises(RuntimeError, match="hold\\(\\) is already running on this relay"):
+            await relay.hold(client)
+        await relay.aclose()
+        await asyncio.wait_for(hold, TIMEOUT)
+        with pytest.raises(RuntimeError, match="the relay is closed"):
+            await relay.hold(client)

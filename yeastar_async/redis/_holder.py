@@ -37,7 +37,7 @@ __all__ = ["GapRecovery", "Holder"]
 
 logger = logging.getLogger("yeastar_async.redis")
 
-#: ``gap_recovery(client, connected)``: called after a reconnect or a failover with a gap.
+#: ``recover(client, connected)``: run (as a task) after a reconnect or a failover with a gap.
 GapRecovery = Callable[["YeastarClient", Connected], Awaitable[None]]
 
 
@@ -270,20 +270,15 @@ class Holder:
                 await asyncio.sleep(delay)
 
     def _start_recovery(self, client: YeastarClient, connected: Connected) -> None:
-        task = asyncio.create_task(self.recover_gap(client, connected))
+        if self._gap_recovery is None:
+            return
+        task = asyncio.create_task(self._recover(self._gap_recovery, client, connected))
         self._recoveries.add(task)
         task.add_done_callback(self._recoveries.discard)
 
-    async def recover_gap(self, client: YeastarClient, connected: Connected) -> None:
-        """The failover's recovery hook: what the holder does after a gap in the link.
-
-        Events of the gap never reached the stream. CDR recovery (fetching the CDRs the gap
-        missed and appending them) lands with issue 13; until then this calls the relay's
-        ``gap_recovery`` option, if any, and logs what it raised.
-        """
-        if self._gap_recovery is None:
-            return
+    @staticmethod
+    async def _recover(recover: GapRecovery, client: YeastarClient, connected: Connected) -> None:
         try:
-            await self._gap_recovery(client, connected)
+            await recover(client, connected)
         except Exception:
-            logger.exception("relay: gap_recovery failed after a %.1fs gap", connected.gap or 0.0)
+            logger.exception("relay: gap recovery failed after a %.1fs gap", connected.gap or 0.0)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from redis.asyncio import Redis
 
-from yeastar_async.events import TOPICS
+from yeastar_async.events import TOPICS, Connected
 from yeastar_async.events._dispatch import Target
 
 from ._holder import GapRecovery, Holder
@@ -137,7 +137,7 @@ class EventRelay:
             link_grace=grace if grace is not None else lease_time,
             priority_topics=priority,
             batch=_positive_int("batch", batch),
-            gap_recovery=gap_recovery,
+            gap_recovery=self.recover_gap,
             on_lease=on_lease,
         )
         self._worker = Worker(
@@ -150,6 +150,7 @@ class EventRelay:
             handler_timeout=_seconds("handler_timeout", handler_timeout, allow_none=True),
             max_deliveries=_positive_int("max_deliveries", max_deliveries),
         )
+        self._gap_recovery = gap_recovery
         self._engine: asyncio.Task[None] | None = None
         self._holds: set[asyncio.Task[None]] = set()
         self._demand = 0
@@ -184,6 +185,9 @@ class EventRelay:
             raise ValueError("hold() needs at least one topic")
         if self._closed:
             raise RuntimeError("the relay is closed")
+        if self._holds:
+            # One lease, one sequence of appends: a second link would compete with the first.
+            raise RuntimeError("hold() is already running on this relay")
         task = asyncio.create_task(self._holder.run(client, chosen), name="yeastar-relay-holder")
         self._holds.add(task)
         try:
@@ -199,13 +203,16 @@ class EventRelay:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
 
-    async def recover_gap(self, client: YeastarClient, connected: Any) -> None:
-        """Called by the holder after a reconnect or failover whose ``Connected`` has a gap.
+    async def recover_gap(self, client: YeastarClient, connected: Connected) -> None:
+        """The failover's recovery hook: the holder runs it (as a task) after appending a
+        ``Connected`` with a gap, from a reconnect of its link or from a failover.
 
-        The hook for CDR recovery after a gap (issue 13, not implemented yet): today it runs
-        the ``gap_recovery`` option only. Events of the gap did not reach the stream.
+        Events of the gap never reached the stream. CDR recovery (fetch the CDRs the gap
+        missed, append them) lands here with issue 13; until then this runs the
+        ``gap_recovery`` option, if any. What it raises is logged.
         """
-        await self._holder.recover_gap(client, connected)
+        if self._gap_recovery is not None:
+            await self._gap_recovery(client, connected)
 
     # -- workers ---------------------------------------------------------------------------
 
