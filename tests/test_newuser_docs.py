@@ -4,6 +4,7 @@ its words on the CLI's defaults match the code, and every command's ``--help`` e
 from __future__ import annotations
 
 import argparse
+import asyncio
 import inspect
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from yeastar_async import YeastarClient, cli
 from yeastar_async.cli._events import DEFAULT_TOPICS
 from yeastar_async.huawei_cec import CecClient
 from yeastar_async.openvox import OpenVoxClient
+from yeastar_async.testing import FakePBX
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -102,3 +104,27 @@ def test_openvox_help_says_where_the_password_comes_from(
     # The epilog sat on the parent parser, which argparse does not carry over to its children.
     assert cli.main(["openvox", "inroute", "list", "--help"]) == 0
     assert "The password is read from OPENVOX_PASSWORD only." in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("yeastar_login_guard_isolation")
+async def test_a_lockout_refusal_does_not_advise_just_running_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # After 4 rejections in a row the guard refuses even the right credentials until its state
+    # file goes; the advice for a rejected login ("fix them before running again") was printed.
+    async with FakePBX() as pbx:
+
+        async def call_query(secret: str) -> int:
+            argv = ["call", "query", "--base-url", pbx.base_url, "--client-id", pbx.client_id]
+            async with asyncio.timeout(20):
+                return await cli.amain([*argv, "--client-secret", secret])
+
+        for n in range(4):
+            assert await call_query(f"wrong-secret-{n % 2}") == 1
+        capsys.readouterr()
+        assert await call_query(pbx.client_secret) == 1
+        error, advice = capsys.readouterr().err.splitlines()
+        assert "get_token: not logging in" in error
+        assert advice.startswith("No login was sent.")
+        assert "state file it names is deleted" in advice
+        assert pbx.stats.login_attempts == 4

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from .._version import __version__
-from ..errors import AuthenticationError, YeastarError
+from ..errors import AuthenticationError, LockoutGuardError, YeastarError
 from ._cec import add_cec_commands
 from ._commands import (
     CALL_TYPES,
@@ -38,6 +38,15 @@ Command = Callable[[argparse.Namespace], Awaitable[int]]
 AUTH_ADVICE = (
     f"Fix {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET} (or --client-id / --client-secret) before "
     "running again: the PBX blocks this IP after 5 rejected logins in a row, counted across runs."
+)
+
+#: After the lockout guard refused to log in: nothing was sent, and right credentials alone may
+#: not be enough (after 4 rejections in a row of any credentials, no run logs in until the state
+#: file is deleted), so "fix the credentials and run again" would send the user round in circles.
+LOCKOUT_ADVICE = (
+    f"No login was sent. Fix {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET} (or --client-id / "
+    "--client-secret) and do as the error says: after 4 rejected logins in a row to this PBX no "
+    "run logs in until the state file it names is deleted ('yeastar-async doctor' shows the count)."
 )
 
 #: Exit statuses: 128 + the signal's number, the shell's convention.
@@ -313,7 +322,9 @@ async def _run(args: argparse.Namespace) -> int:
             # `events` gets the error from listen(), which logged it already: once is enough.
             if not library_log.showed(str(exc)):
                 err(f"error: {exc}")
-            if isinstance(exc, AuthenticationError):
+            if isinstance(exc, LockoutGuardError):
+                err(LOCKOUT_ADVICE)
+            elif isinstance(exc, AuthenticationError):
                 err(AUTH_ADVICE)
             return 1
         except ValueError as exc:
