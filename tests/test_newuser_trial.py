@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -24,3 +26,31 @@ async def test_a_cdr_detail_not_found_names_the_uid_asked_for() -> None:
                 await pbx.cdr.detail(uid="1796647840.2")
     assert "for uid=1796647840.2" in str(got.value)
     assert got.value.request_params == "uid=1796647840.2"
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda pbx: pbx.call.hangup(channel_id=""), "(got none) (channel_id given empty)"),
+        (
+            lambda pbx: pbx.call_report.list(
+                type="extcallstatistics",
+                start_time=datetime(2026, 1, 1),
+                end_time=datetime(2026, 2, 1),
+                ext_id_list=[],
+            ),
+            "ext_id_list required when type='extcallstatistics' or 'extcallactivity' "
+            "(ext_id_list given empty)",
+        ),
+    ],
+)
+async def test_an_empty_required_argument_is_called_empty(call: Any, said: str) -> None:
+    # `yeastar-async call hangup ""` printed "give exactly one of channel_id, paging_number
+    # (got none)", as if no channel ID had been typed at all.
+    pbx = YeastarClient("http://127.0.0.1:9", "client-id", "client-secret")  # no I/O: refused first
+    try:
+        with pytest.raises(ValueError, match="given empty") as got:
+            await call(pbx)
+        assert said in str(got.value)
+    finally:
+        await pbx.aclose()
