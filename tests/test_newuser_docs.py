@@ -17,15 +17,19 @@ from yeastar_async.cli._events import DEFAULT_TOPICS
 from yeastar_async.huawei_cec import CecClient
 from yeastar_async.openvox import OpenVoxClient
 from yeastar_async.testing import FakePBX
+from yeastar_async.webhooks import WebhookReceiver
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
 def _section(heading: str) -> str:
-    """The README's text from ``heading`` (a ``## `` line) to the next ``## `` heading."""
-    start = README.index(f"\n## {heading}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else len(README)]
+    """The README's text from ``heading`` (a ``## `` or ``### `` line) to the next heading of
+    the same level or above."""
+    level = "### " if f"\n### {heading}\n" in README else "## "
+    start = README.index(f"\n{level}{heading}\n")
+    ends = [README.find(f"\n{mark}", start + 1) for mark in {"## ", level}]
+    end = min((e for e in ends if e != -1), default=len(README))
+    return README[start:end]
 
 
 def _option_names(section: str) -> set[str]:
@@ -47,6 +51,7 @@ CLIENTS = [
         ("Configuration", YeastarClient),
         ("OpenVox UC IPPBX", OpenVoxClient),
         ("Huawei Cloud CEC", CecClient),
+        ("Webhooks", WebhookReceiver),
     ]
 ]
 
