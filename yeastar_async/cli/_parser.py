@@ -156,7 +156,7 @@ COMMANDS: Final[tuple[Spec, ...]] = (
                 "--secret-env",
                 default=DEFAULT_SECRET_ENV,
                 metavar="NAME",
-                help=f"environment variable holding the webhook's secret ({DEFAULT_SECRET_ENV})",
+                help=f"variable holding the webhook's secret (default: {DEFAULT_SECRET_ENV})",
             ),
             arg("--topics", type=parse_topics, metavar="N,N,...", help="print only these topics"),
             arg("--json", action="store_true", help="one JSON object per line"),
