@@ -54,3 +54,28 @@ async def test_an_empty_required_argument_is_called_empty(call: Any, said: str) 
         assert said in str(got.value)
     finally:
         await pbx.aclose()
+
+
+@pytest.mark.usefixtures("yeastar_login_guard_isolation")
+@pytest.mark.parametrize(
+    ("firmware", "model"),
+    [
+        ("84.23.0.123", "P-Series Cloud Edition"),
+        ("37.21.0.117", "P-Series Appliance Edition"),
+        ("83.20.0.21", "P-Series Software Edition"),
+        (None, "P-Series Software Edition"),  # the manual's example, X.7.0.16
+    ],
+)
+async def test_the_fake_reports_the_model_of_its_firmware_edition(
+    firmware: str | None, model: str
+) -> None:
+    # FakePBX(firmware="84.23.0.123") said "P-Series Software Edition, firmware 84.23.0.123" in
+    # `yeastar-async doctor`: a Cloud firmware on a Software model.
+    async with (
+        FakePBX(firmware=firmware) as fake,
+        YeastarClient(fake.base_url, fake.client_id, fake.client_secret) as pbx,
+    ):
+        async with asyncio.timeout(10):
+            info = await pbx.system.information()
+    assert info.data is not None
+    assert info.data.model_name == model

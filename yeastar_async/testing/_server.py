@@ -256,6 +256,9 @@ class FakePBX(LoopbackFake):
         data = body.setdefault("data", {})
         if self.firmware is not None:
             data["firmware_version"] = self.firmware
+        if self._firmware is not None and self._firmware.edition is not None:
+            # The model follows the firmware's edition (84.x is Cloud), not the manual's example.
+            data["model_name"] = f"P-Series {self._firmware.edition}"
         if self._display_format is not None:
             now = datetime.now(UTC).replace(microsecond=0)
             data["system_date_format"] = self.system_date_format
