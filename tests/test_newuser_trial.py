@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +80,23 @@ async def test_the_fake_reports_the_model_of_its_firmware_edition(
             info = await pbx.system.information()
     assert info.data is not None
     assert info.data.model_name == model
+
+
+@pytest.mark.usefixtures("yeastar_login_guard_isolation")
+async def test_the_fake_downloads_a_listed_recording_under_its_listed_name(tmp_path: Path) -> None:
+    # `yeastar-async recording download 614` saved the manual's download example (a 2022-04-12
+    # file of 2002 and 2005), not recording 614 as `recording/list` shows it.
+    async with (
+        FakePBX() as fake,
+        YeastarClient(fake.base_url, fake.client_id, fake.client_secret) as pbx,
+    ):
+        async with asyncio.timeout(10):
+            page = await pbx.recording.list(page=1, page_size=10)
+            for recording in page.data:
+                assert recording.id is not None
+                answer = await pbx.recording.download(id=recording.id)
+                assert answer.file == recording.file
+                saved = await pbx.files.save(answer, f"{tmp_path}/{recording.id}/")  # a folder
+                assert saved.name == recording.file
+            # An id the list does not show keeps the manual's example answer.
+            assert (await pbx.recording.download(id=99999)).file
