@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from yeastar_async import YeastarClient
+from yeastar_async import YeastarClient, cli
+from yeastar_async.cli import _fake
 from yeastar_async.errors import NotFoundError
 from yeastar_async.testing import FakePBX
 
@@ -100,3 +102,44 @@ async def test_the_fake_downloads_a_listed_recording_under_its_listed_name(tmp_p
                 assert saved.name == recording.file
             # An id the list does not show keeps the manual's example answer.
             assert (await pbx.recording.download(id=99999)).file
+
+
+@pytest.mark.usefixtures("yeastar_login_guard_isolation")
+async def test_fake_pbx_command_takes_the_firmware_to_behave_as(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The README's v2.0 CDRs could be tried only from Python (FakePBX(firmware=...)), not with
+    # `yeastar-async fake-pbx` and the shell.
+    started: asyncio.Queue[FakePBX] = asyncio.Queue()
+    monkeypatch.setattr(_fake, "print_fake_credentials", started.put_nowait)
+    command = asyncio.create_task(
+        cli.amain(["fake-pbx", "--port", "0", "--firmware", "84.23.0.123"])
+    )
+    try:
+        async with asyncio.timeout(10):
+            fake = await started.get()
+            async with YeastarClient(fake.base_url, fake.client_id, fake.client_secret) as pbx:
+                info = await pbx.system.information()
+                page = await pbx.cdr.list()
+    finally:
+        command.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await command
+    assert info.data is not None
+    assert info.data.firmware_version == "84.23.0.123"
+    assert page.api_version == "2.0"
+    assert "firmware       84.23.0.123" in capsys.readouterr().out
+
+
+def test_fake_pbx_command_refuses_a_firmware_that_is_no_p_series_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["fake-pbx", "--firmware", "99.1.2.3"]) == 2
+    assert "not a P-Series firmware version" in capsys.readouterr().err
+
+
+def test_fake_pbx_command_runs_as_the_manual_without_firmware() -> None:
+    # argparse runs an option's type on a string default: `default=""` made every plain
+    # `fake-pbx` a usage error.
+    args = cli.build_parser().parse_args(["fake-pbx"])
+    assert args.firmware is None

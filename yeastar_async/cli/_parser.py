@@ -26,7 +26,7 @@ from ._connect import ENV_CLIENT_ID, ENV_CLIENT_SECRET, connection_parent
 from ._demo import cmd_demo
 from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics, topics_help
-from ._fake import cmd_fake_pbx
+from ._fake import cmd_fake_pbx, firmware_version
 from ._openvox import add_openvox_commands
 from ._output import PROG, OutputClosed, UsageError, err, logging_to_stderr
 from ._webhook import DEFAULT_SECRET_ENV, cmd_webhook
@@ -237,6 +237,14 @@ COMMANDS: Final[tuple[Spec, ...]] = (
                 default=0.0,
                 metavar="S",
                 help=f"simulate a call every S seconds (S >= {MIN_TRAFFIC})",
+            ),
+            arg(
+                "--firmware",
+                type=firmware_version,
+                default=None,  # not "": argparse would run the type on a string default
+                metavar="VERSION",
+                help="the firmware to behave as, e.g. 84.23.0.123 for API v2.0 CDRs and reports "
+                "(default: the manual's, the April 2024 API)",
             ),
         ),
         pbx=False,
