@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from yeastar_async import YeastarClient, cli
-from yeastar_async.cli import _fake
+from yeastar_async.cli import _fake, _webhook
 from yeastar_async.errors import NotFoundError
 from yeastar_async.testing import FakePBX
+from yeastar_async.webhooks import SIGNATURE_HEADER, WebhookReceiver, sign
 
 
 @pytest.mark.usefixtures("yeastar_login_guard_isolation")
@@ -143,3 +146,50 @@ def test_fake_pbx_command_runs_as_the_manual_without_firmware() -> None:
     # `fake-pbx` a usage error.
     args = cli.build_parser().parse_args(["fake-pbx"])
     assert args.firmware is None
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "http://0.0.0.0:8080/",
+            "every interface of this host (register http://<this host's name or IP>:8080/ on",
+        ),
+        (
+            "http://[::]:8080/hook",
+            "(register http://<this host's name or IP>:8080/hook on the PBX)",
+        ),
+        ("http://192.0.2.7:8080/", "on http://192.0.2.7:8080/ (register this URL on the PBX)"),
+    ],
+)
+def test_webhook_command_says_which_url_to_register(url: str, said: str) -> None:
+    # `yeastar-async webhook --port 8080` said "receiving webhooks on http://0.0.0.0:8080/
+    # (register this URL on the PBX)": the PBX cannot post to 0.0.0.0.
+    assert said in _webhook.listening_line(url)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_a_receiver_on_an_ipv6_address_gives_a_url_that_reaches_it() -> None:
+    # serve("::1") yielded "http://::1:PORT/", which no client can parse (`webhook --host ::`
+    # ended with "Invalid URL: port can't be converted to integer").
+    secret = "Pugghh14VCb05rtG7WGumbD4hwJPIvzu"
+    body = b'{"type":30036,"sn":"x","msg":{"event_name":"disk_full"}}'
+    receiver = WebhookReceiver(secret=secret)
+    got: asyncio.Queue[object] = asyncio.Queue()
+    receiver.on(30036)(got.put)
+    async with receiver, receiver.serve("::1", 0) as url:
+        assert url.startswith("http://[::1]:")
+        async with aiohttp.ClientSession() as session, asyncio.timeout(10):
+            headers = {SIGNATURE_HEADER: sign(secret, body)}
+            async with session.post(url, data=body, headers=headers) as answer:
+                assert answer.status == 200
+            await got.get()
