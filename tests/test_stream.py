@@ -328,18 +328,19 @@ async def test_a_handler_exception_is_isolated(
 
 
 async def test_a_slow_handler_does_not_stall_heartbeats() -> None:
-    # Scaled down from "a 3-second handler with a 1-second idle timer": handlers of 0.3 s, an
-    # idle limit of 0.2 s, and a queue of 1 so the reader itself is held back for long spells.
+    # Scaled down from "a 3-second handler with a 1-second idle timer": each handler outlasts
+    # the idle limit, and a queue of 1 holds the reader itself back for long spells. The idle
+    # limit (0.5 s) leaves a loaded machine 25 heartbeats of slack before the fake would close.
     async with (
-        FakePBX(idle_timeout=0.2) as pbx,
-        Harness(pbx, heartbeat_interval=0.02, heartbeat_timeout=0.3, queue_size=1) as h,
+        FakePBX(idle_timeout=0.5) as pbx,
+        Harness(pbx, heartbeat_interval=0.02, heartbeat_timeout=0.4, queue_size=1) as h,
     ):
         done: list[str] = []
         finished = asyncio.Event()
 
         @h.stream.on(CallStatusChanged)
         async def slow(ev: CallStatusChanged) -> None:
-            await asyncio.sleep(0.3)  # the handler's own work, not a test wait
+            await asyncio.sleep(0.6)  # the handler's own work (> the idle limit), not a test wait
             done.append(ev.msg.call_id)
             if len(done) == 4:
                 finished.set()
@@ -354,7 +355,8 @@ async def test_a_slow_handler_does_not_stall_heartbeats() -> None:
         assert pbx.stats.ws_connects == 1
         assert h.events.empty()  # no Disconnected
         assert h.stream.stats.reconnects == 0
-        assert pbx.stats.heartbeats >= 30  # 1.2 s of handlers at one heartbeat per 20 ms
+        # 2.4 s of handlers at one heartbeat per 20 ms: far more than the 5 the idle limit needs.
+        assert pbx.stats.heartbeats >= 30
 
 
 async def test_malformed_frames_are_skipped(pbx: FakePBX, caplog: pytest.LogCaptureFixture) -> None:

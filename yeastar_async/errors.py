@@ -54,8 +54,9 @@ def _mask(field: str, value: object) -> object:
 
 
 #: Parameters that say what a request was about (``id``, ``ext_id``, ``channel_id``, ``file``,
-#: a report's ``type`` ...): an error answered to it names their values. None is a secret.
-_IDENTIFYING = re.compile(r"(id|ids|file|number|type|\w+_(id|ids|num|number|list))")
+#: a report's ``type``, the v2.0 ``cdr/detail`` ``uid`` ...): an error answered to it names their
+#: values. None is a secret.
+_IDENTIFYING = re.compile(r"(id|ids|uid|file|number|type|\w+_(id|ids|num|number|list))")
 _MAX_SHOWN = 60
 
 

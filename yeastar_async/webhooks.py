@@ -367,7 +367,9 @@ class WebhookReceiver:
             site = web.TCPSite(runner, host, port)
             await site.start()
             bound = runner.addresses[0]
-            self.url = f"http://{bound[0]}:{bound[1]}{self.path}"
+            # An IPv6 address goes in brackets, or its colons read as the port's.
+            address = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            self.url = f"http://{address}:{bound[1]}{self.path}"
             yield self.url
         finally:
             self.url = None

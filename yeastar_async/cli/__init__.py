@@ -23,8 +23,8 @@ lines are visible to other users). TLS: ``--ca-file PATH``, ``--pin SHA256`` or 
 Exit codes: 0 success (also when the reader of stdout went away: ``events | head -1``), 1 a
 failed check or a PBX/network error (one line, no traceback; a rejected login adds a line of
 advice), 2 bad usage (one line; also an argument the SDK refuses, e.g. an empty CHANNEL_ID), 130
-Ctrl-C, 143 SIGTERM (the commands that run until stopped, ``events``, ``fake-pbx``, exit 0 on
-SIGTERM: a service manager's normal stop).
+Ctrl-C, 143 SIGTERM (the commands that run until stopped, ``events``, ``webhook``, ``fake-pbx``
+and ``demo --forever``, exit 0 on SIGTERM: a service manager's normal stop).
 
 The ``cec`` commands drive a Huawei Cloud CEC instead; they read ``CEC_DOMAIN``,
 ``CEC_APP_KEY`` and ``CEC_APP_SECRET`` from the environment.

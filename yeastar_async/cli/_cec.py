@@ -38,10 +38,12 @@ def add_cec_commands(commands: Any) -> None:
         f"{ENV_DOMAIN}, {ENV_APP_KEY}, {ENV_APP_SECRET}).",
     )
     groups = cec.add_subparsers(dest="cec_group", metavar="GROUP", required=True)
-    route = groups.add_parser("route", help="called routes (access code -> skill queue / IVR)")
+    route_help = "called routes (access code -> skill queue / IVR)"
+    route = groups.add_parser("route", help=route_help, description=f"{route_help}: list, modify")
     actions = route.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="list called routes (every page)")
+    list_help = "list called routes (every page)"
+    listing = actions.add_parser("list", help=list_help, description=list_help)
     listing.add_argument("--access-code", metavar="CODE", help="only this access code")
     listing.add_argument("--ext-code", metavar="CODE", help="only this extension code")
     listing.add_argument("--device-type", choices=sorted(_DEVICE_NAMES), help="queue or ivr")
@@ -49,9 +51,8 @@ def add_cec_commands(commands: Any) -> None:
     _connection(listing)
     listing.set_defaults(func=cmd_route_list, runs_until_interrupted=False)
 
-    modify = actions.add_parser(
-        "modify", help="point a called route at a skill queue or an IVR (by route id)"
-    )
+    modify_help = "point a called route at a skill queue or an IVR (by route id)"
+    modify = actions.add_parser("modify", help=modify_help, description=modify_help)
     modify.add_argument("route_id", help="the route's id (from 'list'; not its dnid)")
     target = modify.add_mutually_exclusive_group(required=True)
     target.add_argument("--queue", type=int, metavar="ID", help="skill queue id")

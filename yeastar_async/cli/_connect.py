@@ -45,7 +45,11 @@ def connection_parent() -> argparse.ArgumentParser:
         help=f"API client secret; prefer env {ENV_CLIENT_SECRET} (never printed)",
     )
     group.add_argument(
-        "--timeout", default=hide, type=positive_float, metavar="S", help="request timeout"
+        "--timeout",
+        default=hide,
+        type=positive_float,
+        metavar="S",
+        help="request timeout in seconds (default 30; doctor: 10)",
     )
     tls = group.add_mutually_exclusive_group()
     tls.add_argument(

@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 from typing import Any
 
+from .._firmware import parse_firmware
 from ._connect import ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET
 from ._output import PROG, err, out
 
@@ -23,6 +24,16 @@ def print_fake_credentials(pbx: Any) -> None:
         f"{ENV_CLIENT_SECRET}={pbx.client_secret}"
     )
     out(f"  {PROG} events")
+
+
+def firmware_version(text: str) -> str:
+    """argparse type of ``--firmware``: a P-Series version (``83`` / ``37`` / ``84.x.y.z``)."""
+    firmware = parse_firmware(text)
+    if firmware is None or firmware.edition is None:
+        raise argparse.ArgumentTypeError(
+            f"not a P-Series firmware version (83, 37 or 84 first, e.g. 84.23.0.123): {text!r}"
+        )
+    return str(firmware)
 
 
 def _is_loopback(host: str) -> bool:
@@ -45,8 +56,12 @@ async def cmd_fake_pbx(args: argparse.Namespace) -> int:
         options["client_id"] = args.client_id
     if args.client_secret:
         options["client_secret"] = args.client_secret
+    if args.firmware:
+        options["firmware"] = args.firmware
     async with FakePBX(ring_time=1.0, talk_time=3.0, **options) as pbx:
         out("FakePBX running (press Ctrl-C to stop)")
+        if args.firmware:
+            out(f"  firmware       {args.firmware}")
         print_fake_credentials(pbx)
         traffic = args.traffic
         if traffic:

@@ -24,7 +24,7 @@ from ..openvox import (
     OpenVoxClient,
     OutboundRoute,
 )
-from ._connect import tls_option
+from ._connect import positive_float, tls_option
 from ._output import UsageError, err, out
 
 __all__ = ["ENV_BASE_URL", "ENV_PASSWORD", "ENV_USERNAME", "add_openvox_commands"]
@@ -34,6 +34,9 @@ ENV_USERNAME: Final = "OPENVOX_USERNAME"
 ENV_PASSWORD: Final = "OPENVOX_PASSWORD"
 ENV_PIN: Final = "OPENVOX_PIN"
 ENV_CA_FILE: Final = "OPENVOX_CA_FILE"
+
+#: Shown under every action's help (argparse does not carry a parent parser's epilog over).
+PASSWORD_EPILOG: Final = f"The password is read from {ENV_PASSWORD} only."
 
 AUTH_ADVICE: Final = (
     f"Fix {ENV_USERNAME} / {ENV_PASSWORD} before running again: the OpenVox PBX locks this IP "
@@ -60,7 +63,7 @@ def add_openvox_commands(commands: Any) -> None:
 
     def action(sub: Any, name: str, func: Action, help_text: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(
-            name, help=help_text, description=help_text, parents=[conn]
+            name, help=help_text, description=help_text, epilog=PASSWORD_EPILOG, parents=[conn]
         )
 
         async def run(args: argparse.Namespace) -> int:
@@ -69,9 +72,9 @@ def add_openvox_commands(commands: Any) -> None:
         p.set_defaults(func=run, runs_until_interrupted=False)
         return p
 
-    inroute = kinds.add_parser("inroute", help="inbound routes").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
+    inroute = kinds.add_parser(
+        "inroute", help="inbound routes", description="inbound routes: list, add, update, delete"
+    ).add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = action(inroute, "list", _in_list, "list inbound routes (all, or those named)")
     listing.add_argument("names", nargs="*", metavar="NAME", help="route names (default: all)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -82,16 +85,18 @@ def add_openvox_commands(commands: Any) -> None:
         p = action(inroute, name, func, help_text)
         p.add_argument("name", metavar="NAME", help="the route's name")
         required = name == "add"
-        p.add_argument("--desttype", choices=sorted(DEST_TYPES), required=required)
+        p.add_argument(
+            "--desttype", choices=sorted(DEST_TYPES), required=required, help="where calls go"
+        )
         p.add_argument("--dest", required=required, help="extension, queue number ...")
         p.add_argument("--did", help="DID pattern")
         p.add_argument("--caller-id", dest="caller_id", help="caller ID pattern")
     delete = action(inroute, "delete", _in_delete, "delete inbound routes")
     delete.add_argument("names", nargs="+", metavar="NAME", help="route names, or 'all'")
 
-    outroute = kinds.add_parser("outroute", help="outbound routes").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
+    outroute = kinds.add_parser(
+        "outroute", help="outbound routes", description="outbound routes: list, add, update, delete"
+    ).add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = action(outroute, "list", _out_list, "list outbound routes (all, or those named)")
     listing.add_argument("names", nargs="*", metavar="NAME", help="route names (default: all)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -129,12 +134,33 @@ def _connection_parent() -> argparse.ArgumentParser:
         default="json",
         help="wire format (default json)",
     )
-    group.add_argument("--timeout", dest="ov_timeout", type=float, metavar="S", default=30.0)
+    group.add_argument(
+        "--timeout",
+        dest="ov_timeout",
+        type=positive_float,
+        metavar="S",
+        default=30.0,
+        help="request timeout in seconds (default 30)",
+    )
     tls = group.add_mutually_exclusive_group()
-    tls.add_argument("--pin", dest="ov_pin", metavar="SHA256", help=f"env {ENV_PIN}")
-    tls.add_argument("--ca-file", dest="ov_ca_file", metavar="PATH", help=f"env {ENV_CA_FILE}")
-    tls.add_argument("--insecure", dest="ov_insecure", action="store_true")
-    parent.epilog = f"The password is read from {ENV_PASSWORD} only."
+    tls.add_argument(
+        "--pin",
+        dest="ov_pin",
+        metavar="SHA256",
+        help=f"trust exactly the certificate with this SHA-256 fingerprint (env {ENV_PIN})",
+    )
+    tls.add_argument(
+        "--ca-file",
+        dest="ov_ca_file",
+        metavar="PATH",
+        help=f"verify against this CA (env {ENV_CA_FILE})",
+    )
+    tls.add_argument(
+        "--insecure",
+        dest="ov_insecure",
+        action="store_true",
+        help="no certificate verification (avoid: use --pin)",
+    )
     return parent
 
 
@@ -152,8 +178,6 @@ async def _connected(args: argparse.Namespace, action: Action) -> int:
     password = os.environ.get(ENV_PASSWORD, "")
     if not password:
         raise UsageError(f"set {ENV_PASSWORD} (the password is never taken from the command line)")
-    if not args.ov_timeout > 0:
-        raise UsageError(f"--timeout must be > 0, got {args.ov_timeout}")
     try:
         client = OpenVoxClient(
             base_url,

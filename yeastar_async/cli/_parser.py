@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from .._version import __version__
-from ..errors import AuthenticationError, YeastarError
+from ..errors import AuthenticationError, LockoutGuardError, YeastarError
 from ._cec import add_cec_commands
 from ._commands import (
     CALL_TYPES,
@@ -26,7 +26,7 @@ from ._connect import ENV_CLIENT_ID, ENV_CLIENT_SECRET, connection_parent
 from ._demo import cmd_demo
 from ._doctor import cmd_doctor
 from ._events import cmd_events, parse_topics, topics_help
-from ._fake import cmd_fake_pbx
+from ._fake import cmd_fake_pbx, firmware_version
 from ._openvox import add_openvox_commands
 from ._output import PROG, OutputClosed, UsageError, err, logging_to_stderr
 from ._relay import RELAY_ARGS, RELAY_HELP, cmd_relay
@@ -39,6 +39,15 @@ Command = Callable[[argparse.Namespace], Awaitable[int]]
 AUTH_ADVICE = (
     f"Fix {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET} (or --client-id / --client-secret) before "
     "running again: the PBX blocks this IP after 5 rejected logins in a row, counted across runs."
+)
+
+#: After the lockout guard refused to log in: nothing was sent, and right credentials alone may
+#: not be enough (after 4 rejections in a row of any credentials, no run logs in until the state
+#: file is deleted), so "fix the credentials and run again" would send the user round in circles.
+LOCKOUT_ADVICE = (
+    f"No login was sent. Fix {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET} (or --client-id / "
+    "--client-secret) and do as the error says: after 4 rejected logins in a row to this PBX no "
+    "run logs in until the state file it names is deleted ('yeastar-async doctor' shows the count)."
 )
 
 #: Exit statuses: 128 + the signal's number, the shell's convention.
@@ -149,7 +158,7 @@ COMMANDS: Final[tuple[Spec, ...]] = (
                 "--secret-env",
                 default=DEFAULT_SECRET_ENV,
                 metavar="NAME",
-                help=f"environment variable holding the webhook's secret ({DEFAULT_SECRET_ENV})",
+                help=f"variable holding the webhook's secret (default: {DEFAULT_SECRET_ENV})",
             ),
             arg("--topics", type=parse_topics, metavar="N,N,...", help="print only these topics"),
             arg("--json", action="store_true", help="one JSON object per line"),
@@ -230,6 +239,14 @@ COMMANDS: Final[tuple[Spec, ...]] = (
                 default=0.0,
                 metavar="S",
                 help=f"simulate a call every S seconds (S >= {MIN_TRAFFIC})",
+            ),
+            arg(
+                "--firmware",
+                type=firmware_version,
+                default=None,  # not "": argparse would run the type on a string default
+                metavar="VERSION",
+                help="the firmware to behave as, e.g. 84.23.0.123 for API v2.0 CDRs and reports "
+                "(default: the manual's, the April 2024 API)",
             ),
         ),
         pbx=False,
@@ -315,7 +332,9 @@ async def _run(args: argparse.Namespace) -> int:
             # `events` gets the error from listen(), which logged it already: once is enough.
             if not library_log.showed(str(exc)):
                 err(f"error: {exc}")
-            if isinstance(exc, AuthenticationError):
+            if isinstance(exc, LockoutGuardError):
+                err(LOCKOUT_ADVICE)
+            elif isinstance(exc, AuthenticationError):
                 err(AUTH_ADVICE)
             return 1
         except ValueError as exc:

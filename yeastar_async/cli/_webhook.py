@@ -8,7 +8,10 @@ and prints the events, one line (or JSON object) each.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+
+from yarl import URL
 
 from .. import events
 from ..webhooks import WebhookReceiver
@@ -17,6 +20,23 @@ from ._output import UsageError, err
 
 #: The environment variable the secret is read from unless ``--secret-env`` names another.
 DEFAULT_SECRET_ENV = "YEASTAR_WEBHOOK_SECRET"
+
+
+def listening_line(url: str) -> str:
+    """The status line for a receiver serving at ``url``, saying which URL the PBX needs:
+    ``0.0.0.0`` (every interface, the default) is no address the PBX can post to."""
+    parsed = URL(url)
+    try:
+        unspecified = ipaddress.ip_address(parsed.host or "").is_unspecified
+    except ValueError:
+        unspecified = False
+    if not unspecified:
+        return f"[status] receiving webhooks on {url} (register this URL on the PBX)"
+    where = f"http://<this host's name or IP>:{parsed.port}{parsed.path}"
+    return (
+        f"[status] receiving webhooks on {url}, every interface of this host "
+        f"(register {where} on the PBX)"
+    )
 
 
 async def cmd_webhook(args: argparse.Namespace) -> int:
@@ -32,6 +52,6 @@ async def cmd_webhook(args: argparse.Namespace) -> int:
     for topic in args.topics or sorted({*events.TOPICS, *events.KNOWN_TOPICS}):
         receiver.stream.add_handler(topic, show)
     async with receiver, receiver.serve(args.host, args.port) as url:
-        err(f"[status] receiving webhooks on {url} (register this URL on the PBX)")
+        err(listening_line(url))
         await enough.wait()
     return 0

@@ -101,6 +101,7 @@ class OpenVoxClient:
             (this process only).
         clock: a monotonic clock (inject one to age the session in tests).
         session: an aiohttp session to borrow (never closed by the client).
+        sleep: what waits out the backoff between retries (inject one in tests).
     """
 
     def __init__(

@@ -325,16 +325,19 @@ class Rule:
         if self.trigger is not None:
             shown = " or ".join(repr(v) for v in self.values)
             condition = f" when {self.trigger}={shown}"
+        # Passed but empty ("", []): say so, or `hangup(channel_id="")` reads "got none".
+        empty = [name for name in self.names if name in arguments and not _given(arguments, name)]
+        blank = f" ({', '.join(empty)} given empty)" if empty else ""
         if self.exactly_one:
             given = [name for name in self.names if _given(arguments, name)]
             if len(given) == 1:
                 return None
             listed = ", ".join(self.names)
             got = ", ".join(given) if given else "none"
-            return f"give exactly one of {listed}{condition} (got {got})"
+            return f"give exactly one of {listed}{condition} (got {got}){blank}"
         missing = [name for name in self.names if not _given(arguments, name)]
         if missing:
-            return f"{', '.join(missing)} required{condition}"
+            return f"{', '.join(missing)} required{condition}{blank}"
         return None
 
     def check(self, where: str, arguments: Mapping[str, Any]) -> None:

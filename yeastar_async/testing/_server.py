@@ -256,6 +256,9 @@ class FakePBX(LoopbackFake):
         data = body.setdefault("data", {})
         if self.firmware is not None:
             data["firmware_version"] = self.firmware
+        if self._firmware is not None and self._firmware.edition is not None:
+            # The model follows the firmware's edition (84.x is Cloud), not the manual's example.
+            data["model_name"] = f"P-Series {self._firmware.edition}"
         if self._display_format is not None:
             now = datetime.now(UTC).replace(microsecond=0)
             data["system_date_format"] = self.system_date_format
@@ -952,6 +955,11 @@ class FakePBX(LoopbackFake):
         wanted = record.params.get("file")
         if spec.name == "recording/download" and isinstance(wanted, str) and wanted:
             name = wanted
+        elif spec.name == "recording/download" and name is None:
+            # By id: the file `recording/list` shows for that id (it lists it, so it is there).
+            name = self._listed_recording(record.params.get("id"))
+            if name is not None:
+                self._files.setdefault(name, _placeholder(name))
         if name is None:
             body = spec.example(record.params)
             url = str(body.get("download_resource_url", ""))
@@ -964,6 +972,16 @@ class FakePBX(LoopbackFake):
             "file": name,
             "download_resource_url": DOWNLOAD_PREFIX + name,
         }
+
+    def _listed_recording(self, wanted: object) -> str | None:
+        """The ``file`` of recording ``wanted`` (an id) in ``recording/list``, if it is listed."""
+        if wanted is None:
+            return None
+        listed = self.catalog.endpoints["recording/list"].example().get("data") or []
+        for item in listed:
+            if isinstance(item, dict) and str(item.get("id")) == str(wanted) and item.get("file"):
+                return str(item["file"])
+        return None
 
     async def _handle_download(self, request: web.Request) -> web.StreamResponse:
         record = await self._record(request, request.path)
