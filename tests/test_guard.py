@@ -137,6 +137,9 @@ async def test_a_corrupt_state_file_refuses_and_names_the_file(content: bytes) -
         assert isinstance(error, LockoutGuardError)
         assert str(state_file()) in str(error)
         assert "unusable" in str(error)
+        # What is wrong is its content, not its permissions: the advice says so.
+        assert "corrupt" in str(error)
+        assert "permissions" not in str(error)
         assert pbx.count("get_token") == 0
 
 
@@ -150,6 +153,7 @@ async def test_an_unreadable_state_file_refuses(tmp_path: Path) -> None:
         )
         assert isinstance(error, LockoutGuardError)
         assert "guard.json" in str(error)
+        assert "permissions" in str(error)
         assert pbx.count("get_token") == 0
 
 

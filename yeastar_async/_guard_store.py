@@ -290,10 +290,12 @@ class _StateFile:
 
     def _unusable(self, exc: Exception) -> str:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        # An OSError is about access (permissions, a missing folder); anything else is content.
+        fix = "Fix its permissions" if isinstance(exc, OSError) else "It is corrupt: repair it"
         return (
             f"the login guard state file {str(self.path)!r} is unusable ({type(exc).__name__}: "
             f"{reason}), so the count of rejected logins is unknown and no login is sent. "
-            "Fix its permissions, or delete it once the credentials are right (the PBX blocks "
+            f"{fix}, or delete it once the credentials are right (the PBX blocks "
             "the IP after 5 rejected logins in a row), or choose another file with "
             "login_guard_state= / XDG_STATE_HOME"
         )
