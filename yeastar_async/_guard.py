@@ -158,6 +158,9 @@ class GuardCount:
     in_a_row: int
     same: int
     where: str
+    #: These credentials logged in at this address before (their unanswered logins are not
+    #: counted).
+    known_good: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +382,10 @@ class LoginGuard:
         async with self._gate:
             record = await self._update(state, lambda record: record)
         record = self.policy.lapsed(record, self._clock())  # as a login would see it
-        return GuardCount(self.key, record.in_a_row, record.same(credentials.hex()), state.where())
+        creds = credentials.hex()
+        return GuardCount(
+            self.key, record.in_a_row, record.same(creds), state.where(), record.knows(creds)
+        )
 
     def rejected(self, reservation: Reservation) -> None:
         """The login's fate is unknown (cancelled mid-way, say): it stays counted, as it was."""

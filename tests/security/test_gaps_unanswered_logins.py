@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from yeastar_async import YeastarClient
+from yeastar_async import YeastarClient, cli
 from yeastar_async._guard_store import GuardRecord, default_state_path
 from yeastar_async.errors import LockoutGuardError
 from yeastar_async.testing import FakePBX
@@ -28,7 +28,7 @@ from yeastar_async.testing import FakePBX
 #: One process of a crash loop: one client, one login, what came of it.
 _YEASTAR_TRY = """
 import asyncio, sys
-from yeastar_async import YeastarClient
+from yeastar_async import YeastarClient, cli
 from yeastar_async.errors import AuthenticationError, LockoutGuardError, TransportError
 
 async def main():
@@ -230,3 +230,14 @@ async def test_openvox_a_crash_loop_against_a_silent_pbx_stops_at_the_limit() ->
         outcomes = [await _try_once(_OPENVOX_TRY, pbx.url, "api", "wrong") for _ in range(6)]
         assert outcomes == ["unanswered"] * 4 + ["refused"] * 2
         assert pbx.sent("login") == 4
+
+
+async def test_doctor_says_when_the_credentials_are_known_good(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with FakePBX() as pbx, asyncio.timeout(30):
+        argv = ["doctor", "--base-url", pbx.base_url, "--client-id", pbx.client_id]
+        await cli.amain([*argv, "--client-secret", pbx.client_secret])
+        assert "logged in there before" not in capsys.readouterr().out  # not yet, at the check
+        await cli.amain([*argv, "--client-secret", pbx.client_secret])
+        assert "these credentials logged in there before" in capsys.readouterr().out
