@@ -457,7 +457,7 @@ class TokenManager:
                 response_type=_TokenAnswer,
             )
         except AuthenticationError as exc:
-            guard.rejected(reservation)
+            await guard.refused(reservation)
             left = max(
                 0,
                 min(
@@ -486,9 +486,10 @@ class TokenManager:
                 errmsg=exc.errmsg,
                 endpoint=exc.endpoint,
             ) from None
-        except Exception:
-            # No verdict on the credentials (no answer, IP blocked, API off): not a rejection.
-            await guard.release(reservation)
+        except Exception as exc:
+            # No verdict on the credentials (no answer, IP blocked, API off): the guard decides
+            # whether the PBX may have counted it.
+            await guard.failed(reservation, exc)
             raise
         except BaseException:
             # Cancelled mid-login: the PBX may have counted it, so it stays counted.

@@ -5,9 +5,13 @@ The PBX blocks the caller's IP after 5 rejected logins in a row, counted per sou
 - one count per PBX *address*: the base URL's host is resolved (at login time, off the event
   loop, cached for a minute) and IP literals are normalised, so ``127.0.0.1`` and ``localhost``,
   or ``http://pbx`` and ``https://pbx:8088``, count together;
-- a login is counted *before* it is sent (a reservation) and taken back only when its answer
-  says nothing about the credentials (no answer, token cap, IP blocked). Logins that would take
-  the count past the limit wait for the ones in flight in this process; in another process they
+- a login is counted *before* it is sent (a reservation) and taken back only when it says
+  nothing about the credentials: it never left (connection refused, DNS), or its answer is no
+  verdict (token cap, IP blocked). A login that went out and got no answer (a timeout, a
+  connection cut after the request) may have been counted by the PBX, so it stays counted,
+  unless its credentials are *known good* at that address (they logged in there before and
+  were not rejected since: the PBX counts failed logins only). Logins that would take the
+  count past the limit wait for the ones in flight in this process; in another process they
   find the reservation in the shared state and are refused. A process that dies mid-login
   leaves its reservation counted;
 - the count is kept where every process of the user sees it (see :mod:`._guard_store`).
@@ -37,7 +41,7 @@ from typing import Final, TypeAlias
 from yarl import URL
 
 from ._guard_store import GuardRecord, GuardState, GuardStateError, state_path
-from .errors import LockoutGuardError
+from .errors import LockoutGuardError, TransportError
 
 __all__ = [
     "MAX_REJECTED_LOGINS",
@@ -154,6 +158,9 @@ class GuardCount:
     in_a_row: int
     same: int
     where: str
+    #: These credentials logged in at this address before (their unanswered logins are not
+    #: counted).
+    known_good: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,15 +382,43 @@ class LoginGuard:
         async with self._gate:
             record = await self._update(state, lambda record: record)
         record = self.policy.lapsed(record, self._clock())  # as a login would see it
-        return GuardCount(self.key, record.in_a_row, record.same(credentials.hex()), state.where())
+        creds = credentials.hex()
+        return GuardCount(
+            self.key, record.in_a_row, record.same(creds), state.where(), record.knows(creds)
+        )
 
     def rejected(self, reservation: Reservation) -> None:
-        """The login was rejected (it stays counted); also for a login whose fate is unknown."""
+        """The login's fate is unknown (cancelled mid-way, say): it stays counted, as it was."""
         self._landed()
 
+    async def refused(self, reservation: Reservation) -> None:
+        """The PBX rejected the credentials: the login stays counted, and they are no longer
+        known good here (a secret regenerated on the PBX: its unanswered logins count again)."""
+        await self._settle(reservation, lambda record: record.distrusted(reservation.credentials))
+
     async def accepted(self, reservation: Reservation) -> None:
-        """A login succeeded: the PBX's count starts again."""
-        await self._settle(reservation, lambda record: record.cleared(self._clock()))
+        """A login succeeded: the PBX's count starts again; the credentials are known good."""
+        await self._settle(
+            reservation, lambda record: record.succeeded(reservation.credentials, self._clock())
+        )
+
+    async def failed(self, reservation: Reservation, error: Exception) -> None:
+        """The login raised ``error``, which carries no verdict on the credentials.
+
+        A :class:`~yeastar_async.errors.TransportError` of a request that went out and got no
+        response at all (a timeout, a connection cut) may have been counted by the PBX: the
+        login stays counted unless its credentials are known good at this address. Anything
+        else (never sent, or answered without a verdict) is taken back.
+        """
+        if isinstance(error, TransportError) and error.sent and error.status is None:
+            await self._settle(reservation, lambda record: self._unanswered(record, reservation))
+        else:
+            await self.release(reservation)
+
+    def _unanswered(self, record: GuardRecord, reservation: Reservation) -> GuardRecord:
+        if not record.knows(reservation.credentials):
+            return record  # the PBX may have counted it: so do we
+        return record.without_attempt(reservation.credentials, reservation.epoch, self._clock())
 
     async def release(self, reservation: Reservation) -> None:
         """The answer said nothing about the credentials (no answer, cap, block): uncount it."""

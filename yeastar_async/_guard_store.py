@@ -9,7 +9,9 @@ is also kept in a small JSON file every process of the user shares::
 Writers take an ``fcntl`` lock on a sibling ``.lock`` file and replace the file atomically, so
 concurrent processes never lose an update and a crash never leaves half a file. A file that
 cannot be read or parsed makes the guard refuse to log in (the count is unknown), with a message
-naming the file. Only a hash of the client ID and secret is ever written.
+naming the file. Only a hash of the client ID and secret is ever written: per PBX, the count
+of each pair since the last success, and (beside it, under ``known_good``) the last few pairs
+that logged in there, whose unanswered logins the guard takes back.
 
 A :class:`~yeastar_async.TokenStore` may keep the count too (processes sharing a store may run on
 several hosts): it offers :class:`GuardStateStore`'s two methods. The document it is handed is
@@ -58,6 +60,8 @@ logger = logging.getLogger("yeastar_async.auth")
 StateOption: TypeAlias = "str | os.PathLike[str] | Literal['default'] | None"
 
 _VERSION = 1
+#: Credentials remembered as known good per PBX address: the last ones that logged in there.
+_KNOWN_GOOD = 8
 _APP_DIR = "yeastar-async"
 _FILE_NAME = "login-guard.json"
 #: A state file is a few hundred bytes; anything far larger is not ours.
@@ -93,17 +97,25 @@ class GuardRecord:
 
     ``credentials`` maps the hex SHA-256 of ``client_id\\0client_secret`` to that pair's count;
     ``epoch`` grows with every successful login, so that a reservation made before a success
-    is not taken back from the count that follows it.
+    is not taken back from the count that follows it. ``known_good`` holds the hashes that
+    logged in successfully at this address (the last :data:`_KNOWN_GOOD`, oldest first, until
+    the PBX rejects one): an unanswered login with one of them is taken back, since the PBX
+    counts only failed logins.
     """
 
     in_a_row: int = 0
     credentials: Mapping[str, int] = field(default_factory=dict)
     epoch: int = 0
     updated: float = 0.0
+    known_good: tuple[str, ...] = ()
 
     def same(self, credentials: str) -> int:
         """The count of one pair of credentials (by hash)."""
         return self.credentials.get(credentials, 0)
+
+    def knows(self, credentials: str) -> bool:
+        """Whether these credentials (a hash) logged in here and were not rejected since."""
+        return credentials in self.known_good
 
     def merged(self, other: GuardRecord) -> GuardRecord:
         """The larger count of two places (a file and a store), field by field."""
@@ -115,6 +127,7 @@ class GuardRecord:
             credentials=creds,
             epoch=max(self.epoch, other.epoch),
             updated=max(self.updated, other.updated),
+            known_good=_latest((*self.known_good, *other.known_good)),
         )
 
     def with_attempt(self, credentials: str, now: float) -> GuardRecord:
@@ -136,11 +149,22 @@ class GuardRecord:
         return replace(self, in_a_row=max(0, self.in_a_row - 1), credentials=creds, updated=now)
 
     def cleared(self, now: float) -> GuardRecord:
-        """A login succeeded: the PBX's count starts again."""
-        return GuardRecord(epoch=self.epoch + 1, updated=now)
+        """The PBX's count starts again (a login succeeded, or the count lapsed)."""
+        return GuardRecord(epoch=self.epoch + 1, updated=now, known_good=self.known_good)
+
+    def succeeded(self, credentials: str, now: float) -> GuardRecord:
+        """A login with ``credentials`` succeeded: the count starts again; they are known good."""
+        kept = tuple(c for c in self.known_good if c != credentials)
+        return replace(self.cleared(now), known_good=_latest((*kept, credentials)))
+
+    def distrusted(self, credentials: str) -> GuardRecord:
+        """The PBX rejected ``credentials`` (a secret regenerated on it): no longer known good."""
+        if credentials not in self.known_good:
+            return self
+        return replace(self, known_good=tuple(c for c in self.known_good if c != credentials))
 
     def to_json(self) -> dict[str, Any]:
-        """The record as stored."""
+        """The record as stored (``known_good`` is stored beside it: see :func:`_document`)."""
         return {
             "in_a_row": self.in_a_row,
             "credentials": dict(self.credentials),
@@ -175,18 +199,51 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
+def _latest(hashes: tuple[str, ...]) -> tuple[str, ...]:
+    """``hashes`` without repeats (first place kept), at most the last :data:`_KNOWN_GOOD`."""
+    return tuple(dict.fromkeys(hashes))[-_KNOWN_GOOD:]
+
+
+def _is_hash(value: Any) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
 def _parse(document: Any) -> dict[str, GuardRecord]:
-    """Every PBX's record of a state document; :class:`ValueError` when it is not one."""
+    """Every PBX's record of a state document; :class:`ValueError` when it is not one.
+
+    The known-good credentials sit in a ``known_good`` object beside ``pbx``, keyed like it:
+    a reader of the first release of this format ignores that key (it checks ``version`` and
+    each ``pbx`` record's exact keys only), and when it rewrites the file it drops the key,
+    which only makes unanswered logins count again (towards refusing).
+    """
     if not isinstance(document, dict) or document.get("version") != _VERSION:
         raise ValueError(f"not a version {_VERSION} login guard document")
     pbx = document.get("pbx")
     if not isinstance(pbx, dict):
         raise ValueError("no 'pbx' object")
-    return {str(key): GuardRecord.from_json(value) for key, value in pbx.items()}
+    records = {str(key): GuardRecord.from_json(value) for key, value in pbx.items()}
+    good = document.get("known_good", {})
+    if not isinstance(good, dict) or not all(
+        isinstance(hashes, list) and all(_is_hash(h) for h in hashes) for hashes in good.values()
+    ):
+        raise ValueError("known_good is not an object of lists of credential hashes")
+    for key, hashes in good.items():
+        record = records.get(str(key), GuardRecord())
+        records[str(key)] = replace(record, known_good=_latest(tuple(hashes)))
+    return records
 
 
 def _document(records: Mapping[str, GuardRecord]) -> dict[str, Any]:
-    return {"version": _VERSION, "pbx": {key: rec.to_json() for key, rec in records.items()}}
+    good = {key: list(rec.known_good) for key, rec in records.items() if rec.known_good}
+    document: dict[str, Any] = {
+        "version": _VERSION,
+        "pbx": {key: rec.to_json() for key, rec in records.items()},
+    }
+    if good:
+        document["known_good"] = good
+    return document
 
 
 def default_state_path() -> Path:

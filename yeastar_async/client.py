@@ -163,10 +163,10 @@ class YeastarClient:
             this long.
         event_queue_size: events buffered between the socket reader and the handlers (and in
             each subscription).
-        event_queue_bytes: bytes of frames those buffers may hold, each (default 16 MiB):
-            a stuck handler fed large frames holds about this much of frames, not
-            ``event_queue_size`` frames (decoded, a hostile frame built of empty objects takes
-            up to ~24x its size). Either bound makes a buffer full.
+        event_queue_bytes: bytes those buffers may hold, each (default 16 MiB), every event
+            charged an estimate of its decoded size: a stuck handler fed large or hostile
+            frames holds at most about twice this much, decoded (plus one event), not
+            ``event_queue_size`` frames. Either bound makes a buffer full.
         overflow: ``"block"`` (default: nothing is lost; the reader waits, heartbeats go on),
             ``"drop_newest"`` or ``"drop_oldest"`` (drops are counted and logged).
         handler_timeout: cancel a handler still running after this many seconds.

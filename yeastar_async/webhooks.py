@@ -51,6 +51,7 @@ from aiohttp import web
 
 from yeastar_async.errors import EventDecodeError, YeastarError
 from yeastar_async.events import EventStream, StreamOptions, UnknownEvent, decode, topic_of
+from yeastar_async.events._sizing import charge
 from yeastar_async.events._stream import _Throttle
 
 if TYPE_CHECKING:
@@ -417,7 +418,7 @@ class WebhookReceiver:
             self._stats.ignored += 1
             return web.Response(text="OK (topic not delivered here)")
         try:
-            queue.put_nowait((event, len(body)))
+            queue.put_nowait((event, charge(body)))
         except asyncio.QueueFull:
             # Not remembered: the PBX's retry of this body must be taken.
             raise _Refused(503, "busy", "busy, retry later") from None

@@ -359,6 +359,8 @@ class _Doctor:
             f"{count.in_a_row} rejected login(s) in a row to {count.key} "
             f"({count.same} with these credentials), counted {count.where}"
         )
+        if count.known_good:
+            detail += "; these credentials logged in there before"
         if count.in_a_row == 0:
             self.report(Check("login guard", "pass", detail))
         else:

@@ -6,10 +6,11 @@ the handler *inbox* (when a handler wants it) and into the buffer of every open
 of each event in registration order, one event at a time, so user code never runs on the
 reader's stack and a slow handler never stalls heartbeats.
 
-Every buffer is bounded twice: by count (``queue_size``) and by the bytes of the frames it holds
-(``queue_bytes``; an event's size is the length of the frame it was decoded from). So a stuck
-handler fed 1 MiB frames holds about ``queue_bytes``, not ``queue_size`` MiB. An empty buffer
-always takes one event, whatever its size (``max_frame_size`` bounds that).
+Every buffer is bounded twice: by count (``queue_size``) and by the bytes of the events it holds
+(``queue_bytes``; an event's size is what the publisher charges it: the socket reader and the
+webhook receiver charge an estimate of its decoded size, :mod:`._sizing`). So a stuck handler fed
+1 MiB frames holds about ``queue_bytes``, not ``queue_size`` MiB. An empty buffer always takes
+one event, whatever its size (``max_frame_size`` bounds that).
 
 Another route (a webhook receiver, :mod:`yeastar_async.webhooks`) may take over topics with
 :meth:`Dispatcher.route_elsewhere`: they leave the WebSocket's topic set, the socket's frames of

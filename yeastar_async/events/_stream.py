@@ -79,6 +79,7 @@ from yeastar_async.events._dispatch import (
     describe,
     handler_name,
 )
+from yeastar_async.events._sizing import charge
 from yeastar_async.events.models import TOPICS, Connected, Disconnected, UnknownEvent
 
 __all__ = ["EventStream", "StreamOptions", "TokenSource", "WsEndpoint"]
@@ -180,12 +181,11 @@ class StreamOptions:
             long (>= 0), so a PBX that accepts and then drops connections is never hammered.
         queue_size: capacity of the handler queue and of each subscription buffer (>= 1;
             ``event_queue_size`` of :class:`~yeastar_async.YeastarClient`).
-        queue_bytes: bytes of frames the handler queue and each subscription buffer may hold
-            (>= 1024; ``event_queue_bytes`` of the client; default 16 MiB). A buffer at
-            either bound is full (its ``overflow`` policy applies); an empty one takes any
-            one frame. Worst case per buffer: about ``queue_bytes + max_frame_size`` of
-            frames, whatever the handlers do; decoded, a hostile frame takes up to ~24x its
-            size (README, Events).
+        queue_bytes: bytes the handler queue and each subscription buffer may hold (>= 1024;
+            ``event_queue_bytes`` of the client; default 16 MiB), each event charged an
+            estimate of its decoded size (:mod:`._sizing`). A buffer at either bound is full
+            (its ``overflow`` policy applies); an empty one takes any one event. Worst case per
+            buffer, decoded, whatever the frames: about 2x ``queue_bytes`` plus one event.
         overflow: what a full queue does: ``"block"`` (the reader waits; nothing is lost),
             ``"drop_newest"`` or ``"drop_oldest"`` (counted in ``stats.drops``, and logged).
         handler_timeout: a handler still running after this long is cancelled and counted as
@@ -524,8 +524,8 @@ class _Link:
                 _log_unknown(event, stream._bad_payloads, stream._endpoint.redact)
             # Fast path: queued at once. Otherwise publish() may wait for room, and the
             # liveness clock stops while it does (see _held).
-            # Sized by the frame: the byte bound of the buffers (queue_bytes).
-            size = len(frame)
+            # Charged what its decoded form may hold: the byte bound of the buffers (queue_bytes).
+            size = charge(frame)
             if not offer(event, size):
                 with self._held():
                     await dispatch.publish(event, size)

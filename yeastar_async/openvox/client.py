@@ -343,16 +343,17 @@ class OpenVoxClient:
         try:
             answer = await self._post("login", _codec.encode(self.fmt, params), token=None)
             status = self._status(answer)
-        except Exception:
-            # No verdict on the password (no answer, not an answer): not a rejection.
-            await guard.release(reservation)
+        except Exception as exc:
+            # No verdict on the password (no answer, not an answer): the guard decides whether
+            # the PBX may have counted it.
+            await guard.failed(reservation, exc)
             raise
         except BaseException:
             # Cancelled mid-login: the PBX may have counted it, so it stays counted.
             guard.rejected(reservation)
             raise
         if status.status == "Failed":
-            guard.rejected(reservation)
+            await guard.refused(reservation)
             raise OpenVoxAuthError("login", status.errno, about=f"username={self.username}")
         if status.status != "Success" or not status.token:
             await guard.release(reservation)
