@@ -408,9 +408,10 @@ class LoginGuard:
         A :class:`~yeastar_async.errors.TransportError` of a request that went out and got no
         response at all (a timeout, a connection cut) may have been counted by the PBX: the
         login stays counted unless its credentials are known good at this address. Anything
-        else (never sent, or answered without a verdict) is taken back.
+        else (never sent, refused by TLS or a pin before the request was written, or answered
+        without a verdict) is taken back.
         """
-        if isinstance(error, TransportError) and error.sent and error.status is None:
+        if isinstance(error, TransportError) and error.delivered is None:
             await self._settle(reservation, lambda record: self._unanswered(record, reservation))
         else:
             await self.release(reservation)

@@ -40,7 +40,7 @@ from ._lenient import EXACT_JSON, convert
 from ._models import ApiResponse
 from ._secrets import SecretMask, redact
 from ._tls import SslOption, TlsPolicy
-from ._wire import excerpt, read_capped, refuse_redirect
+from ._wire import excerpt, read_capped, refuse_redirect, transport_failure
 from .errors import TokenExpiredError, TransportError, YeastarError, error_for
 
 __all__ = ["TokenSource", "Transport", "check_endpoint", "decode_envelope", "redact"]
@@ -808,29 +808,13 @@ class Transport:
         self, exc: BaseException, what: str, endpoint: str, timeout: float | None
     ) -> TransportError:
         """The :class:`TransportError` for an aiohttp failure, its text masked."""
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            # Refused or unresolvable: nothing reached the PBX, so even a POST may be retried.
-            # A TLS failure is a connector error too, but retrying cannot fix it.
-            tls = isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError)
-            return TransportError(
-                f"{what}: cannot connect to {self._url.host}:{self._url.port} "
-                f"({type(exc).__name__}: {self.secrets(str(exc.os_error))})",
-                endpoint=endpoint,
-                sent=tls,
-            )
-        if isinstance(exc, TimeoutError):
-            limit = timeout if timeout is not None else self.timeout
-            return TransportError(f"{what}: no answer within {limit:g} s", endpoint=endpoint)
-        if isinstance(exc, aiohttp.ServerFingerprintMismatch):
-            # Both fingerprints, as the WebSocket's check says them: a renewed certificate
-            # shows at once.
-            return TransportError(
-                f"{what}: the PBX certificate's SHA-256 fingerprint {exc.got.hex(':')} does "
-                f"not match the pin {exc.expected.hex(':')}",
-                endpoint=endpoint,
-            )
-        return TransportError(
-            f"{what}: {type(exc).__name__}: {self.secrets(str(exc))}", endpoint=endpoint
+        return transport_failure(
+            exc,
+            what=what,
+            endpoint=endpoint,
+            address=f"{self._url.host}:{self._url.port}",
+            timeout=timeout if timeout is not None else self.timeout,
+            mask=self.secrets,
         )
 
     async def _queue(

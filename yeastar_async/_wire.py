@@ -156,6 +156,7 @@ def transport_failure(
             f"({type(exc).__name__}: {mask(str(exc.os_error))})",
             endpoint=endpoint,
             sent=tls,
+            delivered=False,
         )
     if isinstance(exc, TimeoutError):
         return TransportError(f"{what}: no answer within {timeout:g} s", endpoint=endpoint)
@@ -165,5 +166,6 @@ def transport_failure(
             f"{what}: the {peer} certificate's SHA-256 fingerprint {exc.got.hex(':')} does not "
             f"match the pin {exc.expected.hex(':')}",
             endpoint=endpoint,
+            delivered=False,  # checked before the request is written
         )
     return TransportError(f"{what}: {type(exc).__name__}: {mask(str(exc))}", endpoint=endpoint)

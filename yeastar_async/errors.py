@@ -163,6 +163,11 @@ class TransportError(YeastarError):
         status: the HTTP status, or ``None`` when no response arrived.
         body_excerpt: the first bytes of the body (decoded leniently), for diagnosis.
         sent: ``False`` only when the request provably never left (connection refused, DNS).
+        delivered: whether the request itself reached the server's HTTP layer: ``False`` when
+            it provably did not (refused, DNS, a TLS handshake or certificate pin failure: the
+            server read nothing it could act on, even if the caller must not retry), ``None``
+            when unknown (a timeout, a connection cut after sending), ``True`` when the server
+            answered.
     """
 
     def __init__(
@@ -173,10 +178,16 @@ class TransportError(YeastarError):
         status: int | None = None,
         body_excerpt: str = "",
         sent: bool = True,
+        delivered: bool | None = None,
     ) -> None:
         self.status = status
         self.body_excerpt = body_excerpt
         self.sent = sent
+        if not sent:
+            delivered = False
+        elif status is not None:
+            delivered = True
+        self.delivered = delivered
         super().__init__(message, endpoint=endpoint)
 
 

@@ -19,10 +19,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
+import trustme
+from aiohttp import web
 
+from tests.test_tls import serve_tls
 from yeastar_async import YeastarClient, cli
 from yeastar_async._guard_store import GuardRecord, default_state_path
-from yeastar_async.errors import LockoutGuardError
+from yeastar_async.errors import LockoutGuardError, TransportError
 from yeastar_async.testing import FakePBX
 
 #: One process of a crash loop: one client, one login, what came of it.
@@ -241,3 +244,26 @@ async def test_doctor_says_when_the_credentials_are_known_good(
         assert "logged in there before" not in capsys.readouterr().out  # not yet, at the check
         await cli.amain([*argv, "--client-secret", pbx.client_secret])
         assert "these credentials logged in there before" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("tls", ["untrusted", "wrong pin"])
+async def test_a_login_refused_by_tls_before_it_was_written_is_taken_back(tls: str) -> None:
+    # A first-time user with a wrong pin or CA: the login never reached the PBX's HTTP layer,
+    # so however often it is tried, nothing is counted against the credentials.
+    hits: list[str] = []
+
+    async def get_token(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.json_response({"errcode": -1, "errmsg": "FAILURE"})
+
+    app = web.Application()
+    app.router.add_post("/openapi/v1.0/get_token", get_token)
+    async with serve_tls(trustme.CA(), app) as (url, _fingerprint):
+        ssl_option = None if tls == "untrusted" else "ab" * 32
+        for _ in range(6):
+            async with YeastarClient(url, "id", "wrong-secret", ssl=ssl_option) as client:
+                with pytest.raises(TransportError) as caught:
+                    await client.login()
+            assert caught.value.delivered is False
+    assert hits == []
+    assert json.loads(default_state_path().read_text())["pbx"]["127.0.0.1"]["in_a_row"] == 0
