@@ -76,3 +76,15 @@ async def test_overlapping_tokens_rotate_without_a_gap_or_a_duplicate() -> None:
     assert stats.reconnects == 0
     assert fake.stats.max_live_tokens <= 2
     assert fake.stats.revocations >= 3
+
+
+async def test_revoking_tokens_report_the_gap_of_each_rotation() -> None:
+    fake, pbx, got, emitted = await _run("revoked", rotations=2)
+    numbers = [g for g in got if isinstance(g, int)]
+    assert len(numbers) == len(set(numbers))  # never twice
+    assert set(emitted) <= set(numbers)  # everything sent to a live socket arrived
+    reconnects = [g for g in got if isinstance(g, Connected) and g.reconnect]
+    assert len(reconnects) >= 2
+    assert all(g.gap is not None and g.gap > 0 for g in reconnects)
+    assert all(30011 in g.unrecoverable_topics for g in reconnects)
+    assert fake.stats.max_live_tokens <= 2
