@@ -79,7 +79,7 @@ async def test_overlapping_tokens_rotate_without_a_gap_or_a_duplicate() -> None:
 
 
 async def test_revoking_tokens_report_the_gap_of_each_rotation() -> None:
-    fake, pbx, got, emitted = await _run("revoked", rotations=2)
+    fake, _pbx, got, emitted = await _run("revoked", rotations=2)
     numbers = [g for g in got if isinstance(g, int)]
     assert len(numbers) == len(set(numbers))  # never twice
     assert set(emitted) <= set(numbers)  # everything sent to a live socket arrived
