@@ -497,6 +497,9 @@ class _Link:
             task.cancel()
         if self.tasks:
             await asyncio.wait(self.tasks)
+        for task in self.tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved: the link's end was reported another way
 
     async def keep(self) -> None:
         """Send the subscription and heartbeats; enforce the ack and liveness deadlines."""
@@ -1367,6 +1370,12 @@ class EventStream:
             graceful = True
             raise
         finally:
+            orphan = link.successor
+            if orphan is not None and orphan is not self._link:
+                # Acknowledged, but the stream stopped before the handover: close it too.
+                orphan.teardown()
+                await orphan.stop()
+                await _shut(orphan.ws, graceful)
             if self._link is link:
                 self._link = None
                 link.teardown()
