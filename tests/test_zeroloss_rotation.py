@@ -19,72 +19,89 @@ FAST: dict[str, Any] = {
     "login_guard_state": None,
 }
 WAIT = 10.0
+BURST = 30
 
 
 def _payload(seq: int) -> dict[str, Any]:
     return {"call_id": str(seq), "members": []}
 
 
-async def _run(renewal: str, rotations: int) -> tuple[FakePBX, YeastarClient, list[Any], list[int]]:
-    fake = await FakePBX(access_token_ttl=1.5, renewal=renewal).start()  # type: ignore[arg-type]
-    pbx = YeastarClient(fake.base_url, fake.client_id, fake.client_secret, **FAST)
-    got: list[Any] = []
-    emitted: list[int] = []
+class Run:
+    """A client listening to a fake whose tokens live 1.5 s, and what it received."""
 
-    @pbx.on(CallStatusChanged)
-    async def on_call(event: CallStatusChanged) -> None:
-        got.append(int(event.msg.call_id))
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+        self.emitted: list[int] = []
+        self.on_both = 0  # events the fake handed to two sockets of the client
+        self.changed = asyncio.Event()
 
-    @pbx.on(Connected)
-    async def on_up(event: Connected) -> None:
-        got.append(event)
+    async def record(self, event: Any) -> None:
+        self.got.append(int(event.msg.call_id) if isinstance(event, CallStatusChanged) else event)
+        self.changed.set()
 
-    @pbx.on(Disconnected)
-    async def on_down(event: Disconnected) -> None:
-        got.append(event)
+    def numbers(self) -> list[int]:
+        return [g for g in self.got if isinstance(g, int)]
 
-    listener = asyncio.create_task(pbx.listen())
-    async with asyncio.timeout(WAIT):
-        await fake.wait_for_subscription([30011])
-        seq = 0
-        start_logins = fake.stats.logins_succeeded
-        while fake.stats.logins_succeeded - start_logins < rotations:
-            if await fake.emit(30011, _payload(seq)):
-                emitted.append(seq)
-            seq += 1
-            await asyncio.sleep(0.002)
-        for _ in range(50):  # and a little after the last rotation
-            if await fake.emit(30011, _payload(seq)):
-                emitted.append(seq)
-            seq += 1
-            await asyncio.sleep(0.002)
-        while len([g for g in got if isinstance(g, int)]) < len(emitted):
-            await asyncio.sleep(0.01)
-    await pbx.aclose()
-    await asyncio.wait({listener}, timeout=WAIT)
-    await fake.close()
-    return fake, pbx, got, emitted
+    async def emit(self, fake: FakePBX, seq: int) -> None:
+        taken = await fake.emit(30011, _payload(seq))
+        if taken:
+            self.emitted.append(seq)
+        self.on_both += taken == 2
+
+    async def go(self, renewal: str, rotations: int) -> tuple[FakePBX, YeastarClient]:
+        async with FakePBX(access_token_ttl=1.5, renewal=renewal) as fake:  # type: ignore[arg-type]
+            pbx = YeastarClient(fake.base_url, fake.client_id, fake.client_secret, **FAST)
+            for target in (CallStatusChanged, Connected, Disconnected):
+                pbx.add_handler(target, self.record)
+            listener = asyncio.create_task(pbx.listen())
+            try:
+                async with asyncio.timeout(WAIT):
+                    await fake.wait_for_subscription([30011])
+                    seq, tail = 0, 0
+                    while fake.stats.logins_succeeded <= rotations or tail < 100:
+                        # 100 ticks after the last login: its rotation completes meanwhile.
+                        tail += fake.stats.logins_succeeded > rotations
+                        # While two sockets are subscribed (the overlap), a burst: the same
+                        # frames reach both, and must be delivered once.
+                        live = [c for c in fake.sockets if 30011 in c.topics]
+                        count = BURST if len(live) == 2 else 1
+                        for _ in range(count):
+                            await self.emit(fake, seq)
+                            seq += 1
+                        await asyncio.sleep(0.002)  # the pace of the flow
+                    while len(self.numbers()) < len(self.emitted):
+                        self.changed.clear()
+                        await self.changed.wait()
+            finally:
+                await pbx.aclose()
+                await asyncio.wait({listener}, timeout=WAIT)
+        return fake, pbx
 
 
 async def test_overlapping_tokens_rotate_without_a_gap_or_a_duplicate() -> None:
-    fake, pbx, got, emitted = await _run("kept", rotations=3)
-    numbers = [g for g in got if isinstance(g, int)]
-    assert numbers == emitted  # every event once, in order
-    assert [type(g) for g in got if not isinstance(g, int)] == [Connected, Disconnected]
+    run = Run()
+    fake, pbx = await run.go("kept", rotations=3)
+    assert run.numbers() == run.emitted  # every event once, in order
+    assert [type(g) for g in run.got if not isinstance(g, int)] == [Connected, Disconnected]
     stats = pbx.event_stats
     assert stats.rotations >= 3
     assert stats.reconnects == 0
     assert fake.stats.max_live_tokens <= 2
-    assert fake.stats.revocations >= 3
+    assert fake.stats.revocations >= 3  # each old token, once its link was closed
+    assert fake.stats.refreshes == 0  # the stream's step is a second login
+    # The overlap happened, and what both sockets took was delivered once.
+    assert run.on_both > 0
+    assert stats.overlap_duplicates > 0
 
 
 async def test_revoking_tokens_report_the_gap_of_each_rotation() -> None:
-    fake, _pbx, got, emitted = await _run("revoked", rotations=2)
-    numbers = [g for g in got if isinstance(g, int)]
-    assert len(numbers) == len(set(numbers))  # never twice
-    assert set(emitted) <= set(numbers)  # everything sent to a live socket arrived
-    reconnects = [g for g in got if isinstance(g, Connected) and g.reconnect]
+    run = Run()
+    fake, _pbx = await run.go("revoked", rotations=2)
+    numbers = run.numbers()
+    assert numbers == run.emitted  # what a live socket took arrived, once, in order
+    reconnects = [g for g in run.got if isinstance(g, Connected) and g.reconnect]
     assert len(reconnects) >= 2
     assert all(g.gap is not None and g.gap > 0 for g in reconnects)
     assert all(30011 in g.unrecoverable_topics for g in reconnects)
     assert fake.stats.max_live_tokens <= 2
+    assert fake.stats.renewal_revocations >= 2

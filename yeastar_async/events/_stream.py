@@ -389,6 +389,11 @@ class _Link:
         self.token = ""
         self.token_died = False
         self.lost_reported = False
+        #: Rotation state: set once the successor's ack wait is over (either way); whether
+        #: this link was still up then; when the rotation began (loop time, wall time).
+        self.rotation_settled = asyncio.Event()
+        self.clean = False
+        self.rotating_since: tuple[float, float] | None = None
 
     # -- clock ----------------------------------------------------------------------------
 
@@ -1341,6 +1346,12 @@ class EventStream:
                 rotator = self._start_rotator(link, token)
                 try:
                     failure = await link.ended()
+                    if rotator is not None and link.successor is not None:
+                        # The old link ended while its successor waits for its ack: that
+                        # wait is bounded; its outcome decides between handover and reconnect.
+                        settled = asyncio.ensure_future(link.rotation_settled.wait())
+                        await asyncio.wait({settled, rotator}, return_when=asyncio.FIRST_COMPLETED)
+                        settled.cancel()
                 finally:
                     if rotator is not None:
                         rotator.cancel()
@@ -1351,7 +1362,12 @@ class EventStream:
                 if isinstance(failure, _LinkLost):
                     link.token_died = failure.token_expired
                 if successor is not None and isinstance(failure, _LinkLost):
-                    # The old link is closed (by us, or it died first): the successor goes on.
+                    if link.token_died or not link.clean:
+                        # The old link died before it was closed for the handover (a PBX
+                        # that revokes the old token when it issues one): events between its
+                        # death and the successor's subscription are gone. A gap, reported.
+                        await self._rotation_gap(link, first_up, failure.reason)
+                    # The successor goes on; it delivers what the old link did not.
                     await self._hand_over(link, successor)
                     link.teardown()
                     await _shut(link.ws, False)
@@ -1372,7 +1388,7 @@ class EventStream:
         finally:
             orphan = link.successor
             if orphan is not None and orphan is not self._link:
-                # Acknowledged, but the stream stopped before the handover: close it too.
+                # Opened, but the stream stopped before the handover: close it too.
                 orphan.teardown()
                 await orphan.stop()
                 await _shut(orphan.ws, graceful)
@@ -1477,6 +1493,7 @@ class EventStream:
         await asyncio.sleep(due)
         if link.up_since is None:  # rotate an acknowledged link only
             await link.synced()
+        link.rotating_since = (asyncio.get_running_loop().time(), time.time())
         try:
             fresh = await tokens.rotate(token)
         except _FATAL:
@@ -1497,6 +1514,7 @@ class EventStream:
         successor.backlog = deque()
         successor.start()
         acked = successor.synced()
+        link.successor = successor
         ending: asyncio.Future[Any] = asyncio.ensure_future(successor.ended())
         try:
             bound = 2 * self._opts.heartbeat_timeout
@@ -1505,6 +1523,8 @@ class EventStream:
                 raise _LinkLost("the rotation link was not acknowledged")
         except BaseException as exc:
             ending.cancel()
+            link.successor = None
+            link.rotation_settled.set()
             successor.teardown()
             await successor.stop()
             await _shut(successor.ws, False)
@@ -1514,12 +1534,30 @@ class EventStream:
                 return
             raise
         ending.cancel()
-        link.successor = successor
+        # Clean only if the old link was still up when the successor's subscription took
+        # effect: then every event reached one link or both.
+        link.clean = not any(task.done() for task in link.tasks)
+        link.rotation_settled.set()
         self._dispatch.stats.rotations += 1
+        if not link.clean:
+            return
         logger.info("event stream: rotation link acknowledged; closing the old link")
         # The old reader hands on what the old socket still holds, then ends on the close.
         await link.ws.close()
         await self._loop_forever()
+
+    async def _rotation_gap(self, link: _Link, first_up: float | None, reason: str) -> None:
+        """Report the gap of a rotation whose old link died early: ``Disconnected``, then
+        ``Connected`` (with the CDRs of the gap, from when the rotation began)."""
+        reason = self._endpoint.redact(reason)
+        self._link_lost(link, first_up, reason, False)
+        if link.rotating_since is not None:
+            self._lost_at, self._lost_wall = link.rotating_since
+        connected = self._link_established()
+        if self._recovery_window is not None:
+            await self._recover(connected)
+        else:
+            await self._dispatch.publish(connected, 0)
 
     @staticmethod
     async def _loop_forever() -> None:
