@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     _root = str(Path(__file__).resolve().parent.parent)
     sys.path[0] = _root
 
-from bench import decode, latency, memory, rest, stream
+from bench import decode, latency, memory, rest, stream, zeroloss
 from bench._common import Row, machine, render
 
 #: Section name -> (full-run arguments, quick-run arguments) of its ``run()``.
@@ -38,6 +38,7 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"events": 1_000_000, "warmup": 100_000, "import_rounds": 21},
         {"events": 200_000, "warmup": 50_000, "import_rounds": 5},
     ),
+    "zeroloss": ({"seconds": 6.0, "rounds": 1}, {"seconds": 3.0, "rounds": 1}),
 }
 
 SECTIONS: dict[str, Callable[..., Any]] = {
@@ -46,6 +47,7 @@ SECTIONS: dict[str, Callable[..., Any]] = {
     "rest": rest.run,
     "latency": latency.run,
     "memory": memory.run,
+    "zeroloss": zeroloss.run,
 }
 
 

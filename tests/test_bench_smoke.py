@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import decode, latency, memory, rest, run, stream
+from bench import decode, latency, memory, rest, run, stream, zeroloss
 from bench._common import Row, frames, render
 
 
@@ -64,6 +64,11 @@ def test_percentile_is_nearest_rank() -> None:
 async def test_memory_section() -> None:
     rows = await memory.run(events=400, warmup=100, import_rounds=1)
     _check(rows, "5 ", 2)
+
+
+async def test_zeroloss_section() -> None:
+    rows = await zeroloss.run(seconds=0.5, rounds=1)
+    _check(rows, "6 zero loss", 1)
 
 
 def test_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
