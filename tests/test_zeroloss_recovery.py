@@ -174,3 +174,14 @@ def test_the_overlap_of_a_rotation_never_merges_frames_in_other_positions(
     tail: list[bytes], received: list[bytes], dropped: int
 ) -> None:
     assert min(_overlap(tail, received), len(received)) == dropped
+
+
+def test_live_frames_of_one_call_pass_unless_the_call_was_recovered() -> None:
+    event = NewCdr(msg=CdrInfo(call_id="1651057476.362", call_from="2005", call_to="2002"))
+    ledger = CdrLedger()
+    assert ledger.first(event_keys(event), live=True)
+    assert ledger.first(event_keys(event), live=True)  # the PBX's own frames are not held
+    assert not ledger.first([("id", "1651057476.362")])  # a REST record of that call is
+    recovered = NewCdr(msg=CdrInfo(call_id="1651057999.1", call_from="1", call_to="2"))
+    assert ledger.first([("id", "1651057999.1")])
+    assert not ledger.first(event_keys(recovered), live=True)

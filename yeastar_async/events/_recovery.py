@@ -159,24 +159,35 @@ def _row(record: Any, fmt: str, zone: tzinfo | None) -> _Row:
 
 
 class CdrLedger:
-    """The calls whose CDR was delivered (live or recovered), the last ``size`` of them."""
+    """The calls whose CDR was delivered (live or recovered), the last ``size`` of them.
+
+    A live 30012 is held back only when its call was *recovered*: the PBX's own live frames
+    are passed on as they come (a recovery must never make the stream drop what it sent).
+    """
 
     def __init__(self, size: int = LEDGER_SIZE) -> None:
         self._size = size
-        self._keys: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        # key -> whether the call was recovered (True) or seen live (False).
+        self._keys: OrderedDict[tuple[object, ...], bool] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._keys)
 
-    def first(self, keys: Iterable[tuple[object, ...]]) -> bool:
-        """Record the keys of one call; ``False`` if any of them was seen (a duplicate)."""
+    def first(self, keys: Iterable[tuple[object, ...]], *, live: bool = False) -> bool:
+        """Record the keys of one call; ``False`` if it is a duplicate: for a recovered
+        record, any key seen before; for a live one (``live``), a key of a recovered call."""
         keys = list(keys)
-        if any(key in self._keys for key in keys):
+        found = self._keys
+        if live:
+            if any(found.get(key) for key in keys):
+                return False
+        elif any(key in found for key in keys):
             return False
         for key in keys:
-            self._keys[key] = None
-        while len(self._keys) > self._size:
-            self._keys.popitem(last=False)
+            found[key] = found.get(key, False) or not live
+            found.move_to_end(key)
+        while len(found) > self._size:
+            found.popitem(last=False)
         return True
 
 
@@ -203,7 +214,7 @@ class CdrRecovery:
 
     def live(self, event: NewCdr) -> bool:
         """Record a live 30012; ``False`` when its call was delivered already."""
-        return self.ledger.first(event_keys(event))
+        return self.ledger.first(event_keys(event), live=True)
 
     async def recover(self, since: float, until: float) -> tuple[list[CdrRecovered], int]:
         """The CDRs of calls that ended from ``since`` to ``until`` (wall seconds), not yet
