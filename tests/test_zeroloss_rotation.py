@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from yeastar_async import YeastarClient
@@ -44,9 +45,16 @@ class Run:
 
     async def emit(self, fake: FakePBX, seq: int) -> None:
         taken = await fake.emit(30011, _payload(seq))
+        # A send into a socket buffer with room does not yield: without this a burst would
+        # starve the loop (the client), which a PBX in another process never does.
+        await asyncio.sleep(0)
         if taken:
             self.emitted.append(seq)
         self.on_both += taken == 2
+
+    @staticmethod
+    def two_live(fake: FakePBX) -> bool:
+        return len([c for c in fake.sockets if 30011 in c.topics]) == 2
 
     async def go(self, renewal: str, rotations: int) -> tuple[FakePBX, YeastarClient]:
         async with FakePBX(access_token_ttl=1.5, renewal=renewal) as fake:  # type: ignore[arg-type]
@@ -62,13 +70,15 @@ class Run:
                         # 100 ticks after the last login: its rotation completes meanwhile.
                         tail += fake.stats.logins_succeeded > rotations
                         # While two sockets are subscribed (the overlap), a burst: the same
-                        # frames reach both, and must be delivered once.
-                        live = [c for c in fake.sockets if 30011 in c.topics]
-                        count = BURST if len(live) == 2 else 1
+                        # frames reach both (the client has not even read the new link's ack
+                        # yet when the fake wakes this task), and must be delivered once.
+                        count = BURST if self.two_live(fake) else 1
                         for _ in range(count):
                             await self.emit(fake, seq)
                             seq += 1
-                        await asyncio.sleep(0.002)  # the pace of the flow
+                        # The pace of the flow, cut short when a second socket subscribes.
+                        with contextlib.suppress(TimeoutError):
+                            await fake.wait_until(lambda: self.two_live(fake), timeout=0.002)
                     while len(self.numbers()) < len(self.emitted):
                         self.changed.clear()
                         await self.changed.wait()
