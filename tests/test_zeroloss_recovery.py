@@ -11,7 +11,7 @@ import pytest
 
 from yeastar_async import YeastarClient
 from yeastar_async.events import CdrRecovered, Checkpoint, Connected, Disconnected, NewCdr
-from yeastar_async.events._recovery import CdrLedger, event_keys
+from yeastar_async.events._recovery import CdrLedger
 from yeastar_async.events._stream import _overlap
 from yeastar_async.events.models import CdrInfo
 from yeastar_async.testing import FakePBX
@@ -150,9 +150,14 @@ def test_the_manuals_call_id_and_uid_differ_so_start_second_and_parties_match() 
     # form ("20220614111928CC54A"), its timestamp the start second.
     event = NewCdr(msg=CdrInfo(call_id="1651057476.362", call_from="2005", call_to="2002"))
     ledger = CdrLedger()
-    assert ledger.first(event_keys(event))
-    assert not ledger.first([("id", "20220427190436ABCDE"), ("when", 1651057476, "2005", "2002")])
-    assert ledger.first([("id", "20220427190436ABCDF"), ("when", 1651057476, "2005", "2009")])
+    assert ledger.live(event)
+    seen = ledger.seen()
+    assert not ledger.recovered(
+        [("id", "20220427190436ABCDE"), ("when", 1651057476, "2005", "2002")], seen
+    )
+    assert ledger.recovered(
+        [("id", "20220427190436ABCDF"), ("when", 1651057476, "2005", "2009")], seen
+    )
 
 
 @pytest.mark.parametrize(
@@ -179,9 +184,9 @@ def test_the_overlap_of_a_rotation_never_merges_frames_in_other_positions(
 def test_live_frames_of_one_call_pass_unless_the_call_was_recovered() -> None:
     event = NewCdr(msg=CdrInfo(call_id="1651057476.362", call_from="2005", call_to="2002"))
     ledger = CdrLedger()
-    assert ledger.first(event_keys(event), live=True)
-    assert ledger.first(event_keys(event), live=True)  # the PBX's own frames are not held
-    assert not ledger.first([("id", "1651057476.362")])  # a REST record of that call is
+    assert ledger.live(event)
+    assert ledger.live(event)  # the PBX's own frames are not held back
+    assert not ledger.recovered([("id", "1651057476.362")], ledger.seen())  # a REST record is
     recovered = NewCdr(msg=CdrInfo(call_id="1651057999.1", call_from="1", call_to="2"))
-    assert ledger.first([("id", "1651057999.1")])
-    assert not ledger.first(event_keys(recovered), live=True)
+    assert ledger.recovered([("id", "1651057999.1")], ledger.seen())
+    assert not ledger.live(recovered)

@@ -37,8 +37,10 @@ __all__ = ["CdrLedger", "CdrRecovery", "Checkpoint", "Fetch"]
 #: seconds), with the ``strftime`` format and zone the PBX shows times in.
 Fetch = Callable[[float, float], Awaitable[tuple[Sequence[Any], str, tzinfo | None]]]
 
-#: Calls remembered by the ledger (a few hours of a busy PBX's CDRs).
-LEDGER_SIZE: Final = 20_000
+#: Live calls (and recovered ones) remembered by the ledger: it must hold the calls that ended
+#: within ``margin`` before a gap (a recovery fetches those too); far more than a PBX ends in
+#: two minutes.
+LEDGER_SIZE: Final = 4096
 _NUMBER: Final = re.compile(r"<([^<>]*)>\s*$")
 
 
@@ -159,34 +161,55 @@ def _row(record: Any, fmt: str, zone: tzinfo | None) -> _Row:
 
 
 class CdrLedger:
-    """The calls whose CDR was delivered (live or recovered), the last ``size`` of them.
+    """The calls whose CDR was delivered, live or recovered, the last ``size`` of each.
 
-    A live 30012 is held back only when its call was *recovered*: the PBX's own live frames
-    are passed on as they come (a recovery must never make the stream drop what it sent).
+    A live 30012 costs one dict insertion (its ``call_id`` and parties); the keys of live
+    calls are only derived when a recovery asks (rarely). A live 30012 is held back only when
+    its call was *recovered*: the PBX's own live frames are passed on as they come.
     """
 
     def __init__(self, size: int = LEDGER_SIZE) -> None:
         self._size = size
-        # key -> whether the call was recovered (True) or seen live (False).
-        self._keys: OrderedDict[tuple[object, ...], bool] = OrderedDict()
+        # call_id -> (caller, callee) of the live 30012 frames, oldest first (a plain dict:
+        # cheaper than an OrderedDict on the hot path).
+        self._live: dict[str, tuple[str, str]] = {}
+        # Keys of the recovered calls.
+        self._recovered: OrderedDict[tuple[object, ...], None] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._live) + len(self._recovered)
 
-    def first(self, keys: Iterable[tuple[object, ...]], *, live: bool = False) -> bool:
-        """Record the keys of one call; ``False`` if it is a duplicate: for a recovered
-        record, any key seen before; for a live one (``live``), a key of a recovered call."""
-        keys = list(keys)
-        found = self._keys
-        if live:
-            if any(found.get(key) for key in keys):
-                return False
-        elif any(key in found for key in keys):
+    def live(self, event: NewCdr) -> bool:
+        """Record a live 30012; ``False`` when its call was recovered already."""
+        if self._recovered and any(key in self._recovered for key in event_keys(event)):
             return False
+        msg = event.msg
+        live = self._live
+        live[msg.call_id] = (msg.call_from, msg.call_to)
+        if len(live) > self._size:
+            del live[next(iter(live))]
+        return True
+
+    def seen(self) -> set[tuple[object, ...]]:
+        """The keys of every call remembered (for one recovery)."""
+        keys: set[tuple[object, ...]] = set(self._recovered)
+        for call_id, (caller, callee) in self._live.items():
+            keys.update(
+                event_keys(NewCdr(msg=CdrInfo(call_id=call_id, call_from=caller, call_to=callee)))
+            )
+        return keys
+
+    def recovered(self, keys: Iterable[tuple[object, ...]], seen: set[tuple[object, ...]]) -> bool:
+        """Record a recovered call; ``False`` when one of its ``keys`` is in ``seen`` (from
+        :meth:`seen`, which this keeps up to date)."""
+        keys = list(keys)
+        if any(key in seen for key in keys):
+            return False
+        seen.update(keys)
+        found = self._recovered
         for key in keys:
-            found[key] = found.get(key, False) or not live
-            found.move_to_end(key)
-        while len(found) > self._size:
+            found[key] = None
+        while len(found) > 3 * self._size:  # three keys per recovered call
             found.popitem(last=False)
         return True
 
@@ -214,7 +237,7 @@ class CdrRecovery:
 
     def live(self, event: NewCdr) -> bool:
         """Record a live 30012; ``False`` when its call was delivered already."""
-        return self.ledger.first(event_keys(event), live=True)
+        return self.ledger.live(event)
 
     async def recover(self, since: float, until: float) -> tuple[list[CdrRecovered], int]:
         """The CDRs of calls that ended from ``since`` to ``until`` (wall seconds), not yet
@@ -226,8 +249,9 @@ class CdrRecovery:
         found.sort(key=lambda r: (r.start if r.start is not None else float("inf"), r.uid))
         events: list[CdrRecovered] = []
         duplicates = 0
+        seen = self.ledger.seen()
         for row in found:
-            if self.ledger.first(row.keys()):
+            if self.ledger.recovered(row.keys(), seen):
                 events.append(row.event())
             else:
                 duplicates += 1

@@ -43,7 +43,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+    runtime_checkable,
+)
 
 import msgspec
 
@@ -114,6 +123,8 @@ _PBX_IDLE_LIMIT: Final = 60.0
 _BAD_FRAME_LOG_INTERVAL: Final = 5.0
 #: Event frames of the old link remembered during a rotation, to drop them on the new one.
 _TAIL_FRAMES: Final = 4096
+#: Event classes the reader queues without a further look (not UnknownEvent, not NewCdr).
+_PLAIN: Final = frozenset(cls for cls in TOPICS.values() if cls is not NewCdr)
 #: The CDR topic: the one topic whose events of a gap can be fetched over REST.
 _CDR_TOPIC: Final = NewCdr.TOPIC
 #: Upper bound of the REST recovery after a gap (the reader waits for it).
@@ -544,6 +555,8 @@ class _Link:
 
         ws = self.ws
         stats = self.stream._dispatch.stats
+        offer = self.stream._dispatch.offer
+        publish = self.stream._dispatch.publish
         while True:
             try:
                 # Text frames as bytes: msgspec reads UTF-8 itself, so websockets need not build
@@ -557,6 +570,22 @@ class _Link:
             self._unproven = None
             if len(frame) == _REPLY_LEN and frame in _HEARTBEAT_REPLIES:
                 continue
+            if self.backlog is None and self.tail is None and not self.expect:
+                # The hot path, inline (no rotation under way): a typed event is queued at
+                # once (a 30012 unless its call was recovered); anything else takes process().
+                try:
+                    event = decode(frame)
+                except Exception:
+                    event = None  # process() decodes it again, and says why it failed
+                cls = type(event)
+                if cls in _PLAIN or (cls is NewCdr and self.stream._fresh_cdr(cast(NewCdr, event))):
+                    # Sized by the frame: the byte bound of the buffers (queue_bytes).
+                    size = len(frame)
+                    if not offer(event, size):
+                        # publish() may wait for room; the liveness clock stops meanwhile.
+                        with self._held():
+                            await publish(event, size)
+                    continue
             await self.process(frame)
 
     async def process(self, frame: bytes, *, backlogged: bool = False) -> None:
@@ -926,7 +955,8 @@ class EventStream:
 
     def _fresh_cdr(self, event: NewCdr) -> bool:
         """Whether the live 30012 ``event`` is the first of its call (recovered ones count)."""
-        return self._recovery is None or self._recovery.live(event)
+        recovery = self._recovery
+        return recovery is None or recovery.ledger.live(event)
 
     async def _recover(self, connected: Connected) -> None:
         """Publish ``connected`` with the CDRs of the gap, then those CDRs."""
