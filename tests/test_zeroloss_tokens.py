@@ -8,8 +8,10 @@ import aiohttp
 import pytest
 
 from tests.test_auth_unit import Clock, ScriptedSender, manager
+from yeastar_async import YeastarClient
 from yeastar_async._auth import LoginGuard
 from yeastar_async.errors import AuthenticationError, LockoutGuardError
+from yeastar_async.events import CallStatusChanged
 from yeastar_async.testing import FakePBX
 
 
@@ -109,3 +111,34 @@ async def test_the_fake_models_what_a_new_token_does_to_the_old(
 def test_the_fake_refuses_an_unknown_renewal_behaviour() -> None:
     with pytest.raises(ValueError, match="'sometimes'"):
         FakePBX(renewal="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_rejected_rotation_is_not_retried_and_the_old_link_stays() -> None:
+    async with FakePBX(access_token_ttl=1.5, renewal="kept") as fake:
+        pbx = YeastarClient(
+            fake.base_url,
+            fake.client_id,
+            fake.client_secret,
+            heartbeat_interval=0.2,
+            heartbeat_timeout=0.5,
+            login_guard_state=None,
+        )
+
+        async def ignore(event: CallStatusChanged) -> None:
+            return None
+
+        pbx.add_handler(CallStatusChanged, ignore)
+        listener = asyncio.create_task(pbx.listen())
+        try:
+            await fake.wait_for_subscription([30011])
+            fake.client_secret = "changed-by-the-admin"
+            await fake.wait_for_request("get_token", count=2, timeout=5)
+            assert pbx.connected  # the old link is kept until its token dies
+            # A retried rotation would log in again within a second: it must not. (At expiry
+            # the supervisor renews by a refresh, which needs no secret.)
+            with pytest.raises(TimeoutError):
+                await fake.wait_for_request("get_token", count=3, timeout=1.5)
+            assert fake.stats.logins_failed == 1
+        finally:
+            await pbx.aclose()
+            await asyncio.wait({listener}, timeout=10)

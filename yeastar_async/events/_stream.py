@@ -127,6 +127,8 @@ _TAIL_FRAMES: Final = 4096
 _PLAIN: Final = frozenset(cls for cls in TOPICS.values() if cls is not NewCdr)
 #: The CDR topic: the one topic whose events of a gap can be fetched over REST.
 _CDR_TOPIC: Final = NewCdr.TOPIC
+#: Attempts of one rotation before the link is left to end with its token.
+_ROTATION_ATTEMPTS: Final = 3
 #: Upper bound of the REST recovery after a gap (the reader waits for it).
 _RECOVERY_TIMEOUT: Final = 60.0
 #: Smallest accepted ``max_frame_size``: acks, heartbeat replies and small events fit.
@@ -1513,10 +1515,10 @@ class EventStream:
         """Before ``token`` is due, open the successor link with a new token, wait for its
         ack, then close ``link``; the supervisor hands over when ``link``'s reader ends.
 
-        Any failure leaves ``link`` as it is (it then ends with its token, as without
-        rotation). Runs until cancelled.
+        A failed attempt leaves ``link`` as it is and is tried again, up to
+        ``_ROTATION_ATTEMPTS`` times (a retry reuses the token the first attempt got); after
+        that ``link`` ends with its token, as without rotation. Runs until cancelled.
         """
-        redact = self._endpoint.redact
         due = tokens.rotation_due(token)
         if due is None:
             return
@@ -1524,21 +1526,40 @@ class EventStream:
         if link.up_since is None:  # rotate an acknowledged link only
             await link.synced()
         link.rotating_since = (asyncio.get_running_loop().time(), time.time())
-        try:
-            fresh = await tokens.rotate(token)
-        except _FATAL:
-            raise
-        except YeastarError as exc:
-            logger.warning("event stream: no token for a rotation (%s)", redact(str(exc)))
-            return
+        for attempt in range(1, _ROTATION_ATTEMPTS + 1):
+            try:
+                if await self._rotate_once(link, token, tokens):
+                    return
+            except _FATAL as exc:
+                # Rejected credentials or a blocked IP: never a further login from here (the
+                # lockout guard counted this one); the supervisor meets it at its next token.
+                logger.warning(
+                    "event stream: rotation stopped: %s", self._endpoint.redact(str(exc))
+                )
+                return
+            except (YeastarError, OSError, ValueError) as exc:
+                # Whatever it is, the old link is still up: never let it end the stream here.
+                logger.warning(
+                    "event stream: rotation attempt %d failed (%s)",
+                    attempt,
+                    self._endpoint.redact(str(exc) or type(exc).__name__),
+                )
+            if attempt < _ROTATION_ATTEMPTS:
+                await asyncio.sleep(
+                    max(self._opts.reconnect_delay_min, self._opts.heartbeat_timeout)
+                )
+
+    async def _rotate_once(self, link: _Link, token: str, tokens: RotatingTokenSource) -> bool:
+        """One rotation attempt; True when it is over (handed over, or nothing to do)."""
+        fresh = await tokens.rotate(token)
         if fresh == token:
-            return
+            return True
         link.tail = deque(maxlen=_TAIL_FRAMES)
         opened = await self._open(fresh)
         if isinstance(opened, tuple):
             link.tail = None
             logger.warning("event stream: rotation link failed (%s); keeping the old", opened[0])
-            return
+            return False
         successor = _Link(self, opened)
         successor.token = fresh
         successor.backlog = deque()
@@ -1561,7 +1582,7 @@ class EventStream:
             link.tail = None
             if isinstance(exc, _LinkLost):
                 logger.warning("event stream: %s; keeping the old link", exc.reason)
-                return
+                return False
             raise
         ending.cancel()
         # Clean only if the old link was still up when the successor's subscription took
@@ -1570,11 +1591,12 @@ class EventStream:
         link.rotation_settled.set()
         self._dispatch.stats.rotations += 1
         if not link.clean:
-            return
+            return True
         logger.info("event stream: rotation link acknowledged; closing the old link")
         # The old reader hands on what the old socket still holds, then ends on the close.
         await link.ws.close()
         await self._loop_forever()
+        return True  # unreachable: cancelled by the supervisor
 
     async def _rotation_gap(self, link: _Link, first_up: float | None, reason: str) -> None:
         """Report the gap of a rotation whose old link died early: ``Disconnected``, then
