@@ -17,6 +17,18 @@ token):
    (any frame: ``heartbeat response``, an event, an ack) within ``heartbeat_timeout`` of each;
    a ``{"errcode":10004}`` frame means the token died: report it and reconnect.
 
+Before the link's token is due (twice the refresh margin before its expiry), a token source
+that can rotate (:class:`RotatingTokenSource`, the client's token manager) hands it a new
+token: a second link opens with it, subscribes and, once acknowledged, the old link is closed
+(make-before-break); the old link's event frames since the new one opened and the new link's
+first frames are aligned (``_overlap``) so that each is delivered once, then the old token is
+revoked. When the old link dies first (a PBX that revokes the old token at once), that is a
+gap like any other, reported by ``Disconnected`` / ``Connected``.
+
+After every gap (and on the first connect of ``listen(since=...)``), with CDR recovery on
+(:mod:`._recovery`), the ``Connected`` event waits for a REST search of the gap's CDRs and is
+followed by those not delivered yet, as ``CdrRecovered``, before any live event of the link.
+
 Failed or lost links are retried after a full-jitter exponential backoff that is reset only
 after a link stayed up for ``healthy_after`` seconds, so a PBX that accepts and then drops
 every connection (or answers 503) is never hammered; after a token renewal that succeeded the
