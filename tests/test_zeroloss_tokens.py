@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_auth_unit import Clock, ScriptedSender, manager
 from yeastar_async import YeastarClient
-from yeastar_async._auth import LoginGuard
+from yeastar_async._auth import LoginGuard, MemoryTokenStore
 from yeastar_async.errors import AuthenticationError, LockoutGuardError
 from yeastar_async.events import CallStatusChanged
 from yeastar_async.testing import FakePBX
@@ -142,3 +142,13 @@ async def test_a_rejected_rotation_is_not_retried_and_the_old_link_stays() -> No
         finally:
             await pbx.aclose()
             await asyncio.wait({listener}, timeout=10)
+
+
+async def test_old_tokens_of_a_shared_store_are_left_to_expire(
+    sender: ScriptedSender, clock: Clock
+) -> None:
+    tm = manager(sender, clock, store=MemoryTokenStore())
+    old = await tm.token()
+    await tm.rotate(old)
+    await tm.retire(old)  # another client of the store may still use it
+    assert sender.count("del_token") == 0

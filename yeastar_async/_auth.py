@@ -18,7 +18,9 @@ new link is up before the old one goes (the vendor documents neither whether a r
 the old access token nor whether a login does; a second login is the step that still overlaps
 if the PBX revokes on refresh, and the 8-token cap implies that logins coexist). The old token
 is revoked with :meth:`TokenManager.retire` once its link is closed: at most two live tokens per
-client. That login goes through the lockout guard like any other; its credentials just worked.
+client (with a token store of the user's, which other clients may share, it is left to
+expire). That login goes through the lockout guard like any other; its credentials just
+worked.
 
 The token cap (60002 on ``get_token``, about 8 live tokens per application) is no credential
 failure: the manager raises :class:`~yeastar_async.errors.LimitExceededError` and waits before
@@ -230,6 +232,9 @@ class TokenManager:
         self.secrets = secrets if secrets is not None else SecretMask()
         self.secrets.add(client_secret)
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        # A store given by the user may be shared: other clients' links may still use an old
+        # token, so retire() leaves old tokens to expire (2 x refresh_margin later).
+        self._shared_store = store is not None
         # The built-in store is in this process: current() may read it without awaiting.
         self._memory = self._store if type(self._store) is MemoryTokenStore else None
         self._margin = refresh_margin
@@ -357,10 +362,12 @@ class TokenManager:
     async def retire(self, token: str) -> None:
         """Revoke ``token``, an older token a link no longer uses (best effort, bounded).
 
-        A no-op for the token this manager currently hands out. Never raises; shielded.
+        A no-op for the token this manager currently hands out, and with a token store given
+        by the user (shared with other clients, whose links may still use ``token``: it then
+        expires on its own). Never raises; shielded.
         """
         current = self._last
-        if current is not None and current.access_token == token:
+        if self._shared_store or (current is not None and current.access_token == token):
             return
         await asyncio.shield(asyncio.ensure_future(self._send_revoke(token)))
 

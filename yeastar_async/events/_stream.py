@@ -1284,8 +1284,11 @@ class EventStream:
     def _topics_changed(self) -> None:
         if self._topics_event is not None:
             self._topics_event.set()
-        if self._link is not None:
-            self._link.topics_changed()
+        link = self._link
+        if link is not None:
+            link.topics_changed()
+            if link.successor is not None:  # a rotation's new link must subscribe to them too
+                link.successor.topics_changed()
 
     async def _await_synced(self) -> None:
         if not self._dispatch.topics:
