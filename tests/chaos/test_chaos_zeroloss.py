@@ -138,8 +138,8 @@ async def _scenario(
     # A new token every ~1.2 s: by a rotation (kept) or by a login that killed the link.
     assert result["logins"] - 1 >= int(duration / 1.2) - 2
     if renewal == "kept":
-        # Every new token was a rotation, but for those a random drop interrupted.
-        assert result["rotations"] >= 0.9 * (result["logins"] - 1)
+        # Every new token was a rotation, but for those a random drop interrupted (one each).
+        assert result["rotations"] >= result["logins"] - 1 - drops
         # Only the random drops make gaps: no rotation cost an event.
         assert result["gaps"] <= drops
         assert result["revoked_by_renewal"] == 0
