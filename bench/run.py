@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     _root = str(Path(__file__).resolve().parent.parent)
     sys.path[0] = _root
 
-from bench import decode, latency, memory, relay, rest, stream
+from bench import decode, latency, memory, relay, rest, stream, zeroloss
 from bench._common import Row, machine, render
 
 #: Section name -> (full-run arguments, quick-run arguments) of its ``run()``.
@@ -42,6 +42,7 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"count": 20_000, "calls": 1000, "rounds": 3},
         {"count": 5_000, "calls": 300, "rounds": 1},
     ),
+    "zeroloss": ({"seconds": 6.0, "rounds": 1}, {"seconds": 3.0, "rounds": 1}),
 }
 
 SECTIONS: dict[str, Callable[..., Any]] = {
@@ -51,6 +52,7 @@ SECTIONS: dict[str, Callable[..., Any]] = {
     "latency": latency.run,
     "memory": memory.run,
     "relay": relay.run,
+    "zeroloss": zeroloss.run,
 }
 
 #: Sections that need something this machine may not have: name -> (check, what is missing).

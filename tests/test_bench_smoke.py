@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import decode, latency, memory, relay, rest, run, stream
+from bench import decode, latency, memory, relay, rest, run, stream, zeroloss
 from bench._common import Row, frames, render
 
 
@@ -81,6 +81,11 @@ def test_runner_skips_a_section_this_machine_cannot_run(
     monkeypatch.setitem(run.NEEDS, "relay", (lambda: False, "no redis-server on PATH"))
     assert run.main(["--only", "relay"]) == 0
     assert "relay skipped: no redis-server on PATH" in capsys.readouterr().out
+
+
+async def test_zeroloss_section() -> None:
+    rows = await zeroloss.run(seconds=0.5, rounds=1)
+    _check(rows, "7 zero loss", 1)
 
 
 def test_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

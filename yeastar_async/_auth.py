@@ -12,6 +12,16 @@ of any, no client tries again (:class:`~yeastar_async.errors.LockoutGuardError`)
 shared by the processes of the user through a state file or the token store
 (:mod:`._guard_store`) and cleared by a successful login.
 
+A link bound to a token (the event stream's WebSocket) asks for its successor ahead of time
+with :meth:`TokenManager.rotate`: a second login that leaves the old token alive, so that the
+new link is up before the old one goes (the vendor documents neither whether a refresh revokes
+the old access token nor whether a login does; a second login is the step that still overlaps
+if the PBX revokes on refresh, and the 8-token cap implies that logins coexist). The old token
+is revoked with :meth:`TokenManager.retire` once its link is closed: at most two live tokens per
+client (with a token store of the user's, which other clients may share, it is left to
+expire). That login goes through the lockout guard like any other; its credentials just
+worked.
+
 The token cap (60002 on ``get_token``, about 8 live tokens per application) is no credential
 failure: the manager raises :class:`~yeastar_async.errors.LimitExceededError` and waits before
 the next attempt.
@@ -222,6 +232,9 @@ class TokenManager:
         self.secrets = secrets if secrets is not None else SecretMask()
         self.secrets.add(client_secret)
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        # A store given by the user may be shared: other clients' links may still use an old
+        # token, so retire() leaves old tokens to expire (2 x refresh_margin later).
+        self._shared_store = store is not None
         # The built-in store is in this process: current() may read it without awaiting.
         self._memory = self._store if type(self._store) is MemoryTokenStore else None
         self._margin = refresh_margin
@@ -240,6 +253,9 @@ class TokenManager:
         self._store_down = False
         self.logins = 0
         self.refreshes = 0
+        #: Tokens revoked with ``del_token`` (:meth:`retire` and :meth:`revoke`).
+        self.revocations = 0
+        self._rotation: asyncio.Future[str] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -300,6 +316,60 @@ class TokenManager:
         if current is None:
             return None
         return max(0.0, current.access_expires_at - self._clock())
+
+    def rotation_due(self, token: str) -> float | None:
+        """Seconds until a link bound to ``token`` should move to a new token (0: now).
+
+        Twice the refresh margin before expiry: the successor is in place before the
+        margin would make any caller renew it by a refresh. ``None`` when the token's expiry
+        is unknown (it is not the one this manager holds in memory).
+        """
+        current = self._last
+        if current is None or current.access_token != token:
+            return None
+        margin = min(self._margin, current.access_lifetime * 0.2)
+        return max(0.0, current.access_expires_at - 2 * margin - self._clock())
+
+    async def rotate(self, old: str) -> str:
+        """A new access token for a link that still uses ``old``, leaving ``old`` alive.
+
+        A second login (through the lockout guard); when the token was already replaced
+        (another caller renewed it), that one. Falls back to the ordinary renewal (refresh)
+        when the token cap (60002) refuses the login. Concurrent callers share one rotation.
+        Raises what :meth:`token` raises. The caller revokes ``old`` with :meth:`retire` once
+        it no longer uses it.
+        """
+        current = await self._load()
+        if current is not None and current.access_token != old and self._usable(current):
+            return current.access_token
+        if self._rotation is None or self._rotation.done():
+            self._rotation = asyncio.ensure_future(self._rotate(old))
+            self._rotation.add_done_callback(_consume_exception)
+        return await asyncio.shield(self._rotation)
+
+    async def _rotate(self, old: str) -> str:
+        lock = getattr(self._store, "lock", None)
+        async with lock() if lock is not None else contextlib.nullcontext():
+            latest = await self._load()
+            if latest is not None and latest.access_token != old and self._usable(latest):
+                return latest.access_token  # another client of the store rotated it
+            try:
+                return await self._login()
+            except LimitExceededError:
+                logger.info("a second login hit the token cap; refreshing instead")
+                return await self._renew_unlocked(latest)
+
+    async def retire(self, token: str) -> None:
+        """Revoke ``token``, an older token a link no longer uses (best effort, bounded).
+
+        A no-op for the token this manager currently hands out, and with a token store given
+        by the user (shared with other clients, whose links may still use ``token``: it then
+        expires on its own). Never raises; shielded.
+        """
+        current = self._last
+        if self._shared_store or (current is not None and current.access_token == token):
+            return
+        await asyncio.shield(asyncio.ensure_future(self._send_revoke(token)))
 
     async def revoke(self) -> None:
         """Revoke the current access token (``del_token``), best effort.
@@ -528,10 +598,13 @@ class TokenManager:
         except (YeastarError, OSError, TimeoutError, RuntimeError) as exc:
             # RuntimeError: the session is closed, or belongs to another event loop.
             logger.warning(
-                "could not revoke the access token on close: %s",
-                exc or f"no answer within {self._revoke_timeout} s",
+                "could not revoke an access token: %s",
+                self.secrets(str(exc))
+                if str(exc)
+                else f"no answer within {self._revoke_timeout} s",
             )
         else:
+            self.revocations += 1
             logger.debug("access token revoked")
 
 

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import tzinfo
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
@@ -23,6 +23,7 @@ from ._http import (
 )
 from ._tls import SslOption
 from .events import EventStream, Overflow, StreamOptions, StreamStats, Subscription
+from .events._recovery import CdrRecovery, Checkpoint
 from .resources import DEFAULT_DATETIME_FORMAT, Downloader, resource_class
 from .resources._base import encode_query, in_zone
 from .resources._profile import CdrApiVersion, PbxProfile, check_cdr_api_version
@@ -172,6 +173,11 @@ class YeastarClient:
         handler_timeout: cancel a handler still running after this many seconds.
         shutdown_timeout: :meth:`aclose` hands queued events to handlers within this long.
         max_frame_size: largest WebSocket frame accepted, in bytes (at least 1024).
+        recover_cdrs: after any gap in the event stream (a reconnect, a token rotation that
+            did not overlap, ``listen(since=...)``), fetch the CDRs of the gap over REST
+            (``cdr/search``, v1.0 and v2.0 as the firmware serves them) and deliver those not
+            seen live as ``events.CdrRecovered`` (a ``NewCdr``), once per call. Only while
+            30012 is subscribed. Default True; costs one search per gap.
     """
 
     def __init__(
@@ -210,6 +216,7 @@ class YeastarClient:
         max_frame_size: int = 1024 * 1024,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+        recover_cdrs: bool = True,
     ) -> None:
         # Validate every option before building anything, so a bad value costs nothing.
         guard_state = GuardState(state_path(login_guard_state), store=token_store)
@@ -274,6 +281,10 @@ class YeastarClient:
         #: Fetches the files behind the ``*/download`` answers (``save`` / ``iter_bytes``).
         self.files = Downloader(self._transport)
         self._stream = EventStream(self._tokens, self._transport, stream_options)
+        if not isinstance(recover_cdrs, bool):
+            raise TypeError(f"recover_cdrs must be True or False, got {recover_cdrs!r}")
+        if recover_cdrs:
+            self._stream.recover_cdrs_with(CdrRecovery(self._fetch_cdrs))
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
 
@@ -412,15 +423,38 @@ class YeastarClient:
         """Unregister a handler (``ValueError`` if it was not registered)."""
         self._stream.remove_handler(target, handler)
 
-    async def listen(self) -> None:
+    async def listen(self, *, since: Checkpoint | float | None = None) -> None:
         """Run the supervised event stream until the client closes, then return.
 
-        Subscribes to the topics of the registered handlers, keeps the link alive, refreshes
-        tokens and reconnects through faults. Raises only what reconnecting cannot fix:
-        rejected credentials (:class:`~yeastar_async.errors.AuthenticationError`) and a
-        blocked IP (:class:`~yeastar_async.errors.IPBlockedError`).
+        Subscribes to the topics of the registered handlers, keeps the link alive, moves it
+        to each new token without a gap (make-before-break), reconnects through faults and
+        (``recover_cdrs``) recovers the CDRs of every gap. ``since``: a :attr:`checkpoint`
+        an earlier run stored: the CDRs of calls that ended since then are recovered too.
+        Raises only what reconnecting cannot fix: rejected credentials
+        (:class:`~yeastar_async.errors.AuthenticationError`) and a blocked IP
+        (:class:`~yeastar_async.errors.IPBlockedError`).
         """
-        await self._stream.listen()
+        await self._stream.listen(since=since)
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """Up to when events were received (now while connected; when the link was lost;
+        ``None`` before the first connect): store it and pass it to ``listen(since=...)``."""
+        return self._stream.checkpoint
+
+    async def _fetch_cdrs(
+        self, start: float, end: float
+    ) -> tuple[Sequence[Any], str, tzinfo | None]:
+        """The CDRs whose start time is from ``start`` to ``end`` (wall seconds), with the
+        format and zone the PBX shows times in (CDR recovery)."""
+        from .resources._history import cdrs_between
+
+        # Aware local times: converted to the PBX's zone when it is known.
+        first = datetime.fromtimestamp(start).astimezone()
+        last = datetime.fromtimestamp(end).astimezone()
+        answer = await cdrs_between(self.cdr, first, last)
+        fmt, zone = self.cdr.formats()
+        return list(answer.data or []), fmt, zone
 
     @overload
     def subscribe(

@@ -359,8 +359,9 @@ class Rig:
         # flood would starve the loop (the client's heartbeats, the fake's idle timer), which
         # a PBX in another process never does.
         await asyncio.sleep(0)
-        # One client holds one WebSocket: two sockets taking an event would deliver it twice.
-        assert got in (0, 1), f"event {seq} went to {got} sockets of one client"
+        # One client holds one WebSocket, two during a token rotation's overlap (the stream
+        # delivers an event both take once: the recorders check it).
+        assert got in (0, 1, 2), f"event {seq} went to {got} sockets of one client"
         if got:
             self.sent.append(seq)
         return got

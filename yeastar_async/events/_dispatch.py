@@ -96,6 +96,14 @@ class StreamStats:
     """WebSocket handshakes attempted."""
     heartbeats_sent: int = 0
     """``heartbeat`` frames sent."""
+    rotations: int = 0
+    """Links replaced make-before-break for a new token (no gap, no ``Disconnected``)."""
+    overlap_duplicates: int = 0
+    """Frames received on both links of a rotation and delivered once (the second dropped)."""
+    recovered_cdrs: int = 0
+    """CDRs of a gap fetched over REST and delivered as ``CdrRecovered``."""
+    duplicate_cdrs: int = 0
+    """CDRs not delivered again: a live 30012 or a REST record of a call already delivered."""
 
 
 class _Closed(Exception):

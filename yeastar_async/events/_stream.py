@@ -17,6 +17,18 @@ token):
    (any frame: ``heartbeat response``, an event, an ack) within ``heartbeat_timeout`` of each;
    a ``{"errcode":10004}`` frame means the token died: report it and reconnect.
 
+Before the link's token is due (twice the refresh margin before its expiry), a token source
+that can rotate (:class:`RotatingTokenSource`, the client's token manager) hands it a new
+token: a second link opens with it, subscribes and, once acknowledged, the old link is closed
+(make-before-break); the old link's event frames since the new one opened and the new link's
+first frames are aligned (``_overlap``) so that each is delivered once, then the old token is
+revoked. When the old link dies first (a PBX that revokes the old token at once), that is a
+gap like any other, reported by ``Disconnected`` / ``Connected``.
+
+After every gap (and on the first connect of ``listen(since=...)``), with CDR recovery on
+(:mod:`._recovery`), the ``Connected`` event waits for a REST search of the gap's CDRs and is
+followed by those not delivered yet, as ``CdrRecovered``, before any live event of the link.
+
 Failed or lost links are retried after a full-jitter exponential backoff that is reset only
 after a link stayed up for ``healthy_after`` seconds, so a PBX that accepts and then drops
 every connection (or answers 503) is never hammered; after a token renewal that succeeded the
@@ -43,7 +55,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+    runtime_checkable,
+)
 
 import msgspec
 
@@ -79,10 +100,11 @@ from yeastar_async.events._dispatch import (
     describe,
     handler_name,
 )
+from yeastar_async.events._recovery import CdrRecovery, Checkpoint
 from yeastar_async.events._sizing import charge
-from yeastar_async.events.models import TOPICS, Connected, Disconnected, UnknownEvent
+from yeastar_async.events.models import TOPICS, Connected, Disconnected, NewCdr, UnknownEvent
 
-__all__ = ["EventStream", "StreamOptions", "TokenSource", "WsEndpoint"]
+__all__ = ["EventStream", "RotatingTokenSource", "StreamOptions", "TokenSource", "WsEndpoint"]
 
 logger = logging.getLogger("yeastar_async.events")
 _ws_logger = logging.getLogger("yeastar_async.events.websocket")
@@ -112,6 +134,16 @@ _OPEN_TIMEOUT_FLOOR: Final = 10.0
 _PBX_IDLE_LIMIT: Final = 60.0
 #: At most one warning per this many seconds about skipped frames (a garbage storm).
 _BAD_FRAME_LOG_INTERVAL: Final = 5.0
+#: Event frames of the old link remembered during a rotation, to drop them on the new one.
+_TAIL_FRAMES: Final = 4096
+#: Event classes the reader queues without a further look (not UnknownEvent, not NewCdr).
+_PLAIN: Final = frozenset(cls for cls in TOPICS.values() if cls is not NewCdr)
+#: The CDR topic: the one topic whose events of a gap can be fetched over REST.
+_CDR_TOPIC: Final = NewCdr.TOPIC
+#: Attempts of one rotation before the link is left to end with its token.
+_ROTATION_ATTEMPTS: Final = 3
+#: Upper bound of the REST recovery after a gap (the reader waits for it).
+_RECOVERY_TIMEOUT: Final = 60.0
 #: Smallest accepted ``max_frame_size``: acks, heartbeat replies and small events fit.
 MIN_FRAME_SIZE: Final = 1024
 
@@ -130,6 +162,24 @@ class TokenSource(Protocol):
 
     async def expired(self, token: str) -> None:
         """The PBX said 10004 for ``token``: renew it (a no-op if already replaced)."""
+        ...
+
+
+@runtime_checkable
+class RotatingTokenSource(TokenSource, Protocol):
+    """A token source that can hand a link its successor's token ahead of time
+    (``TokenManager`` satisfies it); without one, a link ends with its token."""
+
+    def rotation_due(self, token: str) -> float | None:
+        """Seconds until a link bound to ``token`` should move to a new token."""
+        ...
+
+    async def rotate(self, old: str) -> str:
+        """A new token, leaving ``old`` alive for the link that still uses it."""
+        ...
+
+    async def retire(self, token: str) -> None:
+        """Revoke ``token``, which no link uses any more (best effort)."""
         ...
 
 
@@ -353,6 +403,23 @@ class _Link:
         self._topics_dirty = True
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
+        #: A standby link (the successor of a rotation) keeps its event frames here.
+        self.backlog: deque[bytes] | None = None
+        #: During a rotation, the old link's event frames since the successor opened.
+        self.tail: deque[bytes] | None = None
+        #: Frames the old link of a rotation delivered that this link has yet to send.
+        self.expect: deque[bytes] = deque()
+        #: The successor of a rotation, acknowledged: the old link's end is a handover.
+        self.successor: _Link | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.token = ""
+        self.token_died = False
+        self.lost_reported = False
+        #: Rotation state: set once the successor's ack wait is over (either way); whether
+        #: this link was still up then; when the rotation began (loop time, wall time).
+        self.rotation_settled = asyncio.Event()
+        self.clean = False
+        self.rotating_since: tuple[float, float] | None = None
 
     # -- clock ----------------------------------------------------------------------------
 
@@ -438,6 +505,33 @@ class _Link:
 
     # -- tasks ----------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start the reader and the keeper."""
+        self.tasks = [
+            asyncio.create_task(self.read(), name="yeastar-event-reader"),
+            asyncio.create_task(self.keep(), name="yeastar-event-keeper"),
+        ]
+
+    async def ended(self) -> BaseException:
+        """Wait until the reader or the keeper fails; stop the other; return the failure."""
+        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+        failure: BaseException | None = None
+        for task in self.tasks:
+            if task in done and not task.cancelled():
+                failure = failure or task.exception()
+        await self.stop()
+        return failure if failure is not None else _LinkLost("link ended")
+
+    async def stop(self) -> None:
+        """Cancel the reader and the keeper and wait for them."""
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks)
+        for task in self.tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved: the link's end was reported another way
+
     async def keep(self) -> None:
         """Send the subscription and heartbeats; enforce the ack and liveness deadlines."""
         loop = self.loop
@@ -475,10 +569,9 @@ class _Link:
         from websockets.exceptions import ConnectionClosed
 
         ws = self.ws
-        stream = self.stream
-        dispatch = stream._dispatch
-        stats = dispatch.stats
-        offer = dispatch.offer
+        stats = self.stream._dispatch.stats
+        offer = self.stream._dispatch.offer
+        publish = self.stream._dispatch.publish
         while True:
             try:
                 # Text frames as bytes: msgspec reads UTF-8 itself, so websockets need not build
@@ -492,43 +585,91 @@ class _Link:
             self._unproven = None
             if len(frame) == _REPLY_LEN and frame in _HEARTBEAT_REPLIES:
                 continue
-            not_event: EventDecodeError | None = None
-            try:
-                event: Any = decode(frame)
-            except EventDecodeError as exc:
-                not_event = exc
-            except Exception as exc:
-                # decode() promises EventDecodeError for bad input; should a frame still find
-                # a bug in it, one frame must not end the stream, nor a flood of such frames
-                # become a flood of tracebacks: the bad-frame throttle applies, and only its
-                # warnings carry the traceback.
-                stats.malformed_frames += 1
-                level, more = stream._bad_frames.level()
-                logger.log(
-                    level,
-                    "event stream: a frame could not be decoded (%s); skipped%s",
-                    stream._endpoint.redact(f"{type(exc).__name__}: {exc}"),
-                    more,
-                    exc_info=level >= logging.WARNING,
-                )
-                continue
-            if not_event is not None:
-                # Outside the except clause: an error _control raises must not carry the
-                # EventDecodeError (which quotes the frame, echoed token and all) as __context__.
-                event = self._control(frame, not_event)
-                if event is None:
+            if self.backlog is None and self.tail is None and not self.expect:
+                # The hot path, inline (no rotation under way): a typed event is queued at
+                # once (a 30012 unless its call was recovered); anything else takes process().
+                try:
+                    event = decode(frame)
+                except Exception:
+                    event = None  # process() decodes it again, and says why it failed
+                cls = type(event)
+                if cls in _PLAIN or (cls is NewCdr and self.stream._fresh_cdr(cast(NewCdr, event))):
+                    # Charged what its decoded form may hold: the byte bound of the buffers.
+                    size = charge(frame)
+                    if not offer(event, size):
+                        # publish() may wait for room; the liveness clock stops meanwhile.
+                        with self._held():
+                            await publish(event, size)
                     continue
-            elif type(event) is UnknownEvent:
+            await self.process(frame)
+
+    async def process(self, frame: bytes, *, backlogged: bool = False) -> None:
+        """Decode one frame and publish its event (or keep it, while the link is a standby;
+        ``backlogged``: a frame so kept, now handed on)."""
+        stream = self.stream
+        dispatch = stream._dispatch
+        stats = dispatch.stats
+        not_event: EventDecodeError | None = None
+        try:
+            event: Any = decode(frame)
+        except EventDecodeError as exc:
+            not_event = exc
+        except Exception as exc:
+            # decode() promises EventDecodeError for bad input; should a frame still find
+            # a bug in it, one frame must not end the stream, nor a flood of such frames
+            # become a flood of tracebacks: the bad-frame throttle applies, and only its
+            # warnings carry the traceback.
+            stats.malformed_frames += 1
+            level, more = stream._bad_frames.level()
+            logger.log(
+                level,
+                "event stream: a frame could not be decoded (%s); skipped%s",
+                stream._endpoint.redact(f"{type(exc).__name__}: {exc}"),
+                more,
+                exc_info=level >= logging.WARNING,
+            )
+            return
+        if not_event is not None:
+            # Outside the except clause: an error _control raises must not carry the
+            # EventDecodeError (which quotes the frame, echoed token and all) as __context__.
+            event = self._control(frame, not_event)
+            if event is None:
+                return
+            if type(event) is Connected and stream._recovery_window is not None:
+                # The CDRs of the gap go out right after this Connected, before any live event
+                # of the new link (which wait in the socket meanwhile).
+                with self._held():
+                    await stream._recover(event)
+                return
+        else:
+            if self.backlog is not None and not backlogged:
+                # A standby link of a rotation: its events wait until the old link is gone,
+                # then go out once each (see EventStream._hand_over).
+                self.backlog.append(bytes(frame))
+                return
+            if self.tail is not None:
+                self.tail.append(bytes(frame))
+            if self.expect:
+                # Frames the old link of a rotation already delivered, in the same order.
+                if frame == self.expect[0]:
+                    self.expect.popleft()
+                    stats.overlap_duplicates += 1
+                    return
+                self.expect.clear()
+            if type(event) is UnknownEvent:
                 event = _with_text_raw(event)
                 stats.unknown_events += 1
                 _log_unknown(event, stream._bad_payloads, stream._endpoint.redact)
-            # Fast path: queued at once. Otherwise publish() may wait for room, and the
-            # liveness clock stops while it does (see _held).
-            # Charged what its decoded form may hold: the byte bound of the buffers (queue_bytes).
-            size = charge(frame)
-            if not offer(event, size):
-                with self._held():
-                    await dispatch.publish(event, size)
+            elif type(event) is NewCdr and not stream._fresh_cdr(event):
+                stats.duplicate_cdrs += 1
+                return
+        # Fast path: queued at once. Otherwise publish() may wait for room, and the
+        # liveness clock stops while it does (see _held).
+        # Charged what its decoded form may hold: the byte bound of the buffers (queue_bytes).
+        size = charge(frame)
+        if not dispatch.offer(event, size):
+            with self._held():
+                await dispatch.publish(event, size)
 
     def _control(self, frame: str | bytes, error: EventDecodeError) -> Connected | None:
         """Handle a non-event frame; returns the Connected event on the first ack."""
@@ -572,6 +713,8 @@ class _Link:
                 fut.set_result(None)
         if self.up_since is None:
             self.up_since = self.loop.time()
+            if self.backlog is not None:
+                return None  # a standby link: the stream is connected already
             return self.stream._link_established()
         return None
 
@@ -646,6 +789,37 @@ def _redirect_error(
 
 def _closed_reason(exc: ConnectionClosed) -> str:
     return f"connection closed ({exc})"
+
+
+async def _shut(ws: ClientConnection, graceful: bool) -> None:
+    """Close ``ws``: a close frame when ``graceful``, else abort (a dead link gets none)."""
+    if graceful:
+        await ws.close()  # bounded by close_timeout
+        return
+    ws.transport.abort()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await ws.wait_closed()
+
+
+def _overlap(tail: list[bytes], received: list[bytes]) -> int:
+    """How many of the last frames of ``tail`` (the old link's, since the new one opened) are
+    the first frames of ``received`` (the new link's), in order: the longest such overlap.
+
+    Both sockets get every event the PBX sends after the new subscription, in the same order,
+    so the old link's tail and the new link's head are the same frames; what the new link
+    received before the overlap is not in ``tail``. Where ``received`` is the shorter, only
+    its frames are compared (the rest of the overlap is still on its way); with nothing
+    received, nothing is compared and no frame is dropped.
+    """
+    if not received:
+        return 0
+    for size in range(len(tail), 0, -1):
+        start = len(tail) - size
+        seen = min(size, len(received))
+        if tail[start : start + seen] == received[:seen]:
+            return size
+    return 0
 
 
 class _Throttle:
@@ -742,6 +916,13 @@ class EventStream:
         self._link: _Link | None = None
         self._ever_connected = False
         self._lost_at: float | None = None
+        # Wall-clock time the last link was lost (the start of the gap CDRs are fetched for).
+        self._lost_wall: float | None = None
+        self._since: float | None = None
+        self._recovery: CdrRecovery | None = None
+        # Set by _link_established when the CDRs of a gap are to be fetched: (since, until).
+        self._recovery_window: tuple[float, float] | None = None
+        self._background: set[asyncio.Future[None]] = set()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -769,6 +950,55 @@ class EventStream:
     def topics(self) -> frozenset[int]:
         """The PBX topics subscribed: those of the handlers plus the open subscriptions."""
         return self._dispatch.topics
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """Up to when events were received: now while connected, else when the last link was
+        lost; ``None`` before the first connect. Store it; pass it to ``listen(since=...)``."""
+        if self.connected:
+            return Checkpoint.now()
+        return None if self._lost_wall is None else Checkpoint(self._lost_wall)
+
+    def recover_cdrs_with(self, recovery: CdrRecovery | None) -> None:
+        """Fetch the CDRs of every gap with ``recovery`` (``None``: CDRs are live-only)."""
+        self._recovery = recovery
+
+    def _live_only(self) -> frozenset[int]:
+        """The subscribed topics whose events of a gap cannot be recovered."""
+        topics = self._dispatch.topics
+        return topics - {_CDR_TOPIC} if self._recovery is not None else topics
+
+    def _fresh_cdr(self, event: NewCdr) -> bool:
+        """Whether the live 30012 ``event`` is the first of its call (recovered ones count)."""
+        recovery = self._recovery
+        return recovery is None or recovery.ledger.live(event)
+
+    async def _recover(self, connected: Connected) -> None:
+        """Publish ``connected`` with the CDRs of the gap, then those CDRs."""
+        window, self._recovery_window = self._recovery_window, None
+        recovery = self._recovery
+        assert window is not None
+        assert recovery is not None
+        events: list[Any] = []
+        error = ""
+        try:
+            async with asyncio.timeout(_RECOVERY_TIMEOUT):
+                events, duplicates = await recovery.recover(*window)
+        except (YeastarError, OSError, TimeoutError, ValueError) as exc:
+            error = self._endpoint.redact(str(exc) or type(exc).__name__)
+            logger.warning("event stream: the CDRs of the gap could not be fetched: %s", error)
+            duplicates = 0
+        stats = self._dispatch.stats
+        stats.recovered_cdrs += len(events)
+        stats.duplicate_cdrs += duplicates
+        if events:
+            logger.info("event stream: %d CDR(s) of the gap recovered", len(events))
+        connected = msgspec.structs.replace(
+            connected, recovered_cdrs=len(events), recovery_error=error
+        )
+        await self._dispatch.publish(connected, 0)
+        for event in events:
+            await self._dispatch.publish(event, 0)
 
     @property
     def closed(self) -> bool:
@@ -813,8 +1043,13 @@ class EventStream:
 
     # -- public: running ------------------------------------------------------------------
 
-    async def listen(self) -> None:
+    async def listen(self, *, since: Checkpoint | float | None = None) -> None:
         """Run the stream until :meth:`aclose`, then return.
+
+        ``since``: a :class:`~yeastar_async.events.Checkpoint` (or wall-clock seconds) of an
+        earlier run, e.g. :attr:`checkpoint` stored by a process before it stopped: with CDR
+        recovery on, the CDRs of calls that ended since then are delivered after the first
+        ``Connected``, as after any gap.
 
         Raises the failures that no reconnect can fix:
 
@@ -832,6 +1067,10 @@ class EventStream:
         Network faults, token expiry, PBX restarts and other error codes are handled inside
         (reconnect with backoff, each attempt logged).
         """
+        if since is not None:
+            if not isinstance(since, Checkpoint):
+                since = Checkpoint(since)
+            self._since = since.time
         engine = await self._acquire()
         if engine is None:
             return  # already closed
@@ -1046,8 +1285,11 @@ class EventStream:
     def _topics_changed(self) -> None:
         if self._topics_event is not None:
             self._topics_event.set()
-        if self._link is not None:
-            self._link.topics_changed()
+        link = self._link
+        if link is not None:
+            link.topics_changed()
+            if link.successor is not None:  # a rotation's new link must subscribe to them too
+                link.successor.topics_changed()
 
     async def _await_synced(self) -> None:
         if not self._dispatch.topics:
@@ -1132,7 +1374,102 @@ class EventStream:
             await asyncio.sleep(delay)
 
     async def _attempt(self, token: str) -> tuple[str, bool, float | None]:
-        """One connection: returns (reason it ended, token expired, seconds it was up)."""
+        """One connection: returns (reason it ended, token expired, seconds it was up).
+
+        A connection may span several links: a rotation replaces the link for a new token
+        without a gap (see :meth:`_rotate`), and the loop goes on with the successor.
+        """
+        opened = await self._open(token)
+        if isinstance(opened, tuple):
+            return opened
+        link = _Link(self, opened)
+        reason, token_expired = "stream closed", False
+        graceful = False
+        first_up: float | None = None
+        try:
+            self._link = link
+            while True:
+                if not link.tasks:
+                    link.start()
+                rotator = self._start_rotator(link, token)
+                try:
+                    failure = await link.ended()
+                    if rotator is not None and link.successor is not None:
+                        # The old link ended while its successor waits for its ack: that
+                        # wait is bounded; its outcome decides between handover and reconnect.
+                        settled = asyncio.ensure_future(link.rotation_settled.wait())
+                        await asyncio.wait({settled, rotator}, return_when=asyncio.FIRST_COMPLETED)
+                        settled.cancel()
+                finally:
+                    if rotator is not None:
+                        rotator.cancel()
+                        await asyncio.wait({rotator})
+                if first_up is None:
+                    first_up = link.up_since
+                successor = link.successor
+                if isinstance(failure, _LinkLost):
+                    link.token_died = failure.token_expired
+                if successor is not None and isinstance(failure, _LinkLost):
+                    if link.token_died or not link.clean:
+                        # The old link died before it was closed for the handover (a PBX
+                        # that revokes the old token when it issues one): events between its
+                        # death and the successor's subscription are gone. A gap, reported.
+                        await self._rotation_gap(link, first_up, failure.reason)
+                    # The successor goes on; it delivers what the old link did not.
+                    await self._hand_over(link, successor)
+                    link.teardown()
+                    await _shut(link.ws, False)
+                    self._retire(token, link)
+                    link, token = successor, successor.token
+                    self._link = link
+                    continue
+                if isinstance(failure, _STOPS):
+                    raise failure
+                if not isinstance(failure, _LinkLost):
+                    raise failure
+                token_expired = failure.token_expired
+                reason = self._endpoint.redact(failure.reason)
+                return reason, token_expired, self._link_lost(link, first_up, reason, False)
+        except asyncio.CancelledError:
+            graceful = True
+            raise
+        finally:
+            orphan = link.successor
+            if orphan is not None and orphan is not self._link:
+                # Opened, but the stream stopped before the handover: close it too.
+                orphan.teardown()
+                await orphan.stop()
+                await _shut(orphan.ws, graceful)
+            if self._link is link:
+                self._link = None
+                link.teardown()
+                await link.stop()
+                await _shut(link.ws, graceful)
+                if graceful:
+                    self._link_lost(link, first_up, reason, True)
+
+    def _link_lost(
+        self, link: _Link, first_up: float | None, reason: str, graceful: bool
+    ) -> float | None:
+        """Publish ``Disconnected`` for a link that was up; returns how long it was up."""
+        if first_up is None:
+            first_up = link.up_since
+        if first_up is None or link.lost_reported:
+            return None
+        link.lost_reported = True
+        now = asyncio.get_running_loop().time()
+        self._lost_at = now
+        self._lost_wall = time.time()
+        lost_event = Disconnected(reason=reason, unrecoverable_topics=self._live_only())
+        if graceful:
+            self._dispatch.publish_nowait(lost_event)
+        else:
+            # Never waits for room: a slow handler must not hold back the reconnect.
+            self._dispatch.publish_link_event(lost_event)
+        return now - first_up
+
+    async def _open(self, token: str) -> ClientConnection | tuple[str, bool, None]:
+        """Open a WebSocket with ``token``; the reason it failed, when it did."""
         from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 
         stats = self._dispatch.stats
@@ -1146,7 +1483,7 @@ class EventStream:
         # would be websockets' own, which holds the URL or Location unmasked.
         refused: Exception | None = None
         try:
-            ws = await _no_redirect_connect()(
+            ws: ClientConnection = await _no_redirect_connect()(
                 self._endpoint.ws_url(token),
                 # A pinned certificate is checked before the upgrade request carries the token.
                 create_connection=checked_connection(self._endpoint.check_peer),
@@ -1179,51 +1516,153 @@ class EventStream:
             return f"connect failed: {redact(str(exc) or type(exc).__name__)}", False, None
         if refused is not None:
             raise refused
+        return ws
 
-        link = _Link(self, ws)
-        reason, token_expired = "stream closed", False
-        graceful = False
-        try:
-            self._link = link
-            fatal: BaseException | None = None
+    # -- make-before-break rotation -------------------------------------------------------
+
+    def _start_rotator(self, link: _Link, token: str) -> asyncio.Task[None] | None:
+        tokens = self._tokens
+        if not isinstance(tokens, RotatingTokenSource):
+            return None  # a token source that cannot rotate: the link ends with its token
+        link.token = token
+        return asyncio.create_task(self._rotate(link, token, tokens), name="yeastar-event-rotator")
+
+    async def _rotate(self, link: _Link, token: str, tokens: RotatingTokenSource) -> None:
+        """Before ``token`` is due, open the successor link with a new token, wait for its
+        ack, then close ``link``; the supervisor hands over when ``link``'s reader ends.
+
+        A failed attempt leaves ``link`` as it is and is tried again, up to
+        ``_ROTATION_ATTEMPTS`` times (a retry reuses the token the first attempt got); after
+        that ``link`` ends with its token, as without rotation. Runs until cancelled.
+        """
+        due = tokens.rotation_due(token)
+        if due is None:
+            return
+        await asyncio.sleep(due)
+        if link.up_since is None:  # rotate an acknowledged link only
+            await link.synced()
+        link.rotating_since = (asyncio.get_running_loop().time(), time.time())
+        for attempt in range(1, _ROTATION_ATTEMPTS + 1):
             try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(link.read(), name="yeastar-event-reader")
-                    tg.create_task(link.keep(), name="yeastar-event-keeper")
-            except* _STOPS as group:
-                fatal = group.exceptions[0]
-                reason = redact(str(fatal))
-            except* _LinkLost as group:
-                lost = [e for e in group.exceptions if isinstance(e, _LinkLost)]
-                token_expired = any(e.token_expired for e in lost)
-                reason = redact(lost[0].reason)
-            if fatal is not None:
-                raise fatal
-        except asyncio.CancelledError:
-            graceful = True
+                if await self._rotate_once(link, token, tokens):
+                    return
+            except _FATAL as exc:
+                # Rejected credentials or a blocked IP: never a further login from here (the
+                # lockout guard counted this one); the supervisor meets it at its next token.
+                logger.warning(
+                    "event stream: rotation stopped: %s", self._endpoint.redact(str(exc))
+                )
+                return
+            except (YeastarError, OSError, ValueError) as exc:
+                # Whatever it is, the old link is still up: never let it end the stream here.
+                logger.warning(
+                    "event stream: rotation attempt %d failed (%s)",
+                    attempt,
+                    self._endpoint.redact(str(exc) or type(exc).__name__),
+                )
+            if attempt < _ROTATION_ATTEMPTS:
+                await asyncio.sleep(
+                    max(self._opts.reconnect_delay_min, self._opts.heartbeat_timeout)
+                )
+
+    async def _rotate_once(self, link: _Link, token: str, tokens: RotatingTokenSource) -> bool:
+        """One rotation attempt; True when it is over (handed over, or nothing to do)."""
+        fresh = await tokens.rotate(token)
+        if fresh == token:
+            return True
+        link.tail = deque(maxlen=_TAIL_FRAMES)
+        opened = await self._open(fresh)
+        if isinstance(opened, tuple):
+            link.tail = None
+            logger.warning("event stream: rotation link failed (%s); keeping the old", opened[0])
+            return False
+        successor = _Link(self, opened)
+        successor.token = fresh
+        successor.backlog = deque()
+        successor.start()
+        acked = successor.synced()
+        link.successor = successor
+        ending: asyncio.Future[Any] = asyncio.ensure_future(successor.ended())
+        try:
+            bound = 2 * self._opts.heartbeat_timeout
+            await asyncio.wait({acked, ending}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+            if ending.done() or not acked.done() or acked.cancelled():
+                raise _LinkLost("the rotation link was not acknowledged")
+        except BaseException as exc:
+            ending.cancel()
+            link.successor = None
+            link.rotation_settled.set()
+            successor.teardown()
+            await successor.stop()
+            await _shut(successor.ws, False)
+            link.tail = None
+            if isinstance(exc, _LinkLost):
+                logger.warning("event stream: %s; keeping the old link", exc.reason)
+                return False
             raise
-        finally:
-            self._link = None
-            link.teardown()
-            if graceful:
-                await ws.close()  # a close frame, bounded by close_timeout
-            else:
-                ws.transport.abort()  # a dead link gets no close handshake
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await ws.wait_closed()
-            up_for = None
-            if link.up_since is not None:
-                now = asyncio.get_running_loop().time()
-                up_for = now - link.up_since
-                self._lost_at = now
-                lost_event = Disconnected(reason=reason)
-                if graceful:
-                    self._dispatch.publish_nowait(lost_event)
-                else:
-                    # Never waits for room: a slow handler must not hold back the reconnect.
-                    self._dispatch.publish_link_event(lost_event)
-        return reason, token_expired, up_for
+        ending.cancel()
+        # Clean only if the old link was still up when the successor's subscription took
+        # effect: then every event reached one link or both.
+        link.clean = not any(task.done() for task in link.tasks)
+        link.rotation_settled.set()
+        self._dispatch.stats.rotations += 1
+        if not link.clean:
+            return True
+        logger.info("event stream: rotation link acknowledged; closing the old link")
+        # The old reader hands on what the old socket still holds, then ends on the close.
+        await link.ws.close()
+        await self._loop_forever()
+        return True  # unreachable: cancelled by the supervisor
+
+    async def _rotation_gap(self, link: _Link, first_up: float | None, reason: str) -> None:
+        """Report the gap of a rotation whose old link died early: ``Disconnected``, then
+        ``Connected`` (with the CDRs of the gap, from when the rotation began)."""
+        reason = self._endpoint.redact(reason)
+        self._link_lost(link, first_up, reason, False)
+        if link.rotating_since is not None:
+            self._lost_at, self._lost_wall = link.rotating_since
+        connected = self._link_established()
+        if self._recovery_window is not None:
+            await self._recover(connected)
+        else:
+            await self._dispatch.publish(connected, 0)
+
+    @staticmethod
+    async def _loop_forever() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    async def _hand_over(self, old: _Link, successor: _Link) -> None:
+        """Deliver the successor's backlog without what ``old`` already delivered."""
+        tail = list(old.tail or ())
+        old.tail = None
+        backlog = successor.backlog
+        assert backlog is not None
+        received = list(backlog)
+        overlap = _overlap(tail, received)
+        # Frames the old link had that the successor has not received yet: drop them later.
+        successor.expect = (
+            deque(tail[len(tail) - overlap + len(received) :])
+            if overlap > len(received)
+            else deque()
+        )
+        dropped = min(overlap, len(received))
+        self._dispatch.stats.overlap_duplicates += dropped
+        for _ in range(dropped):
+            backlog.popleft()
+        while backlog:
+            await successor.process(backlog.popleft(), backlogged=True)
+            if not backlog:
+                break
+        # No await between the last check and this: the reader publishes from now on.
+        successor.backlog = None
+
+    def _retire(self, token: str, link: _Link) -> None:
+        tokens = self._tokens
+        if not isinstance(tokens, RotatingTokenSource) or link.token_died:
+            return
+        task = asyncio.ensure_future(tokens.retire(token))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _attempt_settled(self) -> None:
         if self._settled is not None:
@@ -1234,6 +1673,10 @@ class EventStream:
         now = asyncio.get_running_loop().time()
         reconnect = self._ever_connected
         gap = None if self._lost_at is None else now - self._lost_at
+        since = self._lost_wall if reconnect else self._since
+        self._since = None
+        if since is not None and self._recovery is not None and _CDR_TOPIC in self.topics:
+            self._recovery_window = (since, time.time())
         self._ever_connected = True
         self._attempt_settled()
         if reconnect:
@@ -1243,4 +1686,8 @@ class EventStream:
             "reconnected" if reconnect else "connected",
             sorted(self._dispatch.topics),
         )
-        return Connected(reconnect=reconnect, gap=gap)
+        return Connected(
+            reconnect=reconnect,
+            gap=gap,
+            unrecoverable_topics=self._live_only() if reconnect else frozenset(),
+        )

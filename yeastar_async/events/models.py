@@ -64,6 +64,7 @@ __all__ = [
     "CallStatusChanged",
     "CallTransferred",
     "CdrInfo",
+    "CdrRecovered",
     "ConferenceHostInfo",
     "ConferenceHostLeft",
     "Connected",
@@ -746,6 +747,31 @@ class NewCdr(Event, frozen=True, gc=False):
     type: int = 30012
     msg: CdrInfo = msgspec.field(default_factory=CdrInfo)
 
+    @property
+    def recovered(self) -> bool:
+        """``False``: sent live by the PBX (see :class:`CdrRecovered`)."""
+        return False
+
+
+class CdrRecovered(NewCdr, kw_only=True, frozen=True, gc=False):
+    """A CDR of a gap in the stream, fetched over REST (``recover_cdrs=True``, the default).
+
+    A :class:`NewCdr`: handlers of ``NewCdr`` (or of 30012) get it, after the
+    :class:`Connected` that ends the gap, in start-time order, once per call (a call delivered
+    live is not recovered, a recovered one is not delivered again live). ``msg`` holds what
+    the REST record says in the 30012 shape (``call_id`` is the record's ``uid``,
+    ``time_start`` its ``time`` as the PBX formats it, ``status`` its disposition); ``record``
+    is the record itself (``CdrV2`` from API v2.0, else ``CDRDetails``). ``sn`` is ``None``.
+    """
+
+    record: Any = None
+    """The REST row (``resources.cdr.CDRDetails`` or ``CdrV2``)."""
+
+    @property
+    def recovered(self) -> bool:
+        """``True``: fetched over REST after a gap."""
+        return True
+
 
 class CallTransferred(Event, frozen=True, gc=False):
     """30013: a call was transferred."""
@@ -987,8 +1013,16 @@ class Connected(LocalEvent, kw_only=True, frozen=True, gc=False):
     reconnect: bool = False
     """``False`` on the first connect, ``True`` after a link was lost and replaced."""
     gap: float | None = None
-    """Seconds since the previous link was lost (``None`` on the first connect): events of that
-    window were missed, so reconcile over REST (e.g. ``call.query``, ``cdr.search``)."""
+    """Seconds since the previous link was lost (``None`` on the first connect): live events of
+    that window were missed. A token rotation that overlapped makes no gap (no event)."""
+    recovered_cdrs: int = 0
+    """CDRs of the gap (or since the ``since=`` checkpoint) fetched over REST; that many
+    :class:`CdrRecovered` events follow this one."""
+    recovery_error: str = ""
+    """Why CDR recovery failed (``""``: it worked, or was not needed)."""
+    unrecoverable_topics: frozenset[int] = frozenset()
+    """Subscribed topics whose events of the gap are gone for good: every topic but 30012
+    (and 30012 too without ``recover_cdrs``). Reconcile them over REST (``call.query`` ...)."""
 
 
 class Disconnected(LocalEvent, kw_only=True, frozen=True, gc=False):
@@ -996,6 +1030,9 @@ class Disconnected(LocalEvent, kw_only=True, frozen=True, gc=False):
 
     reason: str = ""
     """Short human-readable cause (never contains a token)."""
+    unrecoverable_topics: frozenset[int] = frozenset()
+    """Subscribed topics whose events until the next :class:`Connected` will be missed for good
+    (see :attr:`Connected.unrecoverable_topics`); CDRs are recovered with ``recover_cdrs``."""
 
 
 #: Topic number -> event class, for every topic whose payload is documented.

@@ -11,8 +11,17 @@ import secrets
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
-__all__ = ["IPGuard", "TokenBook", "TokenPair"]
+__all__ = ["RENEWAL_BEHAVIOURS", "IPGuard", "Renewal", "TokenBook", "TokenPair"]
+
+#: What a new token does to the application's older access tokens (``FakePBX(renewal=...)``):
+#: ``"refresh_revokes"`` a refresh kills the access token of the pair it renews, a login leaves
+#: every other token alive; ``"kept"`` old access tokens stay valid until their own expiry,
+#: whatever issued the new one; ``"revoked"`` every new token (login or refresh) revokes the
+#: application's other live access tokens at once. The vendor's pages document none of these.
+Renewal = Literal["refresh_revokes", "kept", "revoked"]
+RENEWAL_BEHAVIOURS: Final[tuple[str, ...]] = ("refresh_revokes", "kept", "revoked")
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -49,7 +58,17 @@ class TokenBook:
         access_ttl: float,
         refresh_ttl: float,
         on_access_dead: Callable[[set[str]], None] | None = None,
+        renewal: Renewal = "refresh_revokes",
     ) -> None:
+        if renewal not in RENEWAL_BEHAVIOURS:
+            raise ValueError(
+                f"renewal must be one of {', '.join(map(repr, RENEWAL_BEHAVIOURS))}, "
+                f"got {renewal!r}"
+            )
+        self.renewal: Renewal = renewal
+        #: Access tokens killed because a newer token was issued (``renewal`` behaviour), since
+        #: the FakePBX last moved the count into its stats.
+        self.revoked_by_renewal = 0
         self._clock = clock
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
@@ -84,7 +103,11 @@ class TokenBook:
 
     # -- changes ---------------------------------------------------------------------------
     def issue(self) -> TokenPair:
-        """A fresh pair of tokens."""
+        """A fresh pair of tokens (under ``renewal="revoked"``, the others' access tokens die)."""
+        if self.renewal == "revoked":
+            older = [self._by_access[t] for t in self.live_access_tokens()]
+            self.revoked_by_renewal += len(older)
+            self._kill(older)
         now = self._clock()
         pair = TokenPair(
             access_token=new_token(),
@@ -104,7 +127,9 @@ class TokenBook:
         if old is None or not old.refresh_alive or self._clock() >= old.refresh_expires_at:
             return None
         old.refresh_alive = False
-        self._kill([old])
+        if self.renewal == "refresh_revokes" and self.access_live(old.access_token):
+            self.revoked_by_renewal += 1
+            self._kill([old])
         return self.issue()
 
     def revoke(self, access_token: str) -> bool:

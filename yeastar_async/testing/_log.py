@@ -102,6 +102,9 @@ class FakePBXStats:
         refreshes: successful ``refresh_token`` calls.
         refresh_failures: ``refresh_token`` calls with an unknown or dead refresh token.
         revocations: successful ``del_token`` calls.
+        renewal_revocations: access tokens killed because a newer one was issued (the
+            ``renewal`` behaviour; a plain refresh under the default counts too).
+        max_live_tokens: the most access tokens alive at once, seen after each issue.
         token_rejections: requests refused with 10004 (dead or missing access token).
         ws_handshakes: WebSocket upgrade requests received (accepted or not).
         ws_connects: upgrades accepted (the WebSocket was opened).
@@ -119,6 +122,8 @@ class FakePBXStats:
     refreshes: int = 0
     refresh_failures: int = 0
     revocations: int = 0
+    renewal_revocations: int = 0
+    max_live_tokens: int = 0
     token_rejections: int = 0
     ws_handshakes: int = 0
     ws_connects: int = 0

@@ -37,7 +37,7 @@ from .._auth import forget_login_guard
 from .._firmware import Feature, Firmware, parse_firmware
 from ..events.models import KNOWN_TOPICS, TOPICS
 from ..resources._profile import strftime_of
-from ._auth import IPGuard, TokenBook
+from ._auth import IPGuard, Renewal, TokenBook
 from ._catalog import Catalog, EndpointSpec, load_catalog
 from ._cdr_v2 import CdrV2Endpoints
 from ._flows import CallFlows, FakeCall
@@ -94,6 +94,13 @@ class FakePBX(LoopbackFake):
             (PBX: 60).
         idle_counts_pings: whether WebSocket protocol pings reset the idle timer (the manual
             only promises it for the ``heartbeat`` text, so False by default).
+        renewal: what a new token does to the application's older access tokens (the vendor
+            does not document it): ``"refresh_revokes"`` (default) a refresh kills the access
+            token it renews, a login leaves the others alive; ``"kept"`` older tokens stay
+            valid until their own expiry; ``"revoked"`` every login or refresh revokes every
+            other live access token at once. A killed token's sockets get 10004 and are closed
+            (with ``ws_bound_to_token``). Any number of sockets per application and per token
+            are accepted: the vendor documents no limit.
         ws_bound_to_token: close a WebSocket (after a 10004 frame) when its token dies, as the
             PBX does; False keeps sockets open whatever happens to their token.
         sn: the serial number put in event frames.
@@ -149,6 +156,7 @@ class FakePBX(LoopbackFake):
         idle_timeout: float = 60.0,
         idle_counts_pings: bool = False,
         ws_bound_to_token: bool = True,
+        renewal: Renewal = "refresh_revokes",
         sn: str = "3631A2124XXX",
         clock: Callable[[], float] | None = None,
         close_timeout: float = 1.0,
@@ -179,6 +187,7 @@ class FakePBX(LoopbackFake):
             access_ttl=access_token_ttl,
             refresh_ttl=refresh_token_ttl,
             on_access_dead=self._tokens_died,
+            renewal=renewal,
         )
         self._guard = IPGuard(block_after)
         self._ws = WsHub(
@@ -907,6 +916,11 @@ class FakePBX(LoopbackFake):
             return self._get_token(record, body)
         return self._refresh_token(record, body)
 
+    def _count_issue(self) -> None:
+        self.stats.renewal_revocations += self._tokens.revoked_by_renewal
+        self._tokens.revoked_by_renewal = 0
+        self.stats.max_live_tokens = max(self.stats.max_live_tokens, self.live_tokens())
+
     def _token_body(self, access: str, refresh: str) -> dict[str, Any]:
         return {
             "errcode": 0,
@@ -932,6 +946,7 @@ class FakePBX(LoopbackFake):
             self.stats.logins_capped += 1
             return self._error(record, 60002)
         pair = self._tokens.issue()
+        self._count_issue()
         self.stats.logins_succeeded += 1
         return self._answer(record, self._token_body(pair.access_token, pair.refresh_token))
 
@@ -947,6 +962,7 @@ class FakePBX(LoopbackFake):
             self.stats.refresh_failures += 1
             return self._error(record, 10004)
         self.stats.refreshes += 1
+        self._count_issue()
         return self._answer(record, self._token_body(pair.access_token, pair.refresh_token))
 
     # -- downloads -------------------------------------------------------------------------------
