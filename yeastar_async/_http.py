@@ -337,7 +337,8 @@ class Transport:
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         url = URL(base_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.host:
+        # raw_host: `host` would decode IDNA, a cost per client that only messages need.
+        if url.scheme not in ("http", "https") or not url.raw_host:
             raise ValueError(
                 f"base_url must look like 'https://pbx.example.com:8088', got {base_url!r}"
             )

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import ssl
 import time
 from collections import deque
@@ -111,6 +112,10 @@ _OPEN_TIMEOUT_FLOOR: Final = 10.0
 _PBX_IDLE_LIMIT: Final = 60.0
 #: At most one warning per this many seconds about skipped frames (a garbage storm).
 _BAD_FRAME_LOG_INTERVAL: Final = 5.0
+#: The first heartbeat of a link goes after this fraction of the interval at the earliest.
+_FIRST_BEAT_MIN: Final = 0.1
+#: Jitter of the first heartbeat; its own source, so that the backoff's draws stay the backoff's.
+_JITTER: RandomSource = random.Random()
 #: Smallest accepted ``max_frame_size``: acks, heartbeat replies and small events fit.
 MIN_FRAME_SIZE: Final = 1024
 
@@ -440,7 +445,10 @@ class _Link:
     async def keep(self) -> None:
         """Send the subscription and heartbeats; enforce the ack and liveness deadlines."""
         loop = self.loop
-        next_beat = loop.time() + self.interval
+        # The first beat at a random point of the interval: links opened together (a process
+        # starting a thousand streams, or reconnecting them after a PBX restart) then beat
+        # spread over the interval, not in one burst that stalls the loop every interval.
+        next_beat = loop.time() + self.interval * _JITTER.uniform(_FIRST_BEAT_MIN, 1.0)
         while True:
             # Cleared before the work, so a wake-up requested during a send is not lost.
             self._wake.clear()
@@ -731,7 +739,8 @@ class EventStream:
         self._lock: asyncio.Lock | None = None
         self._engine: asyncio.Task[BaseException | None] | None = None
         self._consumer: asyncio.Task[None] | None = None
-        self._stop: asyncio.Event | None = None
+        #: Resolved to stop the engine: a future, so the engine waits on it without a task.
+        self._stop: asyncio.Future[None] | None = None
         self._topics_event: asyncio.Event | None = None
         # Set when a connection attempt settles (acknowledged, or failed); subscribe() waits
         # on it when no link is up, so that it returns once its topics are live if they can be.
@@ -904,8 +913,8 @@ class EventStream:
         """
         self._closed = True
         if self._in_handler():
-            if self._stop is not None:
-                self._stop.set()
+            if self._stop is not None and not self._stop.done():
+                self._stop.set_result(None)
         else:
             async with self._get_lock():
                 await self._stop_engine()
@@ -960,7 +969,7 @@ class EventStream:
                 return None
             self._demand += 1
             if self._engine is None or self._engine.done():
-                self._stop = asyncio.Event()
+                self._stop = asyncio.get_running_loop().create_future()
                 self._topics_event = asyncio.Event()
                 self._settled = asyncio.Event()
                 self._engine = asyncio.create_task(
@@ -982,10 +991,11 @@ class EventStream:
         if engine is None or engine.done():
             return
         assert self._stop is not None
-        self._stop.set()
+        if not self._stop.done():
+            self._stop.set_result(None)
         await asyncio.wait({engine})
 
-    async def _run_engine(self, stop: asyncio.Event) -> BaseException | None:
+    async def _run_engine(self, stop: asyncio.Future[None]) -> BaseException | None:
         """Supervisor + handler consumer until stopped; returns the fatal error, if any."""
         loop = asyncio.get_running_loop()
         inbox = self._dispatch.open_inbox()
@@ -993,12 +1003,10 @@ class EventStream:
         consumer = asyncio.create_task(self._dispatch.consume(inbox), name="yeastar-event-handlers")
         self._consumer = consumer
         supervisor = asyncio.create_task(self._supervise(), name="yeastar-event-supervisor")
-        stopper = asyncio.create_task(stop.wait(), name="yeastar-event-stop")
         try:
-            await asyncio.wait({supervisor, consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({supervisor, consumer, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             deadline = loop.time() + self._opts.shutdown_timeout
-            stopper.cancel()
             supervisor.cancel()
             # The supervisor closes the socket (bounded by its close timeout), then the
             # handlers get what is still queued, within what is left of shutdown_timeout.
@@ -1011,7 +1019,7 @@ class EventStream:
                     task.cancel()
             # Cancelled handlers and socket closes are short; bound them anyway.
             grace = min(1.0, self._opts.shutdown_timeout)
-            await asyncio.wait({supervisor, consumer, stopper}, timeout=grace)
+            await asyncio.wait({supervisor, consumer}, timeout=grace)
             self._link = None
             self._consumer = None
             if cut_short:
