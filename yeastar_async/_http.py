@@ -36,6 +36,8 @@ import msgspec
 from yarl import URL
 
 from ._backoff import Backoff
+from ._fds import OutOfFileDescriptorsError, out_of_fds
+from ._fds import advice as fd_advice
 from ._lenient import EXACT_JSON, convert
 from ._models import ApiResponse
 from ._secrets import SecretMask, redact
@@ -804,6 +806,13 @@ class Transport:
         self, exc: BaseException, what: str, endpoint: str, timeout: float | None
     ) -> TransportError:
         """The :class:`TransportError` for an aiohttp failure, its text masked."""
+        if out_of_fds(exc):
+            # Not a network fault: the process has no descriptor for a socket. Said as such.
+            return OutOfFileDescriptorsError(
+                f"{what}: cannot connect to {self._url.host}:{self._url.port}: {fd_advice()}",
+                endpoint=endpoint,
+                sent=False,
+            )
         if isinstance(exc, aiohttp.ClientConnectorError):
             # Refused or unresolvable: nothing reached the PBX, so even a POST may be retried.
             # A TLS failure is a connector error too, but retrying cannot fix it.

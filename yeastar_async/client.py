@@ -546,6 +546,8 @@ def _guard_state(option: StateOption, store: TokenStore | None) -> GuardState:
     key = (option, os.environ.get("XDG_STATE_HOME"), os.environ.get("HOME"))
     state = _guard_states.get(key)
     if state is None:
+        if len(_guard_states) >= 64:  # an environment that keeps changing: stay bounded
+            _guard_states.clear()
         state = _guard_states[key] = GuardState(state_path(option))
     return state
 

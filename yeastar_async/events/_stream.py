@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from websockets.exceptions import ConnectionClosed
 
 from yeastar_async._backoff import Backoff, RandomSource
+from yeastar_async._fds import OutOfFileDescriptorsError, out_of_fds
+from yeastar_async._fds import report as report_out_of_fds
 from yeastar_async._tls import checked_connection
 from yeastar_async.errors import (
     AccessDeniedError,
@@ -116,6 +118,8 @@ _BAD_FRAME_LOG_INTERVAL: Final = 5.0
 _FIRST_BEAT_MIN: Final = 0.1
 #: Jitter of the first heartbeat; its own source, so that the backoff's draws stay the backoff's.
 _JITTER: RandomSource = random.Random()
+#: The reason of an attempt that found no file descriptor for its socket .
+_OUT_OF_FDS: Final = "connect failed: out of file descriptors"
 #: Smallest accepted ``max_frame_size``: acks, heartbeat replies and small events fit.
 MIN_FRAME_SIZE: Final = 1024
 
@@ -1103,11 +1107,14 @@ class EventStream:
             except YeastarError as exc:
                 self._attempt_settled()
                 delay = backoff.next_delay()
-                logger.warning(
-                    "event stream: no access token (%s); retrying in %.2fs",
-                    redact(str(exc)),
-                    delay,
-                )
+                if isinstance(exc, OutOfFileDescriptorsError):
+                    report_out_of_fds(logger, "event stream: no access token")
+                else:
+                    logger.warning(
+                        "event stream: no access token (%s); retrying in %.2fs",
+                        redact(str(exc)),
+                        delay,
+                    )
                 await asyncio.sleep(delay)
                 continue
             reason, token_expired, up_for = await self._attempt(token)
@@ -1134,8 +1141,12 @@ class EventStream:
                 reason += "; token renewed"
             else:
                 delay = backoff.next_delay()
-            log = logger.info if up_for is not None else logger.warning
-            log("event stream: %s; reconnecting in %.2fs", reason, delay)
+            if reason == _OUT_OF_FDS:
+                # Once per process at ERROR, with the fix: not a warning per stream and retry.
+                report_out_of_fds(logger, "event stream: cannot connect")
+            else:
+                log = logger.info if up_for is not None else logger.warning
+                log("event stream: %s; reconnecting in %.2fs", reason, delay)
             await asyncio.sleep(delay)
 
     async def _attempt(self, token: str) -> tuple[str, bool, float | None]:
@@ -1183,6 +1194,8 @@ class EventStream:
             # the token, and a PBX address that redirects is a wrong base_url.
             refused = _redirect_error(status, exc.response.headers.get("Location"), redact)
         except (OSError, TimeoutError, WebSocketException) as exc:
+            if out_of_fds(exc):
+                return _OUT_OF_FDS, False, None
             return f"connect failed: {redact(str(exc) or type(exc).__name__)}", False, None
         if refused is not None:
             raise refused
