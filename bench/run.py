@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     _root = str(Path(__file__).resolve().parent.parent)
     sys.path[0] = _root
 
-from bench import decode, latency, memory, rest, stream
+from bench import decode, latency, memory, rest, scale, stream
 from bench._common import Row, machine, render
 
 #: Section name -> (full-run arguments, quick-run arguments) of its ``run()``.
@@ -38,6 +38,26 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"events": 1_000_000, "warmup": 100_000, "import_rounds": 21},
         {"events": 200_000, "warmup": 50_000, "import_rounds": 5},
     ),
+    "scale": (
+        {
+            "clients": 1000,
+            "streams": 1000,
+            "idle": 30.0,
+            "burst_streams": 2000,
+            "burst_interval": 5.0,
+            "download_mib": 50,
+            "rounds": 9,
+        },
+        {
+            "clients": 1000,
+            "streams": 1000,
+            "idle": 10.0,
+            "burst_streams": 2000,
+            "burst_interval": 3.0,
+            "download_mib": 50,
+            "rounds": 5,
+        },
+    ),
 }
 
 SECTIONS: dict[str, Callable[..., Any]] = {
@@ -46,6 +66,7 @@ SECTIONS: dict[str, Callable[..., Any]] = {
     "rest": rest.run,
     "latency": latency.run,
     "memory": memory.run,
+    "scale": scale.run,
 }
 
 

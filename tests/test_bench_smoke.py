@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import decode, latency, memory, rest, run, stream
+from bench import decode, latency, memory, rest, run, scale, stream
 from bench._common import Row, frames, render
 
 
@@ -64,6 +64,22 @@ def test_percentile_is_nearest_rank() -> None:
 async def test_memory_section() -> None:
     rows = await memory.run(events=400, warmup=100, import_rounds=1)
     _check(rows, "5 ", 2)
+
+
+async def test_scale_section() -> None:
+    rows = await scale.run(
+        clients=20,
+        streams=5,
+        idle=0.2,
+        burst_streams=5,
+        burst_interval=0.5,
+        download_mib=2,
+        rounds=1,
+    )
+    _check(rows, "6 ", 8)
+    leftover = rows[4]
+    assert leftover.what.startswith("left after closing")
+    assert leftover.ratio == 0  # no fd, no task left behind by closed clients
 
 
 def test_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
