@@ -82,6 +82,7 @@ from yeastar_async.events._dispatch import (
     describe,
     handler_name,
 )
+from yeastar_async.events._pace import turn as pace_turn
 from yeastar_async.events.models import TOPICS, Connected, Disconnected, UnknownEvent
 
 __all__ = ["EventStream", "StreamOptions", "TokenSource", "WsEndpoint"]
@@ -334,6 +335,50 @@ class _Control(msgspec.Struct):
 _CONTROL: Final = msgspec.json.Decoder(_Control, strict=False)
 
 
+class _Wake:
+    """The keeper's wake-up flag, waited on with a deadline.
+
+    Like an ``asyncio.Event`` waited on under ``asyncio.timeout``, without the timeout context
+    and the cancellation it throws at every deadline: the keeper waits once or twice per
+    heartbeat, on every link, which for a thousand streams is most of their idle CPU.
+    """
+
+    __slots__ = ("_fut", "_loop", "_set")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._set = False
+        self._fut: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        """Wake the waiter (or make the next :meth:`wait` return at once)."""
+        self._set = True
+        fut = self._fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def clear(self) -> None:
+        """Forget a wake-up not yet waited for."""
+        self._set = False
+
+    async def wait(self, timeout: float) -> None:
+        """Return once :meth:`set` is called, or after ``timeout`` seconds."""
+        if self._set:
+            return
+        fut = self._fut = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _resolve, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._fut = None
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class _Link:
     """State of one open WebSocket: reader, keeper (heartbeats, deadlines), pending acks.
 
@@ -359,7 +404,7 @@ class _Link:
         self._waiters: list[asyncio.Future[None]] = []
         self._sent_topics: frozenset[int] = frozenset()
         self._topics_dirty = True
-        self._wake = asyncio.Event()
+        self._wake = _Wake(self.loop)
         self._send_lock = asyncio.Lock()
 
     # -- clock ----------------------------------------------------------------------------
@@ -477,9 +522,7 @@ class _Link:
                 for start in (self._pending[0][0] if self._pending else None, self._unproven):
                     if start is not None:
                         sleep = min(sleep, start + self.timeout - eff)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(sleep, 0.0)):
-                    await self._wake.wait()
+            await self._wake.wait(max(sleep, 0.0))
 
     async def read(self) -> None:
         """Read frames: prove liveness, handle acks and errors, publish events."""
@@ -968,6 +1011,8 @@ class EventStream:
         return self._lock
 
     async def _acquire(self) -> asyncio.Task[BaseException | None] | None:
+        # Streams started together (a thousand listen() tasks) start a few per loop iteration.
+        await pace_turn()
         async with self._get_lock():
             if self._closed:
                 return None
@@ -1164,6 +1209,7 @@ class EventStream:
         # would be websockets' own, which holds the URL or Location unmasked.
         refused: Exception | None = None
         try:
+            await pace_turn()  # links dropped together reconnect a few per loop iteration
             ws = await _no_redirect_connect()(
                 self._endpoint.ws_url(token),
                 # A pinned certificate is checked before the upgrade request carries the token.
