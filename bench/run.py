@@ -42,7 +42,8 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {
             "clients": 1000,
             "streams": 1000,
-            "idle": 30.0,
+            "idle": 25.0,
+            "settle": 16.0,
             "burst_streams": 2000,
             "burst_interval": 5.0,
             "download_mib": 50,
@@ -52,6 +53,7 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             "clients": 1000,
             "streams": 1000,
             "idle": 10.0,
+            "settle": 0.0,
             "burst_streams": 2000,
             "burst_interval": 3.0,
             "download_mib": 50,

@@ -41,7 +41,7 @@ from typing import Any, Final
 import aiohttp
 
 from bench._common import Row, fmt_mb, fmt_time, interleave, rss_bytes
-from bench._server import ServerProcess
+from bench._server import API, TOKEN, ServerProcess
 from yeastar_async import YeastarClient, events
 from yeastar_async.events import _stream
 
@@ -165,38 +165,133 @@ def _tasks() -> int:
     return len(asyncio.all_tasks())
 
 
-async def many_streams(base_url: str, streams: int, idle: float) -> dict[str, float]:
-    """Connect ``streams`` streams at once, idle them, close them: the figures."""
+class GcPauses:
+    """The longest garbage collection of each generation while it is entered."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            took = time.perf_counter() - self._started
+            generation = info["generation"]
+            self.longest[generation] = max(self.longest[generation], took)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+class Warnings(logging.Handler):
+    """Counts the SDK's WARNING records (its INFO lines are off, see :func:`_quiet`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Warnings:
+        logging.getLogger("yeastar_async").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("yeastar_async").removeHandler(self)
+
+
+async def many_streams(
+    base_url: str, streams: int, idle: float, settle: float, gc_paused: bool = False
+) -> dict[str, float]:
+    """Connect ``streams`` streams at once, idle them, close them: the figures.
+
+    ``gc_paused``: the start-up recipe of the README: the collector off while the streams
+    start, then ``gc.freeze()`` (what exists by then is never scanned again) and on again.
+    """
     gc.collect()
     fds_before, tasks_before, rss_before = open_fds(), _tasks(), rss_bytes()
     fleet = Fleet(base_url, streams)
-    with StallMonitor() as connect_stall:
+    if gc_paused:
+        gc.disable()
+    with StallMonitor() as connect_stall, GcPauses() as pauses:
         took = await fleet.start()
-    # Idle: the REST keep-alive connections of the logins time out, heartbeats go on.
-    cpu_started, wall_started = time.process_time(), time.perf_counter()
-    with StallMonitor(tick=0.05) as idle_stall:
-        await asyncio.sleep(idle)
-    cpu = (time.process_time() - cpu_started) / (time.perf_counter() - wall_started)
-    gc.collect()
-    rss = rss_bytes() - rss_before
-    tasks = _tasks() - tasks_before
-    await fleet.close()
+    if gc_paused:
+        gc.freeze()
+        gc.enable()
+    figures: dict[str, float] = {
+        "connect": took,
+        "connect_stall": connect_stall.worst,
+        "full_gc": pauses.longest[2],
+    }
+    if not gc_paused:
+        # The REST keep-alive connections of the logins close after `settle` seconds; idle
+        # from then on: heartbeats only.
+        await asyncio.sleep(settle)
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        with StallMonitor(tick=0.05) as idle_stall:
+            await asyncio.sleep(idle)
+        cpu = (time.process_time() - cpu_started) / (time.perf_counter() - wall_started)
+        gc.collect()
+        figures.update(
+            rss=(rss_bytes() - rss_before) / streams,
+            tasks=(_tasks() - tasks_before) / streams,
+            cpu=cpu * 100,
+            idle_stall=idle_stall.worst,
+        )
+    with Warnings() as warned:
+        await fleet.close()
     del fleet
+    if gc_paused:
+        gc.unfreeze()
     gc.collect()
     for _ in range(40):  # closed transports release their sockets over the next loop turns
         if open_fds() <= fds_before and _tasks() <= tasks_before:
             break
         await asyncio.sleep(0.05)
-    return {
-        "connect": took,
-        "connect_stall": connect_stall.worst,
-        "idle_stall": idle_stall.worst,
-        "rss": rss / streams,
-        "tasks": tasks / streams,
-        "cpu": cpu * 100,
-        "fds_left": open_fds() - fds_before,
-        "tasks_left": _tasks() - tasks_before,
-    }
+    figures.update(
+        fds_left=open_fds() - fds_before,
+        tasks_left=_tasks() - tasks_before,
+        close_warnings=warned.count,
+    )
+    return figures
+
+
+async def raw_idle_cpu(base_url: str, streams: int, idle: float, interval: float) -> float:
+    """Percent of a core that ``streams`` bare websockets links use sending a heartbeat every
+    ``interval`` seconds (phases spread) and reading the replies: the floor of idle CPU."""
+    from websockets.asyncio.client import connect
+
+    url = base_url.replace("http://", "ws://") + f"{API}subscribe?access_token={TOKEN}"
+    links = []
+    for _ in range(streams):
+        ws = await connect(url, compression=None, ping_interval=None)
+        await ws.send('{"topic_list":[30011]}')
+        await ws.recv()
+        links.append(ws)
+
+    async def beat(ws: Any, first: float) -> None:
+        await asyncio.sleep(first)
+        while True:
+            await ws.send("heartbeat")
+            await ws.recv()
+            await asyncio.sleep(interval)
+
+    tasks = [asyncio.create_task(beat(ws, interval * i / streams)) for i, ws in enumerate(links)]
+    try:
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        await asyncio.sleep(idle)
+        return (time.process_time() - cpu_started) / (time.perf_counter() - wall_started) * 100
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in links))
 
 
 class _InStep:
@@ -291,7 +386,8 @@ async def _quiet() -> AsyncIterator[None]:
 async def run(
     clients: int = 1000,
     streams: int = 1000,
-    idle: float = 30.0,
+    idle: float = 25.0,
+    settle: float = 16.0,
     burst_streams: int = 2000,
     burst_interval: float = 5.0,
     download_mib: int = 50,
@@ -300,9 +396,12 @@ async def run(
     """Every figure of the section (see the module docstring)."""
     limit = raise_fd_limit(max(streams, burst_streams))
     per_client = construction(clients, rounds)
+    interval = _stream.StreamOptions().heartbeat_interval
     async with _quiet():
         with ServerProcess() as server:
-            fleet = await many_streams(server.base_url, streams, idle)
+            fleet = await many_streams(server.base_url, streams, idle, settle)
+            recipe = await many_streams(server.base_url, streams, idle, settle, gc_paused=True)
+            raw_cpu = await raw_idle_cpu(server.base_url, streams, idle, interval)
             in_step = await heartbeat_stall(server.base_url, burst_streams, burst_interval, False)
             jittered = await heartbeat_stall(server.base_url, burst_streams, burst_interval, True)
             sdk_dl, raw_dl, peak = await downloads(server.base_url, download_mib, rounds)
@@ -322,8 +421,16 @@ async def run(
             "6 scale",
             f"longest loop stall, {n} streams connecting at once",
             fmt_time(fleet["connect_stall"]),
-            f"all up in {fleet['connect']:.1f} s",
+            f"longest full GC {fmt_time(fleet['full_gc'])}; all up in {fleet['connect']:.1f} s",
             fleet["connect_stall"] * 1e3,
+            unit="ms",
+        ),
+        Row(
+            "6 scale",
+            "the same, GC paused while they start (README recipe)",
+            fmt_time(recipe["connect_stall"]),
+            f"all up in {recipe['connect']:.1f} s",
+            recipe["connect_stall"] * 1e3,
             unit="ms",
             target=STALL_TARGET * 1e3,
             op="<=",
@@ -340,9 +447,9 @@ async def run(
         ),
         Row(
             "6 scale",
-            f"idle CPU, {n} streams, {idle:g} s with heartbeats",
+            f"idle CPU, {n} streams, {idle:g} s, heartbeats every {interval:g} s",
             f"{fleet['cpu']:.2f}% of a core",
-            f"idle stall {fmt_time(fleet['idle_stall'])}",
+            f"bare websockets {raw_cpu:.2f}%",
             fleet["cpu"],
             unit="%",
             target=CPU_TARGET,
@@ -350,9 +457,16 @@ async def run(
         ),
         Row(
             "6 scale",
+            "idle CPU against bare websockets links",
+            f"{fleet['cpu']:.2f}%",
+            f"{raw_cpu:.2f}%",
+            fleet["cpu"] / raw_cpu if raw_cpu else 0.0,
+        ),
+        Row(
+            "6 scale",
             f"left after closing {n}: fds + tasks",
             f"{fleet['fds_left']:.0f} fds, {fleet['tasks_left']:.0f} tasks",
-            f"fd limit {limit:,}",
+            f"{fleet['close_warnings']:.0f} warnings; fd limit {limit:,}",
             fleet["fds_left"] + fleet["tasks_left"],
             unit="",
             target=0,

@@ -71,13 +71,14 @@ async def test_scale_section() -> None:
         clients=20,
         streams=5,
         idle=0.2,
+        settle=0.0,
         burst_streams=5,
         burst_interval=0.5,
         download_mib=2,
         rounds=1,
     )
-    _check(rows, "6 ", 8)
-    leftover = rows[4]
+    _check(rows, "6 ", 10)
+    leftover = rows[6]
     assert leftover.what.startswith("left after closing")
     assert leftover.ratio == 0  # no fd, no task left behind by closed clients
 
