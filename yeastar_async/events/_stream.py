@@ -406,6 +406,9 @@ class _Link:
         self._topics_dirty = True
         self._wake = _Wake(self.loop)
         self._send_lock = asyncio.Lock()
+        #: Wakes the keeper at the ack or liveness deadline only if that deadline is still open:
+        #: a heartbeat answered in time then costs no wake-up of the keeper task.
+        self._deadline: asyncio.TimerHandle | None = None
 
     # -- clock ----------------------------------------------------------------------------
 
@@ -441,6 +444,8 @@ class _Link:
         return fut
 
     def teardown(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
         for _, futures in self._pending:
             for fut in futures:
                 fut.cancel()
@@ -519,10 +524,24 @@ class _Link:
                 if self._unproven is not None and eff - self._unproven >= self.timeout:
                     raise _LinkLost(f"no frame from the PBX within {self.timeout}s of a heartbeat")
                 # Real time runs at least as fast as effective time: never wakes too late.
-                for start in (self._pending[0][0] if self._pending else None, self._unproven):
-                    if start is not None:
-                        sleep = min(sleep, start + self.timeout - eff)
+                starts = (self._pending[0][0] if self._pending else None, self._unproven)
+                due = min(
+                    (start + self.timeout - eff for start in starts if start is not None),
+                    default=math.inf,
+                )
+                if due < sleep:
+                    self._arm_deadline(due)
             await self._wake.wait(max(sleep, 0.0))
+
+    def _arm_deadline(self, delay: float) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(max(delay, 0.0), self._deadline_due)
+
+    def _deadline_due(self) -> None:
+        self._deadline = None
+        if self._pending or self._unproven is not None:
+            self._wake.set()  # still open: the keeper checks it (and the clock held, if so)
 
     async def read(self) -> None:
         """Read frames: prove liveness, handle acks and errors, publish events."""
