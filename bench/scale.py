@@ -12,8 +12,8 @@ CPU and memory are not this process's. Every figure is this process's:
   seconds, heartbeats included (target: at most 1% of one core); after closing every client,
   the file descriptors and tasks left over (target: none).
 * heartbeat bursts: ``burst_streams`` streams with ``burst_interval`` s heartbeats, started
-  together, first with the first beat of every link at exactly one interval (the behaviour
-  before the jitter), then jittered: the longest loop stall over two intervals of each.
+  together, first with every link's beats at one instant (streams started together before the
+  jitter), then as the SDK spreads them: the longest loop stall over two intervals of each.
 * ``files.save`` of a ``download_mib`` MiB recording against raw aiohttp writing the same
   response to a file (64 KiB chunks, blocking writes on the loop thread), interleaved, best of
   ``rounds``; and the peak memory Python allocates during one save (tracemalloc). Target:
@@ -297,15 +297,18 @@ async def raw_idle_cpu(base_url: str, streams: int, idle: float, interval: float
 class _InStep:
     """The first heartbeat of every link at exactly one interval: no jitter."""
 
+    # (The grid of one slot per interval then puts every beat at the same instant.)
+
     def uniform(self, a: float, b: float) -> float:
         return b
 
 
 async def heartbeat_stall(base_url: str, streams: int, interval: float, jitter: bool) -> float:
     """Longest loop stall over two heartbeat intervals of ``streams`` streams started at once."""
-    saved = _stream._JITTER
+    saved = _stream._JITTER, _stream._BEAT_SLOTS
     if not jitter:
-        _stream._JITTER = _InStep()
+        # Every link's beats at one instant: links up within one interval beat together.
+        _stream._JITTER, _stream._BEAT_SLOTS = _InStep(), 1  # type: ignore[misc]
     try:
         fleet = Fleet(base_url, streams, heartbeat_interval=interval, heartbeat_timeout=interval)
         await fleet.start()
@@ -314,7 +317,7 @@ async def heartbeat_stall(base_url: str, streams: int, interval: float, jitter: 
         await fleet.close()
         return stall.worst
     finally:
-        _stream._JITTER = saved
+        _stream._JITTER, _stream._BEAT_SLOTS = saved  # type: ignore[misc]
 
 
 # -- downloads -----------------------------------------------------------------------------

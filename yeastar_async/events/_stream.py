@@ -117,6 +117,8 @@ _PBX_IDLE_LIMIT: Final = 60.0
 _BAD_FRAME_LOG_INTERVAL: Final = 5.0
 #: The first heartbeat of a link goes after this fraction of the interval at the earliest.
 _FIRST_BEAT_MIN: Final = 0.1
+#: Groups the heartbeats of many links fall into, per interval (see ``_Link.keep``).
+_BEAT_SLOTS: Final = 10
 #: Jitter of the first heartbeat; its own source, so that the backoff's draws stay the backoff's.
 _JITTER: RandomSource = random.Random()
 #: The reason of an attempt that found no file descriptor for its socket .
@@ -361,17 +363,23 @@ class _Wake:
         """Forget a wake-up not yet waited for."""
         self._set = False
 
-    async def wait(self, timeout: float) -> None:
-        """Return once :meth:`set` is called, or after ``timeout`` seconds."""
+    async def wait_until(self, when: float) -> None:
+        """Return once :meth:`set` is called, or at the loop time ``when``."""
         if self._set:
             return
         fut = self._fut = self._loop.create_future()
-        timer = self._loop.call_later(timeout, _resolve, fut)
+        timer = self._loop.call_at(when, _resolve, fut)
         try:
             await fut
         finally:
             timer.cancel()
             self._fut = None
+
+
+def _on_grid(when: float, interval: float) -> float:
+    """``when`` rounded up to the next of ``_BEAT_SLOTS`` points per ``interval`` of loop time."""
+    slot = interval / _BEAT_SLOTS
+    return math.ceil(when / slot) * slot
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -499,10 +507,15 @@ class _Link:
     async def keep(self) -> None:
         """Send the subscription and heartbeats; enforce the ack and liveness deadlines."""
         loop = self.loop
-        # The first beat at a random point of the interval: links opened together (a process
-        # starting a thousand streams, or reconnecting them after a PBX restart) then beat
-        # spread over the interval, not in one burst that stalls the loop every interval.
-        next_beat = loop.time() + self.interval * _JITTER.uniform(_FIRST_BEAT_MIN, 1.0)
+        interval = self.interval
+        # The first beat at a random point of the interval, on a grid of _BEAT_SLOTS slots:
+        # links opened together (a process starting a thousand streams, or reconnecting them
+        # after a PBX restart) beat in _BEAT_SLOTS groups, not in one burst that stalls the
+        # loop every interval; each group's beats go in one loop iteration, whose wake-up
+        # they share (one beat per wake-up would cost more CPU than the beats).
+        next_beat = _on_grid(
+            loop.time() + interval * _JITTER.uniform(_FIRST_BEAT_MIN, 1.0), interval
+        )
         while True:
             # Cleared before the work, so a wake-up requested during a send is not lost.
             self._wake.clear()
@@ -515,7 +528,9 @@ class _Link:
                 self.stream._dispatch.stats.heartbeats_sent += 1
                 if self._unproven is None:
                     self._unproven = self._eff_now()
-                next_beat = now + self.interval
+                next_beat += interval  # on the grid still
+                if next_beat <= now:  # the loop was held up for a whole interval
+                    next_beat = _on_grid(now + interval, interval)
             sleep = next_beat - now
             if self._held_since is None:
                 eff = self._eff_now()
@@ -531,7 +546,7 @@ class _Link:
                 )
                 if due < sleep:
                     self._arm_deadline(due)
-            await self._wake.wait(max(sleep, 0.0))
+            await self._wake.wait_until(next_beat)
 
     def _arm_deadline(self, delay: float) -> None:
         if self._deadline is not None:
