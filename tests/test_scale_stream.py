@@ -149,3 +149,15 @@ async def test_a_cancelled_start_leaves_the_pace_gate_queue() -> None:
     assert all(r is None for r in results[:-1])
     gate = _pace._gates[asyncio.get_running_loop()]
     assert not gate._waiters
+
+
+def test_beats_fall_on_a_grid_of_ten_slots_per_interval() -> None:
+    # Links whose first beats fall in one slot share its instant, and so one wake-up.
+    from yeastar_async.events._stream import _BEAT_SLOTS, _on_grid
+
+    slot = 25.0 / _BEAT_SLOTS
+    for when in (0.0, 0.1, 2.4999, 2.5, 1234.5678, 99999.99):
+        point = _on_grid(when, 25.0)
+        assert when <= point < when + slot + 1e-9
+        assert abs(point / slot - round(point / slot)) < 1e-9
+    assert _on_grid(100.1, 25.0) == _on_grid(102.4, 25.0)
