@@ -17,6 +17,8 @@ subscription receives:
   30016 frame, wait for its ``call/accept_inbound``, note the time between writing the frame
   and receiving the request, pause ``gap`` seconds, repeat N times;
 * ``GET /bench/latencies``: the latencies of the last latency run, in seconds.
+* ``GET /bench/file/<N>.wav``: a file of N bytes (a recording's download path), written in
+  1 MiB slices as fast as the socket takes them.
 
 ``POST /bench/config {"close": true}`` makes REST answers close the connection, as the PBX does.
 
@@ -72,6 +74,8 @@ INFO_BODY: Final = json.dumps(
 ).encode()
 _ACCEPT_BODY: Final = b'{"errcode":0,"errmsg":"SUCCESS","call_id":"1702293000.000400"}'
 _CHUNK_FRAMES: Final = 256  # frames per transport.write() while streaming
+_FILE_PATH: Final = "/bench/file/"
+_FILE_SLICE: Final = 1024 * 1024
 
 
 def ws_frame(text: str | bytes, opcode: int = 0x1) -> bytes:
@@ -199,6 +203,8 @@ class _Conn(asyncio.Protocol):
         elif path == "/bench/config" and method == "POST":
             state.close_after_response = bool(json.loads(body).get("close", False))
             self._answer(_OK, close=False)
+        elif path.startswith(_FILE_PATH) and method == "GET":
+            self._send_file(int(path[len(_FILE_PATH) :].split(".", 1)[0]))
         elif path == "/bench/latencies":
             self._answer(json.dumps(state.latencies).encode(), close=False)
         else:
@@ -213,6 +219,23 @@ class _Conn(asyncio.Protocol):
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
         )
         self.ws = True
+
+    def _send_file(self, size: int) -> None:
+        assert self.transport is not None
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: audio/x-wav\r\nContent-Length: "
+            + str(size).encode()
+            + b"\r\n\r\n"
+        )
+        task = asyncio.create_task(self._file_body(size))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _file_body(self, size: int) -> None:
+        blob = memoryview(_blob(size))
+        for start in range(0, size, _FILE_SLICE):
+            if not await self._write(blob[start : start + _FILE_SLICE]):
+                return
 
     # -- WebSocket ------------------------------------------------------------------------
 
@@ -266,7 +289,7 @@ class _Conn(asyncio.Protocol):
         elif scenario["mode"] == "latency":
             await self._latency(scenario["frame"], int(scenario["count"]), scenario["gap"])
 
-    async def _write(self, data: bytes) -> bool:
+    async def _write(self, data: bytes | memoryview) -> bool:
         await self.can_write.wait()
         if self.transport is None or self.transport.is_closing():
             return False
@@ -304,11 +327,22 @@ class _Conn(asyncio.Protocol):
                 await asyncio.sleep(gap)
 
 
+_blobs: dict[int, bytes] = {}
+
+
+def _blob(size: int) -> bytes:
+    """``size`` bytes of file content, built once per size."""
+    if size not in _blobs:
+        _blobs.clear()
+        _blobs[size] = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    return _blobs[size]
+
+
 async def serve(port: int = 0) -> None:
     """Serve on 127.0.0.1 until stdin reaches EOF (the parent closed it or died)."""
     loop = asyncio.get_running_loop()
     state = _State()
-    server = await loop.create_server(lambda: _Conn(state), HOST, port, backlog=256)
+    server = await loop.create_server(lambda: _Conn(state), HOST, port, backlog=4096)
     bound = server.sockets[0].getsockname()[1]
     print(f"PORT {bound}", flush=True)
     reader = asyncio.StreamReader()

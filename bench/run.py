@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     _root = str(Path(__file__).resolve().parent.parent)
     sys.path[0] = _root
 
-from bench import decode, latency, memory, relay, rest, stream, zeroloss
+from bench import decode, latency, memory, relay, rest, scale, stream, zeroloss
 from bench._common import Row, machine, render
 
 #: Section name -> (full-run arguments, quick-run arguments) of its ``run()``.
@@ -43,6 +43,28 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"count": 5_000, "calls": 300, "rounds": 1},
     ),
     "zeroloss": ({"seconds": 6.0, "rounds": 1}, {"seconds": 3.0, "rounds": 1}),
+    "scale": (
+        {
+            "clients": 1000,
+            "streams": 1000,
+            "idle": 25.0,
+            "settle": 16.0,
+            "burst_streams": 2000,
+            "burst_interval": 5.0,
+            "download_mib": 50,
+            "rounds": 9,
+        },
+        {
+            "clients": 1000,
+            "streams": 1000,
+            "idle": 10.0,
+            "settle": 0.0,
+            "burst_streams": 2000,
+            "burst_interval": 3.0,
+            "download_mib": 50,
+            "rounds": 5,
+        },
+    ),
 }
 
 SECTIONS: dict[str, Callable[..., Any]] = {
@@ -53,6 +75,7 @@ SECTIONS: dict[str, Callable[..., Any]] = {
     "memory": memory.run,
     "relay": relay.run,
     "zeroloss": zeroloss.run,
+    "scale": scale.run,
 }
 
 #: Sections that need something this machine may not have: name -> (check, what is missing).

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import decode, latency, memory, relay, rest, run, stream, zeroloss
+from bench import decode, latency, memory, relay, rest, run, scale, stream, zeroloss
 from bench._common import Row, frames, render
 
 
@@ -86,6 +86,23 @@ def test_runner_skips_a_section_this_machine_cannot_run(
 async def test_zeroloss_section() -> None:
     rows = await zeroloss.run(seconds=0.5, rounds=1)
     _check(rows, "7 zero loss", 1)
+
+
+async def test_scale_section() -> None:
+    rows = await scale.run(
+        clients=20,
+        streams=5,
+        idle=0.2,
+        settle=0.0,
+        burst_streams=5,
+        burst_interval=0.5,
+        download_mib=2,
+        rounds=1,
+    )
+    _check(rows, "8 ", 10)
+    leftover = rows[6]
+    assert leftover.what.startswith("left after closing")
+    assert leftover.ratio == 0  # no fd, no task left behind by closed clients
 
 
 def test_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

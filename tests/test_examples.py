@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from examples import cdr_to_csv, presence_sync, screening_bot, wakeup_calls
+from examples import cdr_to_csv, multi_tenant, presence_sync, screening_bot, wakeup_calls
 from yeastar_async import YeastarClient
 from yeastar_async.testing import FakePBX
 
@@ -244,3 +245,54 @@ async def test_examples_need_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("YEASTAR_BASE_URL", raising=False)
     with pytest.raises(ValueError, match="YEASTAR_BASE_URL"):
         await wakeup_calls.main(["list"])
+
+
+# -- multi_tenant -------------------------------------------------------------------------------
+
+
+async def test_multi_tenant_one_handler_set_with_the_tenant_on_each_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with (
+        FakePBX(ring_time=0.01, talk_time=0.01) as acme,
+        FakePBX(ring_time=0.01, talk_time=0.01) as globex,
+    ):
+        tenants = tmp_path / "tenants.json"
+        tenants.write_text(
+            json.dumps(
+                [
+                    {
+                        "tenant": name,
+                        "base_url": pbx.base_url,
+                        "client_id": pbx.client_id,
+                        "client_secret": pbx.client_secret,
+                    }
+                    for name, pbx in (("acme", acme), ("globex", globex))
+                ]
+            )
+        )
+        tenants.chmod(0o600)
+        task = asyncio.create_task(multi_tenant.main(["--tenants", str(tenants), "--limit", "2"]))
+        await acme.wait_for_subscription([30012])
+        await globex.wait_for_subscription([30012])
+        first = acme.simulate_dial("2000", "2001")
+        second = globex.simulate_dial("2005", "2002")
+        assert await _finish(task) == 0
+    out = capsys.readouterr().out
+    assert f"acme: call {first.call_id} 2000 -> 2001" in out
+    assert f"globex: call {second.call_id} 2005 -> 2002" in out
+    assert acme.client_secret not in out
+    assert globex.client_secret not in out
+
+
+def test_multi_tenant_rejects_a_bad_tenants_file(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.json"
+    path.write_text(json.dumps([{"tenant": "acme", "base_url": "https://pbx:8088"}]))
+    with pytest.raises(ValueError, match="entry 0 lacks client_id, client_secret"):
+        multi_tenant.load_tenants(path)
+    path.write_text(
+        json.dumps([{"tenant": "a", "base_url": "u", "client_id": "i", "client_secret": "s"}] * 2)
+    )
+    with pytest.raises(ValueError, match=r"repeated: \['a'\]"):
+        multi_tenant.load_tenants(path)
+    assert "secret" not in repr(multi_tenant.Tenant("a", "u", "i", "secret"))

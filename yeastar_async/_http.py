@@ -36,6 +36,8 @@ import msgspec
 from yarl import URL
 
 from ._backoff import Backoff
+from ._fds import OutOfFileDescriptorsError, out_of_fds
+from ._fds import advice as fd_advice
 from ._lenient import EXACT_JSON, convert
 from ._models import ApiResponse
 from ._secrets import SecretMask, redact
@@ -311,6 +313,45 @@ class _Slots:
 _UNGATED = frozenset({"del_token"})
 
 
+class _StallWatch:
+    """Ends a download whose server sent nothing for ``limit`` seconds while it was read.
+
+    One timer per ``limit`` seconds instead of one per packet: :meth:`read` notes when a read
+    starts, and the timer, when it fires, either finds a read waiting since ``limit`` ago
+    (the stream then fails with :class:`TimeoutError`) or sets itself for the earliest time
+    one could. Time the caller spends between reads (a slow consumer) is no stall.
+    """
+
+    __slots__ = ("_content", "_limit", "_loop", "_since", "_timer")
+
+    def __init__(self, content: aiohttp.StreamReader, limit: float) -> None:
+        self._content = content
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._since: float | None = None
+        self._timer = self._loop.call_later(limit, self._check)
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes of the body (``b""`` at its end), within the stall bound."""
+        self._since = self._loop.time()
+        try:
+            return await self._content.read(n)
+        finally:
+            self._since = None
+
+    def _check(self) -> None:
+        since, now = self._since, self._loop.time()
+        if since is not None and now - since >= self._limit:
+            self._content.set_exception(TimeoutError("no data within the stall bound"))
+            return
+        start = since if since is not None else now
+        self._timer = self._loop.call_at(start + self._limit, self._check)
+
+    def cancel(self) -> None:
+        """Stop watching (the transfer ended)."""
+        self._timer.cancel()
+
+
 class Transport:
     """HTTP access to one PBX: one aiohttp session, a concurrency cap, TLS, retries, decoding.
 
@@ -337,7 +378,8 @@ class Transport:
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         url = URL(base_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.host:
+        # raw_host: `host` would decode IDNA, a cost per client that only messages need.
+        if url.scheme not in ("http", "https") or not url.raw_host:
             raise ValueError(
                 f"base_url must look like 'https://pbx.example.com:8088', got {base_url!r}"
             )
@@ -808,6 +850,13 @@ class Transport:
         self, exc: BaseException, what: str, endpoint: str, timeout: float | None
     ) -> TransportError:
         """The :class:`TransportError` for an aiohttp failure, its text masked."""
+        if out_of_fds(exc):
+            # Not a network fault: the process has no descriptor for a socket. Said as such.
+            return OutOfFileDescriptorsError(
+                f"{what}: cannot connect to {self._url.host}:{self._url.port}: {fd_advice()}",
+                endpoint=endpoint,
+                sent=False,
+            )
         return transport_failure(
             exc,
             what=what,
@@ -892,38 +941,42 @@ class Transport:
         tokens = self._token_source()
         session = self._get_session()
         total = timeout if timeout is not None else self.download_timeout
-        client_timeout = aiohttp.ClientTimeout(
-            total=total,
-            connect=min(self.connect_timeout, total),
-            sock_read=min(self.timeout, total),
-        )
+        # The stall bound is watched by _StallWatch, not aiohttp's sock_read: that one moves a
+        # timer on every packet, a tenth of the time of a fast download.
+        stall = min(self.timeout, total)
+        connect = min(self.connect_timeout, total)
+        client_timeout = aiohttp.ClientTimeout(total=total, connect=connect)
         what = f"download {self.secrets(url.path)}"
         for replay in (False, True):
             token = tokens.current() or await self._wait_token(tokens, what, "download", total)
             failure: TransportError | None = None
+            watch: _StallWatch | None = None
             try:
-                async with session.get(
-                    url.with_query(access_token=token),
-                    timeout=client_timeout,
-                    headers=self._ua_header or None,
-                    **self._per_request,
-                ) as resp:
+                async with asyncio.timeout(stall):  # the answer's head: one timer
+                    resp = await session.get(
+                        url.with_query(access_token=token),
+                        timeout=client_timeout,
+                        headers=self._ua_header or None,
+                        **self._per_request,
+                    )
+                async with resp:
+                    watch = _StallWatch(resp.content, stall)
                     refuse_redirect(
                         resp.status, resp.headers, what=what, mask=self.secrets, endpoint="download"
                     )
                     if resp.status != 200:
-                        shown = excerpt(await resp.content.read(_EXCERPT), self.secrets)
+                        shown = excerpt(await watch.read(_EXCERPT), self.secrets)
                         raise TransportError(
                             f"{what}: HTTP {resp.status}: {shown!r}",
                             endpoint="download",
                             status=resp.status,
                             body_excerpt=shown,
                         )
-                    first = await resp.content.read(chunk_size)
+                    first = await watch.read(chunk_size)
                     if first.lstrip()[:1] == b"{" and (
                         resp.content_type == "application/json" or b'"errcode"' in first
                     ):
-                        rest = await resp.content.read(65536)
+                        rest = await watch.read(65536)
                         env = self._error_envelope(first + rest)
                         if env is not None:
                             if env.errcode == 10004 and not replay:
@@ -932,19 +985,22 @@ class Transport:
                                 continue
                             _raise_for_envelope(env, "download", self.secrets)
                         first += rest
-                    if first:
-                        yield first
-                    async for chunk in resp.content.iter_chunked(chunk_size):
+                    chunk = first
+                    while chunk:
                         yield chunk
+                        chunk = await watch.read(chunk_size)
                     return
             except TimeoutError:
                 failure = TransportError(
                     f"{what}: not complete within {total:g} s (timeout=, download_timeout=) "
-                    f"or stalled for {client_timeout.sock_read:g} s",
+                    f"or stalled for {stall:g} s",
                     endpoint="download",
                 )
             except aiohttp.ClientError as exc:
                 failure = self._failure(exc, what, "download", total)
+            finally:
+                if watch is not None:
+                    watch.cancel()
             # Raised outside the except clauses: aiohttp's exception is in no __context__.
             raise failure
         raise TokenExpiredError(errcode=10004, errmsg="TOKEN EXPIRED", endpoint="download")

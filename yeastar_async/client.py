@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -219,19 +220,19 @@ class YeastarClient:
         recover_cdrs: bool = True,
     ) -> None:
         # Validate every option before building anything, so a bad value costs nothing.
-        guard_state = GuardState(state_path(login_guard_state), store=token_store)
-        stream_options = StreamOptions(
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_timeout=heartbeat_timeout,
-            reconnect_delay_min=reconnect_delay_min,
-            reconnect_delay_max=reconnect_delay_max,
-            healthy_after=healthy_after,
-            queue_size=event_queue_size,
-            queue_bytes=event_queue_bytes,
-            overflow=overflow,
-            handler_timeout=handler_timeout,
-            shutdown_timeout=shutdown_timeout,
-            max_frame_size=max_frame_size,
+        guard_state = _guard_state(login_guard_state, token_store)
+        stream_options = _stream_options(
+            heartbeat_interval,
+            heartbeat_timeout,
+            reconnect_delay_min,
+            reconnect_delay_max,
+            healthy_after,
+            event_queue_size,
+            event_queue_bytes,
+            overflow,
+            handler_timeout,
+            shutdown_timeout,
+            max_frame_size,
         )
         self._transport = Transport(
             base_url,
@@ -560,6 +561,42 @@ class YeastarClient:
             response_type=response_type if response_type is not None else _RAW,
             timeout=timeout,
         )
+
+
+# -- what clients of one process share ----------------------------------------------------------
+# An integrator holds a client per customer PBX, a thousand in one process: what depends only
+# on the option values is built once per distinct set of them, not once per client.
+
+#: (option, $XDG_STATE_HOME, $HOME) -> the GuardState of clients without a token store. A
+#: GuardState holds only where the count lives, so clients naming the same place share one.
+_guard_states: dict[tuple[object, str | None, str | None], GuardState] = {}
+
+
+def _guard_state(option: StateOption, store: TokenStore | None) -> GuardState:
+    """The lockout guard's state for ``login_guard_state=option`` and ``token_store=store``."""
+    if store is not None or not (option is None or option == "default"):
+        # A file path is checked (is it a folder?) for every client, as given.
+        return GuardState(state_path(option), store=store)
+    # The default file's place follows the environment at construction, as before.
+    key = (option, os.environ.get("XDG_STATE_HOME"), os.environ.get("HOME"))
+    state = _guard_states.get(key)
+    if state is None:
+        if len(_guard_states) >= 64:  # an environment that keeps changing: stay bounded
+            _guard_states.clear()
+        state = _guard_states[key] = GuardState(state_path(option))
+    return state
+
+
+def _stream_options(*values: Any) -> StreamOptions:
+    """The validated (frozen, shareable) :class:`StreamOptions` of these values, in field order."""
+    try:
+        return _cached_stream_options(*values)
+    except TypeError:  # an unhashable value: StreamOptions names it
+        return StreamOptions(*values)
+
+
+# typed: 1, 1.0 and True are equal keys, but only some of them are valid values.
+_cached_stream_options = functools.lru_cache(maxsize=64, typed=True)(StreamOptions)
 
 
 _RAW: Any = dict[str, Any]

@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import ssl
 import time
 from collections import deque
@@ -75,6 +76,8 @@ if TYPE_CHECKING:
     from websockets.exceptions import ConnectionClosed
 
 from yeastar_async._backoff import Backoff, RandomSource
+from yeastar_async._fds import OutOfFileDescriptorsError, out_of_fds
+from yeastar_async._fds import report as report_out_of_fds
 from yeastar_async._tls import checked_connection
 from yeastar_async.errors import (
     AccessDeniedError,
@@ -100,6 +103,7 @@ from yeastar_async.events._dispatch import (
     describe,
     handler_name,
 )
+from yeastar_async.events._pace import turn as pace_turn
 from yeastar_async.events._recovery import CdrRecovery, Checkpoint
 from yeastar_async.events._sizing import charge
 from yeastar_async.events.models import TOPICS, Connected, Disconnected, NewCdr, UnknownEvent
@@ -144,6 +148,14 @@ _CDR_TOPIC: Final = NewCdr.TOPIC
 _ROTATION_ATTEMPTS: Final = 3
 #: Upper bound of the REST recovery after a gap (the reader waits for it).
 _RECOVERY_TIMEOUT: Final = 60.0
+#: The first heartbeat of a link goes after this fraction of the interval at the earliest.
+_FIRST_BEAT_MIN: Final = 0.1
+#: Groups the heartbeats of many links fall into, per interval (see ``_Link.keep``).
+_BEAT_SLOTS: Final = 10
+#: Jitter of the first heartbeat; its own source, so that the backoff's draws stay the backoff's.
+_JITTER: RandomSource = random.Random()
+#: The reason of an attempt that found no file descriptor for its socket .
+_OUT_OF_FDS: Final = "connect failed: out of file descriptors"
 #: Smallest accepted ``max_frame_size``: acks, heartbeat replies and small events fit.
 MIN_FRAME_SIZE: Final = 1024
 
@@ -376,6 +388,56 @@ class _Control(msgspec.Struct):
 _CONTROL: Final = msgspec.json.Decoder(_Control, strict=False)
 
 
+class _Wake:
+    """The keeper's wake-up flag, waited on with a deadline.
+
+    Like an ``asyncio.Event`` waited on under ``asyncio.timeout``, without the timeout context
+    and the cancellation it throws at every deadline: the keeper waits once or twice per
+    heartbeat, on every link, which for a thousand streams is most of their idle CPU.
+    """
+
+    __slots__ = ("_fut", "_loop", "_set")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._set = False
+        self._fut: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        """Wake the waiter (or make the next :meth:`wait` return at once)."""
+        self._set = True
+        fut = self._fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def clear(self) -> None:
+        """Forget a wake-up not yet waited for."""
+        self._set = False
+
+    async def wait_until(self, when: float) -> None:
+        """Return once :meth:`set` is called, or at the loop time ``when``."""
+        if self._set:
+            return
+        fut = self._fut = self._loop.create_future()
+        timer = self._loop.call_at(when, _resolve, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._fut = None
+
+
+def _on_grid(when: float, interval: float) -> float:
+    """``when`` rounded up to the next of ``_BEAT_SLOTS`` points per ``interval`` of loop time."""
+    slot = interval / _BEAT_SLOTS
+    return math.ceil(when / slot) * slot
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class _Link:
     """State of one open WebSocket: reader, keeper (heartbeats, deadlines), pending acks.
 
@@ -401,7 +463,7 @@ class _Link:
         self._waiters: list[asyncio.Future[None]] = []
         self._sent_topics: frozenset[int] = frozenset()
         self._topics_dirty = True
-        self._wake = asyncio.Event()
+        self._wake = _Wake(self.loop)
         self._send_lock = asyncio.Lock()
         #: A standby link (the successor of a rotation) keeps its event frames here.
         self.backlog: deque[bytes] | None = None
@@ -420,6 +482,9 @@ class _Link:
         self.rotation_settled = asyncio.Event()
         self.clean = False
         self.rotating_since: tuple[float, float] | None = None
+        #: Wakes the keeper at the ack or liveness deadline only if that deadline is still open:
+        #: a heartbeat answered in time then costs no wake-up of the keeper task.
+        self._deadline: asyncio.TimerHandle | None = None
 
     # -- clock ----------------------------------------------------------------------------
 
@@ -455,6 +520,8 @@ class _Link:
         return fut
 
     def teardown(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
         for _, futures in self._pending:
             for fut in futures:
                 fut.cancel()
@@ -535,7 +602,15 @@ class _Link:
     async def keep(self) -> None:
         """Send the subscription and heartbeats; enforce the ack and liveness deadlines."""
         loop = self.loop
-        next_beat = loop.time() + self.interval
+        interval = self.interval
+        # The first beat at a random point of the interval, on a grid of _BEAT_SLOTS slots:
+        # links opened together (a process starting a thousand streams, or reconnecting them
+        # after a PBX restart) beat in _BEAT_SLOTS groups, not in one burst that stalls the
+        # loop every interval; each group's beats go in one loop iteration, whose wake-up
+        # they share (one beat per wake-up would cost more CPU than the beats).
+        next_beat = _on_grid(
+            loop.time() + interval * _JITTER.uniform(_FIRST_BEAT_MIN, 1.0), interval
+        )
         while True:
             # Cleared before the work, so a wake-up requested during a send is not lost.
             self._wake.clear()
@@ -548,7 +623,9 @@ class _Link:
                 self.stream._dispatch.stats.heartbeats_sent += 1
                 if self._unproven is None:
                     self._unproven = self._eff_now()
-                next_beat = now + self.interval
+                next_beat += interval  # on the grid still
+                if next_beat <= now:  # the loop was held up for a whole interval
+                    next_beat = _on_grid(now + interval, interval)
             sleep = next_beat - now
             if self._held_since is None:
                 eff = self._eff_now()
@@ -557,12 +634,24 @@ class _Link:
                 if self._unproven is not None and eff - self._unproven >= self.timeout:
                     raise _LinkLost(f"no frame from the PBX within {self.timeout}s of a heartbeat")
                 # Real time runs at least as fast as effective time: never wakes too late.
-                for start in (self._pending[0][0] if self._pending else None, self._unproven):
-                    if start is not None:
-                        sleep = min(sleep, start + self.timeout - eff)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(sleep, 0.0)):
-                    await self._wake.wait()
+                starts = (self._pending[0][0] if self._pending else None, self._unproven)
+                due = min(
+                    (start + self.timeout - eff for start in starts if start is not None),
+                    default=math.inf,
+                )
+                if due < sleep:
+                    self._arm_deadline(due)
+            await self._wake.wait_until(next_beat)
+
+    def _arm_deadline(self, delay: float) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(max(delay, 0.0), self._deadline_due)
+
+    def _deadline_due(self) -> None:
+        self._deadline = None
+        if self._pending or self._unproven is not None:
+            self._wake.set()  # still open: the keeper checks it (and the clock held, if so)
 
     async def read(self) -> None:
         """Read frames: prove liveness, handle acks and errors, publish events."""
@@ -906,7 +995,8 @@ class EventStream:
         self._lock: asyncio.Lock | None = None
         self._engine: asyncio.Task[BaseException | None] | None = None
         self._consumer: asyncio.Task[None] | None = None
-        self._stop: asyncio.Event | None = None
+        #: Resolved to stop the engine: a future, so the engine waits on it without a task.
+        self._stop: asyncio.Future[None] | None = None
         self._topics_event: asyncio.Event | None = None
         # Set when a connection attempt settles (acknowledged, or failed); subscribe() waits
         # on it when no link is up, so that it returns once its topics are live if they can be.
@@ -1144,8 +1234,8 @@ class EventStream:
         """
         self._closed = True
         if self._in_handler():
-            if self._stop is not None:
-                self._stop.set()
+            if self._stop is not None and not self._stop.done():
+                self._stop.set_result(None)
         else:
             async with self._get_lock():
                 await self._stop_engine()
@@ -1195,12 +1285,14 @@ class EventStream:
         return self._lock
 
     async def _acquire(self) -> asyncio.Task[BaseException | None] | None:
+        # Streams started together (a thousand listen() tasks) start a few per loop iteration.
+        await pace_turn()
         async with self._get_lock():
             if self._closed:
                 return None
             self._demand += 1
             if self._engine is None or self._engine.done():
-                self._stop = asyncio.Event()
+                self._stop = asyncio.get_running_loop().create_future()
                 self._topics_event = asyncio.Event()
                 self._settled = asyncio.Event()
                 self._engine = asyncio.create_task(
@@ -1222,10 +1314,11 @@ class EventStream:
         if engine is None or engine.done():
             return
         assert self._stop is not None
-        self._stop.set()
+        if not self._stop.done():
+            self._stop.set_result(None)
         await asyncio.wait({engine})
 
-    async def _run_engine(self, stop: asyncio.Event) -> BaseException | None:
+    async def _run_engine(self, stop: asyncio.Future[None]) -> BaseException | None:
         """Supervisor + handler consumer until stopped; returns the fatal error, if any."""
         loop = asyncio.get_running_loop()
         inbox = self._dispatch.open_inbox()
@@ -1233,12 +1326,10 @@ class EventStream:
         consumer = asyncio.create_task(self._dispatch.consume(inbox), name="yeastar-event-handlers")
         self._consumer = consumer
         supervisor = asyncio.create_task(self._supervise(), name="yeastar-event-supervisor")
-        stopper = asyncio.create_task(stop.wait(), name="yeastar-event-stop")
         try:
-            await asyncio.wait({supervisor, consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({supervisor, consumer, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             deadline = loop.time() + self._opts.shutdown_timeout
-            stopper.cancel()
             supervisor.cancel()
             # The supervisor closes the socket (bounded by its close timeout), then the
             # handlers get what is still queued, within what is left of shutdown_timeout.
@@ -1251,7 +1342,7 @@ class EventStream:
                     task.cancel()
             # Cancelled handlers and socket closes are short; bound them anyway.
             grace = min(1.0, self._opts.shutdown_timeout)
-            await asyncio.wait({supervisor, consumer, stopper}, timeout=grace)
+            await asyncio.wait({supervisor, consumer}, timeout=grace)
             self._link = None
             self._consumer = None
             if cut_short:
@@ -1338,11 +1429,14 @@ class EventStream:
             except YeastarError as exc:
                 self._attempt_settled()
                 delay = backoff.next_delay()
-                logger.warning(
-                    "event stream: no access token (%s); retrying in %.2fs",
-                    redact(str(exc)),
-                    delay,
-                )
+                if isinstance(exc, OutOfFileDescriptorsError):
+                    report_out_of_fds(logger, "event stream: no access token")
+                else:
+                    logger.warning(
+                        "event stream: no access token (%s); retrying in %.2fs",
+                        redact(str(exc)),
+                        delay,
+                    )
                 await asyncio.sleep(delay)
                 continue
             reason, token_expired, up_for = await self._attempt(token)
@@ -1369,8 +1463,12 @@ class EventStream:
                 reason += "; token renewed"
             else:
                 delay = backoff.next_delay()
-            log = logger.info if up_for is not None else logger.warning
-            log("event stream: %s; reconnecting in %.2fs", reason, delay)
+            if reason == _OUT_OF_FDS:
+                # Once per process at ERROR, with the fix: not a warning per stream and retry.
+                report_out_of_fds(logger, "event stream: cannot connect")
+            else:
+                log = logger.info if up_for is not None else logger.warning
+                log("event stream: %s; reconnecting in %.2fs", reason, delay)
             await asyncio.sleep(delay)
 
     async def _attempt(self, token: str) -> tuple[str, bool, float | None]:
@@ -1483,6 +1581,7 @@ class EventStream:
         # would be websockets' own, which holds the URL or Location unmasked.
         refused: Exception | None = None
         try:
+            await pace_turn()  # links dropped together reconnect a few per loop iteration
             ws: ClientConnection = await _no_redirect_connect()(
                 self._endpoint.ws_url(token),
                 # A pinned certificate is checked before the upgrade request carries the token.
@@ -1513,6 +1612,8 @@ class EventStream:
             # the token, and a PBX address that redirects is a wrong base_url.
             refused = _redirect_error(status, exc.response.headers.get("Location"), redact)
         except (OSError, TimeoutError, WebSocketException) as exc:
+            if out_of_fds(exc):
+                return _OUT_OF_FDS, False, None
             return f"connect failed: {redact(str(exc) or type(exc).__name__)}", False, None
         if refused is not None:
             raise refused

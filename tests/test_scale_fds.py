@@ -1,0 +1,146 @@
+"""Running out of file descriptors: said as what it is, once per process, and survived.
+
+Real exhaustion: the test fills the process's descriptor table with ``/dev/null`` handles
+(under a lowered soft limit, restored after), so the SDK's next socket gets ``EMFILE``. The
+websockets modules the stream imports at its first connection are imported here first, as in a
+process whose other streams are up (an import needs a descriptor too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+from collections.abc import Iterator
+
+import pytest
+import websockets.asyncio.client
+import websockets.exceptions
+
+from yeastar_async import YeastarClient, _fds, events
+from yeastar_async.errors import TransportError
+from yeastar_async.testing import FakePBX
+
+#: Descriptors above those already open: room enough for the test's own needs, filled later.
+_HEADROOM = 64
+#: Imported on purpose (see the module docstring).
+_PRELOADED = (websockets.asyncio.client, websockets.exceptions)
+
+
+@contextlib.contextmanager
+def descriptors_exhausted() -> Iterator[None]:
+    """Every descriptor of the process taken until the block ends (limits restored)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(in_use + _HEADROOM, hard), hard))
+    held: list[int] = []
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture(autouse=True)
+def fresh_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The once-per-process report not yet made in this test."""
+    monkeypatch.setattr(_fds, "_reported", False)
+
+
+def _fd_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "out of file descriptors" in r.getMessage()]
+
+
+class _Counter(logging.Handler):
+    """Sets ``reached`` once ``n`` records about descriptor exhaustion were logged."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.n = n
+        self.reached = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "out of file descriptors" in record.getMessage():
+            self.n -= 1
+            if self.n <= 0:
+                self.reached.set()
+
+
+def client_of(pbx: FakePBX) -> YeastarClient:
+    # No guard state file: the socket is then the first descriptor a login needs.
+    return YeastarClient(
+        pbx.base_url,
+        pbx.client_id,
+        pbx.client_secret,
+        login_guard_state=None,
+        reconnect_delay_min=0.01,
+        reconnect_delay_max=0.02,
+        retries=0,
+    )
+
+
+async def test_streams_out_of_fds_report_it_once_with_the_fix_and_recover(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="yeastar_async")
+    async with FakePBX() as pbx:
+        clients = [client_of(pbx) for _ in range(3)]
+        connected = [asyncio.Event() for _ in clients]
+        for client, flag in zip(clients, connected, strict=True):
+
+            async def up(_: events.Connected, flag: asyncio.Event = flag) -> None:
+                flag.set()
+
+            client.add_handler(events.Connected, up)
+            client.add_handler(30011, _ignore)
+            await client.login()  # the token in hand: the WebSocket is what finds no fd
+        tasks: list[asyncio.Task[None]] = []
+        counter = _Counter(6)  # each stream failed twice at least
+        logging.getLogger("yeastar_async").addHandler(counter)
+        try:
+            with descriptors_exhausted():
+                tasks = [asyncio.create_task(c.listen()) for c in clients]
+                async with asyncio.timeout(10):
+                    await counter.reached.wait()
+            records = _fd_records(caplog)
+            errors = [r for r in records if r.levelno >= logging.WARNING]
+            assert len(errors) == 1, [r.getMessage() for r in errors]
+            assert errors[0].levelno == logging.ERROR
+            assert "ulimit -n" in errors[0].getMessage()
+            assert "soft limit" in errors[0].getMessage()
+            # No generic "connect failed" warning per retry either.
+            assert not [
+                r
+                for r in caplog.records
+                if r.levelno == logging.WARNING and "connect failed" in r.getMessage()
+            ]
+            # Descriptors free again: every stream connects without help.
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(flag.wait() for flag in connected))
+        finally:
+            logging.getLogger("yeastar_async").removeHandler(counter)
+            for client in clients:
+                await client.aclose()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_request_out_of_fds_raises_what_it_is() -> None:
+    async with FakePBX() as pbx, client_of(pbx) as client:
+        with descriptors_exhausted(), pytest.raises(TransportError) as caught:
+            await client.login()
+        assert isinstance(caught.value, _fds.OutOfFileDescriptorsError)
+        assert "out of file descriptors" in str(caught.value)
+        assert "ulimit -n" in str(caught.value)
+        assert caught.value.__cause__ is None
+        assert caught.value.__context__ is None
+        await client.login()  # fine once descriptors are free
+
+
+async def _ignore(_: object) -> None:
+    pass
