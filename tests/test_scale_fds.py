@@ -144,3 +144,23 @@ async def test_a_request_out_of_fds_raises_what_it_is() -> None:
 
 async def _ignore(_: object) -> None:
     pass
+
+
+async def test_out_of_fds_at_the_guard_state_file_is_no_refusal() -> None:
+    # The default guard state file needs a descriptor before the login's socket does. Finding
+    # none is the process's condition, not the file's: a transient OutOfFileDescriptorsError
+    # (nothing sent), not a LockoutGuardError that would end an event stream for good.
+    async with FakePBX() as pbx:
+        client = YeastarClient(pbx.base_url, pbx.client_id, pbx.client_secret, retries=0)
+        # The loop's worker threads (address lookups) started first, as in a busy process.
+        await asyncio.get_running_loop().run_in_executor(None, lambda: None)
+        try:
+            with descriptors_exhausted(), pytest.raises(_fds.OutOfFileDescriptorsError) as caught:
+                await client.login()
+            assert "ulimit -n" in str(caught.value)
+            assert "login-guard" in str(caught.value)
+            assert pbx.count("get_token") == 0
+            await client.login()  # descriptors free again: the login goes through
+            assert pbx.count("get_token") == 1
+        finally:
+            await client.aclose()

@@ -39,6 +39,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
+from ._fds import OutOfFileDescriptorsError, out_of_fds
+from ._fds import advice as fd_advice
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no fcntl; the file is still replaced atomically
@@ -332,7 +335,7 @@ class _StateFile:
                     self._write(records)
                 return before, after
         except (OSError, ValueError) as exc:  # json's errors are ValueErrors
-            raise GuardStateError(self._unusable(exc)) from None
+            raise self._failure(exc) from None
 
     def forget(self, keys: Callable[[str], bool]) -> None:
         """Drop the records whose key ``keys`` matches."""
@@ -343,7 +346,20 @@ class _StateFile:
                 if len(kept) != len(records):
                     self._write(kept)
         except (OSError, ValueError) as exc:
-            raise GuardStateError(self._unusable(exc)) from None
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What a failed read or write of the file raises. Out of file descriptors, the file is
+        not at fault and the condition passes: a transient :class:`OutOfFileDescriptorsError`
+        (no login is sent either way), not a refusal that would end an event stream."""
+        if out_of_fds(exc):
+            return OutOfFileDescriptorsError(
+                f"get_token: cannot open the login guard state file {str(self.path)!r}: "
+                f"{fd_advice()}",
+                endpoint="get_token",
+                sent=False,
+            )
+        return GuardStateError(self._unusable(exc))
 
     def _unusable(self, exc: Exception) -> str:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
