@@ -528,16 +528,35 @@ def _required(name: str, value: object) -> str:
     return value
 
 
-class InboundRouteApi:
-    """``inroute/*`` of one :class:`OpenVoxClient`: routes are found by name."""
+class _RouteApi:
+    """What the two route groups share: routes found, and deleted, by name."""
+
+    #: The endpoint group: ``inroute`` or ``outroute``.
+    _group: str
 
     def __init__(self, client: OpenVoxClient) -> None:
         self._client = client
 
+    async def _named(self, action: str, names: Names) -> dict[str, Any]:
+        """Call ``{group}/{action}`` for the routes named; returns the answer."""
+        name = join_names(names)
+        return await self._client.call(
+            f"{self._group}/{action}", {"name": name}, about=f"name={name}"
+        )
+
+    async def delete(self, names: Names) -> None:
+        """Delete the routes named (one, several, or ``"all"``)."""
+        await self._named("delete", names)
+
+
+class InboundRouteApi(_RouteApi):
+    """``inroute/*`` of one :class:`OpenVoxClient`: routes are found by name."""
+
+    _group = "inroute"
+
     async def query(self, names: Names = "all") -> list[InboundRoute]:
         """The inbound routes named (one name, several, or ``"all"``)."""
-        name = join_names(names)
-        answer = await self._client.call("inroute/query", {"name": name}, about=f"name={name}")
+        answer = await self._named("query", names)
         return self._client._decode("inroute/query", answer, InboundRoutes).inroutes
 
     async def add(
@@ -564,11 +583,6 @@ class InboundRouteApi:
         """Change the inbound route ``name`` (it cannot be renamed; None keeps a pattern)."""
         await self._write("inroute/update", name, desttype, dest, did, caller_id)
 
-    async def delete(self, names: Names) -> None:
-        """Delete the inbound routes named (one, several, or ``"all"``)."""
-        name = join_names(names)
-        await self._client.call("inroute/delete", {"name": name}, about=f"name={name}")
-
     async def _write(
         self,
         endpoint: str,
@@ -587,16 +601,14 @@ class InboundRouteApi:
         await self._client.call(endpoint, params, about=f"name={name}")
 
 
-class OutboundRouteApi:
+class OutboundRouteApi(_RouteApi):
     """``outroute/*`` of one :class:`OpenVoxClient`: ``update`` takes the id from ``query``."""
 
-    def __init__(self, client: OpenVoxClient) -> None:
-        self._client = client
+    _group = "outroute"
 
     async def query(self, names: Names = "all") -> list[OutboundRoute]:
         """The outbound routes named (one name, several, or ``"all"``)."""
-        name = join_names(names)
-        answer = await self._client.call("outroute/query", {"name": name}, about=f"name={name}")
+        answer = await self._named("query", names)
         return self._client._decode("outroute/query", answer, OutboundRoutes).outroutes
 
     async def add(
@@ -630,11 +642,6 @@ class OutboundRouteApi:
         params = {"id": str(id)}
         params.update(self._params(name, matchpattern, trunks, prefix, prepend, callerid))
         await self._client.call("outroute/update", params, about=f"id={id}, name={name}")
-
-    async def delete(self, names: Names) -> None:
-        """Delete the outbound routes named (one, several, or ``"all"``)."""
-        name = join_names(names)
-        await self._client.call("outroute/delete", {"name": name}, about=f"name={name}")
 
     @staticmethod
     def _params(

@@ -168,10 +168,6 @@ class FakeCec(LoopbackFake):
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
 
-    def __repr__(self) -> str:
-        state = "running" if self._runner is not None else "stopped"
-        return f"FakeCec({self.base_url if self._runner else self.host!r}, {state})"
-
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> Self:
         """Start listening (idempotent); returns the fake."""

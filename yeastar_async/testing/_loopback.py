@@ -27,11 +27,18 @@ class LoopbackFake:
 
     host: str
     _port: int
+    #: The running server, ``None`` while stopped.
+    _runner: web.AppRunner | None
     #: ``http`` or, for a fake serving TLS, ``https``.
     _scheme: str = "http"
 
     def __init__(self) -> None:
         self._changed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        state = "running" if self._runner is not None else "stopped"
+        where = self.base_url if self._runner is not None else repr(self.host)
+        return f"{type(self).__name__}({where}, {state})"
 
     async def start(self) -> Self:
         """Start listening (idempotent); returns the fake."""

@@ -162,10 +162,6 @@ class FakeOpenVox(LoopbackFake):
         self._faults: list[_Fault] = []
         self._runner: web.AppRunner | None = None
 
-    def __repr__(self) -> str:
-        state = f"{self.base_url}, running" if self._runner is not None else "stopped"
-        return f"FakeOpenVox({state})"
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> Self:

@@ -276,10 +276,6 @@ class FakePBX(LoopbackFake):
             data["timestamp"] = int(now.timestamp())
         return body
 
-    def __repr__(self) -> str:
-        state = "running" if self._runner is not None else "stopped"
-        return f"FakePBX({self.base_url if self._runner else self.host!r}, {state})"
-
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> Self:
         """Start listening (idempotent); returns the fake for chaining."""
