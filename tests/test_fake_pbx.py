@@ -283,6 +283,23 @@ async def test_delay_next_holds_a_request(api: RawApi, pbx: FakePBX) -> None:
     assert (await api.call("GET", "system/capacity", token=token))[1]["errcode"] == 0
 
 
+async def test_hold_next_answers_once_released(api: RawApi, pbx: FakePBX) -> None:
+    token = await api.new_token()
+    gate = pbx.hold_next(1, endpoint="system/capacity")
+    call = asyncio.create_task(api.call("GET", "system/capacity", token=token))
+    await pbx.wait_for_request("system/capacity")
+    other = await api.call("GET", "system/information", token=token)
+    assert other[1]["errcode"] == 0  # only the named endpoint is held
+    assert not call.done()
+    gate.set()
+    async with asyncio.timeout(5):
+        status, body = await call
+    assert (status, body["errcode"]) == (200, 0)
+    # One request held: the next one is answered at once.
+    async with asyncio.timeout(5):
+        assert (await api.call("GET", "system/capacity", token=token))[1]["errcode"] == 0
+
+
 async def test_close_ends_pending_delays_at_once() -> None:
     pbx = await FakePBX().start()
     async with aiohttp.ClientSession() as session:

@@ -15,9 +15,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from tests._calls import call_ends
+from tests._calls import cdr as ended_call
 from tests._redis import RedisServer, redis_client, redis_server, until
 from yeastar_async import events
 from yeastar_async.redis import EventRelay, current_delivery
+from yeastar_async.redis._codec import decode_entry
 from yeastar_async.testing import FakePBX
 
 __all__ = ["redis_client", "redis_server"]
@@ -118,13 +121,12 @@ def cdr(pbx: FakePBX, call_id: str) -> dict[str, Any]:
 
 
 async def stream_call_ids(redis: aioredis.Redis, key: str) -> list[tuple[str, bytes]]:
-    """(call_id, writer's lease value) of every NewCdr entry in the stream, in order."""
+    """(call_id, writer's lease value) of every NewCdr entry (live or recovered), in order."""
     found = []
     for _, fields in await redis.xrange(key):
-        if fields[b"k"] == b"e":
-            event = events.decode(fields[b"v"])
-            if isinstance(event, events.NewCdr):
-                found.append((event.msg.call_id, fields[b"h"]))
+        event = decode_entry(fields)
+        if isinstance(event, events.NewCdr):
+            found.append((event.msg.call_id, fields[b"h"]))
     return found
 
 
@@ -194,6 +196,63 @@ async def test_holder_killed_mid_stream_fails_over_without_losing_an_appended_ev
     # Entries after the failover were written under the new lease only.
     writers = [h for _, h in in_stream]
     assert writers == sorted(writers, key=lambda h: h.endswith(b"/2"))
+
+
+async def test_cdrs_of_calls_that_ended_while_no_holder_was_up_reach_a_worker_once(
+    fake_pbx: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """kill -9 the holder; calls end before another takes the link: the new holder fetches
+    their CDRs over REST, and every CDR reaches the group once, live or recovered."""
+    worker = EventRelay(redis_client, "pbx", group="g", lease=LEASE)
+    handled: list[events.NewCdr] = []
+    arrived = asyncio.Event()
+
+    @worker.on(events.NewCdr)
+    async def on_cdr(event: events.NewCdr) -> None:
+        handled.append(event)
+        arrived.set()
+
+    async def until_handled(n: int) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while len(handled) < n:
+                arrived.clear()
+                await arrived.wait()
+
+    sent: list[str] = []
+
+    async def end(name: str) -> None:
+        payload = ended_call(name, len(sent), ago=3)
+        sent.append(payload["call_id"])
+        await call_ends(fake_pbx, payload)
+
+    async with spawned() as spawn:
+        first = await spawn("holder", redis_server, pbx=fake_pbx)
+        await first.wait(lambda s: s["holder"])
+        work = asyncio.create_task(worker.work())
+        await fake_pbx.wait_for_subscription([30012])
+        for _ in range(5):
+            await end("live")
+        await until_handled(5)
+        first.signal(signal.SIGKILL)
+        await asyncio.wait_for(first.process.wait(), TIMEOUT)
+        for _ in range(5):
+            await end("gap")  # nobody holds the link
+        second = await spawn("holder", redis_server, pbx=fake_pbx)
+        # Its search ran after its link was acknowledged: the next call reaches it live.
+        taken = await second.wait(lambda s: s["holder"] and s["recovered_cdrs"] >= 5)
+        await end("after")
+        await until_handled(11)
+        in_stream = await stream_call_ids(redis_client, worker.keys.events)
+        await worker.aclose()
+        await work
+
+    assert [e.msg.call_id for e in handled] == sent  # each once, in order
+    recovered = [e.msg.call_id for e in handled if isinstance(e, events.CdrRecovered)]
+    assert recovered == sent[5:10]
+    assert [c for c, _ in in_stream] == sent
+    assert taken["recovered_cdrs"] == 5
+    assert taken["failovers"] == 1
+    assert worker.stats.redelivered == 0
 
 
 async def test_worker_killed_with_events_in_flight_another_handles_them(

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from yeastar_async.events.models import CdrInfo, CdrRecovered, NewCdr
 
-__all__ = ["CdrLedger", "CdrRecovery", "Checkpoint", "Fetch"]
+__all__ = ["RECOVERY_TIMEOUT", "CdrLedger", "CdrRecovery", "Checkpoint", "Fetch", "recovered_keys"]
 
 #: What the client hands the stream: the CDR rows whose start time is in ``[t0, t1]`` (wall
 #: seconds), with the ``strftime`` format and zone the PBX shows times in.
@@ -41,6 +41,8 @@ Fetch = Callable[[float, float], Awaitable[tuple[Sequence[Any], str, tzinfo | No
 #: within ``margin`` before a gap (a recovery fetches those too); far more than a PBX ends in
 #: two minutes.
 LEDGER_SIZE: Final = 4096
+#: Upper bound of one recovery's REST search (the events after the gap wait for it).
+RECOVERY_TIMEOUT: Final = 60.0
 _NUMBER: Final = re.compile(r"<([^<>]*)>\s*$")
 
 
@@ -125,6 +127,13 @@ class _Row:
             type=str(getattr(rec, "call_type", None) or ""),
         )
         return CdrRecovered(msg=msg, record=rec)
+
+
+def recovered_keys(event: CdrRecovered, fmt: str, zone: tzinfo | None) -> list[tuple[object, ...]]:
+    """The ledger keys of a recovered CDR (from its REST record when it has one)."""
+    if event.record is None:
+        return [("id", event.msg.call_id)] if event.msg.call_id else []
+    return _row(event.record, fmt, zone).keys()
 
 
 def _row(record: Any, fmt: str, zone: tzinfo | None) -> _Row:
@@ -223,17 +232,23 @@ class CdrRecovery:
             ended in the gap are not found; default 4 h).
         margin: seconds of safety on both ends of the gap (clock skew, the PBX writing the
             record a little after the event; default 120).
+        ledger: the calls delivered already (default: a new, empty one).
     """
 
     def __init__(
-        self, fetch: Fetch, *, lookback: float = 4 * 3600.0, margin: float = 120.0
+        self,
+        fetch: Fetch,
+        *,
+        lookback: float = 4 * 3600.0,
+        margin: float = 120.0,
+        ledger: CdrLedger | None = None,
     ) -> None:
         if not 0 <= margin <= lookback:
             raise ValueError(f"need 0 <= margin <= lookback, got {margin!r}, {lookback!r}")
         self._fetch = fetch
         self.lookback = lookback
         self.margin = margin
-        self.ledger = CdrLedger()
+        self.ledger = CdrLedger() if ledger is None else ledger
 
     def live(self, event: NewCdr) -> bool:
         """Record a live 30012; ``False`` when its call was delivered already."""

@@ -104,7 +104,7 @@ from yeastar_async.events._dispatch import (
     handler_name,
 )
 from yeastar_async.events._pace import turn as pace_turn
-from yeastar_async.events._recovery import CdrRecovery, Checkpoint
+from yeastar_async.events._recovery import RECOVERY_TIMEOUT, CdrRecovery, Checkpoint
 from yeastar_async.events._sizing import charge
 from yeastar_async.events.models import TOPICS, Connected, Disconnected, NewCdr, UnknownEvent
 
@@ -147,7 +147,7 @@ _CDR_TOPIC: Final = NewCdr.TOPIC
 #: Attempts of one rotation before the link is left to end with its token.
 _ROTATION_ATTEMPTS: Final = 3
 #: Upper bound of the REST recovery after a gap (the reader waits for it).
-_RECOVERY_TIMEOUT: Final = 60.0
+_RECOVERY_TIMEOUT: Final = RECOVERY_TIMEOUT
 #: The first heartbeat of a link goes after this fraction of the interval at the earliest.
 _FIRST_BEAT_MIN: Final = 0.1
 #: Groups the heartbeats of many links fall into, per interval (see ``_Link.keep``).

@@ -9,7 +9,14 @@ restarted, say) and otherwise leaves the link to the new holder.
 
 A new holder that follows another one reports the gap like any reconnect: ``Disconnected``
 then ``Connected(reconnect=True, gap=...)``, the gap counted from the last time a holder's
-link was known up, on Redis's clock.
+link was known up, on Redis's clock; then the CDRs of the gap, fetched over REST, that the
+stream does not hold yet (:mod:`._gap`). While that search runs, the priority topics (30016's
+10-second window) are appended as they come; the other events wait, so that the workers see
+the recovered CDRs right after the ``Connected``, as from a client's own stream.
+
+The ``alive`` mark (what the next holder's recovery starts from) moves only while the link is
+up *and* every CDR a ``Connected`` announced is appended: a holder that dies in the middle of
+a recovery leaves the whole gap to its successor.
 """
 
 from __future__ import annotations
@@ -18,15 +25,19 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+from redis.asyncio import Redis
 
 from yeastar_async._backoff import Backoff
-from yeastar_async.events import Connected, Disconnected, Subscription
+from yeastar_async.events import CdrRecovered, Connected, Disconnected, NewCdr, Subscription
 
 from ._codec import encode_event
-from ._lease import Lease, LeaseLost, Pending
+from ._gap import TenureCdrs
+from ._lease import Keys, Lease, LeaseLost, Pending
 from ._stats import RelayStats
 from ._worker import REDIS_DOWN, raise_if_cancelled
 
@@ -41,6 +52,11 @@ logger = logging.getLogger("yeastar_async.redis")
 GapRecovery = Callable[["YeastarClient", Connected], Awaitable[None]]
 
 
+#: Events (other than the priority topics) held back while a failover's CDRs are searched;
+#: past this many the subscription is left to fill (and hold the stream's reader back).
+_HELD_MAX: Final = 10_000
+
+
 class _LinkDown(Exception):
     """The link stayed down past ``link_grace``: the lease is given up for another process."""
 
@@ -49,6 +65,70 @@ class _LinkDown(Exception):
 class _Link:
     up: bool
     down_since: float
+    #: CDRs a Connected announced (``recovered_cdrs``) that have not come through yet.
+    behind: int = 0
+
+    @property
+    def current(self) -> bool:
+        """Whether the stream holds everything up to now: what moves the ``alive`` mark."""
+        return self.up and self.behind == 0
+
+
+@dataclass(frozen=True)
+class _Failover:
+    """A tenure that follows another holder's: where the gap began."""
+
+    #: Seconds from the previous holder's last ``alive`` mark to ``started``.
+    age: float
+    #: The loop time the tenure began.
+    started: float
+    #: Wall-clock start of the CDR search (None: no recovery).
+    since: float | None
+    #: Redis ms from which the stream's CDRs are read into the ledger.
+    seed_from: int
+
+
+_NOTHING: Final = object()
+
+
+class _Source:
+    """The subscription with at most one read pending in a task, so that the pump can wait
+    for the next event and for something else at once without losing either."""
+
+    def __init__(self, sub: Subscription[Any]) -> None:
+        self._sub = sub
+        self._next: asyncio.Future[Any] | None = None
+
+    async def batch(self, size: int) -> list[Any]:
+        """The next event and what else is buffered, ``size`` at most; ``[]`` at the end."""
+        try:
+            if self._next is not None:
+                task, self._next = self._next, None
+                first = await task
+            else:
+                first = await anext(self._sub)
+        except StopAsyncIteration:
+            return []
+        batch = [first]
+        while len(self._sub) and len(batch) < size:
+            batch.append(await anext(self._sub))
+        return batch
+
+    async def next_or(self, other: asyncio.Future[Any]) -> Any:
+        """The next event, or :data:`_NOTHING` when ``other`` finished first (the read stays
+        pending); StopAsyncIteration at the end."""
+        if self._next is None:
+            self._next = asyncio.ensure_future(self._sub.__anext__())
+        await asyncio.wait({self._next, other}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._next.done():
+            return _NOTHING
+        task, self._next = self._next, None
+        return task.result()
+
+    def close(self) -> None:
+        """Cancel a pending read."""
+        if self._next is not None:
+            self._next.cancel()
 
 
 class Holder:
@@ -65,8 +145,14 @@ class Holder:
         batch: int,
         gap_recovery: GapRecovery | None,
         on_lease: Callable[[bool], None] | None = None,
+        redis: Redis,
+        keys: Keys,
+        recover_cdrs: bool = True,
     ) -> None:
         self.lease = lease
+        self._redis = redis
+        self._keys = keys
+        self._recover_cdrs = recover_cdrs
         self.stats = stats
         self._lease_time = lease_time
         self._grace = link_grace
@@ -147,12 +233,12 @@ class Holder:
 
     async def _tenure(self, client: YeastarClient, topics: Sequence[int]) -> None:
         loop = asyncio.get_running_loop()
-        since_alive = await self.lease.last_alive()
-        started = loop.time()
-        link = _Link(up=False, down_since=started)
+        failover = await self._failover(client, topics)
+        link = _Link(up=False, down_since=loop.time())
+        cdrs = TenureCdrs(client, self.stats)
         self.holding.set()
         async with client.subscribe(*topics, Connected, Disconnected) as sub:
-            pump = asyncio.create_task(self._pump(client, sub, link, since_alive, started))
+            pump = asyncio.create_task(self._pump(client, sub, link, cdrs, failover, topics))
             keeper = asyncio.create_task(self._keep(link))
             try:
                 done, _ = await asyncio.wait({pump, keeper}, return_when=asyncio.FIRST_COMPLETED)
@@ -162,6 +248,26 @@ class Holder:
                 await asyncio.gather(pump, keeper, return_exceptions=True)
             for task in done:
                 task.result()  # LeaseLost, _LinkDown, or what stopped the client's stream
+
+    async def _failover(self, client: YeastarClient, topics: Sequence[int]) -> _Failover | None:
+        """Where the gap before this tenure began (None: no holder was ever up)."""
+        alive = await self.lease.alive()
+        started = asyncio.get_running_loop().time()
+        if alive is None:
+            return None
+        alive_ms, now_ms = alive
+        age = max(0.0, (now_ms - alive_ms) / 1000)
+        if not self._recover_cdrs or NewCdr.TOPIC not in topics:
+            return _Failover(age, started, None, 0)
+        wall = time.time()
+        since = wall - age
+        own = client.checkpoint  # this client's own link (an earlier tenure) ended here
+        if own is not None:
+            since = min(since, own.time)
+        # The ledger reads back twice the search's margin before it: the CDRs the previous
+        # holders appended near the gap's start, whatever the skew between the clocks.
+        seed_ms = round((wall - since + 2 * TenureCdrs.MARGIN) * 1000)
+        return _Failover(age, started, since, now_ms - seed_ms)
 
     async def _regain(self, value: str | None) -> bool:
         """After the lease ``value`` was found lost: take it again if nobody else holds it."""
@@ -188,7 +294,7 @@ class Holder:
                 raise _LinkDown
             value = self.lease.value
             try:
-                await self.lease.renew(link.up)
+                await self.lease.renew(link.current)
             except LeaseLost:
                 if not await self._regain(value):
                     raise
@@ -203,44 +309,163 @@ class Holder:
         client: YeastarClient,
         sub: Subscription[Any],
         link: _Link,
-        since_alive: float | None,
-        started: float,
+        cdrs: TenureCdrs,
+        failover: _Failover | None,
+        topics: Sequence[int],
     ) -> None:
         """Append the subscription's events in order, a batch of what is buffered at a time."""
+        source = _Source(sub)
+        try:
+            while batch := await source.batch(self._batch):
+                raise_if_cancelled()
+                at = next((i for i, e in enumerate(batch) if isinstance(e, Connected)), None)
+                if failover is not None and at is not None:
+                    # The first Connected of a tenure after another holder's: the gap.
+                    await self._forward(client, batch[:at], link, cdrs)
+                    batch = await self._take_over(
+                        client, source, batch[at], batch[at + 1 :], link, cdrs, failover, topics
+                    )
+                    failover = None
+                await self._forward(client, batch, link, cdrs)
+        finally:
+            source.close()
+
+    async def _forward(
+        self, client: YeastarClient, batch: Sequence[Any], link: _Link, cdrs: TenureCdrs
+    ) -> None:
+        """Append ``batch`` (but the CDRs the stream holds already), tracking the link."""
         loop = asyncio.get_running_loop()
-        first = True
-        async for event in sub:
-            raise_if_cancelled()
-            batch = [event]
-            while len(sub) and len(batch) < self._batch:
-                batch.append(await anext(sub))
-            pending: list[Pending] = []
-            gaps: list[Connected] = []
-            for item in batch:
-                if isinstance(item, Connected):
-                    if first and since_alive is not None:
-                        # Events since the previous holder's link was last up never reached
-                        # the stream: the workers see it as one reconnect.
-                        gap = since_alive + (loop.time() - started)
-                        item = Connected(reconnect=True, gap=max(gap, item.gap or 0.0))
-                        self.stats.failovers += 1
-                        pending.append(self._pending(Disconnected(reason="link holder changed")))
-                    first = False
-                    link.up = True
-                    if item.gap is not None:
-                        gaps.append(item)
-                elif isinstance(item, Disconnected):
-                    link.up = False
-                    link.down_since = loop.time()
-                pending.append(self._pending(item))
+        pending: list[Pending] = []
+        gaps: list[Connected] = []
+        for item in batch:
+            if isinstance(item, Connected):
+                link.up = True
+                link.behind = item.recovered_cdrs  # that many CdrRecovered follow
+                if item.gap is not None:
+                    gaps.append(item)
+            elif isinstance(item, Disconnected):
+                link.up = False
+                link.down_since = loop.time()
+            elif isinstance(item, NewCdr):
+                if isinstance(item, CdrRecovered):
+                    link.behind = max(0, link.behind - 1)
+                if not cdrs.admit(item):
+                    continue
+            pending.append(self._pending(item))
+        if pending:
             await self._write(pending, link)
-            for connected in gaps:
-                self._start_recovery(client, connected)
+        for connected in gaps:
+            self._start_recovery(client, connected)
+
+    async def _take_over(
+        self,
+        client: YeastarClient,
+        source: _Source,
+        connected: Connected,
+        rest: Sequence[Any],
+        link: _Link,
+        cdrs: TenureCdrs,
+        failover: _Failover,
+        topics: Sequence[int],
+    ) -> list[Any]:
+        """Append the failover's gap (with its CDRs); returns the events held back meanwhile."""
+        loop = asyncio.get_running_loop()
+        link.up = True
+        link.behind = 1  # the gap's CDRs: alive waits for them
+        self.stats.failovers += 1
+        gap = max(failover.age + (loop.time() - failover.started), connected.gap or 0.0)
+        held = list(rest)
+        found: list[Any] = []
+        error = ""
+        lost = frozenset(topics)
+        if failover.since is not None:
+            lost -= {NewCdr.TOPIC}
+            search = asyncio.ensure_future(self._search(cdrs, failover))
+            try:
+                held = await self._while_searching(client, search, source, held, link, cdrs)
+                found, error = await search
+            finally:
+                search.cancel()
+        items = [
+            Disconnected(reason="link holder changed", unrecoverable_topics=lost),
+            Connected(
+                reconnect=True,
+                gap=gap,
+                recovered_cdrs=len(found),
+                recovery_error=error,
+                unrecoverable_topics=lost,
+            ),
+            *found,
+        ]
+        # A Connected of the client's own recovery (this process held the link before) is
+        # followed by its CdrRecovered: the ledger drops those the search found.
+        link.behind = connected.recovered_cdrs
+        await self._write([self._pending(item) for item in items], link)
+        self._start_recovery(client, items[1])
+        return held
+
+    async def _search(self, cdrs: TenureCdrs, failover: _Failover) -> tuple[list[Any], str]:
+        assert failover.since is not None
+        try:
+            await cdrs.seed(self._redis, self._cdr_stream, failover.seed_from)
+        except REDIS_DOWN as exc:
+            raise_if_cancelled()
+            # Without the ledger, CDRs of the previous holder may be appended again: duplicates
+            # are allowed (at-least-once), losing the gap's CDRs is not.
+            self.stats.redis_errors += 1
+            logger.warning(
+                "relay: could not read the stream's CDRs back (%s); recovered ones may repeat",
+                type(exc).__name__,
+            )
+        try:
+            return await cdrs.recover(failover.since)
+        except Exception as exc:
+            # recover() returns its expected failures as the error; anything else must not
+            # end the link: the gap is reported, its CDRs named as not recovered.
+            logger.exception("relay: the CDR search of the failover gap failed")
+            return [], f"CDR search failed ({type(exc).__name__})"
+
+    async def _while_searching(
+        self,
+        client: YeastarClient,
+        search: asyncio.Future[Any],
+        source: _Source,
+        held: list[Any],
+        link: _Link,
+        cdrs: TenureCdrs,
+    ) -> list[Any]:
+        """Append the priority events while ``search`` runs; returns the others, in order."""
+        urgent = [e for e in held if self._is_priority(e)]
+        waiting = [e for e in held if not self._is_priority(e)]
+        while True:
+            if urgent:
+                await self._forward(client, urgent, link, cdrs)
+                urgent = []
+            if search.done():
+                return waiting
+            if len(waiting) >= _HELD_MAX:
+                await asyncio.wait({search})
+                return waiting
+            try:
+                item = await source.next_or(search)
+            except StopAsyncIteration:
+                await asyncio.wait({search})
+                return waiting
+            if item is _NOTHING:
+                continue
+            (urgent if self._is_priority(item) else waiting).append(item)
+
+    @property
+    def _cdr_stream(self) -> str:
+        """The stream 30012 is appended to."""
+        return self._keys.priority if NewCdr.TOPIC in self._priority else self._keys.events
+
+    def _is_priority(self, event: object) -> bool:
+        return getattr(event, "type", None) in self._priority
 
     def _pending(self, event: Any) -> Pending:
         kind, value = encode_event(event)
-        priority = getattr(event, "type", None) in self._priority
-        return Pending(next(self._seq), priority, kind, value)
+        return Pending(next(self._seq), self._is_priority(event), kind, value)
 
     async def _write(self, pending: list[Pending], link: _Link) -> None:
         backoff = Backoff(0.02, 1.0)
@@ -248,7 +473,7 @@ class Holder:
             raise_if_cancelled()
             value = self.lease.value
             try:
-                self.stats.appended += await self.lease.append(pending, link.up)
+                self.stats.appended += await self.lease.append(pending, link.current)
                 return
             except LeaseLost:
                 if not await self._regain(value):

@@ -18,7 +18,7 @@ Keys (``{pbx}`` is a Redis Cluster hash tag, so one script sees all of them)::
     <prefix>:{<pbx>}:lease     the holder's value, PX lease time
     <prefix>:{<pbx>}:fence     the last fence number handed out
     <prefix>:{<pbx>}:seq       "<lease value> <last sequence number appended>"
-    <prefix>:{<pbx>}:alive     Redis time (ms) the link was last known up
+    <prefix>:{<pbx>}:alive     Redis time (ms) the link was last known up, all appended
     <prefix>:{<pbx>}:events    the event stream
     <prefix>:{<pbx>}:priority  the priority stream (30016 by default)
     <prefix>:{<pbx>}:tokens    where ``yeastar-async relay`` keeps its RedisTokenStore
@@ -217,13 +217,14 @@ class Lease:
             raise LeaseLost(f"the lease {self._keys.lease!r} (fence {self.fence}) was lost")
         return written
 
-    async def last_alive(self) -> float | None:
-        """Seconds since any holder's link was last known up (None: never), on Redis's clock."""
+    async def alive(self) -> tuple[int, int] | None:
+        """When a holder's link was last known up with every event appended, and now: both in
+        Redis's milliseconds (``None``: never)."""
         raw = await self._redis.get(self._keys.alive)
         if raw is None:
             return None
         seconds, micros = await self._redis.time()
-        return max(0.0, seconds + micros / 1e6 - int(raw) / 1000)
+        return int(raw), int(seconds) * 1000 + int(micros) // 1000
 
     def _lost(self, value: str) -> None:
         if self.value == value:  # not one taken again meanwhile

@@ -87,6 +87,9 @@ class EventRelay:
             acknowledged and logged as given up.
         link_grace: seconds the holder keeps renewing while its link is down or connecting
             (default: ``lease``); past that it gives the lease up.
+        recover_cdrs: after a failover, fetch the CDRs of the gap over REST and append those
+            the stream does not hold yet as ``events.CdrRecovered`` (the gaps of the holder's
+            own reconnects are the client's ``recover_cdrs``).
         gap_recovery: ``async def(client, connected)`` the holder calls after a reconnect or
             failover with a gap (see :meth:`recover_gap`).
         on_lease: called with ``True`` when this process takes the lease (holds the link) and
@@ -110,6 +113,7 @@ class EventRelay:
         handler_timeout: float | None = None,
         max_deliveries: int = 5,
         link_grace: float | None = None,
+        recover_cdrs: bool = True,
         gap_recovery: GapRecovery | None = None,
         on_lease: Callable[[bool], None] | None = None,
     ) -> None:
@@ -127,6 +131,8 @@ class EventRelay:
         for topic in priority:
             if isinstance(topic, bool) or not isinstance(topic, int) or topic < 1:
                 raise ValueError(f"EventRelay priority_topics must be topic numbers, got {topic!r}")
+        if not isinstance(recover_cdrs, bool):
+            raise TypeError(f"EventRelay recover_cdrs must be True or False, got {recover_cdrs!r}")
         self.keys = Keys.of(_name("prefix", prefix), self.pbx)
         self.stats = RelayStats()
         self._redis = redis
@@ -139,6 +145,9 @@ class EventRelay:
             batch=_positive_int("batch", batch),
             gap_recovery=self.recover_gap,
             on_lease=on_lease,
+            redis=redis,
+            keys=self.keys,
+            recover_cdrs=recover_cdrs,
         )
         self._worker = Worker(
             redis,
@@ -204,12 +213,13 @@ class EventRelay:
             raise task.exception()  # type: ignore[misc]
 
     async def recover_gap(self, client: YeastarClient, connected: Connected) -> None:
-        """The failover's recovery hook: the holder runs it (as a task) after appending a
-        ``Connected`` with a gap, from a reconnect of its link or from a failover.
+        """The gap hook: the holder runs it (as a task) after appending a ``Connected`` with
+        a gap, from a reconnect of its link or from a failover.
 
-        Events of the gap never reached the stream. CDR recovery (fetch the CDRs the gap
-        missed, append them) lands here with issue 13; until then this runs the
-        ``gap_recovery`` option, if any. What it raises is logged.
+        The CDRs of the gap are in the stream already (``recover_cdrs``, and the client's own
+        for its reconnects); every other topic's events of the gap are gone (the
+        ``Connected``'s ``unrecoverable_topics``). This runs the ``gap_recovery`` option, if
+        any, e.g. to re-read presence or active calls over REST. What it raises is logged.
         """
         if self._gap_recovery is not None:
             await self._gap_recovery(client, connected)

@@ -25,6 +25,10 @@ class RelayStats:
     """Times it lost the lease to another process (or gave it up, its link down too long)."""
     failovers: int = 0
     """Tenures that began after another holder's link: each reported a gap."""
+    recovered_cdrs: int = 0
+    """CDRs of a failover's gap this process fetched over REST and appended (``CdrRecovered``)."""
+    duplicate_cdrs: int = 0
+    """CDRs not appended because the stream held their call already (live or recovered)."""
     delivered: int = 0
     """Stream entries handed to this worker's handlers and subscriptions."""
     acked: int = 0

@@ -17,7 +17,6 @@ silent sockets), and a request log plus counters let a test check what a client 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import inspect
 import json
@@ -65,6 +64,7 @@ class _Fault:
     status: int = 200
     body: dict[str, Any] | None = None
     delay: float | None = None
+    release: asyncio.Event | None = None
 
     def matches(self, record: RequestRecord) -> bool:
         if self.endpoint is None:
@@ -486,6 +486,18 @@ class FakePBX(LoopbackFake):
         """
         self._faults.append(_Fault(remaining=n, endpoint=endpoint, delay=seconds))
 
+    def hold_next(self, n: int = 1, endpoint: str | None = None) -> asyncio.Event:
+        """Hold the next ``n`` matching requests until the returned event is set, then answer
+        them normally (``endpoint`` as for :meth:`fail_next`).
+
+        For tests that need a request in flight: ``gate = fake.hold_next(1, "cdr/search")``,
+        then ``await fake.wait_for_request("cdr/search")``, act, ``gate.set()``. Closing the
+        fake releases held requests at once.
+        """
+        release = asyncio.Event()
+        self._faults.append(_Fault(remaining=n, endpoint=endpoint, release=release))
+        return release
+
     def set_response(self, endpoint: str, body: dict[str, Any] | Handler | None) -> None:
         """Answer ``endpoint`` (any method, after the token check; the login endpoints
         ``get_token`` / ``refresh_token`` need no token) with ``body`` from now on.
@@ -825,10 +837,18 @@ class FakePBX(LoopbackFake):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
-                if fault.delay is not None:
+                if fault.delay is not None or fault.release is not None:
                     # Closing sets _closing, so a held request never delays shutdown.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._closing.wait(), fault.delay)
+                    waits = [asyncio.ensure_future(self._closing.wait())]
+                    if fault.release is not None:
+                        waits.append(asyncio.ensure_future(fault.release.wait()))
+                    try:
+                        await asyncio.wait(
+                            waits, timeout=fault.delay, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        for wait in waits:
+                            wait.cancel()
                     return None
                 if fault.body is not None:
                     return self._answer(record, dict(fault.body))

@@ -1,0 +1,303 @@
+"""A failover's CDRs: the new holder appends the CDRs of the gap once, as ``CdrRecovered``.
+
+In one process, against a real redis-server and the FakePBX: a holder closes (its lease
+released, or expired), CDRs of calls that end while nobody holds the link are recorded on the
+PBX, and the next holder fetches them over REST and appends those the stream does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests._calls import call_ends, cdr
+from tests._redis import redis_client, redis_server, until
+from yeastar_async import YeastarClient, events
+from yeastar_async.redis import EventRelay, RedisTokenStore
+from yeastar_async.redis._codec import decode_entry
+from yeastar_async.redis._gap import TenureCdrs
+from yeastar_async.resources.cdr import CDRDetails
+from yeastar_async.testing import FakePBX
+
+__all__ = ["redis_client", "redis_server"]
+
+TIMEOUT = 10.0
+LEASE = 1.0
+TOPICS = (30011, 30012, 30016)
+
+
+def make_client(pbx: FakePBX, redis: aioredis.Redis) -> YeastarClient:
+    return YeastarClient(
+        pbx.base_url,
+        pbx.client_id,
+        pbx.client_secret,
+        token_store=RedisTokenStore(redis, "yeastar:test:tokens"),
+        revoke_on_close=False,
+        login_guard_state=None,
+        reconnect_delay_min=0.02,
+        reconnect_delay_max=0.1,
+    )
+
+
+class Worker:
+    """A worker of group ``g``: every event it handled, in order."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.relay = EventRelay(redis, "pbx", group="g", lease=LEASE)
+        self.events: list[Any] = []
+        self._changed = asyncio.Event()
+        for target in (events.NewCdr, events.Connected, events.Disconnected, 30016):
+            self.relay.add_handler(target, self._put)
+        self._task = asyncio.create_task(self.relay.work())
+
+    async def _put(self, event: Any) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    def calls(self) -> list[str]:
+        return [e.msg.call_id for e in self.events if isinstance(e, events.NewCdr)]
+
+    def failovers(self) -> list[events.Connected]:
+        return [e for e in self.events if isinstance(e, events.Connected) and e.reconnect]
+
+    async def until(self, test: Any, what: str) -> None:
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while not test():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"not within {TIMEOUT}s: {what}; got {self.events}") from None
+
+    async def close(self) -> None:
+        await self.relay.aclose()
+        await asyncio.wait_for(self._task, TIMEOUT)
+
+
+class Holder:
+    """One process's link holder: its relay, its client and the ``hold()`` task."""
+
+    def __init__(self, pbx: FakePBX, redis: aioredis.Redis) -> None:
+        self.relay = EventRelay(redis, "pbx", lease=LEASE)
+        self.client = make_client(pbx, redis)
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> Holder:
+        self.task = asyncio.create_task(self.relay.hold(self.client, topics=TOPICS))
+        return self
+
+    async def stop(self) -> None:
+        """Leave the link (the relay may hold again later)."""
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.wait({self.task}, timeout=TIMEOUT)
+
+    async def close(self) -> None:
+        if self.task is not None and not self.task.done():
+            await self.stop()
+        await self.relay.aclose()
+        await self.client.aclose()
+
+
+async def entries(redis: aioredis.Redis, key: str) -> list[Any]:
+    return [decode_entry(fields) for _, fields in await redis.xrange(key)]
+
+
+async def stream_calls(redis: aioredis.Redis) -> list[str]:
+    keys = EventRelay(redis, "pbx").keys
+    return [
+        e.msg.call_id for e in await entries(redis, keys.events) if isinstance(e, events.NewCdr)
+    ]
+
+
+async def test_a_failover_appends_the_cdrs_of_the_gap_once_as_cdr_recovered(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    second = Holder(fake_pbx, redis_client)
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        live = [cdr("live", n) for n in range(3)]
+        for payload in live:
+            assert await call_ends(fake_pbx, payload) == 1
+        await worker.until(lambda: len(worker.calls()) == 3, "the live CDRs")
+        await first.close()
+        # Nobody holds the link: these calls end unseen.
+        gap = [cdr("gap", n, ago=4 - n) for n in range(3, 6)]
+        for payload in gap:
+            assert await call_ends(fake_pbx, payload) == 0
+        second.start()
+        await worker.until(lambda: len(worker.calls()) == 6, "the gap's CDRs")
+        after = cdr("after", 6, ago=0)
+        assert await call_ends(fake_pbx, after) == 1
+        await worker.until(lambda: len(worker.calls()) == 7, "a live CDR after the failover")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+
+    ids = [p["call_id"] for p in (*live, *gap, after)]
+    assert worker.calls() == ids  # each once, the recovered ones between
+    recovered = [e for e in worker.events if isinstance(e, events.CdrRecovered)]
+    assert [e.msg.call_id for e in recovered] == [p["call_id"] for p in gap]
+    assert all(isinstance(e.record, CDRDetails) for e in recovered)
+    assert recovered[0].record.src_trunk == "gap"
+    (connected,) = worker.failovers()
+    assert connected.recovered_cdrs == 3
+    assert connected.recovery_error == ""
+    assert connected.unrecoverable_topics == {30011, 30016}
+    assert connected.gap is not None
+    assert connected.gap > 0
+    # The order workers see: the gap reported, its CDRs, then the live events.
+    kinds = [type(e).__name__ for e in worker.events]
+    start = kinds.index("Disconnected")
+    assert kinds[start:] == ["Disconnected", "Connected", *["CdrRecovered"] * 3, "NewCdr"]
+    assert worker.events[start].unrecoverable_topics == {30011, 30016}
+    stats = second.relay.stats
+    assert (stats.failovers, stats.recovered_cdrs) == (1, 3)
+    # The search also found the three live calls (within its margin): the stream had them.
+    assert stats.duplicate_cdrs == 3
+    assert await stream_calls(redis_client) == ids
+
+
+async def test_priority_events_go_out_while_the_search_runs_the_rest_wait(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    second = Holder(fake_pbx, redis_client)
+    keys = worker.relay.keys
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await worker.until(lambda: worker.events, "the first holder's Connected")
+        await first.close()
+        missed = cdr("gap", 1)
+        await call_ends(fake_pbx, missed)
+        gate = fake_pbx.hold_next(1, "cdr/search")
+        searches = fake_pbx.count("cdr/search")
+        second.start()
+        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+        # During the search: a CDR (held back) and an inbound call (not).
+        during = cdr("during", 2, ago=0)
+        assert await call_ends(fake_pbx, during) == 1
+        assert await fake_pbx.emit(30016, fake_pbx.example_event(30016)) == 1
+        await worker.until(
+            lambda: any(getattr(e, "type", None) == 30016 for e in worker.events),
+            "the 30016 handled while the search is held",
+        )
+        assert worker.calls() == []
+        appended = await entries(redis_client, keys.events)
+        assert [type(e).__name__ for e in appended] == ["Connected"]  # the first holder's
+        gate.set()
+        await worker.until(lambda: len(worker.calls()) == 2, "both CDRs")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+    # The search answered after the call held back had ended: it found that call too, so the
+    # live 30012 waiting behind it was dropped. Each call once, the gap's first.
+    assert worker.calls() == [missed["call_id"], during["call_id"]]
+    assert all(isinstance(e, events.CdrRecovered) for e in worker.events[-2:])
+    assert second.relay.stats.duplicate_cdrs == 1
+
+
+async def test_a_holder_that_dies_in_its_search_leaves_the_whole_gap_to_the_next(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    doomed = Holder(fake_pbx, redis_client)
+    third = Holder(fake_pbx, redis_client)
+    keys = worker.relay.keys
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await call_ends(fake_pbx, cdr("live", 0))
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        await first.close()
+        alive = await redis_client.get(keys.alive)
+        missed = cdr("gap", 1)
+        await call_ends(fake_pbx, missed)
+        gate = fake_pbx.hold_next(1, "cdr/search")
+        searches = fake_pbx.count("cdr/search")
+        doomed.start()
+        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+        # Its link is up and it appends (a 30016), but the gap's CDRs are not in the stream:
+        # the alive mark, where the next holder's search starts, must not move.
+        await fake_pbx.emit(30016, fake_pbx.example_event(30016))
+        await until(lambda: redis_client.xlen(keys.priority), "the 30016 appended")
+        await until(lambda: doomed.relay.stats.appended >= 1, "the append counted")
+        assert await redis_client.get(keys.alive) == alive
+        await doomed.close()
+        gate.set()
+        third.start()
+        await worker.until(lambda: len(worker.calls()) == 2, "the gap's CDR")
+    finally:
+        await worker.close()
+        for holder in (first, doomed, third):
+            await holder.close()
+    assert worker.calls()[1] == missed["call_id"]
+    assert isinstance(worker.events[-1], events.CdrRecovered)
+    assert third.relay.stats.recovered_cdrs == 1
+    assert doomed.relay.stats.recovered_cdrs == 0
+
+
+async def test_a_holder_taking_the_link_back_appends_no_cdr_twice(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's own recovery (from where its earlier link ended) finds the CDRs another
+    holder appended meanwhile: the ledger read back from the stream from there drops them."""
+    # A short margin, so that the second holder's alive mark is more than two margins past
+    # where the first one's link ended within a second or two.
+    monkeypatch.setattr(TenureCdrs, "MARGIN", 0.25)
+    keys = EventRelay(redis_client, "pbx").keys
+    worker = Worker(redis_client)
+    a = Holder(fake_pbx, redis_client).start()
+    b = Holder(fake_pbx, redis_client)
+    sent: list[str] = []
+
+    async def end(name: str, links: int) -> None:
+        payload = cdr(name, len(sent), ago=3)  # 3 s long: it ends now
+        sent.append(payload["call_id"])
+        assert await call_ends(fake_pbx, payload) == links
+
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await end("a", 1)
+        await worker.until(lambda: len(worker.calls()) == 1, "A's CDR")
+        await a.stop()  # A leaves; its client stays, its checkpoint where its link ended
+        await fake_pbx.wait_until(lambda: not fake_pbx.sockets, TIMEOUT, "A's link closed")
+        left = a.client.checkpoint
+        assert left is not None
+        b.start()
+        await fake_pbx.wait_for_subscription([30012])
+        await end("b", 1)
+        await end("b", 1)
+        await worker.until(lambda: len(worker.calls()) == 3, "B's CDRs")
+
+        async def marked_late() -> bool:
+            seconds, micros = await redis_client.time()
+            alive = int(await redis_client.get(keys.alive) or 0) / 1000
+            return alive - (seconds + micros / 1e6 - (time.time() - left.time)) > 1.0
+
+        await until(marked_late, "B's alive mark a second past A's leaving")
+        await b.close()
+        await end("nobody", 0)
+        a.start()
+        await worker.until(lambda: len(worker.calls()) == 4, "the gap's CDR")
+        await end("a-again", 1)
+        await worker.until(lambda: len(worker.calls()) == 5, "a live CDR after")
+    finally:
+        await worker.close()
+        await a.close()
+        await b.close()
+    assert worker.calls() == sent
+    assert await stream_calls(redis_client) == sent
+    failover = worker.failovers()[-1]
+    assert failover.recovered_cdrs == 1
+    # A's client recovered B's two CDRs and the gap's on its own: all three dropped.
+    assert a.relay.stats.duplicate_cdrs >= 3
