@@ -206,6 +206,57 @@ async def test_priority_events_go_out_while_the_search_runs_the_rest_wait(
     assert second.relay.stats.duplicate_cdrs == 1
 
 
+async def test_a_link_drop_during_the_search_loses_no_cdr(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    second = Holder(fake_pbx, redis_client)
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await worker.until(lambda: worker.events, "the first holder's Connected")
+        await first.close()
+        missed = cdr("gap", 1)
+        await call_ends(fake_pbx, missed)
+        gate = fake_pbx.hold_next(1, "cdr/search")
+        searches = fake_pbx.count("cdr/search")
+        second.start()
+        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+        upgrades = fake_pbx.count("subscribe")
+        assert fake_pbx.drop_connections() == 1
+        outage = cdr("outage", 2, ago=3)
+        await call_ends(fake_pbx, outage)  # live or not: the client's own recovery has it
+        # The client reconnects and recovers its own gap while the relay's search is held.
+        await fake_pbx.wait_for_request("subscribe", upgrades + 1, TIMEOUT)
+        await fake_pbx.wait_for_subscription([30012])
+        later = cdr("later", 3, ago=0)
+        await call_ends(fake_pbx, later)
+        gate.set()
+        await worker.until(lambda: len(worker.calls()) == 3, "every CDR")
+        await worker.until(lambda: len(worker.failovers()) == 2, "the reconnect reported")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+    ids = sorted(p["call_id"] for p in (missed, outage, later))
+    assert sorted(worker.calls()) == ids
+    assert sorted(await stream_calls(redis_client)) == ids  # nothing appended twice after
+    assert worker.calls()[0] == missed["call_id"]
+    kinds = [type(e).__name__ for e in worker.events]
+    start = kinds.index("Disconnected")
+    # The failover's gap and its CDRs first (the search ran last, so it found every call that
+    # had ended), then the drop and reconnect that happened meanwhile.
+    n = worker.failovers()[0].recovered_cdrs
+    assert n >= 1
+    assert kinds[start : start + n + 4] == [
+        "Disconnected",
+        "Connected",
+        *["CdrRecovered"] * n,
+        "Disconnected",
+        "Connected",
+    ]
+
+
 async def test_a_holder_that_dies_in_its_search_leaves_the_whole_gap_to_the_next(
     fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:

@@ -400,6 +400,11 @@ class Holder:
         # A Connected of the client's own recovery (this process held the link before) is
         # followed by its CdrRecovered: the ledger drops those the search found.
         link.behind = connected.recovered_cdrs
+        if any(isinstance(e, Disconnected) for e in held):
+            # The link dropped during the search: not up to date now (the held Connected, if
+            # any, says when it is again).
+            link.up = False
+            link.down_since = loop.time()
         await self._write([self._pending(item) for item in items], link)
         self._start_recovery(client, items[1])
         return held
