@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from tests._calls import call_ends
+from tests._calls import cdr as ended_call
 from tests._redis import RedisServer, redis_client, redis_server, until
 from yeastar_async import events
 from yeastar_async.cli import amain
 from yeastar_async.cli._relay import default_pbx_name
 from yeastar_async.redis import EventRelay
+from yeastar_async.redis._codec import decode_entry
 from yeastar_async.testing import FakePBX
 
 __all__ = ["redis_client", "redis_server"]
@@ -54,6 +57,47 @@ async def test_relay_command_appends_the_pbx_events(
     assert "holding the link to 'office'" in status
     assert redis_server.url not in status
     assert pbx_env.client_secret not in status
+
+
+@pytest.mark.parametrize("recover", [True, False], ids=["default", "no-recover-cdrs"])
+async def test_relay_command_recovers_the_cdrs_of_a_failover_unless_told_not_to(
+    pbx_env: FakePBX,
+    redis_server: RedisServer,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    recover: bool,
+) -> None:
+    monkeypatch.setenv("YEASTAR_REDIS_URL", redis_server.url)
+    keys = EventRelay(redis_client, "office").keys
+    # A previous holder's link was last up a moment ago; a call ended since.
+    seconds, _ = await redis_client.time()
+    await redis_client.set(keys.alive, (int(seconds) - 2) * 1000)
+    missed = ended_call("gap", 1, ago=3)
+    await call_ends(pbx_env, missed)
+    argv = ["relay", "--pbx-name", "office", "--lease", "1"]
+    command = asyncio.create_task(amain(argv if recover else [*argv, "--no-recover-cdrs"]))
+    try:
+
+        async def failover_reported() -> bool:
+            found = [decode_entry(f) for _, f in await redis_client.xrange(keys.events)]
+            return any(isinstance(e, events.Connected) and e.reconnect for e in found)
+
+        await until(failover_reported, "the failover's Connected in the stream")
+    finally:
+        command.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(command, 10)
+    found = [decode_entry(f) for _, f in await redis_client.xrange(keys.events)]
+    connected = next(e for e in found if isinstance(e, events.Connected))
+    recovered = [e.msg.call_id for e in found if isinstance(e, events.CdrRecovered)]
+    if recover:
+        assert recovered == [missed["call_id"]]
+        assert connected.recovered_cdrs == 1
+        assert 30012 not in connected.unrecoverable_topics
+    else:
+        assert recovered == []
+        assert pbx_env.count("cdr/search") == 0
+        assert 30012 in connected.unrecoverable_topics
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,14 @@ RELAY_ARGS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
         },
     ),
     (("--topics",), {"type": parse_topics, "metavar": "N,N,...", "help": topics_help()}),
+    (
+        ("--no-recover-cdrs",),
+        {
+            "action": "store_true",
+            "help": "do not fetch the CDRs of a gap (a failover, a reconnect) over REST "
+            "(default: fetched and appended as recovered CDRs)",
+        },
+    ),
 )
 
 
@@ -106,13 +114,26 @@ async def cmd_relay(args: argparse.Namespace) -> int:
             err(f"[status] not holding the link to {pbx!r}; waiting for the lease")
 
     try:
-        relay = EventRelay(redis, pbx, lease=args.lease, maxlen=args.maxlen, on_lease=on_lease)
+        relay = EventRelay(
+            redis,
+            pbx,
+            lease=args.lease,
+            maxlen=args.maxlen,
+            on_lease=on_lease,
+            recover_cdrs=not args.no_recover_cdrs,
+        )
     except ValueError as exc:
         await redis.aclose()
         raise UsageError(str(exc).replace("EventRelay pbx", "--pbx-name")) from None
     store = RedisTokenStore(redis, relay.keys.tokens)
     try:
-        async with make_client(args, token_store=store, revoke_on_close=False) as client:
+        client = make_client(
+            args,
+            token_store=store,
+            revoke_on_close=False,
+            recover_cdrs=not args.no_recover_cdrs,
+        )
+        async with client:
             err(f"[status] relay for {pbx!r}: waiting for the lease ({len(topics)} topic(s))")
             await relay.hold(client, topics=topics)
     finally:
