@@ -9,10 +9,13 @@ from typing import Any
 from yeastar_async.testing import FakePBX
 
 
-def cdr(name: str, n: int, ago: float = 5.0) -> dict[str, Any]:
-    """A 30012 payload, call id ``<start second>.<n>`` as Asterisk numbers them."""
-    started = time.time() - ago
-    return {
+def cdr(
+    n: int, started: float | None = None, *, ago: float = 5.0, trunk: str = ""
+) -> dict[str, Any]:
+    """A 30012 payload of call ``n``, 3 s long, started at ``started`` (default: ``ago``
+    seconds ago); its call id ``<start second>.<n>`` as Asterisk numbers them."""
+    started = time.time() - ago if started is None else started
+    payload = {
         "call_id": f"{int(started)}.{n}",
         "time_start": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S"),
         "call_from": "2005",
@@ -21,8 +24,10 @@ def cdr(name: str, n: int, ago: float = 5.0) -> dict[str, Any]:
         "talk_duration": 2,
         "status": "ANSWERED",
         "type": "Internal",
-        "src_trunk_name": name,
     }
+    if trunk:
+        payload["src_trunk_name"] = trunk
+    return payload
 
 
 async def call_ends(pbx: FakePBX, payload: dict[str, Any]) -> int:

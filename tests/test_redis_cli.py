@@ -72,7 +72,7 @@ async def test_relay_command_recovers_the_cdrs_of_a_failover_unless_told_not_to(
     # A previous holder's link was last up a moment ago; a call ended since.
     seconds, _ = await redis_client.time()
     await redis_client.set(keys.alive, (int(seconds) - 2) * 1000)
-    missed = ended_call("gap", 1, ago=3)
+    missed = ended_call(1, ago=3, trunk="gap")
     await call_ends(pbx_env, missed)
     argv = ["relay", "--pbx-name", "office", "--lease", "1"]
     command = asyncio.create_task(amain(argv if recover else [*argv, "--no-recover-cdrs"]))

@@ -221,7 +221,7 @@ async def test_cdrs_of_calls_that_ended_while_no_holder_was_up_reach_a_worker_on
     sent: list[str] = []
 
     async def end(name: str) -> None:
-        payload = ended_call(name, len(sent), ago=3)
+        payload = ended_call(len(sent), ago=3, trunk=name)
         sent.append(payload["call_id"])
         await call_ends(fake_pbx, payload)
 

@@ -8,7 +8,10 @@ PBX, and the next holder fetches them over REST and appends those the stream doe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -103,6 +106,49 @@ class Holder:
         await self.client.aclose()
 
 
+@dataclass
+class HeldSearch:
+    """A failover whose CDR search is in flight at the PBX until ``gate`` is set."""
+
+    worker: Worker
+    first: Holder
+    second: Holder
+    missed: dict[str, Any]
+    gate: asyncio.Event
+    #: The alive mark the first holder left.
+    alive: bytes | None
+
+
+@contextlib.asynccontextmanager
+async def held_search(
+    pbx: FakePBX, redis: aioredis.Redis, live: dict[str, Any] | None = None
+) -> AsyncIterator[HeldSearch]:
+    """A first holder appends (``live``, if given) and leaves; a call ends unseen; a second
+    holder takes over and its search of the gap is held."""
+    worker = Worker(redis)
+    first = Holder(pbx, redis).start()
+    second = Holder(pbx, redis)
+    try:
+        await pbx.wait_for_subscription([30012])
+        await worker.until(lambda: worker.events, "the first holder's Connected")
+        if live is not None:
+            await call_ends(pbx, live)
+            await worker.until(lambda: worker.calls(), "the live CDR")
+        await first.close()
+        alive = await redis.get(worker.relay.keys.alive)
+        missed = cdr(1, trunk="gap")
+        await call_ends(pbx, missed)
+        gate = pbx.hold_next(1, "cdr/search")
+        searches = pbx.count("cdr/search")
+        second.start()
+        await pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+        yield HeldSearch(worker, first, second, missed, gate, alive)
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+
+
 async def entries(redis: aioredis.Redis, key: str) -> list[Any]:
     return [decode_entry(fields) for _, fields in await redis.xrange(key)]
 
@@ -122,18 +168,18 @@ async def test_a_failover_appends_the_cdrs_of_the_gap_once_as_cdr_recovered(
     second = Holder(fake_pbx, redis_client)
     try:
         await fake_pbx.wait_for_subscription([30012])
-        live = [cdr("live", n) for n in range(3)]
+        live = [cdr(n, trunk="live") for n in range(3)]
         for payload in live:
             assert await call_ends(fake_pbx, payload) == 1
         await worker.until(lambda: len(worker.calls()) == 3, "the live CDRs")
         await first.close()
         # Nobody holds the link: these calls end unseen.
-        gap = [cdr("gap", n, ago=4 - n) for n in range(3, 6)]
+        gap = [cdr(n, ago=4 - n, trunk="gap") for n in range(3, 6)]
         for payload in gap:
             assert await call_ends(fake_pbx, payload) == 0
         second.start()
         await worker.until(lambda: len(worker.calls()) == 6, "the gap's CDRs")
-        after = cdr("after", 6, ago=0)
+        after = cdr(6, ago=0, trunk="after")
         assert await call_ends(fake_pbx, after) == 1
         await worker.until(lambda: len(worker.calls()) == 7, "a live CDR after the failover")
     finally:
@@ -168,22 +214,10 @@ async def test_a_failover_appends_the_cdrs_of_the_gap_once_as_cdr_recovered(
 async def test_priority_events_go_out_while_the_search_runs_the_rest_wait(
     fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
-    worker = Worker(redis_client)
-    first = Holder(fake_pbx, redis_client).start()
-    second = Holder(fake_pbx, redis_client)
-    keys = worker.relay.keys
-    try:
-        await fake_pbx.wait_for_subscription([30012])
-        await worker.until(lambda: worker.events, "the first holder's Connected")
-        await first.close()
-        missed = cdr("gap", 1)
-        await call_ends(fake_pbx, missed)
-        gate = fake_pbx.hold_next(1, "cdr/search")
-        searches = fake_pbx.count("cdr/search")
-        second.start()
-        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+    async with held_search(fake_pbx, redis_client) as held:
+        worker = held.worker
         # During the search: a CDR (held back) and an inbound call (not).
-        during = cdr("during", 2, ago=0)
+        during = cdr(2, ago=0, trunk="during")
         assert await call_ends(fake_pbx, during) == 1
         assert await fake_pbx.emit(30016, fake_pbx.example_event(30016)) == 1
         await worker.until(
@@ -191,53 +225,34 @@ async def test_priority_events_go_out_while_the_search_runs_the_rest_wait(
             "the 30016 handled while the search is held",
         )
         assert worker.calls() == []
-        appended = await entries(redis_client, keys.events)
+        appended = await entries(redis_client, worker.relay.keys.events)
         assert [type(e).__name__ for e in appended] == ["Connected"]  # the first holder's
-        gate.set()
+        held.gate.set()
         await worker.until(lambda: len(worker.calls()) == 2, "both CDRs")
-    finally:
-        await worker.close()
-        await first.close()
-        await second.close()
     # The search answered after the call held back had ended: it found that call too, so the
     # live 30012 waiting behind it was dropped. Each call once, the gap's first.
-    assert worker.calls() == [missed["call_id"], during["call_id"]]
+    assert worker.calls() == [held.missed["call_id"], during["call_id"]]
     assert all(isinstance(e, events.CdrRecovered) for e in worker.events[-2:])
-    assert second.relay.stats.duplicate_cdrs == 1
+    assert held.second.relay.stats.duplicate_cdrs == 1
 
 
 async def test_a_link_drop_during_the_search_loses_no_cdr(
     fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
-    worker = Worker(redis_client)
-    first = Holder(fake_pbx, redis_client).start()
-    second = Holder(fake_pbx, redis_client)
-    try:
-        await fake_pbx.wait_for_subscription([30012])
-        await worker.until(lambda: worker.events, "the first holder's Connected")
-        await first.close()
-        missed = cdr("gap", 1)
-        await call_ends(fake_pbx, missed)
-        gate = fake_pbx.hold_next(1, "cdr/search")
-        searches = fake_pbx.count("cdr/search")
-        second.start()
-        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+    async with held_search(fake_pbx, redis_client) as held:
+        worker, missed = held.worker, held.missed
         upgrades = fake_pbx.count("subscribe")
         assert fake_pbx.drop_connections() == 1
-        outage = cdr("outage", 2, ago=3)
+        outage = cdr(2, ago=3, trunk="outage")
         await call_ends(fake_pbx, outage)  # live or not: the client's own recovery has it
         # The client reconnects and recovers its own gap while the relay's search is held.
         await fake_pbx.wait_for_request("subscribe", upgrades + 1, TIMEOUT)
         await fake_pbx.wait_for_subscription([30012])
-        later = cdr("later", 3, ago=0)
+        later = cdr(3, ago=0, trunk="later")
         await call_ends(fake_pbx, later)
-        gate.set()
+        held.gate.set()
         await worker.until(lambda: len(worker.calls()) == 3, "every CDR")
         await worker.until(lambda: len(worker.failovers()) == 2, "the reconnect reported")
-    finally:
-        await worker.close()
-        await first.close()
-        await second.close()
     ids = sorted(p["call_id"] for p in (missed, outage, later))
     assert sorted(worker.calls()) == ids
     assert sorted(await stream_calls(redis_client)) == ids  # nothing appended twice after
@@ -260,38 +275,23 @@ async def test_a_link_drop_during_the_search_loses_no_cdr(
 async def test_a_holder_that_dies_in_its_search_leaves_the_whole_gap_to_the_next(
     fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:
-    worker = Worker(redis_client)
-    first = Holder(fake_pbx, redis_client).start()
-    doomed = Holder(fake_pbx, redis_client)
     third = Holder(fake_pbx, redis_client)
-    keys = worker.relay.keys
     try:
-        await fake_pbx.wait_for_subscription([30012])
-        await call_ends(fake_pbx, cdr("live", 0))
-        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
-        await first.close()
-        alive = await redis_client.get(keys.alive)
-        missed = cdr("gap", 1)
-        await call_ends(fake_pbx, missed)
-        gate = fake_pbx.hold_next(1, "cdr/search")
-        searches = fake_pbx.count("cdr/search")
-        doomed.start()
-        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
-        # Its link is up and it appends (a 30016), but the gap's CDRs are not in the stream:
-        # the alive mark, where the next holder's search starts, must not move.
-        await fake_pbx.emit(30016, fake_pbx.example_event(30016))
-        await until(lambda: redis_client.xlen(keys.priority), "the 30016 appended")
-        await until(lambda: doomed.relay.stats.appended >= 1, "the append counted")
-        assert await redis_client.get(keys.alive) == alive
-        await doomed.close()
-        gate.set()
-        third.start()
-        await worker.until(lambda: len(worker.calls()) == 2, "the gap's CDR")
+        async with held_search(fake_pbx, redis_client, live=cdr(0, trunk="live")) as held:
+            worker, doomed, keys = held.worker, held.second, held.worker.relay.keys
+            # Its link is up and it appends (a 30016), but the gap's CDRs are not in the
+            # stream: the alive mark, where the next holder's search starts, must not move.
+            await fake_pbx.emit(30016, fake_pbx.example_event(30016))
+            await until(lambda: redis_client.xlen(keys.priority), "the 30016 appended")
+            await until(lambda: doomed.relay.stats.appended >= 1, "the append counted")
+            assert await redis_client.get(keys.alive) == held.alive
+            await doomed.close()
+            held.gate.set()
+            third.start()
+            await worker.until(lambda: len(worker.calls()) == 2, "the gap's CDR")
     finally:
-        await worker.close()
-        for holder in (first, doomed, third):
-            await holder.close()
-    assert worker.calls()[1] == missed["call_id"]
+        await third.close()
+    assert worker.calls()[1] == held.missed["call_id"]
     assert isinstance(worker.events[-1], events.CdrRecovered)
     assert third.relay.stats.recovered_cdrs == 1
     assert doomed.relay.stats.recovered_cdrs == 0
@@ -312,7 +312,7 @@ async def test_a_holder_taking_the_link_back_appends_no_cdr_twice(
     sent: list[str] = []
 
     async def end(name: str, links: int) -> None:
-        payload = cdr(name, len(sent), ago=3)  # 3 s long: it ends now
+        payload = cdr(len(sent), ago=3, trunk=name)  # 3 s long: it ends now
         sent.append(payload["call_id"])
         assert await call_ends(fake_pbx, payload) == links
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import Any
 
 import pytest
 
+from tests._calls import cdr
 from yeastar_async import YeastarClient
 from yeastar_async.events import CdrRecovered, Checkpoint, Connected, Disconnected, NewCdr
 from yeastar_async.events._recovery import CdrLedger
@@ -24,21 +24,6 @@ FAST: dict[str, Any] = {
     "login_guard_state": None,
 }
 WAIT = 10.0
-
-
-def cdr(n: int, started: float | None = None) -> dict[str, Any]:
-    """A 30012 payload of call ``n`` (Asterisk-style call_id: start second, sequence)."""
-    started = time.time() - 5 if started is None else started
-    return {
-        "call_id": f"{int(started)}.{n}",
-        "time_start": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S"),
-        "call_from": "2005",
-        "call_to": f"{2100 + n}",
-        "call_duration": 3,
-        "talk_duration": 2,
-        "status": "ANSWERED",
-        "type": "Internal",
-    }
 
 
 class Seen:
