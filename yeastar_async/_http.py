@@ -38,8 +38,8 @@ from yarl import URL
 from ._backoff import Backoff
 from ._fds import OutOfFileDescriptorsError, out_of_fds
 from ._fds import advice as fd_advice
-from ._lenient import EXACT_JSON, convert
-from ._models import ApiResponse
+from ._lenient import EXACT_JSON, convert, out_of_range
+from ._models import ApiResponse, Int64
 from ._secrets import SecretMask, redact
 from ._tls import SslOption, TlsPolicy
 from ._wire import excerpt, read_capped, refuse_redirect, transport_failure
@@ -83,7 +83,8 @@ class TokenSource(Protocol):
 
 
 class _Envelope(msgspec.Struct):
-    errcode: int | None = None
+    # Int64 as in every model: an errcode beyond int64 is no answer, not an error to raise.
+    errcode: Int64 | None = None
     errmsg: Any = ""
     invalid_param_list: list[dict[str, Any]] | None = None
     duplicate_field_list: list[dict[str, Any]] | None = None
@@ -1005,14 +1006,27 @@ class Transport:
             raise failure
         raise TokenExpiredError(errcode=10004, errmsg="TOKEN EXPIRED", endpoint="download")
 
-    @staticmethod
-    def _error_envelope(body: bytes) -> _Envelope | None:
-        """The envelope of a JSON error body sent instead of a file, else ``None``."""
+    def _error_envelope(self, body: bytes) -> _Envelope | None:
+        """The envelope of a JSON error body sent instead of a file, else ``None``.
+
+        Raises :class:`TransportError` for an envelope with a number out of range (an errcode
+        beyond int64): an answer no PBX sends, neither an error code nor the file.
+        """
+        env: _Envelope | None = None
+        failure: str | None = None
         try:
             env = _envelope_decoder.decode(body)
+        except msgspec.ValidationError:
+            try:
+                env = convert(EXACT_JSON.decode(body), _Envelope)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                if out_of_range(exc):
+                    failure = f"the PBX answered an envelope that cannot be read ({exc})"
         except msgspec.DecodeError:
-            return None
-        return env if env.errcode not in (None, 0) else None
+            pass
+        if failure is not None:  # raised here: no decoder error rides along in __context__
+            raise _undecodable("download", failure, body, self.secrets)
+        return env if env is not None and env.errcode not in (None, 0) else None
 
     # -- WebSocket -------------------------------------------------------------------------
 

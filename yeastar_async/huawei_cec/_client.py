@@ -136,12 +136,14 @@ def _decode(body: bytes, response_type: type[Any], name: str, mask: Callable[[st
     try:
         return convert(EXACT_JSON.decode(body), response_type)
     except (msgspec.DecodeError, RecursionError):
-        raise TransportError(
-            f"POST {name}: the answer is not the JSON expected ({mask(str(first))})",
-            endpoint=name,
-            status=200,
-            body_excerpt=excerpt(body, mask),
-        ) from None
+        pass
+    # Raised outside the except clause: no decoder error (the server's text) in __context__.
+    raise TransportError(
+        f"POST {name}: the answer is not the JSON expected ({mask(str(first))})",
+        endpoint=name,
+        status=200,
+        body_excerpt=excerpt(body, mask),
+    )
 
 
 def _description(body: bytes, mask: Callable[[str], str]) -> tuple[str | None, str]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 from enum import IntEnum
-from typing import Literal, NewType
+from typing import Annotated, Literal, NewType
 
 import msgspec
+
+from .._models import INT64_MAX, INT64_RANGE, Int64
 
 __all__ = [
     "CalledRoute",
@@ -70,14 +72,14 @@ class CalledRoute(msgspec.Struct, kw_only=True):
     """
 
     id: CalledRouteId
-    dnid: Dnid
+    dnid: Annotated[Dnid, INT64_RANGE]
     access_code: str = msgspec.field(name="accessCode", default="")
     ext_code: str | None = msgspec.field(name="extCode", default=None)
-    device_type: int | None = msgspec.field(name="devicetype", default=None)
-    device_id: int | None = msgspec.field(name="deviceId", default=None)
+    device_type: Int64 | None = msgspec.field(name="devicetype", default=None)
+    device_id: Int64 | None = msgspec.field(name="deviceId", default=None)
     device_desc: str | None = msgspec.field(name="deviceDesc", default=None)
-    media_type_id: int | None = msgspec.field(name="mediatypeId", default=None)
-    editable: int | None = None
+    media_type_id: Int64 | None = msgspec.field(name="mediatypeId", default=None)
+    editable: Int64 | None = None
 
     @property
     def can_modify(self) -> bool:
@@ -93,7 +95,7 @@ class CalledRoute(msgspec.Struct, kw_only=True):
 class CalledRouteList(msgspec.Struct, kw_only=True):
     """``data`` of a ``queryCalledRoute`` answer."""
 
-    total: int | None = None
+    total: Int64 | None = None
     called_route_list: list[CalledRoute] = msgspec.field(
         name="calledRouteList", default_factory=list
     )
@@ -123,8 +125,28 @@ class DeleteOutcome(msgspec.Struct, kw_only=True):
     name: str | None = None
     content: str | None = None
 
+    def __post_init__(self) -> None:
+        # The dnids listed here become ints (DeleteResult.deleted / failed): one beyond int64
+        # is refused while decoding, as an out-of-range int field is (msgspec turns the
+        # ValueError into a ValidationError, and the client into a TransportError).
+        for digits in _listed_dnids(self.content):
+            if len(digits) > _INT64_DIGITS or int(digits) > INT64_MAX:
+                shown = digits if len(digits) <= 40 else f"{digits[:40]}... ({len(digits)} digits)"
+                raise ValueError(f"a dnid out of the int64 range in `content`: {shown}")
+
 
 _OUTCOME = re.compile(r"(Success|Failed)\s*:\s*([\d,\s]*)", re.IGNORECASE)
+_INT64_DIGITS = 19
+
+
+def _listed_dnids(content: str | None, word: str | None = None) -> list[str]:
+    """The dnids ``content`` lists (after ``word``, ``"success"`` or ``"failed"``, or after
+    either), as digits without leading zeros (``"0"`` for zero)."""
+    found: list[str] = []
+    for label, numbers in _OUTCOME.findall(content or ""):
+        if word is None or label.lower() == word:
+            found.extend(n.lstrip("0") or "0" for n in re.findall(r"\d+", numbers))
+    return found
 
 
 class DeleteResult(CecResult, kw_only=True):
@@ -134,11 +156,7 @@ class DeleteResult(CecResult, kw_only=True):
 
     def _listed(self, word: str) -> list[Dnid]:
         content = self.data.content if self.data is not None else None
-        found: list[Dnid] = []
-        for label, numbers in _OUTCOME.findall(content or ""):
-            if label.lower() == word:
-                found.extend(Dnid(int(n)) for n in re.findall(r"\d+", numbers))
-        return found
+        return [Dnid(int(digits)) for digits in _listed_dnids(content, word)]
 
     @property
     def deleted(self) -> list[Dnid]:

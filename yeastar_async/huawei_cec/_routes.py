@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, TypeVar, get_args
 
+from .._models import INT64_MAX
 from ..resources._base import OFFSETS, Paginator
 from ._errors import CecPartialDeleteError
 from ._models import (
@@ -121,8 +122,12 @@ def _dnids(value: object) -> list[Dnid]:
                 f"dnids must hold the routes' dnids (ints from query()), got "
                 f"{type(item).__name__} {item!r}: {hint}"
             )
-        if item < 0:
-            raise ValueError(f"a dnid must be >= 0, got {item!r}")
+        if not 0 <= item <= INT64_MAX:
+            # The CEC's dnids are int64 (the models refuse any other); a huge int's repr is
+            # slow, or refused past 4,300 digits: say how long it is instead.
+            bits = item.bit_length()
+            shown = repr(item) if bits <= 128 else f"an int of {bits} bits"
+            raise ValueError(f"a dnid must be between 0 and {INT64_MAX}, got {shown}")
         found.append(Dnid(item))
     if not found:
         raise ValueError("dnids must name at least one route")

@@ -2,7 +2,8 @@
 
 Both wire formats decode into these Structs the same way (through the project's lenient
 converter): an ``id`` sent as ``"19"`` is ``19``, one sent as ``""`` is ``None``, a number where
-the manual says String is its text, and an XML list of one ``<item>`` is still a list.
+the manual says String is its text, and an XML list of one ``<item>`` is still a list. An ``id``
+beyond int64 (as a number or as text) is refused, as in every model of the project (``Int64``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from typing import Final, Literal, TypeAlias, get_args
 
 import msgspec
+
+from .._models import Int64
 
 __all__ = [
     "DEST_TYPES",
@@ -57,7 +60,7 @@ class InboundRoute(msgspec.Struct, kw_only=True, frozen=True):
         dest: the destination itself (an extension number, a queue number ...).
     """
 
-    id: int | None = None
+    id: Int64 | None = None
     name: str
     did: str = ""
     caller_id: str = ""
@@ -78,7 +81,7 @@ class OutboundRoute(msgspec.Struct, kw_only=True, frozen=True):
         trunks: the trunk names, comma-separated as the PBX writes them (see :attr:`trunk_names`).
     """
 
-    id: int | None = None
+    id: Int64 | None = None
     name: str
     prepend: str = ""
     prefix: str = ""
