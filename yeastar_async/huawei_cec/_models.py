@@ -62,7 +62,7 @@ class CalledRoute(msgspec.Struct, kw_only=True):
         dnid: the route's dnid, for :meth:`CalledRouteResource.delete`.
         access_code: the access code (the called number).
         ext_code: the extension code after the access code, if any.
-        device_type: ``1`` skill queue, ``3`` IVR (kept as a plain int: an undocumented
+        device_type: ``1`` skill queue, ``3`` IVR (kept as an int, not the enum: an undocumented
             value still decodes; compare with :class:`DeviceType`).
         device_id: the skill queue's or IVR's id.
         device_desc: the device's description.
