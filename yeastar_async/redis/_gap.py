@@ -58,13 +58,17 @@ class TenureCdrs:
     #: Seconds of safety the search keeps on both ends of a gap (clock skew, late records).
     MARGIN: ClassVar[float] = 120.0
 
-    def __init__(self, client: YeastarClient, stats: RelayStats) -> None:
+    def __init__(self, client: YeastarClient, stats: RelayStats, *, seeding: bool = False) -> None:
         self._client = client
         self._stats = stats
         self._recovery = CdrRecovery(client._fetch_cdrs, margin=self.MARGIN)
         # The keys of every call in the ledger, kept between the CdrRecovered of one burst;
         # None once a live CDR changed the ledger.
         self._seen: set[tuple[object, ...]] | None = None
+        # ``seeding``: a seed will replace the ledger. The CDRs admitted until it did (30012
+        # as a priority topic goes out during the search) are entered again into the seeded
+        # ledger: its read of the stream may have run before they were appended.
+        self._early: list[NewCdr] | None = [] if seeding else None
 
     def admit(self, event: object) -> bool:
         """Whether ``event`` goes to the stream: ``False`` for a CDR it holds already."""
@@ -81,13 +85,21 @@ class TenureCdrs:
             return True
         if not fresh:
             self._stats.duplicate_cdrs += 1
+        elif self._early is not None:
+            self._early.append(event)
         return fresh
 
     async def seed(self, redis: Redis, stream: str, since_ms: int) -> int:
         """Enter the CDRs appended to ``stream`` from ``since_ms`` (Redis ms) on; how many.
 
-        Call it before any CDR of the tenure went through :meth:`admit`.
+        The CDRs :meth:`admit` let through before (``seeding``) are entered on top.
         """
+        try:
+            return await self._seed(redis, stream, since_ms)
+        finally:
+            self._early = None  # failed: the ledger in use has them
+
+    async def _seed(self, redis: Redis, stream: str, since_ms: int) -> int:
         found: list[NewCdr] = []
         start = str(max(0, since_ms))
         while True:
@@ -106,6 +118,8 @@ class TenureCdrs:
                 break
             last = page[-1][0]
             start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+        count = len(found)
+        found += self._early or ()
         # Room for all of them and for the calls of the tenure.
         ledger = CdrLedger(max(LEDGER_SIZE, 2 * len(found)))
         fmt, zone = self._client.cdr.formats()
@@ -116,7 +130,7 @@ class TenureCdrs:
                 ledger.live(event)
         self._recovery.ledger = ledger
         self._seen = None
-        return len(found)
+        return count
 
     async def recover(self, since: float) -> tuple[list[CdrRecovered], str]:
         """The CDRs of calls that ended from ``since`` (wall seconds) to now that the stream

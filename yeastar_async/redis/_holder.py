@@ -16,7 +16,9 @@ the recovered CDRs right after the ``Connected``, as from a client's own stream.
 
 The ``alive`` mark (what the next holder's recovery starts from) moves only while the link is
 up *and* every CDR a ``Connected`` announced is appended: a holder that dies in the middle of
-a recovery leaves the whole gap to its successor.
+a recovery leaves the whole gap to its successor. A failover whose search failed keeps it
+back for the whole tenure: the gap's CDRs are not in the stream, the next holder's search
+covers them.
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ class _Link:
     down_since: float
     #: CDRs a Connected announced (``recovered_cdrs``) that have not come through yet.
     behind: int = 0
+    #: The failover's search failed: the gap's CDRs are not in the stream, for the tenure.
+    unrecovered: bool = False
 
     @property
     def current(self) -> bool:
         """Whether the stream holds everything up to now: what moves the ``alive`` mark."""
-        return self.up and self.behind == 0
+        return self.up and self.behind == 0 and not self.unrecovered
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,8 @@ class Holder:
         loop = asyncio.get_running_loop()
         failover = await self._failover(client, topics)
         link = _Link(up=False, down_since=loop.time())
-        cdrs = TenureCdrs(client, self.stats)
+        seeding = failover is not None and failover.since is not None
+        cdrs = TenureCdrs(client, self.stats, seeding=seeding)
         self.holding.set()
         async with client.subscribe(*topics, Connected, Disconnected) as sub:
             pump = asyncio.create_task(self._pump(client, sub, link, cdrs, failover, topics))
@@ -400,6 +405,9 @@ class Holder:
         # A Connected of the client's own recovery (this process held the link before) is
         # followed by its CdrRecovered: the ledger drops those the search found.
         link.behind = connected.recovered_cdrs
+        # A failed search leaves the alive mark where the gap began: the next holder searches
+        # the gap again (a link that stays up has the error in its Connected).
+        link.unrecovered = bool(error)
         if any(isinstance(e, Disconnected) for e in held):
             # The link dropped during the search: not up to date now (the held Connected, if
             # any, says when it is again).

@@ -1,0 +1,321 @@
+"""Red team: the relay's failover CDR recovery against hostile timings and configurations.
+
+The promise under test: a CDR reaches each worker group exactly once (live or recovered)
+across failovers, unless its stream entry was trimmed by ``MAXLEN`` or its call is older than
+the 4 h look-back; a holder dying at any point loses no CDR of a gap. Real redis-server, the
+FakePBX, holders in this process (the subprocess kill -9 cases are in test_redis_failover.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests._calls import call_ends, cdr
+from tests._redis import RedisServer, redis_client, redis_server, until
+from tests.test_redis_recovery import TIMEOUT, Worker, make_client, stream_calls
+from yeastar_async import events
+from yeastar_async.redis import EventRelay
+from yeastar_async.redis._gap import TenureCdrs
+from yeastar_async.testing import FakePBX
+
+__all__ = ["redis_client", "redis_server"]
+
+LEASE = 1.0
+TOPICS = (30011, 30012, 30016)
+
+
+class Holder:
+    """A link holder in this process, with the relay options a test chooses."""
+
+    def __init__(self, pbx: FakePBX, redis: aioredis.Redis, **options: Any) -> None:
+        self.relay = EventRelay(redis, "pbx", lease=LEASE, **options)
+        self.client = make_client(pbx, redis)
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> Holder:
+        self.task = asyncio.create_task(self.relay.hold(self.client, topics=TOPICS))
+        return self
+
+    async def close(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.wait({self.task}, timeout=TIMEOUT)
+        await self.relay.aclose()
+        await self.client.aclose()
+
+
+class _HeldReplies:
+    """A TCP proxy in front of Redis that can hold the reply to one command.
+
+    ``arm(b"XRANGE")``: the next connection that sends that command gets no more bytes back
+    until :meth:`release` (the command itself runs in Redis at once). Every other connection
+    passes freely, so the rest of the client keeps working meanwhile.
+    """
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._command: bytes | None = None
+        self._gate = asyncio.Event()
+        self.seen = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    def arm(self, command: bytes) -> None:
+        self._command = command
+        self._gate.clear()
+        self.seen.clear()
+
+    def release(self) -> None:
+        self._command = None
+        self._gate.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._port)
+        self._writers += [writer, up_writer]
+        held = asyncio.Event()
+        held.set()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                if self._command is not None and self._command in data.upper():
+                    self._command = None
+                    held.clear()
+                    self.seen.set()
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                if not held.is_set():
+                    await self._gate.wait()
+                    held.set()
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        self._tasks.update(tasks)
+        with contextlib.suppress(OSError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        self._gate.set()
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def held_replies(server: RedisServer) -> AsyncIterator[_HeldReplies]:
+    proxy = _HeldReplies(server.port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
+async def test_priority_cdrs_during_a_slow_seed_are_not_appended_twice(
+    fake_pbx: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """30012 configured as a priority topic goes out during the failover's search; one that
+    comes while the ledger is still being read back from the stream must still count as
+    held, or the search (which finds the call too) appends it again."""
+    priority = (30012, 30016)
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client, priority_topics=priority).start()
+    async with held_replies(redis_server) as proxy:
+        slow = aioredis.Redis.from_url(proxy.url)
+        second = Holder(fake_pbx, slow, priority_topics=priority)
+        try:
+            await fake_pbx.wait_for_subscription([30012])
+            live = cdr("live", 0)
+            await call_ends(fake_pbx, live)
+            await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+            await first.close()
+            missed = cdr("gap", 1)
+            await call_ends(fake_pbx, missed)
+            proxy.arm(b"XRANGE")  # the new holder's seed: its reply held
+            second.start()
+            await asyncio.wait_for(proxy.seen.wait(), TIMEOUT)
+            await fake_pbx.wait_for_subscription([30012])
+            during = cdr("during", 2, ago=1)
+            assert await call_ends(fake_pbx, during) == 1
+            await worker.until(lambda: during["call_id"] in worker.calls(), "the live priority CDR")
+            proxy.release()
+            await until(lambda: second.relay.stats.failovers, "the failover")
+            await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+            # One more live CDR: everything before it in the streams is handled by then.
+            after = cdr("after", 3, ago=0)
+            await call_ends(fake_pbx, after)
+            await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
+        finally:
+            await worker.close()
+            await first.close()
+            await second.close()
+            await slow.aclose()
+    calls = worker.calls()
+    assert sorted(calls) == sorted(p["call_id"] for p in (live, missed, during, after)), calls
+
+
+async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The REST search of a failover fails (5xx): the Connected says so; the gap's CDRs must
+    not be given up for good: the alive mark stays back, so the next holder searches again."""
+    # A short margin: the next holder's search must not reach back to the gap by its margin.
+    monkeypatch.setattr(TenureCdrs, "MARGIN", 0.25)
+    keys = EventRelay(redis_client, "pbx").keys
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    failed = Holder(fake_pbx, redis_client)
+    third = Holder(fake_pbx, redis_client)
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await call_ends(fake_pbx, cdr("live", 0))
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        await first.close()
+        missed = cdr("gap", 1, ago=3)  # 3 s long: it ends now, in the gap
+        ended = time.time()
+        await call_ends(fake_pbx, missed)
+        fake_pbx.fail_next(50, 503, endpoint="cdr/search")
+        failed.start()
+        await worker.until(lambda: worker.failovers(), "the failover reported")
+        assert worker.failovers()[0].recovery_error
+        fake_pbx.clear_faults()
+
+        after = cdr("after", 2, ago=0)
+        assert await call_ends(fake_pbx, after) == 1
+        await worker.until(lambda: after["call_id"] in worker.calls(), "a live CDR after")
+        # The old code moved the alive mark with that append: the next search started there.
+        assert int(await redis_client.get(keys.alive)) < round(ended * 1000)
+        await failed.close()
+        third.start()
+        await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+        last = cdr("last", 3, ago=0)
+        await call_ends(fake_pbx, last)
+        await worker.until(lambda: last["call_id"] in worker.calls(), "a CDR after")
+    finally:
+        await worker.close()
+        for holder in (first, failed, third):
+            await holder.close()
+    calls = worker.calls()
+    assert len(calls) == len(set(calls)) == 4, calls
+    assert await stream_calls(redis_client) == calls
+
+
+async def test_two_failovers_in_a_row_each_gap_once(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    worker = Worker(redis_client)
+    holders = [Holder(fake_pbx, redis_client) for _ in range(3)]
+    sent: list[str] = []
+    try:
+        holders[0].start()
+        await fake_pbx.wait_for_subscription([30012])
+        for n, holder in enumerate(holders):
+            payload = cdr("live", len(sent), ago=1)
+            sent.append(payload["call_id"])
+            await call_ends(fake_pbx, payload)
+            await worker.until(lambda: len(worker.calls()) == len(sent), "a live CDR")
+            if n == len(holders) - 1:
+                break
+            await holder.close()
+            payload = cdr("gap", len(sent), ago=1)
+            sent.append(payload["call_id"])
+            await call_ends(fake_pbx, payload)
+            holders[n + 1].start()
+            await worker.until(lambda: len(worker.calls()) == len(sent), "the gap's CDR")
+            await fake_pbx.wait_for_subscription([30012])
+    finally:
+        await worker.close()
+        for holder in holders:
+            await holder.close()
+    assert worker.calls() == sent
+    assert len(worker.failovers()) == 2
+
+
+@pytest.mark.parametrize("firmware", ["84.23.0.123"])
+async def test_v2_firmware_failover_recovers_once(
+    redis_client: aioredis.Redis, firmware: str
+) -> None:
+    # Every call of the test after the upgrade: its records are served at v2.0 only.
+    upgrade = datetime.now() - timedelta(hours=1)
+    async with FakePBX(firmware=firmware, cdr_upgrade=upgrade) as pbx:
+        worker = Worker(redis_client)
+        first = Holder(pbx, redis_client).start()
+        second = Holder(pbx, redis_client)
+        third = Holder(pbx, redis_client)
+        try:
+            await pbx.wait_for_subscription([30012])
+            await call_ends(pbx, cdr("live", 0))
+            await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+            await first.close()
+            await call_ends(pbx, cdr("gap", 1))
+            second.start()
+            await worker.until(lambda: len(worker.calls()) == 2, "the gap's CDR")
+            await second.close()
+            await call_ends(pbx, cdr("gap", 2))
+            # The third reads the second's CdrV2 entries back: none of them again.
+            third.start()
+            await worker.until(lambda: len(worker.calls()) == 3, "the second gap's CDR")
+            await call_ends(pbx, cdr("after", 3, ago=0))
+            await worker.until(lambda: len(worker.calls()) == 4, "a CDR after")
+        finally:
+            await worker.close()
+            for holder in (first, second, third):
+                await holder.close()
+    calls = worker.calls()
+    assert len(set(calls)) == len(calls) == 4, calls
+    recovered = [e for e in worker.events if isinstance(e, events.CdrRecovered)]
+    assert len(recovered) == 2
+    assert all(type(e.record).__name__ == "CdrV2" for e in recovered)
+
+
+async def test_decode_responses_clients_fail_over_and_recover(
+    fake_pbx: FakePBX, redis_server: RedisServer
+) -> None:
+    text = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    worker = Worker(text)
+    first = Holder(fake_pbx, text).start()
+    second = Holder(fake_pbx, text)
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await call_ends(fake_pbx, cdr("live", 0))
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        await first.close()
+        await call_ends(fake_pbx, cdr("gap", 1))
+        second.start()
+        await worker.until(lambda: len(worker.calls()) == 2, "the gap's CDR")
+        await call_ends(fake_pbx, cdr("after", 2, ago=0))
+        await worker.until(lambda: len(worker.calls()) == 3, "a CDR after")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+        await text.aclose()
+    assert len(set(worker.calls())) == 3
+    assert second.relay.stats.recovered_cdrs == 1
