@@ -68,6 +68,8 @@ class _HeldReplies:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
+        self._dropping: bytes | None = None
+        self.drops = 0
 
     @property
     def url(self) -> str:
@@ -83,6 +85,12 @@ class _HeldReplies:
         self._gate.clear()
         self.seen.clear()
 
+    def drop(self, command: bytes, times: int) -> None:
+        """Close the connection of each of the next ``times`` requests of ``command``
+        (Redis unreachable for that command, the others pass)."""
+        self._dropping = command
+        self.drops = times
+
     def release(self) -> None:
         self._command = None
         self._gate.set()
@@ -95,6 +103,11 @@ class _HeldReplies:
 
         async def upstream() -> None:
             while data := await reader.read(65536):
+                if self.drops and self._dropping is not None and self._dropping in data.upper():
+                    self.drops -= 1
+                    writer.transport.abort()
+                    up_writer.close()
+                    return
                 if self._command is not None and self._command in data.upper():
                     self._command = None
                     held.clear()
@@ -179,6 +192,42 @@ async def test_priority_cdrs_during_a_slow_seed_are_not_appended_twice(
             await slow.aclose()
     calls = worker.calls()
     assert sorted(calls) == sorted(p["call_id"] for p in (live, missed, during, after)), calls
+
+
+async def test_redis_failing_the_seed_repeats_no_cdr(
+    fake_pbx: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """Redis does not answer the seed's reads for a while: the new holder must not search
+    with an empty ledger (every CDR the previous holder appended within the search's margin
+    would be appended again); nothing can be appended while Redis is away anyway."""
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    async with held_replies(redis_server) as proxy:
+        flaky = aioredis.Redis.from_url(proxy.url)
+        second = Holder(fake_pbx, flaky)
+        try:
+            await fake_pbx.wait_for_subscription([30012])
+            live = cdr("live", 0, ago=3)
+            await call_ends(fake_pbx, live)
+            await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+            await first.close()
+            missed = cdr("gap", 1, ago=3)
+            await call_ends(fake_pbx, missed)
+            proxy.drop(b"XRANGE", 5)
+            second.start()
+            await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+            after = cdr("after", 2, ago=0)
+            await call_ends(fake_pbx, after)
+            await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
+        finally:
+            await worker.close()
+            await first.close()
+            await second.close()
+            await flaky.aclose()
+    calls = worker.calls()
+    assert calls == [p["call_id"] for p in (live, missed, after)], calls
+    assert proxy.drops == 0
+    assert second.relay.stats.duplicate_cdrs == 1  # the search found the live one: dropped
 
 
 async def test_a_failed_search_leaves_the_gap_to_the_next_holder(

@@ -92,14 +92,10 @@ class TenureCdrs:
     async def seed(self, redis: Redis, stream: str, since_ms: int) -> int:
         """Enter the CDRs appended to ``stream`` from ``since_ms`` (Redis ms) on; how many.
 
-        The CDRs :meth:`admit` let through before (``seeding``) are entered on top.
+        The CDRs :meth:`admit` let through before (``seeding``) are entered on top. What a
+        failed read raises (Redis errors) leaves everything as it was: call it again, or
+        :meth:`unseeded`.
         """
-        try:
-            return await self._seed(redis, stream, since_ms)
-        finally:
-            self._early = None  # failed: the ledger in use has them
-
-    async def _seed(self, redis: Redis, stream: str, since_ms: int) -> int:
         found: list[NewCdr] = []
         start = str(max(0, since_ms))
         while True:
@@ -130,7 +126,12 @@ class TenureCdrs:
                 ledger.live(event)
         self._recovery.ledger = ledger
         self._seen = None
+        self._early = None
         return count
+
+    def unseeded(self) -> None:
+        """Go on without a seed (the stream could not be read): the ledger in use is kept."""
+        self._early = None
 
     async def recover(self, since: float) -> tuple[list[CdrRecovered], str]:
         """The CDRs of calls that ended from ``since`` (wall seconds) to now that the stream

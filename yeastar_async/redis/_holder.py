@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 from yeastar_async._backoff import Backoff
 from yeastar_async.events import CdrRecovered, Connected, Disconnected, NewCdr, Subscription
+from yeastar_async.events._recovery import RECOVERY_TIMEOUT
 
 from ._codec import encode_event
 from ._gap import TenureCdrs
@@ -419,17 +420,7 @@ class Holder:
 
     async def _search(self, cdrs: TenureCdrs, failover: _Failover) -> tuple[list[Any], str]:
         assert failover.since is not None
-        try:
-            await cdrs.seed(self._redis, self._cdr_stream, failover.seed_from)
-        except REDIS_DOWN as exc:
-            raise_if_cancelled()
-            # Without the ledger, CDRs of the previous holder may be appended again: duplicates
-            # are allowed (at-least-once), losing the gap's CDRs is not.
-            self.stats.redis_errors += 1
-            logger.warning(
-                "relay: could not read the stream's CDRs back (%s); recovered ones may repeat",
-                type(exc).__name__,
-            )
+        await self._seed(cdrs, failover)
         try:
             return await cdrs.recover(failover.since)
         except Exception as exc:
@@ -437,6 +428,33 @@ class Holder:
             # end the link: the gap is reported, its CDRs named as not recovered.
             logger.exception("relay: the CDR search of the failover gap failed")
             return [], f"CDR search failed ({type(exc).__name__})"
+
+    async def _seed(self, cdrs: TenureCdrs, failover: _Failover) -> None:
+        """Read the stream's CDRs into the ledger, trying again while Redis is away (nothing
+        can be appended meanwhile anyway), for as long as a search may take."""
+        deadline = asyncio.get_running_loop().time() + RECOVERY_TIMEOUT
+        backoff = Backoff(0.02, 1.0)
+        while True:
+            raise_if_cancelled()
+            try:
+                await cdrs.seed(self._redis, self._cdr_stream, failover.seed_from)
+                return
+            except REDIS_DOWN as exc:
+                raise_if_cancelled()
+                self.stats.redis_errors += 1
+                delay = backoff.next_delay()
+                if asyncio.get_running_loop().time() + delay < deadline:
+                    logger.debug("relay: reading the stream's CDRs back failed (%r)", exc)
+                    await asyncio.sleep(delay)
+                    continue
+                # Without the ledger, CDRs of the previous holder may be appended again:
+                # duplicates are allowed (at-least-once), losing the gap's CDRs is not.
+                logger.warning(
+                    "relay: could not read the stream's CDRs back (%s); recovered ones may repeat",
+                    type(exc).__name__,
+                )
+                cdrs.unseeded()
+                return
 
     async def _while_searching(
         self,
