@@ -250,11 +250,10 @@ async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
         missed = cdr("gap", 1, ago=3)  # 3 s long: it ends now, in the gap
         ended = time.time()
         await call_ends(fake_pbx, missed)
-        fake_pbx.fail_next(50, 503, endpoint="cdr/search")
+        fake_pbx.fail_next(10_000, 503, endpoint="cdr/search")  # for its whole tenure
         failed.start()
         await worker.until(lambda: worker.failovers(), "the failover reported")
         assert worker.failovers()[0].recovery_error
-        fake_pbx.clear_faults()
 
         after = cdr("after", 2, ago=0)
         assert await call_ends(fake_pbx, after) == 1
@@ -262,6 +261,7 @@ async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
         # The old code moved the alive mark with that append: the next search started there.
         assert int(await redis_client.get(keys.alive)) < round(ended * 1000)
         await failed.close()
+        fake_pbx.clear_faults()
         third.start()
         await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
         last = cdr("last", 3, ago=0)
@@ -274,6 +274,46 @@ async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
     calls = worker.calls()
     assert len(calls) == len(set(calls)) == 4, calls
     assert await stream_calls(redis_client) == calls
+
+
+async def test_a_failed_search_is_tried_again_by_the_same_holder(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    """No successor needed: the holder whose search failed searches again and appends the
+    gap's CDRs (once: the live CDRs that came meanwhile are in its ledger)."""
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    second = Holder(fake_pbx, redis_client)
+    keys = worker.relay.keys
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await call_ends(fake_pbx, cdr("live", 0))
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        await first.close()
+        missed = cdr("gap", 1, ago=3)
+        await call_ends(fake_pbx, missed)
+        searches = fake_pbx.count("cdr/search")
+        fake_pbx.fail_next(3, 503, endpoint="cdr/search")  # the first search and its retries
+        gate = fake_pbx.hold_next(1, "cdr/search")  # the next one: searching again
+        second.start()
+        await worker.until(lambda: worker.failovers(), "the failover reported")
+        assert worker.failovers()[0].recovery_error
+        during = cdr("during", 2, ago=0)
+        assert await call_ends(fake_pbx, during) == 1
+        await worker.until(lambda: during["call_id"] in worker.calls(), "a live CDR")
+        alive = await redis_client.get(keys.alive)
+        await fake_pbx.wait_for_request("cdr/search", searches + 4, TIMEOUT)  # searching again
+        assert await redis_client.get(keys.alive) == alive  # the gap is not in yet
+        gate.set()
+        await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+    assert worker.calls()[1:] == [during["call_id"], missed["call_id"]]
+    assert isinstance(worker.events[-1], events.CdrRecovered)
+    assert second.relay.stats.recovered_cdrs == 1
+    assert await redis_client.get(keys.alive) != alive  # moved with the recovered CDR
 
 
 async def test_two_failovers_in_a_row_each_gap_once(

@@ -17,8 +17,8 @@ the recovered CDRs right after the ``Connected``, as from a client's own stream.
 The ``alive`` mark (what the next holder's recovery starts from) moves only while the link is
 up *and* every CDR a ``Connected`` announced is appended: a holder that dies in the middle of
 a recovery leaves the whole gap to its successor. A failover whose search failed keeps it
-back for the whole tenure: the gap's CDRs are not in the stream, the next holder's search
-covers them.
+back until the gap's CDRs are in (a successor's search covers them): the holder searches
+again, with a backoff, and appends what it finds then.
 """
 
 from __future__ import annotations
@@ -70,13 +70,13 @@ class _Link:
     down_since: float
     #: CDRs a Connected announced (``recovered_cdrs``) that have not come through yet.
     behind: int = 0
-    #: The failover's search failed: the gap's CDRs are not in the stream, for the tenure.
-    unrecovered: bool = False
+    #: Wall-clock start of a gap whose CDR search failed (they are not in the stream yet).
+    unrecovered: float | None = None
 
     @property
     def current(self) -> bool:
         """Whether the stream holds everything up to now: what moves the ``alive`` mark."""
-        return self.up and self.behind == 0 and not self.unrecovered
+        return self.up and self.behind == 0 and self.unrecovered is None
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,15 @@ class _Source:
         self._sub = sub
         self._next: asyncio.Future[Any] | None = None
 
-    async def batch(self, size: int) -> list[Any]:
-        """The next event and what else is buffered, ``size`` at most; ``[]`` at the end."""
+    async def batch(self, size: int, other: asyncio.Future[Any] | None = None) -> list[Any]:
+        """The next event and what else is buffered, ``size`` at most; ``[]`` at the end or
+        when ``other`` finished first (the read stays pending)."""
         try:
-            if self._next is not None:
+            if other is not None:
+                first = await self.next_or(other)
+                if first is _NOTHING:
+                    return []
+            elif self._next is not None:
                 task, self._next = self._next, None
                 first = await task
             else:
@@ -321,8 +326,27 @@ class Holder:
     ) -> None:
         """Append the subscription's events in order, a batch of what is buffered at a time."""
         source = _Source(sub)
+        # The search of a gap whose CDRs could not be fetched, tried again, and from when.
+        retry: asyncio.Future[list[Any]] | None = None
+        retry_since: float | None = None
         try:
-            while batch := await source.batch(self._batch):
+            while True:
+                if retry is not None and retry.done():
+                    found, retry = retry.result(), None
+                    link.unrecovered = None  # alive moves with their append
+                    if found:
+                        await self._write([self._pending(e) for e in found], link)
+                if link.unrecovered != retry_since:
+                    if retry is not None:
+                        retry.cancel()
+                    retry_since, retry = link.unrecovered, None
+                    if retry_since is not None:
+                        retry = asyncio.ensure_future(self._search_again(cdrs, retry_since))
+                batch = await source.batch(self._batch, retry)
+                if not batch:
+                    if retry is not None and retry.done():
+                        continue
+                    break
                 raise_if_cancelled()
                 at = next((i for i, e in enumerate(batch) if isinstance(e, Connected)), None)
                 if failover is not None and at is not None:
@@ -335,6 +359,21 @@ class Holder:
                 await self._forward(client, batch, link, cdrs)
         finally:
             source.close()
+            if retry is not None:
+                retry.cancel()
+
+    async def _search_again(self, cdrs: TenureCdrs, since: float) -> list[Any]:
+        """Search the CDRs of a gap from ``since`` until it answers; the ones to append."""
+        backoff = Backoff(1.0, 30.0)
+        while True:
+            await asyncio.sleep(backoff.next_delay())
+            try:
+                found, error = await cdrs.recover(since)
+            except Exception:
+                logger.exception("relay: the CDR search of a gap failed")
+                continue
+            if not error:
+                return found
 
     async def _forward(
         self, client: YeastarClient, batch: Sequence[Any], link: _Link, cdrs: TenureCdrs
@@ -406,9 +445,9 @@ class Holder:
         # A Connected of the client's own recovery (this process held the link before) is
         # followed by its CdrRecovered: the ledger drops those the search found.
         link.behind = connected.recovered_cdrs
-        # A failed search leaves the alive mark where the gap began: the next holder searches
-        # the gap again (a link that stays up has the error in its Connected).
-        link.unrecovered = bool(error)
+        # A failed search leaves the alive mark where the gap began (a holder that dies
+        # leaves the gap to the next one) while this one searches again.
+        link.unrecovered = failover.since if error else None
         if any(isinstance(e, Disconnected) for e in held):
             # The link dropped during the search: not up to date now (the held Connected, if
             # any, says when it is again).
