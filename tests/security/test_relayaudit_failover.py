@@ -316,6 +316,45 @@ async def test_a_failed_search_is_tried_again_by_the_same_holder(
     assert await redis_client.get(keys.alive) != alive  # moved with the recovered CDR
 
 
+async def test_a_reconnect_whose_own_recovery_failed_loses_no_cdr(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    """The holder's own link drops and its client's recovery of that gap fails: the holder
+    searches that gap again, and keeps the alive mark back meanwhile."""
+    worker = Worker(redis_client)
+    holder = Holder(fake_pbx, redis_client).start()
+    keys = worker.relay.keys
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await call_ends(fake_pbx, cdr("live", 0))
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        upgrades = fake_pbx.count("subscribe")
+        fake_pbx.fail_next(10_000, 503, endpoint="cdr/search")  # the client's own recovery
+        assert fake_pbx.drop_connections() == 1
+        await worker.until(
+            lambda: any(isinstance(e, events.Disconnected) for e in worker.events), "the drop"
+        )
+        alive = await redis_client.get(keys.alive)  # the link is down: it stays
+        outage = cdr("outage", 1, ago=3)
+        assert await call_ends(fake_pbx, outage) == 0  # no link: its 30012 is lost
+        await fake_pbx.wait_for_request("subscribe", upgrades + 1, TIMEOUT)
+        await worker.until(lambda: worker.failovers(), "the reconnect reported")
+        assert worker.failovers()[0].recovery_error
+        fake_pbx.clear_faults()
+        gate = fake_pbx.hold_next(1, "cdr/search")
+        searches = fake_pbx.count("cdr/search")
+        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)  # the holder's
+        assert await redis_client.get(keys.alive) == alive
+        gate.set()
+        await worker.until(lambda: outage["call_id"] in worker.calls(), "the outage's CDR")
+    finally:
+        await worker.close()
+        await holder.close()
+    calls = worker.calls()
+    assert len(calls) == len(set(calls)) == 2, calls
+    assert isinstance(worker.events[-1], events.CdrRecovered)
+
+
 async def test_two_failovers_in_a_row_each_gap_once(
     fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:

@@ -18,7 +18,8 @@ The ``alive`` mark (what the next holder's recovery starts from) moves only whil
 up *and* every CDR a ``Connected`` announced is appended: a holder that dies in the middle of
 a recovery leaves the whole gap to its successor. A failover whose search failed keeps it
 back until the gap's CDRs are in (a successor's search covers them): the holder searches
-again, with a backoff, and appends what it finds then.
+again, with a backoff, and appends what it finds then; so does a reconnect of its own link
+whose recovery (the client's) failed.
 """
 
 from __future__ import annotations
@@ -388,6 +389,12 @@ class Holder:
                 link.behind = item.recovered_cdrs  # that many CdrRecovered follow
                 if item.gap is not None:
                     gaps.append(item)
+                    if item.recovery_error and self._recover_cdrs:
+                        # The client could not fetch its own gap's CDRs: the holder does.
+                        since = time.time() - item.gap
+                        if link.unrecovered is not None:
+                            since = min(since, link.unrecovered)
+                        link.unrecovered = since
             elif isinstance(item, Disconnected):
                 link.up = False
                 link.down_since = loop.time()
