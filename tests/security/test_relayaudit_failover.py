@@ -447,3 +447,119 @@ async def test_decode_responses_clients_fail_over_and_recover(
         await text.aclose()
     assert len(set(worker.calls())) == 3
     assert second.relay.stats.recovered_cdrs == 1
+
+
+async def test_kill_9_of_a_holder_in_its_search_leaves_the_gap_to_the_next(
+    fake_pbx: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """Subprocess holders: the first is killed with its link up, the second while its search
+    is in flight (after appending a 30016), the third recovers the gap's CDR once."""
+    from tests.test_redis_failover import spawned
+
+    worker = Worker(redis_client)
+    keys = worker.relay.keys
+    try:
+        async with spawned() as spawn:
+            first = await spawn("holder", redis_server, pbx=fake_pbx)
+            await first.wait(lambda s: s["holder"])
+            await fake_pbx.wait_for_subscription([30012])
+            await call_ends(fake_pbx, cdr("live", 0, ago=3))
+            await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+            first.signal(9)
+            await asyncio.wait_for(first.process.wait(), TIMEOUT)
+            missed = cdr("gap", 1, ago=3)
+            await call_ends(fake_pbx, missed)
+            searches = fake_pbx.count("cdr/search")
+            gate = fake_pbx.hold_next(1, "cdr/search")
+            doomed = await spawn("holder", redis_server, pbx=fake_pbx)
+            await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+            alive = await redis_client.get(keys.alive)
+            await fake_pbx.emit(30016, fake_pbx.example_event(30016))
+            await doomed.wait(lambda s: s["appended"] >= 1)
+            assert await redis_client.get(keys.alive) == alive
+            doomed.signal(9)
+            await asyncio.wait_for(doomed.process.wait(), TIMEOUT)
+            gate.set()
+            third = await spawn("holder", redis_server, pbx=fake_pbx)
+            await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+            taken = await third.wait(lambda s: s["recovered_cdrs"] >= 1)
+            after = cdr("after", 2, ago=0)
+            await call_ends(fake_pbx, after)
+            await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
+    finally:
+        await worker.close()
+    calls = worker.calls()
+    assert len(calls) == len(set(calls)) == 3, calls
+    assert taken["failovers"] == 1
+
+
+async def test_redis_restarted_during_the_search_the_gap_still_arrives(
+    fake_pbx: FakePBX, redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """Redis (no persistence) restarts while the new holder's search is in flight: it takes
+    the lease again, appends the gap and its CDRs to the new stream, the workers read them."""
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    second = Holder(fake_pbx, redis_client)
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await call_ends(fake_pbx, cdr("live", 0, ago=3))
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        await first.close()
+        missed = cdr("gap", 1, ago=3)
+        await call_ends(fake_pbx, missed)
+        searches = fake_pbx.count("cdr/search")
+        gate = fake_pbx.hold_next(1, "cdr/search")
+        second.start()
+        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+        await asyncio.to_thread(redis_server.restart)
+        gate.set()
+        await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+        after = cdr("after", 2, ago=0)
+        await call_ends(fake_pbx, after)
+        await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+    calls = worker.calls()
+    assert len(calls) == len(set(calls)) == 3, calls
+
+
+async def test_a_flood_during_a_slow_search_loses_and_repeats_nothing(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More events than ``_HELD_MAX`` come while the search is held: the holder stops
+    reading (the subscription holds them); none is lost or appended twice."""
+    from yeastar_async.redis import _holder
+
+    monkeypatch.setattr(_holder, "_HELD_MAX", 5)
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client).start()
+    second = Holder(fake_pbx, redis_client)
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await worker.until(lambda: worker.events, "the first Connected")
+        await first.close()
+        missed = cdr("gap", 0, ago=3)
+        await call_ends(fake_pbx, missed)
+        searches = fake_pbx.count("cdr/search")
+        gate = fake_pbx.hold_next(1, "cdr/search")
+        second.start()
+        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+        flood = [cdr("flood", n, ago=0) for n in range(1, 31)]
+        for payload in flood:
+            assert await call_ends(fake_pbx, payload) == 1
+        await fake_pbx.emit(30016, fake_pbx.example_event(30016))
+        gate.set()
+        await worker.until(lambda: len(worker.calls()) == 31, "every CDR")
+        await worker.until(
+            lambda: any(getattr(e, "type", None) == 30016 for e in worker.events), "the 30016"
+        )
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+    calls = worker.calls()
+    assert sorted(calls) == sorted(p["call_id"] for p in (missed, *flood))
+    assert calls[0] == missed["call_id"]
