@@ -563,3 +563,32 @@ async def test_a_flood_during_a_slow_search_loses_and_repeats_nothing(
     calls = worker.calls()
     assert sorted(calls) == sorted(p["call_id"] for p in (missed, *flood))
     assert calls[0] == missed["call_id"]
+
+
+async def test_holders_that_route_30012_differently_repeat_no_cdr(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    """A rolling deploy changes ``priority_topics``: the old holder appended its CDRs to the
+    priority stream, the new one's seed must read them there too."""
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client, priority_topics=(30012, 30016)).start()
+    second = Holder(fake_pbx, redis_client)
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        live = cdr("live", 0, ago=3)
+        await call_ends(fake_pbx, live)
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        await first.close()
+        missed = cdr("gap", 1, ago=3)
+        await call_ends(fake_pbx, missed)
+        second.start()
+        await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+        after = cdr("after", 2, ago=0)
+        await call_ends(fake_pbx, after)
+        await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+    calls = worker.calls()
+    assert calls == [p["call_id"] for p in (live, missed, after)], calls

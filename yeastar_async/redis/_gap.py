@@ -89,13 +89,36 @@ class TenureCdrs:
             self._early.append(event)
         return fresh
 
-    async def seed(self, redis: Redis, stream: str, since_ms: int) -> int:
-        """Enter the CDRs appended to ``stream`` from ``since_ms`` (Redis ms) on; how many.
+    async def seed(self, redis: Redis, streams: Sequence[str], since_ms: int) -> int:
+        """Enter the CDRs appended to ``streams`` from ``since_ms`` (Redis ms) on; how many.
+
+        Both of a PBX's streams: a holder with other ``priority_topics`` (a rolling deploy
+        that changed them) appended its CDRs to the other one.
 
         The CDRs :meth:`admit` let through before (``seeding``) are entered on top. What a
         failed read raises (Redis errors) leaves everything as it was: call it again, or
         :meth:`unseeded`.
         """
+        found: list[NewCdr] = []
+        for stream in streams:
+            found += await self._read(redis, stream, since_ms)
+        count = len(found)
+        found += self._early or ()
+        # Room for all of them and for the calls of the tenure.
+        ledger = CdrLedger(max(LEDGER_SIZE, 2 * len(found)))
+        fmt, zone = self._client.cdr.formats()
+        for event in found:
+            if isinstance(event, CdrRecovered):
+                ledger.recovered(recovered_keys(event, fmt, zone), set())
+            else:
+                ledger.live(event)
+        self._recovery.ledger = ledger
+        self._seen = None
+        self._early = None
+        return count
+
+    @staticmethod
+    async def _read(redis: Redis, stream: str, since_ms: int) -> list[NewCdr]:
         found: list[NewCdr] = []
         start = str(max(0, since_ms))
         while True:
@@ -111,23 +134,9 @@ class TenureCdrs:
                 if isinstance(event, NewCdr):
                     found.append(event)
             if len(page) < _PAGE:
-                break
+                return found
             last = page[-1][0]
             start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
-        count = len(found)
-        found += self._early or ()
-        # Room for all of them and for the calls of the tenure.
-        ledger = CdrLedger(max(LEDGER_SIZE, 2 * len(found)))
-        fmt, zone = self._client.cdr.formats()
-        for event in found:
-            if isinstance(event, CdrRecovered):
-                ledger.recovered(recovered_keys(event, fmt, zone), set())
-            else:
-                ledger.live(event)
-        self._recovery.ledger = ledger
-        self._seen = None
-        self._early = None
-        return count
 
     def unseeded(self) -> None:
         """Go on without a seed (the stream could not be read): the ledger in use is kept."""

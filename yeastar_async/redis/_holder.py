@@ -483,7 +483,7 @@ class Holder:
         while True:
             raise_if_cancelled()
             try:
-                await cdrs.seed(self._redis, self._cdr_stream, failover.seed_from)
+                await cdrs.seed(self._redis, self._keys.streams, failover.seed_from)
                 return
             except REDIS_DOWN as exc:
                 raise_if_cancelled()
@@ -531,11 +531,6 @@ class Holder:
             if item is _NOTHING:
                 continue
             (urgent if self._is_priority(item) else waiting).append(item)
-
-    @property
-    def _cdr_stream(self) -> str:
-        """The stream 30012 is appended to."""
-        return self._keys.priority if NewCdr.TOPIC in self._priority else self._keys.events
 
     def _is_priority(self, event: object) -> bool:
         return getattr(event, "type", None) in self._priority
