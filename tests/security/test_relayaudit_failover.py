@@ -592,3 +592,55 @@ async def test_holders_that_route_30012_differently_repeat_no_cdr(
         await second.close()
     calls = worker.calls()
     assert calls == [p["call_id"] for p in (live, missed, after)], calls
+
+
+async def test_priority_recovered_cdrs_during_the_search_keep_the_mark_back(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    """With 30012 a priority topic, the CdrRecovered of the client's own reconnect (its link
+    dropped during the failover's search) go out during the search: they must not count as
+    the failover gap's CDRs, or the alive mark moves before those are in."""
+    priority = (30012, 30016)
+    worker = Worker(redis_client)
+    first = Holder(fake_pbx, redis_client, priority_topics=priority).start()
+    second = Holder(fake_pbx, redis_client, priority_topics=priority)
+    keys = worker.relay.keys
+    try:
+        await fake_pbx.wait_for_subscription([30012])
+        await worker.until(lambda: worker.events, "the first Connected")
+        await first.close()
+        missed = cdr("gap", 1, ago=3)
+        await call_ends(fake_pbx, missed)
+        searches = fake_pbx.count("cdr/search")
+        gate = fake_pbx.hold_next(1, "cdr/search")
+        second.start()
+        await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
+        alive = await redis_client.get(keys.alive)
+        upgrades = fake_pbx.count("subscribe")
+        assert fake_pbx.drop_connections() == 1
+        outage = cdr("outage", 2, ago=3)
+        await call_ends(fake_pbx, outage)
+        await fake_pbx.wait_for_request("subscribe", upgrades + 1, TIMEOUT)
+        # The client's own recovery answers (the failover's search is still held); the
+        # stream delivers its CdrRecovered before the 30016 that follows.
+        await fake_pbx.wait_for_request("cdr/search", searches + 2, TIMEOUT)
+        await fake_pbx.wait_for_subscription([30012])
+        await fake_pbx.emit(30016, fake_pbx.example_event(30016))
+        await worker.until(
+            lambda: any(getattr(e, "type", None) == 30016 for e in worker.events), "a 30016"
+        )
+        assert await redis_client.get(keys.alive) == alive
+        gate.set()
+        await worker.until(lambda: len(worker.failovers()) == 2, "both gaps reported")
+        await worker.until(lambda: len(worker.calls()) == 2, "both CDRs")
+        # One more: everything the holder appended before it is handled by then.
+        after = cdr("after", 3, ago=0)
+        await call_ends(fake_pbx, after)
+        await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
+        assert await redis_client.get(keys.alive) != alive  # moved once all were in
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+    calls = worker.calls()
+    assert sorted(calls) == sorted(p["call_id"] for p in (missed, outage, after)), calls

@@ -423,7 +423,6 @@ class Holder:
         """Append the failover's gap (with its CDRs); returns the events held back meanwhile."""
         loop = asyncio.get_running_loop()
         link.up = True
-        link.behind = 1  # the gap's CDRs: alive waits for them
         self.stats.failovers += 1
         gap = max(failover.age + (loop.time() - failover.started), connected.gap or 0.0)
         held = list(rest)
@@ -432,6 +431,7 @@ class Holder:
         lost = frozenset(topics)
         if failover.since is not None:
             lost -= {NewCdr.TOPIC}
+            link.unrecovered = failover.since  # alive waits for the gap's CDRs
             search = asyncio.ensure_future(self._search(cdrs, failover))
             try:
                 held = await self._while_searching(client, search, source, held, link, cdrs)
@@ -512,8 +512,8 @@ class Holder:
         cdrs: TenureCdrs,
     ) -> list[Any]:
         """Append the priority events while ``search`` runs; returns the others, in order."""
-        urgent = [e for e in held if self._is_priority(e)]
-        waiting = [e for e in held if not self._is_priority(e)]
+        urgent = [e for e in held if self._urgent(e)]
+        waiting = [e for e in held if not self._urgent(e)]
         while True:
             if urgent:
                 await self._forward(client, urgent, link, cdrs)
@@ -530,7 +530,12 @@ class Holder:
                 return waiting
             if item is _NOTHING:
                 continue
-            (urgent if self._is_priority(item) else waiting).append(item)
+            (urgent if self._urgent(item) else waiting).append(item)
+
+    def _urgent(self, event: object) -> bool:
+        """What goes out during a search: the priority topics' live events. A CdrRecovered
+        (30012 as a priority topic) stays behind its Connected, which counts it."""
+        return self._is_priority(event) and not isinstance(event, CdrRecovered)
 
     def _is_priority(self, event: object) -> bool:
         return getattr(event, "type", None) in self._priority
