@@ -386,13 +386,13 @@ async def test_two_failovers_in_a_row_each_gap_once(
     assert len(worker.failovers()) == 2
 
 
-@pytest.mark.parametrize("firmware", ["84.23.0.123"])
+@pytest.mark.parametrize("display", [{}, {"system_date_format": "DD/MM/YYYY"}])
 async def test_v2_firmware_failover_recovers_once(
-    redis_client: aioredis.Redis, firmware: str
+    redis_client: aioredis.Redis, display: dict[str, str]
 ) -> None:
     # Every call of the test after the upgrade: its records are served at v2.0 only.
     upgrade = datetime.now() - timedelta(hours=1)
-    async with FakePBX(firmware=firmware, cdr_upgrade=upgrade) as pbx:
+    async with FakePBX(firmware="84.23.0.123", cdr_upgrade=upgrade, **display) as pbx:
         worker = Worker(redis_client)
         first = Holder(pbx, redis_client).start()
         second = Holder(pbx, redis_client)
