@@ -644,3 +644,53 @@ async def test_priority_recovered_cdrs_during_the_search_keep_the_mark_back(
         await second.close()
     calls = worker.calls()
     assert sorted(calls) == sorted(p["call_id"] for p in (missed, outage, after)), calls
+
+
+async def test_a_client_whose_link_is_up_already_takes_over_with_the_gap(
+    fake_pbx: FakePBX, redis_client: aioredis.Redis
+) -> None:
+    """The new holder's client is connected already (it also runs ``listen()``): its
+    subscription gets no Connected of that link. The holder must still count the link as
+    up (not give the lease up after ``link_grace``) and append the failover's gap and CDRs."""
+    worker = Worker(redis_client)
+    keys = worker.relay.keys
+    first = Holder(fake_pbx, redis_client).start()
+    second = Holder(fake_pbx, redis_client)
+    direct: list[events.NewCdr] = []
+
+    async def on_cdr(event: events.NewCdr) -> None:
+        direct.append(event)
+
+    second.client.add_handler(events.NewCdr, on_cdr)
+    listen = asyncio.create_task(second.client.listen())
+    try:
+        await fake_pbx.wait_until(
+            lambda: len(fake_pbx.sockets) == 2 and all(s.subscribed for s in fake_pbx.sockets),
+            TIMEOUT,
+            "both links up",
+        )
+        await call_ends(fake_pbx, cdr("live", 0, ago=3))
+        await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
+        await first.close()
+        missed = cdr("gap", 1, ago=3)
+        assert await call_ends(fake_pbx, missed) == 1  # the listening link only
+        second.start()
+        await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
+        mark = await redis_client.get(keys.alive)
+        after = cdr("after", 2, ago=0)
+        await call_ends(fake_pbx, after)
+        await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
+
+        async def moved() -> bool:
+            return await redis_client.get(keys.alive) != mark
+
+        await until(moved, "the alive mark moving: the link counts as up")
+    finally:
+        await worker.close()
+        await first.close()
+        await second.close()
+        await asyncio.gather(listen, return_exceptions=True)
+    calls = worker.calls()
+    assert len(calls) == len(set(calls)) == 3, calls
+    assert second.relay.stats.leases_lost == 0
+    assert len(worker.failovers()) == 1

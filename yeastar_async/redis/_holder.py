@@ -101,13 +101,17 @@ class _Source:
     """The subscription with at most one read pending in a task, so that the pump can wait
     for the next event and for something else at once without losing either."""
 
-    def __init__(self, sub: Subscription[Any]) -> None:
+    def __init__(self, sub: Subscription[Any], first: Sequence[Any] = ()) -> None:
         self._sub = sub
         self._next: asyncio.Future[Any] | None = None
+        self._first = list(first)  # handed out before the subscription's events
 
     async def batch(self, size: int, other: asyncio.Future[Any] | None = None) -> list[Any]:
         """The next event and what else is buffered, ``size`` at most; ``[]`` at the end or
         when ``other`` finished first (the read stays pending)."""
+        if self._first:
+            batch, self._first = self._first, []
+            return batch
         try:
             if other is not None:
                 first = await self.next_or(other)
@@ -249,8 +253,12 @@ class Holder:
         seeding = failover is not None and failover.since is not None
         cdrs = TenureCdrs(client, self.stats, seeding=seeding)
         self.holding.set()
+        # A link already up (the client also listens, or keeps a subscription of its own)
+        # sends this subscription no Connected: one stands for it, or the link would count as
+        # down (the lease given up) and a failover's gap never appended.
+        first = [Connected()] if client.connected else []
         async with client.subscribe(*topics, Connected, Disconnected) as sub:
-            pump = asyncio.create_task(self._pump(client, sub, link, cdrs, failover, topics))
+            pump = asyncio.create_task(self._pump(client, sub, link, cdrs, failover, topics, first))
             keeper = asyncio.create_task(self._keep(link))
             try:
                 done, _ = await asyncio.wait({pump, keeper}, return_when=asyncio.FIRST_COMPLETED)
@@ -324,9 +332,11 @@ class Holder:
         cdrs: TenureCdrs,
         failover: _Failover | None,
         topics: Sequence[int],
+        first: Sequence[Any] = (),
     ) -> None:
-        """Append the subscription's events in order, a batch of what is buffered at a time."""
-        source = _Source(sub)
+        """Append the subscription's events in order, a batch of what is buffered at a time
+        (``first`` before them)."""
+        source = _Source(sub, first)
         # The search of a gap whose CDRs could not be fetched, tried again, and from when.
         retry: asyncio.Future[list[Any]] | None = None
         retry_since: float | None = None
