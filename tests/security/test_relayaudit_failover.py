@@ -247,7 +247,8 @@ async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
         await call_ends(fake_pbx, cdr("live", 0))
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         await first.close()
-        missed = cdr("gap", 1, ago=3)  # 3 s long: it ends now, in the gap
+        # 3 s long, started 2 s ago: its record (whole seconds) ends after the gap began.
+        missed = cdr("gap", 1, ago=2)
         ended = time.time()
         await call_ends(fake_pbx, missed)
         fake_pbx.fail_next(10_000, 503, endpoint="cdr/search")  # for its whole tenure
