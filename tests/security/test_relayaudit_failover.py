@@ -165,24 +165,24 @@ async def test_priority_cdrs_during_a_slow_seed_are_not_appended_twice(
         second = Holder(fake_pbx, slow, priority_topics=priority)
         try:
             await fake_pbx.wait_for_subscription([30012])
-            live = cdr("live", 0)
+            live = cdr(0, trunk="live")
             await call_ends(fake_pbx, live)
             await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
             await first.close()
-            missed = cdr("gap", 1)
+            missed = cdr(1, trunk="gap")
             await call_ends(fake_pbx, missed)
             proxy.arm(b"XRANGE")  # the new holder's seed: its reply held
             second.start()
             await asyncio.wait_for(proxy.seen.wait(), TIMEOUT)
             await fake_pbx.wait_for_subscription([30012])
-            during = cdr("during", 2, ago=1)
+            during = cdr(2, ago=1, trunk="during")
             assert await call_ends(fake_pbx, during) == 1
             await worker.until(lambda: during["call_id"] in worker.calls(), "the live priority CDR")
             proxy.release()
             await until(lambda: second.relay.stats.failovers, "the failover")
             await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
             # One more live CDR: everything before it in the streams is handled by then.
-            after = cdr("after", 3, ago=0)
+            after = cdr(3, ago=0, trunk="after")
             await call_ends(fake_pbx, after)
             await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
         finally:
@@ -207,16 +207,16 @@ async def test_redis_failing_the_seed_repeats_no_cdr(
         second = Holder(fake_pbx, flaky)
         try:
             await fake_pbx.wait_for_subscription([30012])
-            live = cdr("live", 0, ago=3)
+            live = cdr(0, ago=3, trunk="live")
             await call_ends(fake_pbx, live)
             await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
             await first.close()
-            missed = cdr("gap", 1, ago=3)
+            missed = cdr(1, ago=3, trunk="gap")
             await call_ends(fake_pbx, missed)
             proxy.drop(b"XRANGE", 5)
             second.start()
             await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
-            after = cdr("after", 2, ago=0)
+            after = cdr(2, ago=0, trunk="after")
             await call_ends(fake_pbx, after)
             await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
         finally:
@@ -244,11 +244,11 @@ async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
     third = Holder(fake_pbx, redis_client)
     try:
         await fake_pbx.wait_for_subscription([30012])
-        await call_ends(fake_pbx, cdr("live", 0))
+        await call_ends(fake_pbx, cdr(0, trunk="live"))
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         await first.close()
         # 3 s long, started 2 s ago: its record (whole seconds) ends after the gap began.
-        missed = cdr("gap", 1, ago=2)
+        missed = cdr(1, ago=2, trunk="gap")
         ended = time.time()
         await call_ends(fake_pbx, missed)
         fake_pbx.fail_next(10_000, 503, endpoint="cdr/search")  # for its whole tenure
@@ -256,7 +256,7 @@ async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
         await worker.until(lambda: worker.failovers(), "the failover reported")
         assert worker.failovers()[0].recovery_error
 
-        after = cdr("after", 2, ago=0)
+        after = cdr(2, ago=0, trunk="after")
         assert await call_ends(fake_pbx, after) == 1
         await worker.until(lambda: after["call_id"] in worker.calls(), "a live CDR after")
         # The old code moved the alive mark with that append: the next search started there.
@@ -265,7 +265,7 @@ async def test_a_failed_search_leaves_the_gap_to_the_next_holder(
         fake_pbx.clear_faults()
         third.start()
         await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
-        last = cdr("last", 3, ago=0)
+        last = cdr(3, ago=0, trunk="last")
         await call_ends(fake_pbx, last)
         await worker.until(lambda: last["call_id"] in worker.calls(), "a CDR after")
     finally:
@@ -288,10 +288,10 @@ async def test_a_failed_search_is_tried_again_by_the_same_holder(
     keys = worker.relay.keys
     try:
         await fake_pbx.wait_for_subscription([30012])
-        await call_ends(fake_pbx, cdr("live", 0))
+        await call_ends(fake_pbx, cdr(0, trunk="live"))
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         await first.close()
-        missed = cdr("gap", 1, ago=3)
+        missed = cdr(1, ago=3, trunk="gap")
         await call_ends(fake_pbx, missed)
         searches = fake_pbx.count("cdr/search")
         fake_pbx.fail_next(3, 503, endpoint="cdr/search")  # the first search and its retries
@@ -299,7 +299,7 @@ async def test_a_failed_search_is_tried_again_by_the_same_holder(
         second.start()
         await worker.until(lambda: worker.failovers(), "the failover reported")
         assert worker.failovers()[0].recovery_error
-        during = cdr("during", 2, ago=0)
+        during = cdr(2, ago=0, trunk="during")
         assert await call_ends(fake_pbx, during) == 1
         await worker.until(lambda: during["call_id"] in worker.calls(), "a live CDR")
         alive = await redis_client.get(keys.alive)
@@ -327,7 +327,7 @@ async def test_a_reconnect_whose_own_recovery_failed_loses_no_cdr(
     keys = worker.relay.keys
     try:
         await fake_pbx.wait_for_subscription([30012])
-        await call_ends(fake_pbx, cdr("live", 0))
+        await call_ends(fake_pbx, cdr(0, trunk="live"))
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         upgrades = fake_pbx.count("subscribe")
         fake_pbx.fail_next(10_000, 503, endpoint="cdr/search")  # the client's own recovery
@@ -336,7 +336,7 @@ async def test_a_reconnect_whose_own_recovery_failed_loses_no_cdr(
             lambda: any(isinstance(e, events.Disconnected) for e in worker.events), "the drop"
         )
         alive = await redis_client.get(keys.alive)  # the link is down: it stays
-        outage = cdr("outage", 1, ago=3)
+        outage = cdr(1, ago=3, trunk="outage")
         assert await call_ends(fake_pbx, outage) == 0  # no link: its 30012 is lost
         await fake_pbx.wait_for_request("subscribe", upgrades + 1, TIMEOUT)
         await worker.until(lambda: worker.failovers(), "the reconnect reported")
@@ -366,14 +366,14 @@ async def test_two_failovers_in_a_row_each_gap_once(
         holders[0].start()
         await fake_pbx.wait_for_subscription([30012])
         for n, holder in enumerate(holders):
-            payload = cdr("live", len(sent), ago=1)
+            payload = cdr(len(sent), ago=1, trunk="live")
             sent.append(payload["call_id"])
             await call_ends(fake_pbx, payload)
             await worker.until(lambda: len(worker.calls()) == len(sent), "a live CDR")
             if n == len(holders) - 1:
                 break
             await holder.close()
-            payload = cdr("gap", len(sent), ago=1)
+            payload = cdr(len(sent), ago=1, trunk="gap")
             sent.append(payload["call_id"])
             await call_ends(fake_pbx, payload)
             holders[n + 1].start()
@@ -400,18 +400,18 @@ async def test_v2_firmware_failover_recovers_once(
         third = Holder(pbx, redis_client)
         try:
             await pbx.wait_for_subscription([30012])
-            await call_ends(pbx, cdr("live", 0))
+            await call_ends(pbx, cdr(0, trunk="live"))
             await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
             await first.close()
-            await call_ends(pbx, cdr("gap", 1))
+            await call_ends(pbx, cdr(1, trunk="gap"))
             second.start()
             await worker.until(lambda: len(worker.calls()) == 2, "the gap's CDR")
             await second.close()
-            await call_ends(pbx, cdr("gap", 2))
+            await call_ends(pbx, cdr(2, trunk="gap"))
             # The third reads the second's CdrV2 entries back: none of them again.
             third.start()
             await worker.until(lambda: len(worker.calls()) == 3, "the second gap's CDR")
-            await call_ends(pbx, cdr("after", 3, ago=0))
+            await call_ends(pbx, cdr(3, ago=0, trunk="after"))
             await worker.until(lambda: len(worker.calls()) == 4, "a CDR after")
         finally:
             await worker.close()
@@ -433,13 +433,13 @@ async def test_decode_responses_clients_fail_over_and_recover(
     second = Holder(fake_pbx, text)
     try:
         await fake_pbx.wait_for_subscription([30012])
-        await call_ends(fake_pbx, cdr("live", 0))
+        await call_ends(fake_pbx, cdr(0, trunk="live"))
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         await first.close()
-        await call_ends(fake_pbx, cdr("gap", 1))
+        await call_ends(fake_pbx, cdr(1, trunk="gap"))
         second.start()
         await worker.until(lambda: len(worker.calls()) == 2, "the gap's CDR")
-        await call_ends(fake_pbx, cdr("after", 2, ago=0))
+        await call_ends(fake_pbx, cdr(2, ago=0, trunk="after"))
         await worker.until(lambda: len(worker.calls()) == 3, "a CDR after")
     finally:
         await worker.close()
@@ -464,11 +464,11 @@ async def test_kill_9_of_a_holder_in_its_search_leaves_the_gap_to_the_next(
             first = await spawn("holder", redis_server, pbx=fake_pbx)
             await first.wait(lambda s: s["holder"])
             await fake_pbx.wait_for_subscription([30012])
-            await call_ends(fake_pbx, cdr("live", 0, ago=3))
+            await call_ends(fake_pbx, cdr(0, ago=3, trunk="live"))
             await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
             first.signal(9)
             await asyncio.wait_for(first.process.wait(), TIMEOUT)
-            missed = cdr("gap", 1, ago=3)
+            missed = cdr(1, ago=3, trunk="gap")
             await call_ends(fake_pbx, missed)
             searches = fake_pbx.count("cdr/search")
             gate = fake_pbx.hold_next(1, "cdr/search")
@@ -484,7 +484,7 @@ async def test_kill_9_of_a_holder_in_its_search_leaves_the_gap_to_the_next(
             third = await spawn("holder", redis_server, pbx=fake_pbx)
             await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
             taken = await third.wait(lambda s: s["recovered_cdrs"] >= 1)
-            after = cdr("after", 2, ago=0)
+            after = cdr(2, ago=0, trunk="after")
             await call_ends(fake_pbx, after)
             await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
     finally:
@@ -504,10 +504,10 @@ async def test_redis_restarted_during_the_search_the_gap_still_arrives(
     second = Holder(fake_pbx, redis_client)
     try:
         await fake_pbx.wait_for_subscription([30012])
-        await call_ends(fake_pbx, cdr("live", 0, ago=3))
+        await call_ends(fake_pbx, cdr(0, ago=3, trunk="live"))
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         await first.close()
-        missed = cdr("gap", 1, ago=3)
+        missed = cdr(1, ago=3, trunk="gap")
         await call_ends(fake_pbx, missed)
         searches = fake_pbx.count("cdr/search")
         gate = fake_pbx.hold_next(1, "cdr/search")
@@ -516,7 +516,7 @@ async def test_redis_restarted_during_the_search_the_gap_still_arrives(
         await asyncio.to_thread(redis_server.restart)
         gate.set()
         await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
-        after = cdr("after", 2, ago=0)
+        after = cdr(2, ago=0, trunk="after")
         await call_ends(fake_pbx, after)
         await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
     finally:
@@ -542,13 +542,13 @@ async def test_a_flood_during_a_slow_search_loses_and_repeats_nothing(
         await fake_pbx.wait_for_subscription([30012])
         await worker.until(lambda: worker.events, "the first Connected")
         await first.close()
-        missed = cdr("gap", 0, ago=3)
+        missed = cdr(0, ago=3, trunk="gap")
         await call_ends(fake_pbx, missed)
         searches = fake_pbx.count("cdr/search")
         gate = fake_pbx.hold_next(1, "cdr/search")
         second.start()
         await fake_pbx.wait_for_request("cdr/search", searches + 1, TIMEOUT)
-        flood = [cdr("flood", n, ago=0) for n in range(1, 31)]
+        flood = [cdr(n, ago=0, trunk="flood") for n in range(1, 31)]
         for payload in flood:
             assert await call_ends(fake_pbx, payload) == 1
         await fake_pbx.emit(30016, fake_pbx.example_event(30016))
@@ -576,15 +576,15 @@ async def test_holders_that_route_30012_differently_repeat_no_cdr(
     second = Holder(fake_pbx, redis_client)
     try:
         await fake_pbx.wait_for_subscription([30012])
-        live = cdr("live", 0, ago=3)
+        live = cdr(0, ago=3, trunk="live")
         await call_ends(fake_pbx, live)
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         await first.close()
-        missed = cdr("gap", 1, ago=3)
+        missed = cdr(1, ago=3, trunk="gap")
         await call_ends(fake_pbx, missed)
         second.start()
         await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
-        after = cdr("after", 2, ago=0)
+        after = cdr(2, ago=0, trunk="after")
         await call_ends(fake_pbx, after)
         await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
     finally:
@@ -610,7 +610,7 @@ async def test_priority_recovered_cdrs_during_the_search_keep_the_mark_back(
         await fake_pbx.wait_for_subscription([30012])
         await worker.until(lambda: worker.events, "the first Connected")
         await first.close()
-        missed = cdr("gap", 1, ago=3)
+        missed = cdr(1, ago=3, trunk="gap")
         await call_ends(fake_pbx, missed)
         searches = fake_pbx.count("cdr/search")
         gate = fake_pbx.hold_next(1, "cdr/search")
@@ -619,7 +619,7 @@ async def test_priority_recovered_cdrs_during_the_search_keep_the_mark_back(
         alive = await redis_client.get(keys.alive)
         upgrades = fake_pbx.count("subscribe")
         assert fake_pbx.drop_connections() == 1
-        outage = cdr("outage", 2, ago=3)
+        outage = cdr(2, ago=3, trunk="outage")
         await call_ends(fake_pbx, outage)
         await fake_pbx.wait_for_request("subscribe", upgrades + 1, TIMEOUT)
         # The client's own recovery answers (the failover's search is still held); the
@@ -635,7 +635,7 @@ async def test_priority_recovered_cdrs_during_the_search_keep_the_mark_back(
         await worker.until(lambda: len(worker.failovers()) == 2, "both gaps reported")
         await worker.until(lambda: len(worker.calls()) == 2, "both CDRs")
         # One more: everything the holder appended before it is handled by then.
-        after = cdr("after", 3, ago=0)
+        after = cdr(3, ago=0, trunk="after")
         await call_ends(fake_pbx, after)
         await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
         assert await redis_client.get(keys.alive) != alive  # moved once all were in
@@ -670,15 +670,15 @@ async def test_a_client_whose_link_is_up_already_takes_over_with_the_gap(
             TIMEOUT,
             "both links up",
         )
-        await call_ends(fake_pbx, cdr("live", 0, ago=3))
+        await call_ends(fake_pbx, cdr(0, ago=3, trunk="live"))
         await worker.until(lambda: len(worker.calls()) == 1, "the live CDR")
         await first.close()
-        missed = cdr("gap", 1, ago=3)
+        missed = cdr(1, ago=3, trunk="gap")
         assert await call_ends(fake_pbx, missed) == 1  # the listening link only
         second.start()
         await worker.until(lambda: missed["call_id"] in worker.calls(), "the gap's CDR")
         mark = await redis_client.get(keys.alive)
-        after = cdr("after", 2, ago=0)
+        after = cdr(2, ago=0, trunk="after")
         await call_ends(fake_pbx, after)
         await worker.until(lambda: after["call_id"] in worker.calls(), "a CDR after")
 
