@@ -29,7 +29,9 @@ from yeastar_async import YeastarClient, _fds, _tls, events
 from yeastar_async._http import Transport
 from yeastar_async._models import ApiResponse
 from yeastar_async.errors import TransportError
+from yeastar_async.events import decode
 from yeastar_async.testing import FakePBX
+from yeastar_async.webhooks import WebhookReceiver
 
 #: Descriptors above those already open: room enough for the test's own needs, filled later.
 _HEADROOM = 64
@@ -246,3 +248,21 @@ def test_an_extension_module_out_of_fds_is_recognised() -> None:
     )
     assert _fds.out_of_fds(exc)
     assert not _fds.out_of_fds(ImportError("No module named 'nothing'"))
+
+
+async def test_the_webhook_receiver_loads_the_decoders_helpers_when_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A delivery with a fractional `sn` needs a helper module the decoder imports on first
+    # use: loaded when the receiver starts, not at the delivery (a 500 if out of fds then).
+    monkeypatch.delitem(sys.modules, "yeastar_async.events._numbers")
+    receiver = WebhookReceiver(secret="s" * 32)
+    try:
+        with descriptors_exhausted(), pytest.raises(_fds.OutOfFileDescriptorsError):
+            await receiver.start()
+        await receiver.start()  # descriptors free again
+        with descriptors_exhausted():
+            event = decode('{"type": 30011, "sn": 1.50, "msg": {}}')
+        assert event.sn == "1.50"
+    finally:
+        await receiver.aclose()

@@ -91,7 +91,7 @@ from yeastar_async.errors import (
     YeastarError,
     error_for,
 )
-from yeastar_async.events._decode import decode
+from yeastar_async.events._decode import HELPER_MODULES, decode
 from yeastar_async.events._dispatch import (
     OVERFLOW_POLICIES,
     Dispatcher,
@@ -841,12 +841,7 @@ def _with_text_raw(event: UnknownEvent) -> UnknownEvent:
 #: What a link imports on first use, loaded by the supervisor before it opens any socket: a
 #: process out of descriptors at its first connect gets the out-of-fd report and a retry, not
 #: an import's own failure in the middle of a link (or a decoder missing a module later).
-_LINK_MODULES: Final = (
-    "websockets.asyncio.client",
-    "websockets.exceptions",
-    "yeastar_async._lenient",
-    "yeastar_async.events._numbers",
-)
+_LINK_MODULES: Final = ("websockets.asyncio.client", "websockets.exceptions", *HELPER_MODULES)
 _link_modules_loaded = False
 
 
