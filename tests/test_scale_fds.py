@@ -8,6 +8,7 @@ process whose other streams are up (an import needs a descriptor too).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import errno
@@ -28,6 +29,7 @@ from tests.test_tls import Tokens, serve_tls
 from yeastar_async import YeastarClient, _fds, _tls, events
 from yeastar_async._http import Transport
 from yeastar_async._models import ApiResponse
+from yeastar_async.cli._parser import _run as cli_run
 from yeastar_async.errors import TransportError
 from yeastar_async.events import decode
 from yeastar_async.testing import FakePBX
@@ -266,3 +268,24 @@ async def test_the_webhook_receiver_loads_the_decoders_helpers_when_it_starts(
         assert event.sn == "1.50"
     finally:
         await receiver.aclose()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.EMFILE, os.strerror(errno.EMFILE)),
+        ImportError("/x/_m.so: cannot open shared object file: " + os.strerror(errno.EMFILE)),
+    ],
+)
+async def test_the_cli_says_out_of_fds_with_the_fix(
+    failure: Exception, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A command that ran out (at a module it loads on first use, a file, a socket): the
+    # condition and the fix, not "[Errno 24]" or a loader's traceback.
+    async def command(_: argparse.Namespace) -> int:
+        raise failure
+
+    assert await cli_run(argparse.Namespace(func=command, verbose=0)) == 1
+    shown = capsys.readouterr().err
+    assert "out of file descriptors" in shown
+    assert "ulimit -n" in shown
