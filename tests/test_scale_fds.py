@@ -8,20 +8,32 @@ process whose other streams are up (an import needs a descriptor too).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import resource
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 import websockets.asyncio.client
 import websockets.exceptions
+from aiohttp import web
 
-from yeastar_async import YeastarClient, _fds, events
+from tests.test_tls import Tokens, serve_tls
+from yeastar_async import YeastarClient, _fds, _tls, events
+from yeastar_async._http import Transport
+from yeastar_async._models import ApiResponse
+from yeastar_async.cli._parser import _run as cli_run
 from yeastar_async.errors import TransportError
+from yeastar_async.events import decode
 from yeastar_async.testing import FakePBX
+from yeastar_async.webhooks import WebhookReceiver
 
 #: Descriptors above those already open: room enough for the test's own needs, filled later.
 _HEADROOM = 64
@@ -164,3 +176,116 @@ async def test_out_of_fds_at_the_guard_state_file_is_no_refusal() -> None:
             assert pbx.count("get_token") == 1
         finally:
             await client.aclose()
+
+
+async def test_the_system_trust_store_read_out_of_fds_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default context is built at the first https call and shared by the process: built
+    # while out of descriptors, OpenSSL would skip the CA file and every later verification
+    # would fail. The system trust store here is a CA file of our own (no CA directory).
+    ca = trustme.CA()
+    bundle = tmp_path / "system-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-such-dir"))
+    monkeypatch.setattr(_tls, "_shared_contexts", {})
+
+    async def info(_: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "errmsg": "SUCCESS"})
+
+    app = web.Application()
+    app.router.add_get("/openapi/v1.0/system/information", info)
+    async with serve_tls(ca, app) as (base, _):
+        transport = Transport(base, retries=0)
+        transport.tokens = Tokens()
+        try:
+            with descriptors_exhausted(), pytest.raises(_fds.OutOfFileDescriptorsError) as caught:
+                await transport.request("GET", "system/information", response_type=ApiResponse)
+            assert "trust store" in str(caught.value)
+            assert "ulimit -n" in str(caught.value)
+            # Descriptors free again: the store is read whole and the PBX verified.
+            answer = await transport.request("GET", "system/information", response_type=ApiResponse)
+            assert answer.errcode == 0
+        finally:
+            await transport.aclose()
+    assert _tls._shared_contexts[("default",)].cert_store_stats()["x509_ca"] == 1
+
+
+def test_a_module_out_of_fds_at_first_use_is_dropped_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A package whose second module finds no descriptor: the first one, loaded in the same
+    # attempt, goes too (it may have picked a fallback), and the retry loads both.
+    package = tmp_path / "fdpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "first.py").write_text("")
+    flag = tmp_path / "out"
+    flag.write_text("")
+    (package / "second.py").write_text(
+        "import errno, os, pathlib\n"
+        "import fdpkg.first\n"
+        f"if pathlib.Path({str(flag)!r}).exists():\n"
+        "    raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("fdpkg", "fdpkg.first", "fdpkg.second"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.raises(_fds.OutOfFileDescriptorsError, match=r"cannot load fdpkg\.second"):
+        _fds.imported("fdpkg.second")
+    assert not {"fdpkg", "fdpkg.first", "fdpkg.second"} & set(sys.modules)
+    flag.unlink()
+    assert _fds.imported("fdpkg.second") is sys.modules["fdpkg.second"]
+    assert "fdpkg.first" in sys.modules
+    for name in ("fdpkg", "fdpkg.first", "fdpkg.second"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def test_an_extension_module_out_of_fds_is_recognised() -> None:
+    # The dynamic loader's failure is an ImportError without an errno, only its text.
+    exc = ImportError(
+        "/x/_m.cpython-311-x86_64-linux-gnu.so: cannot open shared object file: "
+        + os.strerror(errno.EMFILE)
+    )
+    assert _fds.out_of_fds(exc)
+    assert not _fds.out_of_fds(ImportError("No module named 'nothing'"))
+
+
+async def test_the_webhook_receiver_loads_the_decoders_helpers_when_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A delivery with a fractional `sn` needs a helper module the decoder imports on first
+    # use: loaded when the receiver starts, not at the delivery (a 500 if out of fds then).
+    monkeypatch.delitem(sys.modules, "yeastar_async.events._numbers")
+    receiver = WebhookReceiver(secret="s" * 32)
+    try:
+        with descriptors_exhausted(), pytest.raises(_fds.OutOfFileDescriptorsError):
+            await receiver.start()
+        await receiver.start()  # descriptors free again
+        with descriptors_exhausted():
+            event = decode('{"type": 30011, "sn": 1.50, "msg": {}}')
+        assert event.sn == "1.50"
+    finally:
+        await receiver.aclose()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.EMFILE, os.strerror(errno.EMFILE)),
+        ImportError("/x/_m.so: cannot open shared object file: " + os.strerror(errno.EMFILE)),
+    ],
+)
+async def test_the_cli_says_out_of_fds_with_the_fix(
+    failure: Exception, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A command that ran out (at a module it loads on first use, a file, a socket): the
+    # condition and the fix, not "[Errno 24]" or a loader's traceback.
+    async def command(_: argparse.Namespace) -> int:
+        raise failure
+
+    assert await cli_run(argparse.Namespace(func=command, verbose=0)) == 1
+    shown = capsys.readouterr().err
+    assert "out of file descriptors" in shown
+    assert "ulimit -n" in shown

@@ -1945,9 +1945,9 @@ class Generator:
             "",
             "from __future__ import annotations",
             "",
-            "import importlib",
             "from typing import TYPE_CHECKING, Any",
             "",
+            "from yeastar_async._fds import imported",
         ]
         names = [(m.group, f"{camel(m.group)}Resource") for m in self.modules]
         out.append("from yeastar_async.resources._base import (")
@@ -1990,7 +1990,11 @@ class Generator:
         out.append("")
         out.append("def resource_class(group: str) -> type[Resource]:")
         out.append('    """The resource class of ``group``, importing its module on first use."""')
-        out.append('    module = importlib.import_module(f"{__name__}.{group}")')
+        out.append(
+            "    # Out of descriptors at first use: an OutOfFileDescriptorsError, and the next use"
+            " retries."
+        )
+        out.append('    module = imported(f"{__name__}.{group}")')
         out.append("    cls: type[Resource] = getattr(module, RESOURCE_GROUPS[group])")
         out.append("    return cls")
         out.append("")

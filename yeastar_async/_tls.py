@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import aiohttp
 
+from ._fds import OutOfFileDescriptorsError, out_of_fds
+from ._fds import advice as fd_advice
 from .errors import TransportError
 
 if TYPE_CHECKING:
@@ -74,8 +76,28 @@ def _shared_context(key: tuple[str, ...], build: Callable[[], ssl.SSLContext]) -
         return context
 
 
+def _system_context() -> ssl.SSLContext:
+    """``ssl.create_default_context()``, refused when the trust store could not be read.
+
+    OpenSSL skips a default CA file it cannot open: out of descriptors, the context would come
+    back trusting nothing and, shared, fail every later verification of the process. An empty
+    store beside an existing CA file is loaded again explicitly, which says why it failed.
+    """
+    context = ssl.create_default_context()
+    cafile = ssl.get_default_verify_paths().cafile
+    if cafile is not None and not context.cert_store_stats()["x509_ca"]:
+        try:
+            context.load_verify_locations(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:  # a file with no CA in it stays as it was
+            if out_of_fds(exc):
+                raise OutOfFileDescriptorsError(
+                    f"cannot read the system trust store {cafile}: {fd_advice()}", sent=False
+                ) from None
+    return context
+
+
 def _default_context() -> ssl.SSLContext:
-    return _shared_context(("default",), ssl.create_default_context)
+    return _shared_context(("default",), _system_context)
 
 
 def _unverified_context() -> ssl.SSLContext:

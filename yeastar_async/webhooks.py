@@ -51,6 +51,7 @@ from aiohttp import web
 
 from yeastar_async.errors import EventDecodeError, YeastarError
 from yeastar_async.events import EventStream, StreamOptions, UnknownEvent, decode, topic_of
+from yeastar_async.events._decode import load_helpers
 from yeastar_async.events._sizing import charge
 from yeastar_async.events._stream import _Throttle
 
@@ -291,9 +292,14 @@ class WebhookReceiver:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Take the topics off the WebSocket and run the dispatch (idempotent)."""
+        """Take the topics off the WebSocket and run the dispatch (idempotent).
+
+        Raises :class:`~yeastar_async.errors.TransportError` (its ``OutOfFileDescriptorsError``)
+        when the process has no file descriptor left to load the decoder's helpers with."""
         if self._queue is not None:
             return
+        # Now, not at the first odd delivery: out of descriptors then, it would answer 500.
+        load_helpers()
         self._release = self._stream.route_elsewhere(self._claim)
         self._queue = asyncio.Queue(self._queue_size)
         self._tasks = [

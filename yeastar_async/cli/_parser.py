@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
+from .._fds import advice as fd_advice
+from .._fds import out_of_fds
 from .._version import __version__
 from ..errors import AuthenticationError, LockoutGuardError, YeastarError
 from ._cec import add_cec_commands
@@ -343,7 +345,14 @@ async def _run(args: argparse.Namespace) -> int:
             # The commands turn the ValueErrors that come from a PBX answer into YeastarError.
             err(f"{PROG}: error: {exc}")
             return 2
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ImportError) as exc:
+            if out_of_fds(exc):
+                # A module loaded on first use, a file or a socket: the condition and its fix,
+                # not "[Errno 24]" (nor a loader's traceback).
+                err(f"error: {fd_advice()}")
+                return 1
+            if isinstance(exc, ImportError):
+                raise
             err(f"error: {exc or type(exc).__name__}")
             return 1
 

@@ -26,10 +26,24 @@ from typing import Any, Final
 
 import msgspec
 
+from yeastar_async._fds import imported
 from yeastar_async.errors import EventDecodeError
 from yeastar_async.events.models import TOPICS, Event, UnknownEvent
 
-__all__ = ["decode"]
+__all__ = ["HELPER_MODULES", "decode", "load_helpers"]
+
+#: What the rare slow paths import on first use (kept out of ``import yeastar_async``).
+HELPER_MODULES: Final = ("yeastar_async._lenient", "yeastar_async.events._numbers")
+
+
+def load_helpers() -> None:
+    """Import :data:`HELPER_MODULES` now, before frames arrive: a process out of descriptors
+    when the first odd frame comes would otherwise fail there. Raises
+    :class:`~yeastar_async.errors.TransportError` (``OutOfFileDescriptorsError``) if it is
+    out of them now; cheap once loaded."""
+    for name in HELPER_MODULES:
+        imported(name)
+
 
 # Everything msgspec or the codecs raise on bad input is a ValueError (DecodeError,
 # ValidationError, UnicodeError); deep nesting raises RecursionError.

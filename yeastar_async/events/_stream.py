@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from websockets.exceptions import ConnectionClosed
 
 from yeastar_async._backoff import Backoff, RandomSource
-from yeastar_async._fds import OutOfFileDescriptorsError, out_of_fds
+from yeastar_async._fds import OutOfFileDescriptorsError, imported, out_of_fds
 from yeastar_async._fds import report as report_out_of_fds
 from yeastar_async._tls import checked_connection
 from yeastar_async.errors import (
@@ -91,7 +91,7 @@ from yeastar_async.errors import (
     YeastarError,
     error_for,
 )
-from yeastar_async.events._decode import decode
+from yeastar_async.events._decode import HELPER_MODULES, decode
 from yeastar_async.events._dispatch import (
     OVERFLOW_POLICIES,
     Dispatcher,
@@ -838,6 +838,22 @@ def _with_text_raw(event: UnknownEvent) -> UnknownEvent:
     return event
 
 
+#: What a link imports on first use, loaded by the supervisor before it opens any socket: a
+#: process out of descriptors at its first connect gets the out-of-fd report and a retry, not
+#: an import's own failure in the middle of a link (or a decoder missing a module later).
+_LINK_MODULES: Final = ("websockets.asyncio.client", "websockets.exceptions", *HELPER_MODULES)
+_link_modules_loaded = False
+
+
+def _load_link_modules() -> None:
+    """Import :data:`_LINK_MODULES` (once; raises :class:`OutOfFileDescriptorsError`)."""
+    global _link_modules_loaded
+    if not _link_modules_loaded:
+        for name in _LINK_MODULES:
+            imported(name)
+        _link_modules_loaded = True
+
+
 def _no_redirect_connect() -> type[Any]:
     """websockets' ``connect``, made to never follow a redirect.
 
@@ -1423,6 +1439,14 @@ class EventStream:
                 self._topics_event.clear()
                 await self._topics_event.wait()
             try:
+                # Before any socket: the modules a link needs (see _LINK_MODULES).
+                _load_link_modules()
+            except OutOfFileDescriptorsError:
+                self._attempt_settled()
+                report_out_of_fds(logger, "event stream: cannot load what a link needs")
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            try:
                 token = await self._tokens.token()
             except _FATAL:
                 raise
@@ -1574,13 +1598,14 @@ class EventStream:
         redact = self._endpoint.redact
         stats.connect_attempts += 1
         tls: dict[str, Any] = {}
-        context = self._endpoint.ws_ssl()
-        if context is not None:  # websockets refuses ssl=None with wss://, and ssl= with ws://
-            tls["ssl"] = context
         # Raised after the try statement, not in a handler: there, the exception's __context__
         # would be websockets' own, which holds the URL or Location unmasked.
         refused: Exception | None = None
         try:
+            # Built on first use: the trust store needs a descriptor too.
+            context = self._endpoint.ws_ssl()
+            if context is not None:  # websockets refuses ssl=None with wss://, ssl= with ws://
+                tls["ssl"] = context
             await pace_turn()  # links dropped together reconnect a few per loop iteration
             ws: ClientConnection = await _no_redirect_connect()(
                 self._endpoint.ws_url(token),
@@ -1600,6 +1625,8 @@ class EventStream:
             )
         except InvalidURI as exc:
             refused = ValueError(redact(str(exc)))
+        except OutOfFileDescriptorsError:
+            return _OUT_OF_FDS, False, None
         except TransportError as exc:  # the pin check: nothing was sent
             logger.error("event stream: %s", redact(str(exc)))
             return f"certificate check failed: {redact(str(exc))}", False, None
