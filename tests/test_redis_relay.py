@@ -319,6 +319,18 @@ def test_handlers_are_checked_like_the_clients() -> None:
         relay.subscribe()
 
 
+@pytest.mark.parametrize("overflow", ["drop_oldest", "drop_newest"])
+async def test_hold_refuses_a_client_that_drops_events(fake_pbx: FakePBX, overflow: str) -> None:
+    relay = EventRelay(aioredis.Redis(), "pbx1")
+    client = YeastarClient(
+        fake_pbx.base_url, fake_pbx.client_id, fake_pbx.client_secret, overflow=overflow
+    )
+    async with client:
+        with pytest.raises(ValueError, match=f"overflow='block'.*got '{overflow}'"):
+            await relay.hold(client)
+    assert fake_pbx.count("subscribe") == 0  # refused before any link
+
+
 async def test_a_slow_batch_of_a_live_worker_is_not_claimed_by_another(
     fake_pbx: FakePBX, redis_client: aioredis.Redis
 ) -> None:

@@ -187,11 +187,20 @@ class EventRelay:
         (default: every topic this library knows) and appends every event to Redis; on
         losing the lease, waits for it again. Raises what stops the client's stream
         (rejected credentials, a blocked IP). The client should use a shared token store
-        (:class:`~yeastar_async.redis.RedisTokenStore`) with ``revoke_on_close=False``.
+        (:class:`~yeastar_async.redis.RedisTokenStore`) with ``revoke_on_close=False``, and
+        must keep the default ``overflow="block"`` (ValueError otherwise): a dropping queue
+        would lose events the relay promises to append.
         """
         chosen = tuple(sorted(TOPICS)) if topics is None else tuple(topics)
         if not chosen:
             raise ValueError("hold() needs at least one topic")
+        overflow = client._stream.options.overflow
+        if overflow != "block":
+            # Events wait in the client's queue while Redis or a failover search is slow:
+            # a dropping policy would lose them without a gap being reported.
+            raise ValueError(
+                f"hold() needs a client with overflow='block' (nothing dropped), got {overflow!r}"
+            )
         if self._closed:
             raise RuntimeError("the relay is closed")
         if self._holds:
