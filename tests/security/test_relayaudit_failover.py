@@ -13,43 +13,19 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests._calls import call_ends, cdr
 from tests._redis import RedisServer, redis_client, redis_server, until
-from tests.test_redis_recovery import TIMEOUT, Worker, make_client, stream_calls
+from tests._relay import TIMEOUT, Holder, Worker, stream_calls
 from yeastar_async import events
 from yeastar_async.redis import EventRelay
 from yeastar_async.redis._gap import TenureCdrs
 from yeastar_async.testing import FakePBX
 
 __all__ = ["redis_client", "redis_server"]
-
-LEASE = 1.0
-TOPICS = (30011, 30012, 30016)
-
-
-class Holder:
-    """A link holder in this process, with the relay options a test chooses."""
-
-    def __init__(self, pbx: FakePBX, redis: aioredis.Redis, **options: Any) -> None:
-        self.relay = EventRelay(redis, "pbx", lease=LEASE, **options)
-        self.client = make_client(pbx, redis)
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> Holder:
-        self.task = asyncio.create_task(self.relay.hold(self.client, topics=TOPICS))
-        return self
-
-    async def close(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            await asyncio.wait({self.task}, timeout=TIMEOUT)
-        await self.relay.aclose()
-        await self.client.aclose()
 
 
 class _HeldReplies:
