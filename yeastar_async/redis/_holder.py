@@ -359,7 +359,10 @@ class Holder:
                         continue
                     break
                 raise_if_cancelled()
-                at = next((i for i, e in enumerate(batch) if isinstance(e, Connected)), None)
+                # Only the tenure's first Connected is looked for: no scan on the hot path after.
+                at = None
+                if failover is not None:
+                    at = next((i for i, e in enumerate(batch) if isinstance(e, Connected)), None)
                 if failover is not None and at is not None:
                     # The first Connected of a tenure after another holder's: the gap.
                     await self._forward(client, batch[:at], link, cdrs)
